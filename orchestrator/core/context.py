@@ -1,0 +1,175 @@
+"""The workflow context: the object a workflow function receives as ``ctx``.
+
+It mirrors the Dapr Python SDK's ``DaprWorkflowContext``. Every call that asks for work (an activity,
+a timer, a child workflow) takes the next sequence number and records an *action*; replay matches
+actions against the history and whatever is left unmatched becomes this step's new decisions. Nothing
+here touches a clock, Redis or Celery: "now" is the timestamp recorded at the start of each step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from .history import ChildScheduled, EventRaised, HistoryEvent, TaskScheduled, TimerCreated
+from .payload import to_json_compatible
+from .tasks import (
+    ActivityTask,
+    ChildWorkflowTask,
+    CompletableTask,
+    ExternalEventTask,
+    RetryableTask,
+    Task,
+    TimerTask,
+)
+
+NAME_ATTRIBUTE = "__orchestrator_name__"
+
+
+def registered_name(fn_or_name: Callable[..., Any] | str) -> str:
+    """The name a workflow/activity is registered and recorded under."""
+    if isinstance(fn_or_name, str):
+        return fn_or_name
+    name = getattr(fn_or_name, NAME_ATTRIBUTE, None) or getattr(fn_or_name, "_dapr_alternate_name", None)
+    if name:
+        return str(name)
+    if callable(fn_or_name) and hasattr(fn_or_name, "__name__"):
+        return fn_or_name.__name__
+    raise TypeError(f"expected a function or a registered name, got {type(fn_or_name).__name__}")
+
+
+def to_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(round(moment.timestamp() * 1000))
+
+
+def from_ms(ms: int) -> datetime:
+    """Naive UTC datetime, as the Dapr SDK's ``current_utc_datetime`` returns."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)
+
+
+class WorkflowContext:
+    """What a workflow sees of the engine (Dapr's ``DaprWorkflowContext``)."""
+
+    def __init__(self, instance_id: str, generation: int = 0) -> None:
+        self._instance_id = instance_id
+        self._generation = generation
+        self._now_ms = 0
+        self.is_replaying = True
+        self._seq = 0
+        self._actions: dict[int, HistoryEvent] = {}  # recorded by code, not yet matched to history
+        self._open: dict[int, CompletableTask[Any]] = {}  # leaf tasks by seq, awaiting completion
+        self._retries: dict[int, RetryableTask[Any]] = {}  # seq of attempt/backoff timer -> owner
+        self._waiters: dict[str, list[ExternalEventTask[Any]]] = {}
+        self._buffered: dict[str, deque[EventRaised]] = {}
+        self._custom_status: Any = None
+        self._continue_as_new: tuple[Any, bool] | None = None
+
+    # -- Dapr-compatible properties -------------------------------------------------------------
+    @property
+    def instance_id(self) -> str:
+        return self._instance_id
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        return from_ms(self._now_ms)
+
+    # -- asking for work ------------------------------------------------------------------------
+    def call_activity(
+        self,
+        activity: Callable[..., Any] | str,
+        *,
+        input: Any = None,
+        retry_policy: Any = None,
+        app_id: str | None = None,
+    ) -> Task[Any]:
+        name = registered_name(activity)
+        payload = to_json_compatible(input, f"input of activity {name!r}")
+        request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id}
+        return self._schedule(request, retry_policy)
+
+    def call_child_workflow(
+        self,
+        workflow: Callable[..., Any] | str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: Any = None,
+        app_id: str | None = None,
+    ) -> Task[Any]:
+        name = registered_name(workflow)
+        payload = to_json_compatible(input, f"input of child workflow {name!r}")
+        request = {"kind": "child", "name": name, "input": payload, "app_id": app_id, "instance_id": instance_id}
+        return self._schedule(request, retry_policy)
+
+    def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
+        if isinstance(fire_at, timedelta):
+            due = self._now_ms + int(fire_at.total_seconds() * 1000)
+        elif isinstance(fire_at, datetime):
+            due = to_ms(fire_at)
+        else:
+            raise TypeError(f"create_timer takes a datetime or a timedelta, got {type(fire_at).__name__}")
+        return self._new_timer(due, purpose="")
+
+    def wait_for_external_event(self, name: str) -> Task[Any]:
+        if not isinstance(name, str) or not name:
+            raise ValueError("wait_for_external_event needs a non-empty event name")
+        return ExternalEventTask(name)
+
+    def continue_as_new(self, new_input: Any = None, *, save_events: bool = False) -> None:
+        """Restart this instance with fresh history once the workflow function yields or returns."""
+        self._continue_as_new = (to_json_compatible(new_input, "continue_as_new input"), save_events)
+
+    def set_custom_status(self, custom_status: Any) -> None:
+        self._custom_status = to_json_compatible(custom_status, "custom status")
+
+    # -- internals used by replay ---------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _schedule(self, request: dict[str, Any], retry_policy: Any) -> Task[Any]:
+        inner = self._schedule_attempt(request, attempt=1)
+        if retry_policy is None:
+            return inner
+        owner = RetryableTask(inner, retry_policy, self._now_ms, request)
+        self._retries[inner.seq] = owner
+        return owner
+
+    def _schedule_attempt(self, request: dict[str, Any], attempt: int) -> CompletableTask[Any]:
+        seq = self._next_seq()
+        name, payload, app_id = request["name"], request["input"], request["app_id"]
+        task: CompletableTask[Any]
+        if request["kind"] == "activity":
+            self._actions[seq] = TaskScheduled(
+                ts=self._now_ms, seq=seq, name=name, input=payload, app_id=app_id, attempt=attempt
+            )
+            task = ActivityTask(seq, name)
+        else:
+            child_id = request["instance_id"] or self._default_child_id(seq)
+            if attempt > 1:
+                child_id = f"{child_id}-attempt{attempt}"
+            self._actions[seq] = ChildScheduled(
+                ts=self._now_ms, seq=seq, name=name, instance_id=child_id, input=payload, app_id=app_id
+            )
+            task = ChildWorkflowTask(seq, name, child_id)
+        self._open[seq] = task
+        return task
+
+    def _default_child_id(self, seq: int) -> str:
+        if self._generation:
+            return f"{self._instance_id}:{self._generation}:{seq}"
+        return f"{self._instance_id}:{seq}"
+
+    def _new_timer(self, due: int, purpose: str) -> TimerTask:
+        seq = self._next_seq()
+        self._actions[seq] = TimerCreated(ts=self._now_ms, seq=seq, fire_at=due, purpose=purpose)
+        timer = TimerTask(seq, due)
+        self._open[seq] = timer
+        return timer
+
+
+# The Dapr SDK's name for the same thing.
+DaprWorkflowContext = WorkflowContext

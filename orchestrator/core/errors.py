@@ -1,0 +1,106 @@
+"""Errors of the engine and the failure record that travels with a failed task or workflow.
+
+All of them live in the pure core so that every outer layer (store, worker, client, HTTP) raises and
+recognises the same types.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FailureDetails:
+    """Why a task or a workflow failed: the error's type name, its message and its stack trace."""
+
+    message: str
+    error_type: str
+    stack_trace: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "FailureDetails":
+        kind = type(exc)
+        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        if isinstance(exc, TaskFailedError):
+            # Re-raised task failures keep the original error's type, so the workflow's failure says
+            # what actually went wrong, not just that a task failed.
+            return exc.details
+        stack = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+        return cls(message=str(exc), error_type=name, stack_trace=stack)
+
+    def to_list(self) -> list[Any]:
+        return [self.error_type, self.message, self.stack_trace]
+
+    @classmethod
+    def from_list(cls, value: list[Any]) -> "FailureDetails":
+        error_type, message, stack = (list(value) + [None, None, None])[:3]
+        return cls(message=str(message), error_type=str(error_type), stack_trace=stack)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error_type": self.error_type, "message": self.message, "stack_trace": self.stack_trace}
+
+
+class OrchestratorError(Exception):
+    """Base of the errors this package raises on purpose."""
+
+
+class TaskFailedError(OrchestratorError):
+    """Raised inside a workflow when an activity or child workflow it awaited failed."""
+
+    def __init__(self, message: str, details: FailureDetails) -> None:
+        super().__init__(message)
+        self.details = details
+
+    @property
+    def error_type(self) -> str:
+        return self.details.error_type
+
+
+class NonDeterminismError(OrchestratorError):
+    """The workflow code asked for something other than what its history recorded at that point.
+
+    Raised by replay; the instance is failed with this error and its history is left untouched.
+    """
+
+    def __init__(self, workflow: str, instance_id: str, position: int, recorded: str, requested: str) -> None:
+        self.workflow = workflow
+        self.instance_id = instance_id
+        self.position = position
+        self.recorded = recorded
+        self.requested = requested
+        super().__init__(
+            f"workflow {workflow!r} (instance {instance_id!r}) is not deterministic at history event "
+            f"#{position}: history recorded {recorded}, but the code {requested}. The workflow's code "
+            "changed under a running instance; guard the change with ctx.is_patched(...) or let old "
+            "instances finish before deploying it."
+        )
+
+
+class WorkflowNotRegisteredError(OrchestratorError):
+    """A workflow name that no worker pool registers."""
+
+
+class ActivityNotRegisteredError(OrchestratorError):
+    """An activity name that the worker pool it was routed to does not register."""
+
+
+class InstanceNotFoundError(OrchestratorError):
+    """An operation named an instance id that does not exist."""
+
+
+class InstanceAlreadyExistsError(OrchestratorError):
+    """schedule_new_workflow was given an id that is taken."""
+
+
+class InstanceFinishedError(OrchestratorError):
+    """An operation that needs a live instance was given a finished one."""
+
+
+class InstanceRunningError(OrchestratorError):
+    """An operation that needs a finished instance (purge) was given a live one."""
+
+
+class PayloadError(OrchestratorError, TypeError):
+    """A workflow or activity input/output that is not JSON-compatible or is too large."""

@@ -1,0 +1,233 @@
+"""History events: the small typed records a workflow's history is made of.
+
+Every event is a frozen dataclass with an explicit numeric ``KIND``. On the wire an event is a
+msgpack array ``[KIND, ts, *fields]`` (field order = dataclass order), which keeps a history step of
+a chain workflow to a few dozen bytes. Times are integer milliseconds since the Unix epoch (UTC),
+so nothing here depends on time zones or float rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable
+
+import msgpack
+
+from .errors import FailureDetails
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryEvent:
+    """Base of every history record; ``ts`` is when the event happened (ms since epoch)."""
+
+    KIND: ClassVar[int] = 0
+    ts: int = 0
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStarted(HistoryEvent):
+    """Opens the batch of one orchestration step; its ``ts`` is the workflow's deterministic 'now'."""
+
+    KIND: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionStarted(HistoryEvent):
+    KIND: ClassVar[int] = 2
+    name: str
+    input: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskScheduled(HistoryEvent):
+    """The workflow asked for activity ``name``; ``seq`` identifies the call within the instance."""
+
+    KIND: ClassVar[int] = 3
+    seq: int
+    name: str
+    input: Any = None
+    app_id: str | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted(HistoryEvent):
+    KIND: ClassVar[int] = 4
+    seq: int
+    result: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed(HistoryEvent):
+    KIND: ClassVar[int] = 5
+    seq: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerCreated(HistoryEvent):
+    """A durable timer; ``purpose`` is "" for user timers, "retry" for a retry backoff."""
+
+    KIND: ClassVar[int] = 6
+    seq: int
+    fire_at: int
+    purpose: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerFired(HistoryEvent):
+    KIND: ClassVar[int] = 7
+    seq: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRaised(HistoryEvent):
+    """An external event delivered to the instance (matched to waits by name, in arrival order)."""
+
+    KIND: ClassVar[int] = 8
+    name: str
+    data: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildScheduled(HistoryEvent):
+    KIND: ClassVar[int] = 9
+    seq: int
+    name: str
+    instance_id: str
+    input: Any = None
+    app_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildCompleted(HistoryEvent):
+    KIND: ClassVar[int] = 10
+    seq: int
+    result: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildFailed(HistoryEvent):
+    KIND: ClassVar[int] = 11
+    seq: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionCompleted(HistoryEvent):
+    """The workflow function returned (status COMPLETED) or raised (status FAILED)."""
+
+    KIND: ClassVar[int] = 12
+    status: str
+    result: Any = None
+    failure: FailureDetails | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinuedAsNew(HistoryEvent):
+    KIND: ClassVar[int] = 13
+    input: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionTerminated(HistoryEvent):
+    KIND: ClassVar[int] = 14
+    output: Any = None
+    recursive: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionSuspended(HistoryEvent):
+    KIND: ClassVar[int] = 15
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionResumed(HistoryEvent):
+    KIND: ClassVar[int] = 16
+    reason: str | None = None
+
+
+EVENT_TYPES: dict[int, type[HistoryEvent]] = {
+    cls.KIND: cls
+    for cls in (
+        StepStarted, ExecutionStarted, TaskScheduled, TaskCompleted, TaskFailed, TimerCreated,
+        TimerFired, EventRaised, ChildScheduled, ChildCompleted, ChildFailed, ExecutionCompleted,
+        ContinuedAsNew, ExecutionTerminated, ExecutionSuspended, ExecutionResumed,
+    )
+}
+_FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
+}
+# Control events are handled by the step itself, before and regardless of the workflow code.
+CONTROL_EVENTS = (ExecutionTerminated, ExecutionSuspended, ExecutionResumed)
+
+
+class HistoryFormatError(ValueError):
+    """A stored record could not be decoded into a history event."""
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, FailureDetails):
+        return value.to_list()
+    return value
+
+
+def to_record(event: HistoryEvent) -> list[Any]:
+    """The msgpack-ready array form of ``event``."""
+    cls = type(event)
+    return [cls.KIND] + [_encode_value(getattr(event, name)) for name in _FIELDS[cls]]
+
+
+def from_record(record: list[Any]) -> HistoryEvent:
+    try:
+        cls = EVENT_TYPES[record[0]]
+        values = dict(zip(_FIELDS[cls], record[1:]))
+        for key in ("failure",):
+            if values.get(key) is not None:
+                values[key] = FailureDetails.from_list(values[key])
+        return cls(**values)
+    except (KeyError, IndexError, TypeError) as exc:
+        raise HistoryFormatError(f"malformed history record {record!r}: {exc}") from exc
+
+
+def pack_events(events: Iterable[HistoryEvent]) -> bytes:
+    return msgpack.packb([to_record(e) for e in events], use_bin_type=True)
+
+
+def unpack_events(data: bytes) -> list[HistoryEvent]:
+    try:
+        records = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise HistoryFormatError(f"undecodable history batch: {exc}") from exc
+    if not isinstance(records, list):
+        raise HistoryFormatError(f"history batch is {type(records).__name__}, expected a list")
+    return [from_record(r) for r in records]
+
+
+def pack_event(event: HistoryEvent) -> bytes:
+    return msgpack.packb(to_record(event), use_bin_type=True)
+
+
+def unpack_event(data: bytes) -> HistoryEvent:
+    try:
+        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise HistoryFormatError(f"undecodable event: {exc}") from exc
+    if not isinstance(record, list):
+        raise HistoryFormatError(f"event is {type(record).__name__}, expected a list")
+    return from_record(record)
+
+
+def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
+    """A JSON-friendly view of an event, for the client, CLI, HTTP API and dashboard."""
+    out: dict[str, Any] = {"kind": event.kind}
+    for name in _FIELDS[type(event)]:
+        value = getattr(event, name)
+        out[name] = value.to_dict() if isinstance(value, FailureDetails) else value
+    return out

@@ -1,0 +1,304 @@
+"""Deterministic replay: history in, decisions out.
+
+``replay(workflow, instance_id, past, new)`` runs the workflow generator from the start, feeds it the
+results recorded in ``past`` (checking that the code asks for exactly what history recorded), then
+applies the ``new`` events (the inbox events this step consumes, led by a ``StepStarted`` that carries
+the step's timestamp) and returns what the step decided: new actions, the completion if any, the
+custom status, and what the workflow now waits for. It is pure: no I/O, no clock, no randomness.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Generator, Sequence
+
+from .context import WorkflowContext
+from .errors import FailureDetails, NonDeterminismError, TaskFailedError
+from .history import (
+    ChildCompleted,
+    ChildFailed,
+    ChildScheduled,
+    ContinuedAsNew,
+    EventRaised,
+    ExecutionCompleted,
+    ExecutionStarted,
+    HistoryEvent,
+    StepStarted,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+)
+from .payload import to_json_compatible
+from .tasks import CompletableTask, CompositeTask, ExternalEventTask, RetryableTask, Task, WhenAllTask, WhenAnyTask
+
+COMPLETED, FAILED = "COMPLETED", "FAILED"
+
+
+@dataclass(frozen=True)
+class WaitSpec:
+    """What a blocked workflow waits for: ``all`` of the tokens, or ``any`` one of them."""
+
+    mode: str
+    tokens: tuple[str, ...]
+
+
+@dataclass
+class StepResult:
+    actions: list[HistoryEvent] = field(default_factory=list)
+    completion: ExecutionCompleted | ContinuedAsNew | None = None
+    wait: WaitSpec | None = None
+    custom_status: Any = None
+    carryover: list[EventRaised] = field(default_factory=list)  # events kept across continue-as-new
+
+
+def _describe(event: HistoryEvent) -> str:
+    if isinstance(event, TaskScheduled):
+        return f"activity {event.name!r} (call #{event.seq})"
+    if isinstance(event, ChildScheduled):
+        return f"child workflow {event.name!r} (call #{event.seq})"
+    if isinstance(event, TimerCreated):
+        return f"{'a retry backoff timer' if event.purpose == 'retry' else 'a timer'} (call #{event.seq})"
+    return event.kind
+
+
+class _Replayer:
+    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int) -> None:
+        self.workflow = workflow
+        self.ctx = WorkflowContext(instance_id, generation)
+        self.name = "?"
+        self.gen: Generator[Task[Any], Any, Any] | None = None
+        self.blocked_on: Task[Any] | None = None
+        self.completion: ExecutionCompleted | ContinuedAsNew | None = None
+        self.position = 0
+
+    # -- driving the generator ------------------------------------------------------------------
+    def start(self, event: ExecutionStarted) -> None:
+        self.name = event.name
+        try:
+            params = inspect.signature(self.workflow).parameters
+            result = self.workflow(self.ctx) if len(params) == 1 else self.workflow(self.ctx, event.input)
+        except Exception as exc:  # noqa: BLE001 - the workflow's own failure becomes its outcome
+            self._fail(exc)
+            return
+        if inspect.isgenerator(result):
+            self.gen = result
+            self._advance(None, None)
+        else:
+            self._complete(result)
+
+    def _advance(self, value: Any, error: BaseException | None) -> None:
+        """Resume the generator until it blocks on an incomplete task or finishes."""
+        assert self.gen is not None
+        while True:
+            try:
+                yielded = self.gen.throw(error) if error is not None else self.gen.send(value)
+            except StopIteration as stop:
+                self._complete(stop.value)
+                return
+            except NonDeterminismError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self._fail(exc)
+                return
+            if self.ctx._continue_as_new is not None:
+                self._complete(None)
+                return
+            if not isinstance(yielded, Task):
+                self._fail(TypeError(
+                    f"workflow {self.name!r} yielded {yielded!r} ({type(yielded).__name__}); a workflow "
+                    "must yield tasks from ctx.call_activity, ctx.create_timer, ctx.wait_for_external_event, "
+                    "ctx.call_child_workflow, when_all or when_any"
+                ))
+                return
+            self._attach_event_waits(yielded)
+            if not yielded.is_complete:
+                self.blocked_on = yielded
+                return
+            value, error = self._outcome(yielded)
+
+    @staticmethod
+    def _outcome(task: Task[Any]) -> tuple[Any, BaseException | None]:
+        if task.is_failed:
+            return None, task._exception
+        return task._result, None
+
+    def _wake_if_unblocked(self) -> None:
+        task = self.blocked_on
+        if task is not None and task.is_complete and self.completion is None:
+            self.blocked_on = None
+            self._detach_losers(task)
+            value, error = self._outcome(task)
+            self._advance(value, error)
+
+    def _complete(self, result: Any) -> None:
+        if self.gen is not None:
+            self.gen.close()
+        if self.ctx._continue_as_new is not None:
+            new_input, _ = self.ctx._continue_as_new
+            self.completion = ContinuedAsNew(ts=self.ctx._now_ms, input=new_input)
+            return
+        try:
+            output = to_json_compatible(result, f"output of workflow {self.name!r}")
+        except TypeError as exc:
+            self._fail(exc)
+            return
+        self.completion = ExecutionCompleted(ts=self.ctx._now_ms, status=COMPLETED, result=output)
+
+    def _fail(self, exc: BaseException) -> None:
+        details = FailureDetails.from_exception(exc)
+        self.completion = ExecutionCompleted(ts=self.ctx._now_ms, status=FAILED, failure=details)
+
+    # -- external events: a wait takes an event only once yielded, losers let go ------------------
+    def _attach_event_waits(self, task: Task[Any]) -> None:
+        for leaf in task.leaves():
+            if isinstance(leaf, ExternalEventTask) and not leaf.is_complete and not leaf.waiting:
+                buffered = self.ctx._buffered.get(leaf.name)
+                if buffered:
+                    leaf.complete(buffered.popleft().data)
+                else:
+                    leaf.waiting = True
+                    self.ctx._waiters.setdefault(leaf.name, []).append(leaf)
+
+    def _detach_losers(self, task: Task[Any]) -> None:
+        if not isinstance(task, WhenAnyTask):
+            return
+        for leaf in task.leaves():
+            if isinstance(leaf, ExternalEventTask) and leaf.waiting and not leaf.is_complete:
+                leaf.waiting = False
+                self.ctx._waiters[leaf.name].remove(leaf)
+
+    # -- applying history -----------------------------------------------------------------------
+    def apply(self, event: HistoryEvent) -> None:
+        self.position += 1
+        ctx = self.ctx
+        if isinstance(event, StepStarted):
+            self._check_all_matched(event)
+            ctx._now_ms = event.ts
+        elif isinstance(event, ExecutionStarted):
+            self.start(event)
+        elif isinstance(event, (TaskScheduled, ChildScheduled, TimerCreated)):
+            self._match(event)
+        elif isinstance(event, (TaskCompleted, ChildCompleted)):
+            task = ctx._open.pop(event.seq, None)
+            if task is not None:
+                self._resolve(task, event.seq, event.result, None)
+        elif isinstance(event, (TaskFailed, ChildFailed)):
+            task = ctx._open.pop(event.seq, None)
+            if task is not None:
+                self._resolve(task, event.seq, None, event.failure)
+        elif isinstance(event, TimerFired):
+            task = ctx._open.pop(event.seq, None)
+            if task is not None:
+                self._timer_fired(task, event.seq)
+        elif isinstance(event, EventRaised):
+            waiters = ctx._waiters.get(event.name)
+            if waiters:
+                waiter = waiters.pop(0)
+                waiter.waiting = False
+                waiter.complete(event.data)
+            else:
+                ctx._buffered.setdefault(event.name, deque()).append(event)
+        # Completion, continue-as-new and control events carry no work for the code.
+        self._wake_if_unblocked()
+
+    def _match(self, recorded: HistoryEvent) -> None:
+        requested = self.ctx._actions.pop(recorded.seq, None)  # type: ignore[attr-defined]
+        if requested is None:
+            raise self._nondeterminism(_describe(recorded), "did not ask for it (nothing was scheduled at that point)")
+        same_kind = type(requested) is type(recorded)
+        same_target = getattr(requested, "name", None) == getattr(recorded, "name", None)
+        if isinstance(recorded, TimerCreated) and isinstance(requested, TimerCreated):
+            same_target = requested.purpose == recorded.purpose
+        if not (same_kind and same_target):
+            raise self._nondeterminism(_describe(recorded), f"asked for {_describe(requested)}")
+
+    def _check_all_matched(self, at: HistoryEvent) -> None:
+        if self.ctx._actions and self.ctx.is_replaying:
+            first = next(iter(self.ctx._actions.values()))
+            raise self._nondeterminism("no such call at that step", f"asked for {_describe(first)}")
+
+    def _nondeterminism(self, recorded: str, requested: str) -> NonDeterminismError:
+        return NonDeterminismError(self.name, self.ctx.instance_id, self.position, recorded, requested)
+
+    def _resolve(self, task: CompletableTask[Any], seq: int, result: Any, failure: FailureDetails | None) -> None:
+        owner = self.ctx._retries.pop(seq, None)
+        if failure is None:
+            (owner or task).complete(result)
+            if owner is not None:
+                task.complete(result)
+            return
+        message = f"{getattr(task, 'name', 'task')!r} failed: {failure.error_type}: {failure.message}"
+        if owner is not None and self._retry(owner, failure):
+            return
+        task.fail(message, failure)
+        if owner is not None:
+            owner.fail(message, failure)
+
+    def _retry(self, owner: RetryableTask[Any], failure: FailureDetails) -> bool:
+        """Schedule the backoff timer before the next attempt; False when the policy gives up."""
+        elapsed = timedelta(milliseconds=self.ctx._now_ms - owner.first_scheduled_at)
+        seed = zlib.crc32(f"{self.ctx.instance_id}:{owner.request['name']}:{owner.first_scheduled_at}".encode())
+        delay = owner.policy.next_delay(owner.attempt, failure.error_type, elapsed, seed)
+        if delay is None:
+            return False
+        timer = self.ctx._new_timer(self.ctx._now_ms + int(delay.total_seconds() * 1000), purpose="retry")
+        owner.set_current(timer)
+        self.ctx._retries[timer.seq] = owner
+        return True
+
+    def _timer_fired(self, task: CompletableTask[Any], seq: int) -> None:
+        owner = self.ctx._retries.pop(seq, None)
+        if owner is None:
+            task.complete(None)
+            return
+        owner.attempt += 1
+        attempt = self.ctx._schedule_attempt(owner.request, owner.attempt)
+        owner.set_current(attempt)
+        self.ctx._retries[attempt.seq] = owner
+
+    # -- the step's outcome ---------------------------------------------------------------------
+    def wait_spec(self) -> WaitSpec | None:
+        if self.completion is not None or self.blocked_on is None:
+            return None
+        task = self.blocked_on
+        tokens = tuple(dict.fromkeys(leaf.token for leaf in task.leaves() if not leaf.is_complete))
+        plain_all = isinstance(task, WhenAllTask) and not any(isinstance(c, CompositeTask) for c in task.children)
+        return WaitSpec("all" if plain_all and len(tokens) > 1 else "any", tokens)
+
+
+def replay(
+    workflow: Callable[..., Any],
+    instance_id: str,
+    past: Sequence[HistoryEvent],
+    new: Sequence[HistoryEvent],
+    *,
+    generation: int = 0,
+) -> StepResult:
+    """Run one orchestration step. Raises ``NonDeterminismError`` when code and history disagree."""
+    r = _Replayer(workflow, instance_id, generation)
+    ctx = r.ctx
+    for event in past:
+        r.apply(event)
+    r._check_all_matched(StepStarted(ts=ctx._now_ms))
+    ctx.is_replaying = False
+    for event in new:
+        r.apply(event)
+    carry: list[EventRaised] = []
+    if isinstance(r.completion, ContinuedAsNew) and ctx._continue_as_new and ctx._continue_as_new[1]:
+        carry = [e for queue in ctx._buffered.values() for e in queue]
+    return StepResult(
+        actions=list(ctx._actions.values()),
+        completion=r.completion,
+        wait=r.wait_spec(),
+        custom_status=ctx._custom_status,
+        carryover=carry,
+    )
+
+
+__all__ = ["replay", "StepResult", "WaitSpec", "COMPLETED", "FAILED", "TaskFailedError"]
