@@ -1,0 +1,81 @@
+"""Settings: every default of the engine in one place, overridable by a TOML file and the environment.
+
+Precedence, lowest first: the defaults below, the TOML file named by ``ORCH_CONFIG`` (keys as the
+field names, e.g. ``redis_url = "redis://..."``), environment variables (``REDIS_URL`` and
+``ORCH_<FIELD>`` in upper case), then keyword arguments given in code. ``config/orchestrator.toml``
+documents each one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    broker_url: str | None = None  # Celery broker; defaults to redis_url
+    key_prefix: str = "orch"
+    app_id: str = "default"
+    concurrency: int = 2
+    # Kombu's Redis transport redelivers an unacknowledged message after this many seconds; it must
+    # exceed the longest activity, or a still-running activity is delivered to a second worker.
+    visibility_timeout: int = 3600
+    prefetch_multiplier: int = 1
+    timer_poll_interval: float = 0.2
+    sweep_interval: float = 2.0
+    # A step or publish still unfinished this long after it was due is taken over by a sweeper.
+    stale_after: float = 15.0
+    inline_steps: bool = True
+    max_payload_bytes: int = 1024 * 1024
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(field_type: Any, raw: str, name: str) -> Any:
+    kind = str(field_type)
+    try:
+        if "bool" in kind:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if "int" in kind:
+            return int(raw)
+        if "float" in kind:
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"setting {name} has invalid value {raw!r} (expected {kind})") from None
+    return raw
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Defaults < ORCH_CONFIG file < environment < ``overrides`` (None values are ignored)."""
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in fields(Settings)}
+    path = os.environ.get("ORCH_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ValueError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+        values.update(data)
+    if os.environ.get("REDIS_URL"):
+        values["redis_url"] = os.environ["REDIS_URL"]
+    for name, f in known.items():
+        env = os.environ.get(f"ORCH_{name.upper()}")
+        if env is not None:
+            values[name] = _coerce(f.type, env, f"ORCH_{name.upper()}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

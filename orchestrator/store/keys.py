@@ -1,0 +1,80 @@
+"""The Redis key schema, in one place.
+
+Per-instance keys share the hash tag ``{instance_id}`` so a per-instance script touches one slot:
+
+=========================  ==========  ===========================================================
+key                        type        holds
+=========================  ==========  ===========================================================
+``P:{id}:meta``            hash        name, app, status, input, output, custom status, failure,
+                                       times, parent link, history version ``ver``, generation
+                                       ``gen``, wait mode ``wmode`` / remaining ``wleft``
+``P:{id}:hist``            stream      history, one entry per committed step (id ``<ver>-1``), field
+                                       ``e`` = msgpack array of events
+``P:{id}:inbox``           stream      events delivered but not yet consumed by a step: field ``t``
+                                       is the wake token, ``e`` the packed event
+``P:{id}:tasks``           hash        outstanding task keys ``<gen>.<seq>``; a delivery whose key is
+                                       absent is a duplicate or late and is dropped
+``P:{id}:wait``            set         wake tokens the blocked workflow waits on
+``P:{id}:outbox``          hash        dispatches committed but not yet published
+``P:{id}:children``        set         ids of child instances (for recursive terminate / purge)
+=========================  ==========  ===========================================================
+
+Global keys: ``P:ready`` (zset: instances that need a step, by time marked), ``P:outbox`` (zset:
+instances with unpublished dispatches), ``P:timers`` (zset: ``<id>|<gen>.<seq>`` by fire time, or
+``<id>|start`` for a scheduled start), ``P:idx:all`` / ``P:idx:status:<S>`` / ``P:idx:name:<N>``
+(zsets by creation time) and ``P:workflows`` (hash: workflow name -> app id of a pool serving it).
+
+Instance ids are restricted to characters that cannot break the hash tag or the timer member format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+INSTANCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,200}$")
+INSTANCE_SUFFIXES = ("meta", "hist", "inbox", "tasks", "wait", "outbox", "children")
+
+
+def validate_instance_id(instance_id: str) -> str:
+    if not isinstance(instance_id, str) or not INSTANCE_ID_PATTERN.match(instance_id):
+        raise ValueError(
+            f"invalid instance id {instance_id!r}: use 1-200 characters from letters, digits and _ . : @ -"
+        )
+    return instance_id
+
+
+@dataclass(frozen=True)
+class InstanceKeys:
+    meta: str
+    hist: str
+    inbox: str
+    tasks: str
+    wait: str
+    outbox: str
+    children: str
+
+    def all(self) -> list[str]:
+        return [self.meta, self.hist, self.inbox, self.tasks, self.wait, self.outbox, self.children]
+
+
+class KeySchema:
+    def __init__(self, prefix: str = "orch") -> None:
+        if not prefix or any(c in prefix for c in "{}| "):
+            raise ValueError(f"invalid key prefix {prefix!r}")
+        self.prefix = prefix
+        self.ready = f"{prefix}:ready"
+        self.outbox = f"{prefix}:outbox"
+        self.timers = f"{prefix}:timers"
+        self.index_all = f"{prefix}:idx:all"
+        self.workflows = f"{prefix}:workflows"
+
+    def instance(self, instance_id: str) -> InstanceKeys:
+        base = f"{self.prefix}:{{{instance_id}}}"
+        return InstanceKeys(*(f"{base}:{suffix}" for suffix in INSTANCE_SUFFIXES))
+
+    def status_index(self, status: str) -> str:
+        return f"{self.prefix}:idx:status:{status}"
+
+    def name_index(self, name: str) -> str:
+        return f"{self.prefix}:idx:name:{name}"

@@ -1,0 +1,313 @@
+"""The Redis store: every read and atomic write the engine makes, and nothing else.
+
+Layout and scripts are in ``keys`` and ``scripts``; this module turns Python values into script
+arguments and script replies into records. It knows history events only as packed bytes plus the
+few fields it must index, so the replay logic stays in the core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import msgpack
+import redis
+
+from ..core.errors import FailureDetails
+from ..core.history import HistoryEvent, pack_event, pack_events, unpack_event, unpack_events
+from . import scripts
+from .keys import KeySchema, validate_instance_id
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
+
+# Codes returned by deliver-style scripts.
+UNKNOWN, FINISHED, DUPLICATE, STORED, WAKE, ALREADY_FIRED = -1, -2, 0, 1, 2, -3
+
+
+def pack_value(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack_value(data: bytes | None) -> Any:
+    return None if data is None else msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _script_args(blob: dict[str, Any]) -> bytes:
+    # Redis's cmsgpack cannot read the msgpack bin type: send bytes as (binary-safe) str.
+    return msgpack.packb(blob, use_bin_type=False)
+
+
+@dataclass
+class InboxEntry:
+    entry_id: str
+    token: str
+    event: HistoryEvent
+
+
+@dataclass
+class InstanceMeta:
+    """Everything the metadata hash says about an instance."""
+
+    instance_id: str
+    name: str
+    app: str
+    status: str
+    version: int
+    generation: int
+    created: int
+    updated: int
+    completed: int | None = None
+    input: Any = None
+    output: Any = None
+    custom_status: Any = None
+    failure: FailureDetails | None = None
+    parent: str | None = None
+    parent_key: str | None = None
+    parent_app: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_hash(cls, instance_id: str, raw: dict[bytes, bytes]) -> "InstanceMeta":
+        get = lambda k: raw.get(k.encode())  # noqa: E731
+        text = lambda k: (v.decode() if (v := get(k)) is not None else None)  # noqa: E731
+        failure = unpack_value(get("failure"))
+        return cls(
+            instance_id=instance_id,
+            name=text("name") or "",
+            app=text("app") or "",
+            status=text("status") or "UNKNOWN",
+            version=int(get("ver") or 0),
+            generation=int(get("gen") or 0),
+            created=int(get("created") or 0),
+            updated=int(get("updated") or 0),
+            completed=int(c) if (c := get("completed")) else None,
+            input=unpack_value(get("input")),
+            output=unpack_value(get("output")),
+            custom_status=unpack_value(get("custom")),
+            failure=FailureDetails.from_list(failure) if failure else None,
+            parent=text("parent"),
+            parent_key=text("parent_key"),
+            parent_app=text("parent_app"),
+        )
+
+
+@dataclass
+class Snapshot:
+    meta: InstanceMeta
+    history: list[HistoryEvent]
+    inbox: list[InboxEntry]
+
+
+@dataclass
+class Commit:
+    """One step's writes, applied by the COMMIT script iff the history version is still ``version``."""
+
+    version: int
+    now: int
+    status: str
+    consumed: list[str] = field(default_factory=list)
+    events: list[HistoryEvent] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    drop_fields: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    outbox: dict[str, bytes] = field(default_factory=dict)
+    timers: list[tuple[int, str]] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    wait_mode: str = "any"
+    wait_tokens: list[str] = field(default_factory=list)
+    keep_wait: bool = False
+    reset: bool = False
+    inbox_add: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class CommitResult:
+    ok: bool
+    version: int
+    rerun: bool = False
+    gone: bool = False
+
+
+class RedisStore:
+    """All Redis access of the engine. Thread-safe (redis-py pools connections); fork-safe."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "orch") -> None:
+        self.redis = client
+        self.keys = KeySchema(prefix)
+        self.prefix = prefix
+        self._create = client.register_script(scripts.CREATE)
+        self._deliver = client.register_script(scripts.DELIVER)
+        self._fire = client.register_script(scripts.FIRE_TIMER)
+        self._commit = client.register_script(scripts.COMMIT)
+        self._release = client.register_script(scripts.RELEASE)
+        self._ack = client.register_script(scripts.ACK_OUTBOX)
+        self._claim = client.register_script(scripts.CLAIM_STALE)
+        self._purge = client.register_script(scripts.PURGE)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> "RedisStore":
+        return cls(redis.Redis.from_url(url, **kwargs), prefix)
+
+    # -- instances ------------------------------------------------------------------------------
+    def create_instance(
+        self,
+        instance_id: str,
+        name: str,
+        app: str,
+        started: HistoryEvent,
+        input: Any,
+        now: int,
+        start_at: int = 0,
+        replace: bool = False,
+        parent: str = "",
+        parent_key: str = "",
+        parent_app: str = "",
+    ) -> tuple[int, str]:
+        """Returns (code, status): 2 created and due now, 1 created (scheduled), 0 same child
+        already exists, -1 the id is taken (status of the existing instance)."""
+        validate_instance_id(instance_id)
+        k = self.keys.instance(instance_id)
+        blob = {
+            "name": name, "app": app, "input": pack_value(input), "now": now, "start_at": start_at,
+            "replace": replace, "started": pack_event(started), "parent": parent,
+            "parent_key": parent_key, "parent_app": parent_app,
+        }
+        code, status = self._create(
+            keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children],
+            args=[self.prefix, instance_id, _script_args(blob)],
+        )
+        return int(code), status.decode() if isinstance(status, bytes) else str(status)
+
+    def deliver(
+        self,
+        instance_id: str,
+        event: HistoryEvent,
+        *,
+        token: str,
+        task_key: str = "",
+        now: int,
+        control: bool = False,
+        failure: bool = False,
+    ) -> int:
+        """Put ``event`` in the instance's inbox; see the codes at the top of this module."""
+        k = self.keys.instance(instance_id)
+        return int(self._deliver(
+            keys=[k.meta, k.inbox, k.tasks, k.wait],
+            args=[self.prefix, instance_id, task_key, token, pack_event(event), now,
+                  "1" if control else "0", "1" if failure else "0"],
+        ))
+
+    def get_meta(self, instance_id: str) -> InstanceMeta | None:
+        raw = self.redis.hgetall(self.keys.instance(instance_id).meta)
+        return InstanceMeta.from_hash(instance_id, raw) if raw else None
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        entries = self.redis.xrange(self.keys.instance(instance_id).hist)
+        return [event for _, fields in entries for event in unpack_events(fields[b"e"])]
+
+    def load(self, instance_id: str) -> Snapshot | None:
+        """Metadata, history and inbox read in one MULTI, so they belong to the same version."""
+        k = self.keys.instance(instance_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(k.meta)
+        pipe.xrange(k.hist)
+        pipe.xrange(k.inbox)
+        raw_meta, hist, inbox = pipe.execute()
+        if not raw_meta:
+            return None
+        history = [event for _, fields in hist for event in unpack_events(fields[b"e"])]
+        entries = [
+            InboxEntry(eid.decode(), fields[b"t"].decode(), unpack_event(fields[b"e"]))
+            for eid, fields in inbox
+        ]
+        return Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), history, entries)
+
+    def commit(self, instance_id: str, c: Commit) -> CommitResult:
+        k = self.keys.instance(instance_id)
+        blob = {
+            "ver": c.version, "now": c.now, "status": c.status, "consumed": c.consumed,
+            "batch": pack_events(c.events) if c.events else "",
+            "fields": c.fields, "drop_fields": c.drop_fields, "tasks": c.tasks,
+            "outbox": [item for pair in c.outbox.items() for item in pair],
+            "timers": [item for pair in c.timers for item in pair],
+            "children": c.children, "wait_mode": c.wait_mode, "wait": c.wait_tokens,
+            "keep_wait": c.keep_wait, "reset": c.reset,
+            "inbox_add": [item for pair in c.inbox_add for item in pair],
+        }
+        code, version, rerun = self._commit(
+            keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],
+            args=[self.prefix, instance_id, _script_args(blob)],
+        )
+        return CommitResult(ok=code == 1, version=int(version), rerun=bool(rerun), gone=code == -1)
+
+    def release(self, instance_id: str) -> bool:
+        """Let go of an instance a step found nothing to do for; True if it must run again."""
+        k = self.keys.instance(instance_id)
+        return bool(self._release(keys=[k.meta, k.inbox], args=[self.prefix, instance_id]))
+
+    def purge(self, instance_id: str) -> tuple[int, list[str]]:
+        """(1, child ids) when purged, (-1, []) unknown, (-2, [status]) still running."""
+        k = self.keys.instance(instance_id)
+        reply = self._purge(keys=k.all(), args=[self.prefix, instance_id])
+        return int(reply[0]), [v.decode() for v in reply[1:]]
+
+    # -- outbox ---------------------------------------------------------------------------------
+    def read_outbox(self, instance_id: str) -> dict[str, bytes]:
+        raw = self.redis.hgetall(self.keys.instance(instance_id).outbox)
+        return {key.decode(): value for key, value in raw.items()}
+
+    def ack_outbox(self, instance_id: str, dispatch_ids: Iterable[str]) -> None:
+        ids = list(dispatch_ids)
+        if ids:
+            self._ack(keys=[self.keys.instance(instance_id).outbox], args=[self.prefix, instance_id, *ids])
+
+    def claim_stale(self, which: str, cutoff: int, now: int, limit: int = 500) -> list[str]:
+        """Instances in ``ready`` or ``outbox`` marked before ``cutoff``: a step or a publish that a
+        crash interrupted. Re-stamped so concurrent sweepers split the work."""
+        key = {"ready": self.keys.ready, "outbox": self.keys.outbox}[which]
+        return [v.decode() for v in self._claim(keys=[key], args=[cutoff, now, limit])]
+
+    # -- timers ---------------------------------------------------------------------------------
+    def due_timers(self, now: int, limit: int = 1000) -> list[str]:
+        return [m.decode() for m in self.redis.zrangebyscore(self.keys.timers, "-inf", now, start=0, num=limit)]
+
+    def fire_timer(self, member: str, event: HistoryEvent | None, now: int) -> tuple[str, int]:
+        """Fire one timer index entry (``<id>|<gen>.<seq>`` or ``<id>|start``) at most once."""
+        instance_id, _, key = member.rpartition("|")
+        k = self.keys.instance(instance_id)
+        if key == "start":
+            args = [self.prefix, instance_id, member, "", "", "", now]
+        else:
+            seq = key.rpartition(".")[2]
+            assert event is not None
+            args = [self.prefix, instance_id, member, key, f"t:{seq}", pack_event(event), now]
+        return instance_id, int(self._fire(keys=[k.meta, k.inbox, k.tasks, k.wait], args=args))
+
+    def timer_member(self, instance_id: str, generation: int, seq: int) -> str:
+        return f"{instance_id}|{generation}.{seq}"
+
+    # -- registry of workflow names served by worker pools ---------------------------------------
+    def register_workflows(self, app_id: str, names: Iterable[str]) -> None:
+        mapping = {name: app_id for name in names}
+        if mapping:
+            self.redis.hset(self.keys.workflows, mapping=mapping)
+
+    def workflow_app(self, name: str) -> str | None:
+        value = self.redis.hget(self.keys.workflows, name)
+        return value.decode() if value is not None else None
+
+    # -- queries --------------------------------------------------------------------------------
+    def list_instance_ids(self, status: str | None = None, name: str | None = None,
+                          offset: int = 0, limit: int = 50) -> list[str]:
+        if status and name:
+            # Walk the smaller index newest first and filter by the other; both are by creation time.
+            ids = self.redis.zrevrange(self.keys.status_index(status), 0, -1)
+            names = self.redis.zmscore(self.keys.name_index(name), ids) if ids else []
+            matched = [i for i, score in zip(ids, names) if score is not None]
+            return [i.decode() for i in matched[offset:offset + limit]]
+        key = (self.keys.status_index(status) if status else
+               self.keys.name_index(name) if name else self.keys.index_all)
+        return [i.decode() for i in self.redis.zrevrange(key, offset, offset + limit - 1)]

@@ -1,0 +1,223 @@
+"""Lua scripts: every state change of an instance is one of these, so each is atomic.
+
+Arguments that are lists or maps travel as one msgpack blob (``cmsgpack`` in Redis; packed without the
+bin type, which Redis's cmsgpack does not read). Wake-up protocol, shared by every script:
+
+* a delivery (activity result, timer, event, control) is appended to the inbox with its wake token;
+* it wakes the instance (adds it to ``ready``) only when the blocked workflow's wait is satisfied:
+  any awaited token in ``any`` mode, the last one in ``all`` mode, a failure, or a control event;
+* ``ZADD ready NX`` makes exactly one caller responsible for publishing the step (return code 2);
+* a commit replaces the wait set and re-checks the inbox events that arrived during the step, so a
+  delivery that raced with the step is never stranded.
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local function is_terminal(s)
+  return s == 'COMPLETED' or s == 'FAILED' or s == 'TERMINATED'
+end
+
+local function reindex(prefix, id, old, new, created)
+  if old then redis.call('ZREM', prefix .. ':idx:status:' .. old, id) end
+  if new then redis.call('ZADD', prefix .. ':idx:status:' .. new, created, id) end
+end
+
+-- Returns -1 unknown instance, -2 finished, 0 duplicate/late (dropped), 1 stored, 2 stored + wake.
+local function deliver(prefix, id, meta, inbox, tasks, wait, task_key, token, packed, now, control, failure)
+  local status = redis.call('HGET', meta, 'status')
+  if not status then return -1 end
+  if is_terminal(status) then return -2 end
+  if task_key ~= '' and redis.call('HDEL', tasks, task_key) == 0 then return 0 end
+  redis.call('XADD', inbox, '*', 't', token, 'f', failure, 'e', packed)
+  local wake = false
+  if control == '1' then
+    wake = true
+  elseif status ~= 'SUSPENDED' and status ~= 'PENDING' and redis.call('SREM', wait, token) == 1 then
+    if failure == '1' or redis.call('HGET', meta, 'wmode') ~= 'all' then
+      wake = true
+    elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
+      wake = true
+    end
+  end
+  if wake and redis.call('ZADD', prefix .. ':ready', 'NX', now, id) == 1 then return 2 end
+  return 1
+end
+
+-- After the wait set was replaced: do inbox events that arrived meanwhile satisfy it?
+local function rescan(meta, inbox, wait, status)
+  local mode = redis.call('HGET', meta, 'wmode')
+  local satisfied = false
+  for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
+    local f = entry[2]
+    local token, failure = f[2], f[4]
+    if token == 'x' then
+      satisfied = true
+    elseif status ~= 'SUSPENDED' and redis.call('SREM', wait, token) == 1 then
+      if failure == '1' or mode ~= 'all' then
+        satisfied = true
+      elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
+        satisfied = true
+      end
+    end
+  end
+  return satisfied
+end
+"""
+
+# KEYS: meta inbox hist tasks wait outbox children | ARGV: prefix id blob
+CREATE = PRELUDE + r"""
+local meta, inbox = KEYS[1], KEYS[2]
+local prefix, id = ARGV[1], ARGV[2]
+local c = cmsgpack.unpack(ARGV[3])
+local status = redis.call('HGET', meta, 'status')
+if status then
+  if c.parent ~= '' and redis.call('HGET', meta, 'parent') == c.parent then return {0, status} end
+  if not (c.replace and is_terminal(status)) then return {-1, status} end
+  local old = redis.call('HMGET', meta, 'name')
+  redis.call('ZREM', prefix .. ':idx:status:' .. status, id)
+  redis.call('ZREM', prefix .. ':idx:name:' .. old[1], id)
+  redis.call('DEL', unpack(KEYS))
+end
+redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', 'PENDING', 'input', c.input,
+  'created', c.now, 'updated', c.now, 'ver', 0, 'gen', 0)
+if c.parent ~= '' then
+  redis.call('HSET', meta, 'parent', c.parent, 'parent_key', c.parent_key, 'parent_app', c.parent_app)
+end
+redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', c.started)
+redis.call('ZADD', prefix .. ':idx:all', c.now, id)
+redis.call('ZADD', prefix .. ':idx:name:' .. c.name, c.now, id)
+reindex(prefix, id, nil, 'PENDING', c.now)
+if c.start_at > c.now then
+  redis.call('ZADD', prefix .. ':timers', c.start_at, id .. '|start')
+  return {1, 'PENDING'}
+end
+if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then return {2, 'PENDING'} end
+return {1, 'PENDING'}
+"""
+
+# KEYS: meta inbox tasks wait | ARGV: prefix id task_key token packed now control failure
+DELIVER = PRELUDE + r"""
+return deliver(ARGV[1], ARGV[2], KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5],
+  tonumber(ARGV[6]), ARGV[7], ARGV[8])
+"""
+
+# KEYS: meta inbox tasks wait | ARGV: prefix id member task_key token packed now
+# Removing the timer from the index and delivering it happen together: many pollers, one firing.
+FIRE_TIMER = PRELUDE + r"""
+local prefix, id = ARGV[1], ARGV[2]
+if redis.call('ZREM', prefix .. ':timers', ARGV[3]) == 0 then return -3 end
+if ARGV[4] == '' then
+  local status = redis.call('HGET', KEYS[1], 'status')
+  if not status or is_terminal(status) then return -2 end
+  if redis.call('ZADD', prefix .. ':ready', 'NX', tonumber(ARGV[7]), id) == 1 then return 2 end
+  return 1
+end
+return deliver(prefix, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6],
+  tonumber(ARGV[7]), '0', '0')
+"""
+
+# KEYS: meta hist inbox tasks wait outbox children | ARGV: prefix id blob
+# Returns {1, version, rerun} on success, {0, current version} on a version conflict, {-1} if gone.
+COMMIT = PRELUDE + r"""
+local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local prefix, id = ARGV[1], ARGV[2]
+local c = cmsgpack.unpack(ARGV[3])
+local cur = redis.call('HMGET', meta, 'ver', 'status', 'created')
+if not cur[1] then return {-1, 0, 0} end
+local ver = tonumber(cur[1])
+if ver ~= c.ver then return {0, ver, 0} end
+for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
+if c.reset then
+  redis.call('DEL', hist, tasks)
+  redis.call('HINCRBY', meta, 'gen', 1)
+end
+ver = ver + 1
+if c.batch ~= '' then redis.call('XADD', hist, ver .. '-1', 'e', c.batch) end
+redis.call('HSET', meta, 'ver', ver, 'updated', c.now, 'status', c.status)
+for k, v in pairs(c.fields) do redis.call('HSET', meta, k, v) end
+for _, k in ipairs(c.drop_fields) do redis.call('HDEL', meta, k) end
+for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
+if #c.outbox > 0 then
+  for i = 1, #c.outbox, 2 do redis.call('HSET', outbox, c.outbox[i], c.outbox[i + 1]) end
+  redis.call('ZADD', prefix .. ':outbox', 'NX', c.now, id)
+end
+for i = 1, #c.timers, 2 do redis.call('ZADD', prefix .. ':timers', c.timers[i], c.timers[i + 1]) end
+for _, child in ipairs(c.children) do redis.call('SADD', children, child) end
+for i = 1, #c.inbox_add, 2 do
+  redis.call('XADD', inbox, '*', 't', c.inbox_add[i], 'f', '0', 'e', c.inbox_add[i + 1])
+end
+if cur[2] ~= c.status then reindex(prefix, id, cur[2], c.status, cur[3]) end
+if is_terminal(c.status) then
+  for _, key in ipairs(redis.call('HKEYS', tasks)) do redis.call('ZREM', prefix .. ':timers', id .. '|' .. key) end
+  redis.call('DEL', wait, tasks)
+  redis.call('HDEL', meta, 'wmode', 'wleft')
+  redis.call('ZREM', prefix .. ':ready', id)
+  return {1, ver, 0}
+end
+if not c.keep_wait then
+  redis.call('DEL', wait)
+  for i = 1, #c.wait, 500 do
+    redis.call('SADD', wait, unpack(c.wait, i, math.min(i + 499, #c.wait)))
+  end
+  redis.call('HSET', meta, 'wmode', c.wait_mode, 'wleft', #c.wait)
+end
+if rescan(meta, inbox, wait, c.status) then
+  redis.call('ZADD', prefix .. ':ready', c.now, id)
+  return {1, ver, 1}
+end
+redis.call('ZREM', prefix .. ':ready', id)
+return {1, ver, 0}
+"""
+
+# KEYS: meta inbox | ARGV: prefix id
+# A step that found nothing to consume lets go of the instance, unless something arrived since.
+RELEASE = PRELUDE + r"""
+local prefix, id = ARGV[1], ARGV[2]
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and not is_terminal(status) then
+  if status == 'SUSPENDED' then
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+      if entry[2][2] == 'x' then return 1 end
+    end
+  elseif redis.call('XLEN', KEYS[2]) > 0 then
+    return 1
+  end
+end
+redis.call('ZREM', prefix .. ':ready', id)
+return 0
+"""
+
+# KEYS: outbox | ARGV: prefix id dispatch_id...
+ACK_OUTBOX = r"""
+for i = 3, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', ARGV[1] .. ':outbox', ARGV[2]) end
+return 1
+"""
+
+# KEYS: zset | ARGV: cutoff now limit — take entries older than cutoff and re-stamp them, so two
+# sweepers running at once do not both pick the same entry.
+CLAIM_STALE = r"""
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
+return ids
+"""
+
+# KEYS: meta hist inbox tasks wait outbox children | ARGV: prefix id
+# Returns {-1} unknown, {-2, status} still running, {1, child ids...} purged.
+PURGE = PRELUDE + r"""
+local prefix, id = ARGV[1], ARGV[2]
+local m = redis.call('HMGET', KEYS[1], 'status', 'name')
+if not m[1] then return {-1} end
+if not is_terminal(m[1]) then return {-2, m[1]} end
+local kids = redis.call('SMEMBERS', KEYS[7])
+redis.call('ZREM', prefix .. ':idx:all', id)
+redis.call('ZREM', prefix .. ':idx:status:' .. m[1], id)
+redis.call('ZREM', prefix .. ':idx:name:' .. m[2], id)
+redis.call('ZREM', prefix .. ':ready', id)
+redis.call('ZREM', prefix .. ':outbox', id)
+redis.call('DEL', unpack(KEYS))
+local out = {1}
+for _, k in ipairs(kids) do table.insert(out, k) end
+return out
+"""
