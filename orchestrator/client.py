@@ -1,0 +1,184 @@
+"""WorkflowClient (alias DaprWorkflowClient): start, observe and steer workflow instances.
+
+Every call validates its input before touching Redis, so a bad call fails at the call site with an
+error that names the problem, instead of leaving a hung instance behind.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any, Callable
+
+from .core.context import registered_name, to_ms
+from .core.errors import (
+    InstanceAlreadyExistsError,
+    InstanceFinishedError,
+    InstanceNotFoundError,
+    InstanceRunningError,
+    PayloadError,
+    WorkflowNotRegisteredError,
+)
+from .core.history import (
+    EventRaised,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    event_to_dict,
+)
+from .core.payload import to_json_compatible
+from .settings import Settings, load_settings
+from .state import WorkflowState, WorkflowStatus
+from .store.keys import validate_instance_id
+from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, pack_value
+from .worker.celery_app import CeleryPublisher, create_celery_app
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WorkflowClient:
+    def __init__(self, host: str | None = None, port: str | None = None, *, redis_url: str | None = None,
+                 settings: Settings | None = None, **_dapr_options: Any) -> None:
+        """``host``/``port`` (the Dapr sidecar's) are accepted for compatibility and unused."""
+        self.settings = (settings or load_settings()).replace(redis_url=redis_url)
+        self.store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+        self._publisher = CeleryPublisher(create_celery_app(self.settings))
+
+    # -- starting -------------------------------------------------------------------------------
+    def schedule_new_workflow(self, workflow: Callable[..., Any] | str, *, input: Any = None,
+                              instance_id: str | None = None, start_at: datetime | None = None,
+                              reuse_id_policy: str | None = None, app_id: str | None = None) -> str:
+        """Start an instance now (or at ``start_at``) and return its id.
+
+        ``reuse_id_policy``: None/"error" refuses an id that exists; "replace" replaces a finished
+        instance with that id (a running one is always refused). ``app_id`` routes the start to that
+        app's pool; by default the app that registered the workflow name is used."""
+        name = registered_name(workflow)
+        app = app_id or self.store.workflow_app(name)
+        if app is None:
+            raise WorkflowNotRegisteredError(
+                f"no worker pool has registered workflow {name!r}; start a pool whose module registers it "
+                "(orchestrator worker MODULE) or pass app_id= to route it explicitly"
+            )
+        instance_id = validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
+        payload = self._payload(input, f"input of workflow {name!r}")
+        if reuse_id_policy not in (None, "error", "replace"):
+            raise ValueError(f"reuse_id_policy must be 'error' or 'replace', got {reuse_id_policy!r}")
+        now = _now_ms()
+        due = to_ms(start_at) if start_at is not None else 0
+        started = ExecutionStarted(ts=now, name=name, input=payload)
+        code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
+                                                  start_at=due, replace=reuse_id_policy == "replace")
+        if code == -1:
+            raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status})")
+        if code == WAKE:
+            self._publisher.send_step(instance_id, app)
+        return instance_id
+
+    # -- observing ------------------------------------------------------------------------------
+    def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True) -> WorkflowState | None:
+        meta = self.store.get_meta(instance_id)
+        return WorkflowState(meta, fetch_payloads) if meta else None
+
+    def wait_for_workflow_start(self, instance_id: str, *, fetch_payloads: bool = False,
+                                timeout_in_seconds: float = 60) -> WorkflowState | None:
+        return self._wait(instance_id, fetch_payloads, timeout_in_seconds,
+                          lambda s: s.runtime_status != WorkflowStatus.PENDING)
+
+    def wait_for_workflow_completion(self, instance_id: str, *, fetch_payloads: bool = True,
+                                     timeout_in_seconds: float = 60) -> WorkflowState | None:
+        finished = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
+        return self._wait(instance_id, fetch_payloads, timeout_in_seconds, lambda s: s.runtime_status in finished)
+
+    def _wait(self, instance_id: str, fetch_payloads: bool, timeout: float,
+              done: Callable[[WorkflowState], bool]) -> WorkflowState | None:
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            state = self.get_workflow_state(instance_id, fetch_payloads=fetch_payloads)
+            if state is None:
+                raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+            if done(state):
+                return state
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"instance {instance_id!r} is still {state.runtime_status.name} after {timeout}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def get_workflow_history(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's history as JSON-friendly dicts, oldest first."""
+        if self.store.get_meta(instance_id) is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        return [event_to_dict(e) for e in self.store.get_history(instance_id)]
+
+    def list_workflows(self, *, status: str | WorkflowStatus | None = None, name: str | None = None,
+                       offset: int = 0, limit: int = 50) -> list[WorkflowState]:
+        """Instances, newest first, optionally filtered by status and workflow name."""
+        status_name = status.name if isinstance(status, WorkflowStatus) else (
+            WorkflowStatus.parse(status).name if status else None)
+        ids = self.store.list_instance_ids(status_name, name, offset, limit)
+        states = (self.get_workflow_state(i, fetch_payloads=False) for i in ids)
+        return [s for s in states if s is not None]
+
+    # -- steering -------------------------------------------------------------------------------
+    def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
+        if not isinstance(event_name, str) or not event_name:
+            raise ValueError("event_name must be a non-empty string")
+        payload = self._payload(data, f"data of event {event_name!r}")
+        self._send(instance_id, EventRaised(ts=_now_ms(), name=event_name, data=payload),
+                   token=f"e:{event_name}", control=False, what=f"raise event {event_name!r} to")
+
+    def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
+        payload = self._payload(output, "terminate output")
+        self._send(instance_id, ExecutionTerminated(ts=_now_ms(), output=payload, recursive=recursive),
+                   token="x", control=True, what="terminate")
+
+    def pause_workflow(self, instance_id: str) -> None:
+        self._send(instance_id, ExecutionSuspended(ts=_now_ms()), token="x", control=True, what="suspend")
+
+    def resume_workflow(self, instance_id: str) -> None:
+        self._send(instance_id, ExecutionResumed(ts=_now_ms()), token="x", control=True, what="resume")
+
+    suspend_workflow = pause_workflow
+
+    def purge_workflow(self, instance_id: str, recursive: bool = True) -> bool:
+        """Delete every key of a finished instance (and, by default, of its children)."""
+        code, rest = self.store.purge(instance_id)
+        if code == -1:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        if code == -2:
+            raise InstanceRunningError(f"instance {instance_id!r} is {rest[0]}; only finished instances can be purged")
+        if recursive:
+            for child in rest:
+                try:
+                    self.purge_workflow(child, recursive=True)
+                except InstanceNotFoundError:
+                    pass
+        return True
+
+    def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str) -> None:
+        code = self.store.deliver(instance_id, event, token=token, now=_now_ms(), control=control)
+        if code == UNKNOWN:
+            raise InstanceNotFoundError(f"cannot {what} instance {instance_id!r}: no such instance")
+        if code == FINISHED:
+            raise InstanceFinishedError(f"cannot {what} instance {instance_id!r}: it has already finished")
+        if code == WAKE:
+            meta = self.store.get_meta(instance_id)
+            if meta is not None:
+                self._publisher.send_step(instance_id, meta.app)
+
+    def _payload(self, value: Any, what: str) -> Any:
+        payload = to_json_compatible(value, what)
+        size = len(pack_value(payload))
+        if size > self.settings.max_payload_bytes:
+            raise PayloadError(f"{what} is {size} bytes, over the limit of {self.settings.max_payload_bytes} "
+                               "(setting max_payload_bytes)")
+        return payload
+
+
+DaprWorkflowClient = WorkflowClient

@@ -1,0 +1,163 @@
+"""WorkflowRuntime: where workflows and activities are registered, and the worker that runs them.
+
+Mirrors the Dapr SDK's ``WorkflowRuntime``: decorate functions, then ``start()`` to run a worker inside
+this process (scripts, notebooks, tests) and ``shutdown()`` to stop it. Production pools run the same
+registrations as separate processes with ``orchestrator worker MODULE`` (or plain ``celery worker``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Any, Callable, TypeVar
+
+from celery import Celery
+
+from .core.registry import Registry
+from .settings import Settings, load_settings
+from .store.redis_store import RedisStore
+from .worker.celery_app import BackgroundDuties, CeleryPublisher, create_celery_app, queue_name
+from .worker.engine import Engine
+
+log = logging.getLogger("orchestrator.runtime")
+F = TypeVar("F", bound=Callable[..., Any])
+_RUNTIMES: "weakref.WeakSet[WorkflowRuntime]" = weakref.WeakSet()
+
+
+class WorkflowRuntime:
+    def __init__(self, host: str | None = None, port: str | None = None, *, redis_url: str | None = None,
+                 app_id: str | None = None, settings: Settings | None = None, **_dapr_options: Any) -> None:
+        """``host``/``port`` and other Dapr sidecar options are accepted for compatibility and unused:
+        this runtime talks to Redis directly (``redis_url``, default from ``REDIS_URL``)."""
+        self.settings = (settings or load_settings()).replace(redis_url=redis_url, app_id=app_id)
+        self.registry = Registry()
+        self._store: RedisStore | None = None
+        self._celery: Celery | None = None
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._worker: Any = None
+        self._duties: BackgroundDuties | None = None
+        _RUNTIMES.add(self)
+
+    # -- registration (Dapr-compatible) ---------------------------------------------------------
+    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+        self.registry.add_workflow(fn, name)
+
+    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+        self.registry.add_activity(fn, name)
+
+    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> Any:
+        """``@wfr.workflow`` or ``@wfr.workflow(name="...")``."""
+        def decorate(fn: F) -> F:
+            self.register_workflow(fn, name=name)
+            return fn
+        return decorate(__fn) if __fn is not None else decorate
+
+    def activity(self, __fn: F | None = None, *, name: str | None = None) -> Any:
+        """``@wfr.activity`` or ``@wfr.activity(name="...")``."""
+        def decorate(fn: F) -> F:
+            self.register_activity(fn, name=name)
+            return fn
+        return decorate(__fn) if __fn is not None else decorate
+
+    # -- the pieces, built on first use (after fork in prefork pools, redis-py reconnects) --------
+    @property
+    def app_id(self) -> str:
+        return self.settings.app_id
+
+    @property
+    def store(self) -> RedisStore:
+        with self._lock:
+            if self._store is None:
+                self._store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+            return self._store
+
+    @property
+    def celery_app(self) -> Celery:
+        with self._lock:
+            if self._celery is None:
+                self._celery = create_celery_app(self.settings, engine=lambda: self.engine)
+            return self._celery
+
+    @property
+    def engine(self) -> Engine:
+        store, celery = self.store, self.celery_app
+        with self._lock:
+            if self._engine is None:
+                self._engine = Engine(store, self.registry, CeleryPublisher(celery), self.app_id,
+                                      inline_steps=self.settings.inline_steps,
+                                      stale_after=self.settings.stale_after)
+            return self._engine
+
+    def announce(self) -> None:
+        """Record in Redis which app serves this runtime's workflows, so clients can route starts."""
+        self.store.register_workflows(self.app_id, self.registry.workflows)
+
+    # -- in-process worker ----------------------------------------------------------------------
+    def start(self, concurrency: int | None = None) -> None:
+        """Run a worker (threads) and the timer poller inside this process until ``shutdown()``."""
+        if self._thread is not None:
+            return
+        from celery.worker import WorkController
+
+        self.announce()
+        app = self.celery_app
+        # Celery's trace falls back to current_app (thread-local, else the default app) for the
+        # accepted content types; pool threads must see this app, which accepts msgpack only.
+        app.set_current()
+        app.set_default()
+        started = threading.Event()
+
+        class _Worker(WorkController):  # type: ignore[misc]
+            def on_consumer_ready(self, consumer: Any) -> None:
+                started.set()
+
+        self._worker = _Worker(
+            app=app, pool="threads", concurrency=concurrency or self.settings.concurrency,
+            queues=[queue_name(self.app_id)], loglevel="WARNING", without_heartbeat=True,
+            without_mingle=True, without_gossip=True, hostname=f"{self.app_id}-inproc-{os.getpid()}@localhost",
+        )
+        self._thread = threading.Thread(target=self._worker.start, name="orchestrator-worker", daemon=True)
+        self._thread.start()
+        if not started.wait(30):
+            raise RuntimeError(f"the in-process worker did not connect to the broker {self.settings.broker}")
+        self._duties = BackgroundDuties(self.engine, self.settings.timer_poll_interval, self.settings.sweep_interval)
+        self._duties.start()
+
+    def shutdown(self) -> None:
+        if self._duties is not None:
+            self._duties.stop()
+            self._duties = None
+        if self._thread is not None:
+            from celery.worker import state
+
+            state.should_terminate = 0
+            self._thread.join(15)
+            state.should_terminate = None
+            self._thread = None
+            self._worker = None
+
+    def __enter__(self) -> "WorkflowRuntime":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    # -- process pool (the CLI's `orchestrator worker`) -----------------------------------------
+    def run_worker(self, concurrency: int | None = None, queues: list[str] | None = None,
+                   loglevel: str = "INFO", pool: str = "prefork") -> None:
+        """Run a Celery worker pool in this process; blocks until it is stopped."""
+        self.announce()
+        argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or self.settings.concurrency}",
+                f"--queues={','.join(queues or [queue_name(self.app_id)])}", f"--pool={pool}",
+                f"--hostname={self.app_id}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+        self.celery_app.worker_main(argv)
+
+
+def runtimes() -> list[WorkflowRuntime]:
+    """Runtimes created in this process (the CLI uses it to find the one a module defines)."""
+    return list(_RUNTIMES)

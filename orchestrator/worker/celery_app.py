@@ -1,0 +1,129 @@
+"""Everything Celery: the app, its two tasks, the publisher, and the worker's background duties.
+
+Messages are msgpack only (no pickle is accepted anywhere, so a message on the broker can never
+execute code). Tasks are ``acks_late`` and rejected on worker loss, so a killed worker's message is
+redelivered; duplicates are harmless because commits are version-checked and deliveries deduplicated.
+Each app id has its own queue, ``orchestrator.<app_id>``, for both steps and activities.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import redis
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from ..settings import Settings
+from .engine import Engine
+
+log = logging.getLogger("orchestrator.worker")
+STEP_TASK, ACTIVITY_TASK = "orchestrator.step", "orchestrator.activity"
+_RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
+
+
+def queue_name(app_id: str) -> str:
+    return f"orchestrator.{app_id}"
+
+
+def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:
+    """A Celery app for one worker pool (or, with ``engine=None``, for publishing only)."""
+    app = Celery(f"orchestrator.{settings.app_id}", broker=settings.broker, set_as_current=False)
+    app.conf.update(
+        task_serializer="msgpack",
+        accept_content=["msgpack"],
+        event_serializer="json",
+        result_accept_content=["msgpack"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=settings.prefetch_multiplier,
+        task_default_queue=queue_name(settings.app_id),
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    if engine is None:
+        return app
+    retry_opts: dict[str, Any] = dict(
+        acks_late=True, reject_on_worker_lost=True, ignore_result=True, autoretry_for=_RETRYABLE,
+        retry_backoff=True, retry_backoff_max=30, retry_jitter=True, max_retries=None,
+    )
+
+    @app.task(name=STEP_TASK, **retry_opts)
+    def step(instance_id: str) -> None:
+        engine().run_step(instance_id)
+
+    @app.task(name=ACTIVITY_TASK, **retry_opts)
+    def activity(record: dict[str, Any]) -> None:
+        engine().run_activity(record)
+
+    duties: dict[str, BackgroundDuties] = {}
+
+    @worker_ready.connect(weak=False)
+    def _start_duties(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app and "d" not in duties:
+            duties["d"] = BackgroundDuties(engine(), settings.timer_poll_interval, settings.sweep_interval)
+            duties["d"].start()
+
+    @worker_shutdown.connect(weak=False)
+    def _stop_duties(sender: Any = None, **_: Any) -> None:
+        if "d" in duties:
+            duties.pop("d").stop()
+
+    return app
+
+
+class CeleryPublisher:
+    """Sends steps and activities as Celery messages to the queue of the app that serves them."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def send_step(self, instance_id: str, app_id: str) -> None:
+        self.app.send_task(STEP_TASK, args=[instance_id], queue=queue_name(app_id))
+
+    def send_activity(self, record: dict[str, Any], app_id: str) -> None:
+        task_id = f"{record['id']}|{record['gen']}.{record['seq']}|{record.get('attempt', 1)}"
+        self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=task_id)
+
+
+class BackgroundDuties(threading.Thread):
+    """Fires due durable timers and sweeps what crashes left behind. Every pool runs one; the store's
+    scripts make concurrent pollers safe (a timer fires once, a sweep claim is taken once)."""
+
+    def __init__(self, engine: Engine, timer_interval: float, sweep_interval: float) -> None:
+        super().__init__(name="orchestrator-duties", daemon=True)
+        self.engine = engine
+        self.timer_interval = timer_interval
+        self.sweep_interval = sweep_interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        next_sweep = 0.0
+        backoff = self.timer_interval
+        while not self._stop_event.is_set():
+            try:
+                fired = self.engine.fire_due_timers()
+                if time.monotonic() >= next_sweep:
+                    self.engine.sweep()
+                    next_sweep = time.monotonic() + self.sweep_interval
+                backoff = self.timer_interval
+                if fired:
+                    continue
+            except redis.exceptions.RedisError as exc:
+                log.warning("background duties: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # noqa: BLE001 - keep the duty loop alive whatever one round hit
+                log.exception("background duties: unexpected error")
+            self._stop_event.wait(backoff)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(5)

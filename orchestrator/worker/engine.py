@@ -1,0 +1,339 @@
+"""The engine: runs orchestration steps and activities against the store.
+
+A step loads the instance, replays it with the inbox events it consumes, and commits the outcome in
+one atomic script; only then are the committed dispatches (the outbox) published. Publishing goes
+through a ``Publisher`` (Celery in production), so this module knows nothing of the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import msgpack
+
+from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError
+from ..core.history import (
+    ChildCompleted,
+    ChildFailed,
+    ChildScheduled,
+    ContinuedAsNew,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    StepStarted,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+    pack_event,
+)
+from ..core.payload import to_json_compatible
+from ..core.registry import Registry
+from ..core.replay import replay
+from ..store.redis_store import WAKE, Commit, RedisStore, Snapshot, pack_value
+
+log = logging.getLogger("orchestrator.engine")
+MAX_STEP_ROUNDS = 1000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Publisher(Protocol):
+    def send_step(self, instance_id: str, app_id: str) -> None: ...
+
+    def send_activity(self, record: dict[str, Any], app_id: str) -> None: ...
+
+
+@dataclass
+class ActivityContext:
+    """What an activity sees (Dapr's ``WorkflowActivityContext``)."""
+
+    workflow_id: str
+    task_id: int
+    attempt: int = 1
+
+
+class Engine:
+    def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, app_id: str,
+                 *, inline_steps: bool = True, stale_after: float = 15.0,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.store = store
+        self.registry = registry
+        self.publisher = publisher
+        self.app_id = app_id
+        self.inline_steps = inline_steps
+        self.stale_after_ms = int(stale_after * 1000)
+        self.clock = clock
+
+    # -- orchestration step ---------------------------------------------------------------------
+    def run_step(self, instance_id: str) -> None:
+        """Bring the instance up to date with its inbox. Safe to run twice at once: the commit's
+        version check lets exactly one of them take effect and the other re-reads."""
+        for _ in range(MAX_STEP_ROUNDS):
+            snap = self.store.load(instance_id)
+            if snap is None:
+                return
+            commit = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap)
+            if commit is None:
+                if self.store.release(instance_id):
+                    continue
+                return
+            result = self.store.commit(instance_id, commit)
+            if result.gone:
+                return
+            if not result.ok:
+                log.debug("step of %s lost the race at version %s; retrying", instance_id, commit.version)
+                continue
+            log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
+                                              "version": result.version, "status": commit.status})
+            self.publish_outbox(instance_id, commit.outbox)
+            if not result.rerun:
+                return
+        log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
+                    instance_id, MAX_STEP_ROUNDS)
+
+    def _decide(self, snap: Snapshot) -> Commit | None:
+        meta, now = snap.meta, self.clock()
+        events = [entry.event for entry in snap.inbox]
+        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+        if terminate is not None:
+            return self._terminate(snap, terminate, now)
+        suspended = meta.status == "SUSPENDED"
+        for event in events:
+            if isinstance(event, (ExecutionSuspended, ExecutionResumed)):
+                suspended = isinstance(event, ExecutionSuspended)
+        if suspended:
+            # Consume only suspend/resume: everything else waits in the inbox until resumed.
+            controls = [e for e in snap.inbox if isinstance(e.event, (ExecutionSuspended, ExecutionResumed))]
+            if not controls:
+                return None
+            return Commit(version=meta.version, now=now, status="SUSPENDED", keep_wait=True,
+                          consumed=[e.entry_id for e in controls],
+                          events=[StepStarted(ts=now)] + [e.event for e in controls])
+        workflow = self.registry.workflows.get(meta.name)
+        if workflow is None:
+            raise WorkflowNotRegisteredError(
+                f"workflow {meta.name!r} of instance {meta.instance_id!r} is not registered in app "
+                f"{self.app_id!r}; the step stays queued for a pool that registers it"
+            )
+        new: list[HistoryEvent] = [StepStarted(ts=now), *events]
+        try:
+            outcome = replay(workflow, meta.instance_id, snap.history, new, generation=meta.generation)
+        except NonDeterminismError as err:
+            log.error("%s", err, extra={"instance_id": meta.instance_id, "workflow": meta.name})
+            failure = FailureDetails(str(err), "NonDeterminismError", None)
+            # History stays exactly as it was; the inbox too, so nothing delivered is lost.
+            commit = Commit(version=meta.version, now=now, status="FAILED", keep_wait=True,
+                            fields={"failure": pack_value(failure.to_list()), "completed": now})
+            self._notify_parent(meta, commit, ok=False, value=failure)
+            return commit
+        commit = Commit(version=meta.version, now=now, status="RUNNING",
+                        consumed=[e.entry_id for e in snap.inbox])
+        if outcome.custom_status is not None:
+            commit.fields["custom"] = pack_value(outcome.custom_status)
+        completion = outcome.completion
+        if isinstance(completion, ContinuedAsNew):
+            # Fresh history, same id: the new generation starts from the inbox, like a new instance.
+            commit.reset = True
+            commit.fields["input"] = pack_value(completion.input)
+            commit.inbox_add = [("x", pack_event(ExecutionStarted(ts=now, name=meta.name, input=completion.input)))]
+            commit.inbox_add += [(f"e:{e.name}", pack_event(e)) for e in outcome.carryover]
+            return commit
+        commit.events = new + outcome.actions
+        for action in outcome.actions:
+            self._plan_action(meta, action, commit)
+        if completion is not None:
+            commit.events.append(completion)
+            commit.status = completion.status
+            commit.fields["completed"] = now
+            if completion.status == "COMPLETED":
+                commit.fields["output"] = pack_value(completion.result)
+                self._notify_parent(meta, commit, ok=True, value=completion.result)
+            else:
+                commit.fields["failure"] = pack_value(completion.failure.to_list())
+                self._notify_parent(meta, commit, ok=False, value=completion.failure)
+        elif outcome.wait is not None:
+            commit.wait_mode, commit.wait_tokens = outcome.wait.mode, list(outcome.wait.tokens)
+        return commit
+
+    def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit) -> None:
+        key = f"{meta.generation}.{action.seq}"  # type: ignore[attr-defined]
+        if isinstance(action, TaskScheduled):
+            commit.tasks.append(key)
+            commit.outbox[key] = _pack_record({
+                "k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": action.seq,
+                "name": action.name, "input": action.input, "app": action.app_id or meta.app,
+                "wf": meta.name, "wapp": meta.app, "attempt": action.attempt,
+            })
+        elif isinstance(action, TimerCreated):
+            commit.tasks.append(key)
+            commit.timers.append((action.fire_at, self.store.timer_member(meta.instance_id, meta.generation, action.seq)))
+        elif isinstance(action, ChildScheduled):
+            commit.tasks.append(key)
+            commit.children.append(action.instance_id)
+            commit.outbox[key] = _pack_record({
+                "k": "c", "id": meta.instance_id, "key": key, "child": action.instance_id,
+                "name": action.name, "input": action.input, "app": action.app_id or meta.app,
+                "papp": meta.app,
+            })
+
+    def _terminate(self, snap: Snapshot, request: ExecutionTerminated, now: int) -> Commit:
+        meta = snap.meta
+        commit = Commit(version=meta.version, now=now, status="TERMINATED",
+                        consumed=[e.entry_id for e in snap.inbox],
+                        events=[StepStarted(ts=now)] + [e.event for e in snap.inbox],
+                        fields={"output": pack_value(request.output), "completed": now})
+        if request.recursive:
+            for child in _running_children(snap.history):
+                commit.outbox[f"term.{child}"] = _pack_record({"k": "t", "id": child, "output": request.output})
+        failure = FailureDetails(f"workflow {meta.instance_id!r} was terminated", "WorkflowTerminatedError")
+        self._notify_parent(meta, commit, ok=False, value=failure)
+        return commit
+
+    @staticmethod
+    def _notify_parent(meta: Any, commit: Commit, ok: bool, value: Any) -> None:
+        if not meta.parent:
+            return
+        commit.outbox["parent"] = _pack_record({
+            "k": "p", "id": meta.parent, "key": meta.parent_key, "app": meta.parent_app, "ok": ok,
+            "value": value if ok else value.to_list(),
+        })
+
+    # -- after commit: the outbox ---------------------------------------------------------------
+    def publish_outbox(self, instance_id: str, records: dict[str, bytes]) -> None:
+        if not records:
+            return
+        for record in records.values():
+            self._publish(msgpack.unpackb(record, raw=False))
+        self.store.ack_outbox(instance_id, records.keys())
+
+    def _publish(self, rec: dict[str, Any]) -> None:
+        kind, now = rec["k"], self.clock()
+        if kind == "a":
+            self.publisher.send_activity(rec, rec["app"])
+        elif kind == "c":
+            started = ExecutionStarted(ts=now, name=rec["name"], input=rec["input"])
+            code, _status = self.store.create_instance(
+                rec["child"], rec["name"], rec["app"], started, rec["input"], now,
+                parent=rec["id"], parent_key=rec["key"], parent_app=rec["papp"],
+            )
+            if code == WAKE:
+                self.publisher.send_step(rec["child"], rec["app"])
+            elif code == -1:
+                failure = FailureDetails(f"child instance id {rec['child']!r} is already taken", "InstanceAlreadyExistsError")
+                self._deliver_child_result(rec["id"], rec["key"], rec["papp"], False, failure, now)
+        elif kind == "p":
+            value = rec["value"] if rec["ok"] else FailureDetails.from_list(rec["value"])
+            self._deliver_child_result(rec["id"], rec["key"], rec["app"], rec["ok"], value, now)
+        elif kind == "t":
+            code = self.store.deliver(rec["id"], ExecutionTerminated(ts=now, output=rec["output"], recursive=True),
+                                      token="x", now=now, control=True)
+            if code == WAKE:
+                self.wake(rec["id"], None)
+
+    def _deliver_child_result(self, parent: str, key: str, app: str, ok: bool, value: Any, now: int) -> None:
+        seq = int(key.rpartition(".")[2])
+        event = ChildCompleted(ts=now, seq=seq, result=value) if ok else ChildFailed(ts=now, seq=seq, failure=value)
+        code = self.store.deliver(parent, event, token=f"t:{seq}", task_key=key, now=now, failure=not ok)
+        if code == WAKE:
+            self.wake(parent, app)
+
+    def wake(self, instance_id: str, app: str | None, workflow: str | None = None) -> None:
+        """Someone must run a step for ``instance_id``: here and now when this pool serves it."""
+        if app is None:
+            meta = self.store.get_meta(instance_id)
+            if meta is None:
+                return
+            app, workflow = meta.app, meta.name
+        if self.inline_steps and app == self.app_id and workflow in self.registry.workflows:
+            self.run_step(instance_id)
+        else:
+            self.publisher.send_step(instance_id, app)
+
+    # -- activities -----------------------------------------------------------------------------
+    def run_activity(self, rec: dict[str, Any]) -> None:
+        name, seq = rec["name"], rec["seq"]
+        fn = self.registry.activities.get(name)
+        result: Any = None
+        failure: FailureDetails | None = None
+        if fn is None:
+            failure = FailureDetails(
+                f"activity {name!r} is not registered in app {self.app_id!r}", "ActivityNotRegisteredError")
+        else:
+            try:
+                ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
+                result = to_json_compatible(_call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
+            except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
+                failure = FailureDetails.from_exception(exc)
+        now = self.clock()
+        event = TaskCompleted(ts=now, seq=seq, result=result) if failure is None else TaskFailed(ts=now, seq=seq, failure=failure)
+        code = self.store.deliver(rec["id"], event, token=f"t:{seq}", task_key=f"{rec['gen']}.{seq}",
+                                  now=now, failure=failure is not None)
+        if code == WAKE:
+            self.wake(rec["id"], rec["wapp"], rec["wf"])
+
+    # -- background duties (any pool may run them; all are safe to run concurrently) -------------
+    def fire_due_timers(self, limit: int = 1000) -> int:
+        now, fired = self.clock(), 0
+        for member in self.store.due_timers(now, limit):
+            key = member.rpartition("|")[2]
+            event = None if key == "start" else TimerFired(ts=now, seq=int(key.rpartition(".")[2]))
+            instance_id, code = self.store.fire_timer(member, event, now)
+            fired += code >= 0
+            if code == WAKE:
+                self.publisher_wake(instance_id)  # the poller thread only publishes; steps run in the pool
+        return fired
+
+    def publisher_wake(self, instance_id: str) -> None:
+        meta = self.store.get_meta(instance_id)
+        if meta is not None:
+            self.publisher.send_step(instance_id, meta.app)
+
+    def sweep(self) -> tuple[int, int]:
+        """Republish what a crash left behind: unpublished outboxes and instances whose step never ran."""
+        now = self.clock()
+        cutoff = now - self.stale_after_ms
+        outboxes = self.store.claim_stale("outbox", cutoff, now)
+        for instance_id in outboxes:
+            self.publish_outbox(instance_id, self.store.read_outbox(instance_id))
+        ready = self.store.claim_stale("ready", cutoff, now)
+        for instance_id in ready:
+            self.publisher_wake(instance_id)
+        return len(outboxes), len(ready)
+
+
+def _pack_record(record: dict[str, Any]) -> bytes:
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def _call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+    takes_input = len(inspect.signature(fn).parameters) >= 2
+    result = fn(ctx, payload) if takes_input else fn(ctx)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _running_children(history: list[HistoryEvent]) -> list[str]:
+    scheduled = {e.seq: e.instance_id for e in history if isinstance(e, ChildScheduled)}
+    for e in history:
+        if isinstance(e, (ChildCompleted, ChildFailed)):
+            scheduled.pop(e.seq, None)
+    return list(scheduled.values())
+
+
+__all__ = ["Engine", "Publisher", "ActivityContext"]
