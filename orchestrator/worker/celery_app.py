@@ -43,7 +43,13 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=settings.prefetch_multiplier,
         task_default_queue=queue_name(settings.app_id),
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # A killed worker's unacknowledged messages come back after the visibility timeout, found
+        # by a periodic scan; by default kombu scans every 10 s x 10 calls, far too rarely.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

@@ -1,0 +1,116 @@
+"""Shared fixtures: a private redis-server per test, real worker pools as separate processes.
+
+Nothing here touches the machine's shared Redis on 6379. A pool runs in its own session (process
+group), so ``kill()`` SIGKILLs the Celery parent and every child at once, like a crashed machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from orchestrator import Settings, WorkflowClient
+from tests.support.redis_proc import EmbeddedRedis, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+# Short recovery windows so crash tests finish in seconds (production defaults are longer).
+FAST_RECOVERY = {
+    "ORCH_STALE_AFTER": "2",
+    "ORCH_SWEEP_INTERVAL": "0.5",
+    "ORCH_VISIBILITY_TIMEOUT": "4",
+    "ORCH_TIMER_POLL_INTERVAL": "0.1",
+}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = start_redis(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url)
+
+
+@pytest.fixture
+def client(redis_server: EmbeddedRedis) -> WorkflowClient:
+    return WorkflowClient(settings=Settings(redis_url=redis_server.url))
+
+
+class Pool:
+    """A worker pool process: ``orchestrator worker MODULE``."""
+
+    def __init__(self, module: str, url: str, app_id: str, concurrency: int, log_path: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.module, self.url, self.app_id, self.concurrency = module, url, app_id, concurrency
+        self.log_path = log_path
+        self.env = {**os.environ, **FAST_RECOVERY, "REDIS_URL": url, "PYTHONPATH": str(ROOT),
+                    **(extra_env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Pool":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "worker", self.module, "--app-id", self.app_id,
+             "-c", str(self.concurrency), "-l", "INFO"],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> "Pool":
+        """Until the pool's consumer is up (Celery logs 'ready.')."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"pool exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if b"ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.05)
+        raise TimeoutError(f"pool {self.module} did not become ready:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole pool (parent and children), as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def start_pool(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator:
+    """Factory: ``start_pool("tests.apps.core_app", app_id="default", concurrency=2)``."""
+    pools: list[Pool] = []
+
+    def start(module: str, app_id: str = "default", concurrency: int = 2, ready: bool = True,
+              env: dict[str, str] | None = None) -> Pool:
+        # Each start appends to its own log, so a restarted pool's "ready." is its own.
+        log_path = tmp_path / f"pool-{app_id}-{len(pools)}.log"
+        pool = Pool(module, redis_server.url, app_id, concurrency, log_path, env).start()
+        pools.append(pool)
+        return pool.wait_ready() if ready else pool
+
+    yield start
+    for pool in pools:
+        pool.kill()
