@@ -1,10 +1,4 @@
 #!/usr/bin/env bash
-# Run the demo workflow in the repo's own venv, creating it if needed.
-# Extra arguments are passed to `orchestrator demo`.
-set -euo pipefail
-
-cd "$(dirname "$0")/.."
-
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -e .
+# Set up, then start Redis (embedded unless REDIS_URL is set), a worker pool, and an example workflow.
+EXTRAS=test source "$(dirname "$0")/_venv.sh"
 exec .venv/bin/orchestrator demo "$@"

@@ -1,10 +1,4 @@
 #!/usr/bin/env bash
-# Run the test suite in the repo's own venv, creating it if needed.
-# Extra arguments are passed to pytest.
-set -euo pipefail
-
-cd "$(dirname "$0")/.."
-
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -e '.[test]'
+# Set up (venv, package, a redis-server binary) and run the whole test suite. Extra args go to pytest.
+source "$(dirname "$0")/_venv.sh"
 exec .venv/bin/python -m pytest -q "$@"

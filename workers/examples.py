@@ -9,6 +9,7 @@ from __future__ import annotations
 from orchestrator import DaprWorkflowContext, TaskFailedError, WorkflowActivityContext, WorkflowRuntime, when_all
 
 wfr = WorkflowRuntime()
+celery_app = wfr.celery_app  # for plain `celery -A module:celery_app worker`
 
 
 @wfr.activity(name="price_item")

@@ -74,7 +74,10 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
     @worker_ready.connect(weak=False)
     def _start_duties(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app and "d" not in duties:
-            duties["d"] = BackgroundDuties(engine(), settings.timer_poll_interval, settings.sweep_interval)
+            eng = engine()
+            # Plain `celery worker` pools announce their workflows too, so clients can route starts.
+            eng.store.register_workflows(eng.app_id, eng.registry.workflows)
+            duties["d"] = BackgroundDuties(eng, settings.timer_poll_interval, settings.sweep_interval)
             duties["d"].start()
 
     @worker_shutdown.connect(weak=False)

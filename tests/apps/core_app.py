@@ -8,6 +8,7 @@ import time
 from orchestrator import DaprWorkflowContext, TaskFailedError, WorkflowActivityContext, WorkflowRuntime, when_all, when_any
 
 wfr = WorkflowRuntime()
+celery_app = wfr.celery_app  # for plain `celery -A module:celery_app worker`
 VERSION = os.environ.get("CORE_APP_VERSION", "1")
 
 

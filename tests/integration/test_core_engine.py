@@ -152,3 +152,28 @@ def test_bad_calls_fail_at_the_call(client, start_pool):
         client.raise_workflow_event("ghost", "go")
     with pytest.raises(ValueError, match="invalid instance id"):
         client.schedule_new_workflow("chain", input=1, instance_id="has space")
+
+
+def test_plain_celery_worker_runs_workflows(client, redis_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import FAST_RECOVERY, ROOT
+
+    env = {**os.environ, **FAST_RECOVERY, "REDIS_URL": redis_server.url, "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path / "celery.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", f"{APP}:celery_app", "worker",
+                             "-Q", "orchestrator.default", "-c", "2", "-l", "INFO"],
+                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while client.store.workflow_app("chain") is None:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "celery.log").read_text()
+            time.sleep(0.1)
+        instance_id = client.schedule_new_workflow("chain", input=5)
+        assert completed(client, instance_id) == 10
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
