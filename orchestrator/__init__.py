@@ -10,6 +10,8 @@ from .client import DaprWorkflowClient, WorkflowClient
 from .core.context import DaprWorkflowContext, WorkflowContext
 from .core.errors import (
     ActivityNotRegisteredError,
+    ActivityTimeoutError,
+    CircuitOpenError,
     FailureDetails,
     InstanceAlreadyExistsError,
     InstanceFinishedError,
@@ -31,7 +33,7 @@ from .worker.engine import ActivityContext
 WorkflowActivityContext = ActivityContext
 
 __all__ = [
-    "ActivityContext", "ActivityNotRegisteredError", "DaprWorkflowClient", "DaprWorkflowContext",
+    "ActivityContext", "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "DaprWorkflowClient", "DaprWorkflowContext",
     "FailureDetails", "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError",
     "InstanceRunningError", "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError",
     "RetryPolicy", "Settings", "Task", "TaskFailedError", "WorkflowActivityContext", "WorkflowClient",

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Callable
 
+from . import apilog
 from .core.context import registered_name, to_ms
 from .core.errors import (
     InstanceAlreadyExistsError,
@@ -30,11 +31,14 @@ from .core.history import (
     event_to_dict,
 )
 from .core.payload import to_json_compatible
+from .core.registry import Registry
 from .settings import Settings, load_settings
+from .query import InstancePage, InstanceQuery
 from .state import WorkflowState, WorkflowStatus
 from .store.keys import validate_instance_id
 from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, pack_value
 from .worker.celery_app import CeleryPublisher, create_celery_app
+from .worker.engine import Engine
 
 
 def _now_ms() -> int:
@@ -48,8 +52,10 @@ class WorkflowClient:
         self.settings = (settings or load_settings()).replace(redis_url=redis_url)
         self.store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
         self._publisher = CeleryPublisher(create_celery_app(self.settings))
+        self.caller = "client"  # who the API log names for this client's calls (the CLI/HTTP set theirs)
 
     # -- starting -------------------------------------------------------------------------------
+    @apilog.logged("start")
     def schedule_new_workflow(self, workflow: Callable[..., Any] | str, *, input: Any = None,
                               instance_id: str | None = None, start_at: datetime | None = None,
                               reuse_id_policy: str | None = None, app_id: str | None = None) -> str:
@@ -75,7 +81,9 @@ class WorkflowClient:
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
                                                   start_at=due, replace=reuse_id_policy == "replace")
         if code == -1:
-            raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status})")
+            hint = ("; reuse_id_policy='replace' replaces only a finished instance" if reuse_id_policy == "replace"
+                    else "; pass reuse_id_policy='replace' to replace a finished one")
+            raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status}){hint}")
         if code == WAKE:
             self._publisher.send_step(instance_id, app)
         return instance_id
@@ -117,49 +125,121 @@ class WorkflowClient:
         return [event_to_dict(e) for e in self.store.get_history(instance_id)]
 
     def list_workflows(self, *, status: str | WorkflowStatus | None = None, name: str | None = None,
-                       offset: int = 0, limit: int = 50) -> list[WorkflowState]:
-        """Instances, newest first, optionally filtered by status and workflow name."""
-        status_name = status.name if isinstance(status, WorkflowStatus) else (
-            WorkflowStatus.parse(status).name if status else None)
-        ids = self.store.list_instance_ids(status_name, name, offset, limit)
-        states = (self.get_workflow_state(i, fetch_payloads=False) for i in ids)
-        return [s for s in states if s is not None]
+                       offset: int = 0, limit: int = 50, parent_instance_id: str | None = None,
+                       created_from: datetime | None = None, created_to: datetime | None = None,
+                       fetch_payloads: bool = False) -> list[WorkflowState]:
+        """Instances, newest first, filtered by status, workflow name, parent and creation time
+        (inclusive). ``parent_instance_id`` lists that instance's children. See ``query_workflows``
+        for the total count and the next page's offset."""
+        return self.query_workflows(status=status, name=name, offset=offset, limit=limit,
+                                    parent_instance_id=parent_instance_id, created_from=created_from,
+                                    created_to=created_to, fetch_payloads=fetch_payloads).items
+
+    def query_workflows(self, *, status: str | WorkflowStatus | None = None, name: str | None = None,
+                        offset: int = 0, limit: int = 50, parent_instance_id: str | None = None,
+                        created_from: datetime | None = None, created_to: datetime | None = None,
+                        fetch_payloads: bool = False) -> InstancePage:
+        """One page of ``list_workflows`` with ``total`` (all matching) and ``next_offset``."""
+        return InstanceQuery(self.store).page(
+            status=status, name=name, parent=parent_instance_id, offset=offset, limit=limit,
+            created_from=to_ms(created_from) if created_from is not None else None,
+            created_to=to_ms(created_to) if created_to is not None else None, fetch_payloads=fetch_payloads)
+
+    def count_workflows(self, *, created_from: datetime | None = None,
+                        created_to: datetime | None = None) -> dict[str, Any]:
+        """``{"total", "by_status": {S: n}, "by_name": {name: {"total", "by_status"}}}``, optionally
+        for instances created in a time range; each figure is one index read, however many exist."""
+        return InstanceQuery(self.store).counts(
+            created_from=to_ms(created_from) if created_from is not None else None,
+            created_to=to_ms(created_to) if created_to is not None else None).to_dict()
+
+    def get_pending_calls(self, instance_id: str) -> list[dict[str, Any]]:
+        """What a running instance is waiting for: activities (and the app that must run them),
+        child workflows (and their status), timers. Empty for a finished instance."""
+        if self.store.get_meta(instance_id) is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        return InstanceQuery(self.store).pending_calls(instance_id)
 
     # -- steering -------------------------------------------------------------------------------
+    @apilog.logged("raise_event")
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
         if not isinstance(event_name, str) or not event_name:
             raise ValueError("event_name must be a non-empty string")
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=_now_ms(), name=event_name, data=payload),
-                   token=f"e:{event_name}", control=False, what=f"raise event {event_name!r} to")
+                   token=f"e:{event_name.casefold()}", control=False, what=f"raise event {event_name!r} to")
 
+    @apilog.logged("terminate")
     def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
         payload = self._payload(output, "terminate output")
         self._send(instance_id, ExecutionTerminated(ts=_now_ms(), output=payload, recursive=recursive),
                    token="x", control=True, what="terminate")
+        self._control_engine().apply_controls(instance_id)
 
+    @apilog.logged("suspend")
     def pause_workflow(self, instance_id: str) -> None:
         self._send(instance_id, ExecutionSuspended(ts=_now_ms()), token="x", control=True, what="suspend")
+        self._control_engine().apply_controls(instance_id)
 
+    @apilog.logged("resume")
     def resume_workflow(self, instance_id: str) -> None:
         self._send(instance_id, ExecutionResumed(ts=_now_ms()), token="x", control=True, what="resume")
 
     suspend_workflow = pause_workflow
 
+    @apilog.logged("purge")
     def purge_workflow(self, instance_id: str, recursive: bool = True) -> bool:
-        """Delete every key of a finished instance (and, by default, of its children)."""
-        code, rest = self.store.purge(instance_id)
-        if code == -1:
-            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
-        if code == -2:
-            raise InstanceRunningError(f"instance {instance_id!r} is {rest[0]}; only finished instances can be purged")
-        if recursive:
-            for child in rest:
-                try:
-                    self.purge_workflow(child, recursive=True)
-                except InstanceNotFoundError:
-                    pass
+        """Delete every key of a finished instance and, by default, of its children (recursively).
+
+        With ``recursive`` the whole tree is checked first: if any instance in it is still running,
+        nothing is deleted and ``InstanceRunningError`` names it. Children go before their parent, so
+        a purge interrupted half-way can simply be repeated."""
+        tree = self._instance_tree(instance_id) if recursive else [instance_id]
+        for member in reversed(tree):
+            code, rest = self.store.purge(member)
+            if code == -3:
+                # Finished, but its last dispatches (parent notification, child terminations) were
+                # not published yet: publish them here (they are idempotent), then purge.
+                self._control_engine().publish_outbox(member, self.store.read_outbox(member))
+                code, rest = self.store.purge(member)
+            if code == -1 and member != instance_id:
+                continue  # a child that was never created, or purged already
+            if code == -1:
+                raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+            if code == -2:
+                raise InstanceRunningError(
+                    f"instance {member!r} is {rest[0]}; only finished instances can be purged"
+                    + (f" (it is a descendant of {instance_id!r})" if member != instance_id else ""))
+            if code == -3:
+                raise InstanceRunningError(
+                    f"instance {member!r} has finished but its last dispatches (parent notification or "
+                    "child termination) are still being published; retry in a moment")
         return True
+
+    def _instance_tree(self, instance_id: str) -> list[str]:
+        """``instance_id`` and its descendants, parents before children; raises if one is running."""
+        meta = self.store.get_meta(instance_id)
+        if meta is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        order, queue, seen = [], [meta], {instance_id}
+        while queue:
+            current = queue.pop(0)
+            if not current.is_terminal:
+                raise InstanceRunningError(
+                    f"instance {current.instance_id!r} is {current.status}; only finished instances can be "
+                    "purged" + (f" (it is a descendant of {instance_id!r})" if current is not meta else ""))
+            order.append(current.instance_id)
+            for child_id in self.store.child_ids(current.instance_id):
+                child = self.store.get_meta(child_id) if child_id not in seen else None
+                seen.add(child_id)
+                if child is not None and child.parent == current.instance_id:
+                    queue.append(child)
+        return order
+
+    def _control_engine(self) -> Engine:
+        """An engine without workflow code: terminate and suspend need none, so they take effect when
+        the call returns instead of queueing behind the app's backlog (see Engine.apply_controls)."""
+        return Engine(self.store, Registry(), self._publisher, "client", inline_steps=False)
 
     def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str) -> None:
         code = self.store.deliver(instance_id, event, token=token, now=_now_ms(), control=control)

@@ -19,6 +19,7 @@ from .core.registry import Registry
 from .settings import Settings, load_settings
 from .store.redis_store import RedisStore
 from .worker.celery_app import BackgroundDuties, CeleryPublisher, create_celery_app, queue_name
+from .worker.circuit import CircuitBreaker
 from .worker.engine import Engine
 
 log = logging.getLogger("orchestrator.runtime")
@@ -87,9 +88,11 @@ class WorkflowRuntime:
         store, celery = self.store, self.celery_app
         with self._lock:
             if self._engine is None:
+                circuit = CircuitBreaker(store.redis, store.keys, self.app_id,
+                                         self.settings.circuit_failure_threshold, self.settings.circuit_cooldown)
                 self._engine = Engine(store, self.registry, CeleryPublisher(celery), self.app_id,
                                       inline_steps=self.settings.inline_steps,
-                                      stale_after=self.settings.stale_after)
+                                      stale_after=self.settings.stale_after, circuit=circuit)
             return self._engine
 
     def announce(self) -> None:

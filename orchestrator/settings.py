@@ -32,6 +32,20 @@ class Settings:
     stale_after: float = 15.0
     inline_steps: bool = True
     max_payload_bytes: int = 1024 * 1024
+    # Celery time limits of the activity task, protecting the worker itself (prefork pools): past the
+    # soft limit the activity gets SoftTimeLimitExceeded (a failure, retried per policy); past the hard
+    # limit the worker process is killed and the attempt fails with TimeLimitExceeded. None = no limit.
+    activity_soft_time_limit: float | None = None
+    activity_time_limit: float | None = None
+    # Circuit breaker (worker/circuit.py): after this many consecutive failures of one activity, its
+    # attempts are refused for circuit_cooldown seconds. 0 disables it.
+    circuit_failure_threshold: int = 0
+    circuit_cooldown: float = 30.0
+    # HTTP API (`orchestrator serve`). Bound anywhere but loopback, it refuses to start without a token.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: str | None = None  # clients send `Authorization: Bearer <token>`
+    log_format: str = "text"  # "text" or "json" (one JSON object per line)
 
     @property
     def broker(self) -> str:

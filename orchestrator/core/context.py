@@ -62,6 +62,8 @@ class WorkflowContext:
         self._actions: dict[int, HistoryEvent] = {}  # recorded by code, not yet matched to history
         self._open: dict[int, CompletableTask[Any]] = {}  # leaf tasks by seq, awaiting completion
         self._retries: dict[int, RetryableTask[Any]] = {}  # seq of attempt/backoff timer -> owner
+        self._timeouts: dict[int, ActivityTask[Any]] = {}  # seq of a timeout timer -> the attempt it guards
+        self._abandoned: list[int] = []  # seqs this step stopped waiting for (the engine drops their keys)
         self._waiters: dict[str, list[ExternalEventTask[Any]]] = {}
         self._buffered: dict[str, deque[EventRaised]] = {}
         self._custom_status: Any = None
@@ -84,10 +86,20 @@ class WorkflowContext:
         input: Any = None,
         retry_policy: Any = None,
         app_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
+        """Dapr's signature plus ``timeout`` (our extension): each attempt that has not delivered
+        its result ``timeout`` after it was scheduled fails with ``ActivityTimeoutError`` (retried if
+        ``retry_policy`` allows) and its late result is dropped. A durable timer, so it survives crashes."""
         name = registered_name(activity)
         payload = to_json_compatible(input, f"input of activity {name!r}")
         request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id}
+        if timeout is not None:
+            if not isinstance(timeout, timedelta):
+                raise TypeError(f"timeout of activity {name!r} must be a timedelta, got {timeout!r}")
+            if timeout <= timedelta(0):
+                raise ValueError(f"timeout of activity {name!r} must be positive, got {timeout!r}")
+            request["timeout_ms"] = max(1, int(timeout.total_seconds() * 1000))
         return self._schedule(request, retry_policy)
 
     def call_child_workflow(
@@ -147,6 +159,7 @@ class WorkflowContext:
                 ts=self._now_ms, seq=seq, name=name, input=payload, app_id=app_id, attempt=attempt
             )
             task = ActivityTask(seq, name)
+            task.attempt = attempt
         else:
             child_id = request["instance_id"] or self._default_child_id(seq)
             if attempt > 1:
@@ -156,6 +169,11 @@ class WorkflowContext:
             )
             task = ChildWorkflowTask(seq, name, child_id)
         self._open[seq] = task
+        timeout_ms = request.get("timeout_ms")
+        if timeout_ms and isinstance(task, ActivityTask):
+            guard = self._new_timer(self._now_ms + timeout_ms, purpose="timeout")
+            task.timeout_seq, task.timeout_ms = guard.seq, timeout_ms
+            self._timeouts[guard.seq] = task
         return task
 
     def _default_child_id(self, seq: int) -> str:

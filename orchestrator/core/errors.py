@@ -18,6 +18,9 @@ class FailureDetails:
     message: str
     error_type: str
     stack_trace: str | None = None
+    # Set by the engine on a failure that says when a retry can succeed (an open circuit breaker):
+    # replay waits at least this long before the next attempt, whatever the retry policy says.
+    retry_after_ms: int | None = None
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> "FailureDetails":
@@ -31,15 +34,20 @@ class FailureDetails:
         return cls(message=str(exc), error_type=name, stack_trace=stack)
 
     def to_list(self) -> list[Any]:
-        return [self.error_type, self.message, self.stack_trace]
+        head = [self.error_type, self.message, self.stack_trace]
+        return head if self.retry_after_ms is None else head + [self.retry_after_ms]
 
     @classmethod
     def from_list(cls, value: list[Any]) -> "FailureDetails":
-        error_type, message, stack = (list(value) + [None, None, None])[:3]
-        return cls(message=str(message), error_type=str(error_type), stack_trace=stack)
+        error_type, message, stack, retry_after = (list(value) + [None] * 4)[:4]
+        return cls(message=str(message), error_type=str(error_type), stack_trace=stack,
+                   retry_after_ms=None if retry_after is None else int(retry_after))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error_type": self.error_type, "message": self.message, "stack_trace": self.stack_trace}
+        out = {"error_type": self.error_type, "message": self.message, "stack_trace": self.stack_trace}
+        if self.retry_after_ms is not None:
+            out["retry_after_ms"] = self.retry_after_ms
+        return out
 
 
 class OrchestratorError(Exception):
@@ -76,6 +84,18 @@ class NonDeterminismError(OrchestratorError):
             "changed under a running instance; guard the change with ctx.is_patched(...) or let old "
             "instances finish before deploying it."
         )
+
+
+class ActivityTimeoutError(OrchestratorError):
+    """An activity attempt did not finish within the ``timeout`` given to ``call_activity``.
+
+    Recorded (as the bare type name) by replay when the attempt's timeout timer fires first."""
+
+
+class CircuitOpenError(OrchestratorError):
+    """An activity attempt was refused because its circuit breaker is open (see worker/circuit.py).
+
+    Recorded (as the bare type name) with ``retry_after_ms`` = the rest of the cool-down."""
 
 
 class WorkflowNotRegisteredError(OrchestratorError):

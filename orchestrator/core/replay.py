@@ -35,7 +35,16 @@ from .history import (
     TimerFired,
 )
 from .payload import to_json_compatible
-from .tasks import CompletableTask, CompositeTask, ExternalEventTask, RetryableTask, Task, WhenAllTask, WhenAnyTask
+from .tasks import (
+    ActivityTask,
+    CompletableTask,
+    CompositeTask,
+    ExternalEventTask,
+    RetryableTask,
+    Task,
+    WhenAllTask,
+    WhenAnyTask,
+)
 
 COMPLETED, FAILED = "COMPLETED", "FAILED"
 
@@ -55,6 +64,7 @@ class StepResult:
     wait: WaitSpec | None = None
     custom_status: Any = None
     carryover: list[EventRaised] = field(default_factory=list)  # events kept across continue-as-new
+    abandoned: list[int] = field(default_factory=list)  # seqs no longer awaited: drop their task keys
 
 
 def _describe(event: HistoryEvent) -> str:
@@ -63,7 +73,8 @@ def _describe(event: HistoryEvent) -> str:
     if isinstance(event, ChildScheduled):
         return f"child workflow {event.name!r} (call #{event.seq})"
     if isinstance(event, TimerCreated):
-        return f"{'a retry backoff timer' if event.purpose == 'retry' else 'a timer'} (call #{event.seq})"
+        what = {"retry": "a retry backoff timer", "timeout": "an activity timeout timer"}.get(event.purpose, "a timer")
+        return f"{what} (call #{event.seq})"
     return event.kind
 
 
@@ -158,12 +169,12 @@ class _Replayer:
     def _attach_event_waits(self, task: Task[Any]) -> None:
         for leaf in task.leaves():
             if isinstance(leaf, ExternalEventTask) and not leaf.is_complete and not leaf.waiting:
-                buffered = self.ctx._buffered.get(leaf.name)
+                buffered = self.ctx._buffered.get(leaf.key)
                 if buffered:
                     leaf.complete(buffered.popleft().data)
                 else:
                     leaf.waiting = True
-                    self.ctx._waiters.setdefault(leaf.name, []).append(leaf)
+                    self.ctx._waiters.setdefault(leaf.key, []).append(leaf)
 
     def _detach_losers(self, task: Task[Any]) -> None:
         if not isinstance(task, WhenAnyTask):
@@ -171,7 +182,7 @@ class _Replayer:
         for leaf in task.leaves():
             if isinstance(leaf, ExternalEventTask) and leaf.waiting and not leaf.is_complete:
                 leaf.waiting = False
-                self.ctx._waiters[leaf.name].remove(leaf)
+                self.ctx._waiters[leaf.key].remove(leaf)
 
     # -- applying history -----------------------------------------------------------------------
     def apply(self, event: HistoryEvent) -> None:
@@ -187,23 +198,25 @@ class _Replayer:
         elif isinstance(event, (TaskCompleted, ChildCompleted)):
             task = ctx._open.pop(event.seq, None)
             if task is not None:
+                self._disarm_timeout(task)
                 self._resolve(task, event.seq, event.result, None)
         elif isinstance(event, (TaskFailed, ChildFailed)):
             task = ctx._open.pop(event.seq, None)
             if task is not None:
+                self._disarm_timeout(task)
                 self._resolve(task, event.seq, None, event.failure)
         elif isinstance(event, TimerFired):
             task = ctx._open.pop(event.seq, None)
             if task is not None:
                 self._timer_fired(task, event.seq)
         elif isinstance(event, EventRaised):
-            waiters = ctx._waiters.get(event.name)
+            waiters = ctx._waiters.get(event.name.casefold())  # names match case-insensitively
             if waiters:
                 waiter = waiters.pop(0)
                 waiter.waiting = False
                 waiter.complete(event.data)
             else:
-                ctx._buffered.setdefault(event.name, deque()).append(event)
+                ctx._buffered.setdefault(event.name.casefold(), deque()).append(event)
         # Completion, continue-as-new and control events carry no work for the code.
         self._wake_if_unblocked()
 
@@ -247,12 +260,41 @@ class _Replayer:
         delay = owner.policy.next_delay(owner.attempt, failure.error_type, elapsed, seed)
         if delay is None:
             return False
+        if failure.retry_after_ms:  # e.g. an open circuit breaker: no point retrying before then
+            delay = max(delay, timedelta(milliseconds=failure.retry_after_ms))
         timer = self.ctx._new_timer(self.ctx._now_ms + int(delay.total_seconds() * 1000), purpose="retry")
         owner.set_current(timer)
         self.ctx._retries[timer.seq] = owner
         return True
 
+    def _abandon(self, seq: int) -> None:
+        if not self.ctx.is_replaying:  # recorded steps already let go of theirs
+            self.ctx._abandoned.append(seq)
+
+    def _disarm_timeout(self, task: CompletableTask[Any]) -> None:
+        """The attempt finished first: its timeout timer no longer matters."""
+        guard = getattr(task, "timeout_seq", 0)
+        if guard and self.ctx._timeouts.pop(guard, None) is not None:
+            self.ctx._open.pop(guard, None)
+            self._abandon(guard)
+
+    def _timed_out(self, attempt: ActivityTask[Any]) -> None:
+        """The timeout timer fired first: the attempt fails (and may retry); its late result is dropped."""
+        if self.ctx._open.pop(attempt.seq, None) is None:
+            return
+        self._abandon(attempt.seq)
+        failure = FailureDetails(
+            message=f"activity {attempt.name!r} (attempt {attempt.attempt}) did not finish within "
+                    f"{attempt.timeout_ms / 1000:g} s",
+            error_type="ActivityTimeoutError",
+        )
+        self._resolve(attempt, attempt.seq, None, failure)
+
     def _timer_fired(self, task: CompletableTask[Any], seq: int) -> None:
+        guarded = self.ctx._timeouts.pop(seq, None)
+        if guarded is not None:
+            self._timed_out(guarded)
+            return
         owner = self.ctx._retries.pop(seq, None)
         if owner is None:
             task.complete(None)
@@ -267,9 +309,13 @@ class _Replayer:
         if self.completion is not None or self.blocked_on is None:
             return None
         task = self.blocked_on
-        tokens = tuple(dict.fromkeys(leaf.token for leaf in task.leaves() if not leaf.is_complete))
+        pending = [leaf.wake_tokens() for leaf in task.leaves()
+                   if not leaf.is_complete and isinstance(leaf, CompletableTask)]
+        tokens = tuple(dict.fromkeys(token for group in pending for token in group))
         plain_all = isinstance(task, WhenAllTask) and not any(isinstance(c, CompositeTask) for c in task.children)
-        return WaitSpec("all" if plain_all and len(tokens) > 1 else "any", tokens)
+        # A leaf raced by a timeout has two tokens of which only one may come: "all" cannot count it.
+        raced = any(len(group) > 1 for group in pending)
+        return WaitSpec("all" if plain_all and len(tokens) > 1 and not raced else "any", tokens)
 
 
 def replay(
@@ -298,6 +344,7 @@ def replay(
         wait=r.wait_spec(),
         custom_status=ctx._custom_status,
         carryover=carry,
+        abandoned=list(ctx._abandoned),
     )
 
 

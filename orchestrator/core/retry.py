@@ -4,10 +4,11 @@
 ``dapr.ext.workflow.RetryPolicy`` so existing Dapr code ports unchanged, plus optional
 tenacity-style ``wait`` / ``stop`` / ``retry`` strategies and ``non_retryable_error_types``.
 
-We mirror tenacity's *names* (``wait_exponential``, ``stop_after_attempt`` ...) rather than accept
-tenacity objects: tenacity's jitter draws from the global ``random`` module, which would give a
-different delay on every replay. Here the only randomness is the ``seed`` the engine derives from
-history, hashed with the attempt number, so the same history always yields the same schedule.
+We mirror tenacity's *names* (``wait_exponential``, ``stop_after_attempt`` ...) because tenacity's
+jitter draws from the global ``random`` module, which would give a different delay on every replay.
+Here the only randomness is the ``seed`` the engine derives from history, hashed with the attempt
+number, so the same history always yields the same schedule. tenacity's own deterministic strategy
+objects are accepted too (adapted by ``tenacity_compat``, which refuses the jittered ones).
 Everything in this module is pure: no I/O, no clock, no global state.
 """
 
@@ -360,9 +361,12 @@ class RetryPolicy:
             raise ValueError("max_retry_interval must be >= first_retry_interval")
         if self.retry_timeout is not None and self.retry_timeout <= timedelta(0):
             raise ValueError("retry_timeout must be positive")
+        from .tenacity_compat import adapt  # imported here: it builds on this module
+
         for name in ("wait", "stop", "retry"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise TypeError(f"{name} must be callable or None")
+            object.__setattr__(self, name, adapt(name, getattr(self, name)))
         types = self.non_retryable_error_types
         if isinstance(types, (str, bytes)) or not isinstance(types, Iterable):
             raise TypeError("non_retryable_error_types must be an iterable of type names")

@@ -58,6 +58,10 @@ class CompletableTask(Task[T]):
 
     token: str = ""
 
+    def wake_tokens(self) -> tuple[str, ...]:
+        """Every token whose delivery can complete this task (an activity's timeout adds one)."""
+        return (self.token,)
+
     def complete(self, result: T) -> None:
         if self._complete:
             return
@@ -75,6 +79,12 @@ class ActivityTask(CompletableTask[T]):
     def __init__(self, seq: int, name: str) -> None:
         super().__init__()
         self.seq, self.name, self.token = seq, name, f"t:{seq}"
+        self.timeout_seq = 0  # seq of the timer racing this attempt (call_activity's timeout), 0 if none
+        self.timeout_ms = 0
+        self.attempt = 1
+
+    def wake_tokens(self) -> tuple[str, ...]:
+        return (self.token, f"t:{self.timeout_seq}") if self.timeout_seq else (self.token,)
 
 
 class ChildWorkflowTask(CompletableTask[T]):
@@ -90,11 +100,14 @@ class TimerTask(CompletableTask[None]):
 
 
 class ExternalEventTask(CompletableTask[T]):
-    """Waits for the next event of ``name``; it takes an event only once yielded (see replay)."""
+    """Waits for the next event of ``name``; it takes an event only once yielded (see replay).
+
+    Names match case-insensitively (``key`` is the casefolded name), as in Dapr's SDK."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        self.name, self.token = name, f"e:{name}"
+        self.name, self.key = name, name.casefold()
+        self.token = f"e:{self.key}"
         self.waiting = False
 
 
@@ -117,6 +130,9 @@ class RetryableTask(CompletableTask[T]):
     def set_current(self, task: CompletableTask[Any]) -> None:
         self.current = task
         self.token = task.token
+
+    def wake_tokens(self) -> tuple[str, ...]:
+        return self.current.wake_tokens()
 
 
 class CompositeTask(Task[T]):

@@ -23,6 +23,13 @@ Global keys: ``P:ready`` (zset: instances that need a step, by time marked), ``P
 instances with unpublished dispatches), ``P:timers`` (zset: ``<id>|<gen>.<seq>`` by fire time, or
 ``<id>|start`` for a scheduled start), ``P:idx:all`` / ``P:idx:status:<S>`` / ``P:idx:name:<N>``
 (zsets by creation time) and ``P:workflows`` (hash: workflow name -> app id of a pool serving it).
+``P:idx:ns:<N>:<S>`` (zset by creation time: instances of workflow N in status S, so listing by name
+and status reads one range) and ``P:idx:names`` (set: workflow names that have instances) are kept
+by the same scripts on every create, status change and purge. ``P:pools`` (hash: app id -> last
+heartbeat of a pool serving it, ms) lets sweepers leave steps for an app with no live pool queued once.
+``P:metrics`` (hash: aggregated metric increments, see ``orchestrator.metrics``) is monitoring only.
+``P:circuit:<app>:<activity>`` (hash: consecutive ``failures``, ``open_until`` ms, times ``opened``)
+is the circuit breaker of one activity, shared by every pool of that app.
 
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format.
 """
@@ -68,6 +75,9 @@ class KeySchema:
         self.timers = f"{prefix}:timers"
         self.index_all = f"{prefix}:idx:all"
         self.workflows = f"{prefix}:workflows"
+        self.index_names = f"{prefix}:idx:names"
+        self.pools = f"{prefix}:pools"
+        self.metrics = f"{prefix}:metrics"
 
     def instance(self, instance_id: str) -> InstanceKeys:
         base = f"{self.prefix}:{{{instance_id}}}"
@@ -78,3 +88,10 @@ class KeySchema:
 
     def name_index(self, name: str) -> str:
         return f"{self.prefix}:idx:name:{name}"
+
+    def circuit(self, app_id: str, activity: str) -> str:
+        """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
+        return f"{self.prefix}:circuit:{app_id}:{activity}"
+
+    def name_status_index(self, name: str, status: str) -> str:
+        return f"{self.prefix}:idx:ns:{name}:{status}"

@@ -121,6 +121,7 @@ class Commit:
     keep_wait: bool = False
     reset: bool = False
     inbox_add: list[tuple[str, bytes]] = field(default_factory=list)
+    drop_tasks: list[str] = field(default_factory=list)  # task keys no longer awaited (timed out, disarmed)
 
 
 @dataclass
@@ -165,15 +166,21 @@ class RedisStore:
         parent: str = "",
         parent_key: str = "",
         parent_app: str = "",
+        parent_run: str = "",
     ) -> tuple[int, str]:
         """Returns (code, status): 2 created and due now, 1 created (scheduled), 0 same child
-        already exists, -1 the id is taken (status of the existing instance)."""
+        already exists, -1 the id is taken (status of the existing instance).
+
+        For a child, the same parent + ``parent_run`` (the parent's creation time) + ``parent_key``
+        (``<gen>.<seq>`` of the call) is the same call, republished: code 0. A finished child of any
+        other call of that parent (a replaced run, an earlier generation, the same explicit id called
+        again) is started over; a running one, or another parent's instance, is code -1."""
         validate_instance_id(instance_id)
         k = self.keys.instance(instance_id)
         blob = {
             "name": name, "app": app, "input": pack_value(input), "now": now, "start_at": start_at,
             "replace": replace, "started": pack_event(started), "parent": parent,
-            "parent_key": parent_key, "parent_app": parent_app,
+            "parent_key": parent_key, "parent_app": parent_app, "parent_run": parent_run,
         }
         code, status = self._create(
             keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children],
@@ -236,6 +243,7 @@ class RedisStore:
             "children": c.children, "wait_mode": c.wait_mode, "wait": c.wait_tokens,
             "keep_wait": c.keep_wait, "reset": c.reset,
             "inbox_add": [item for pair in c.inbox_add for item in pair],
+            "drop_tasks": c.drop_tasks,
         }
         code, version, rerun = self._commit(
             keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],
@@ -243,13 +251,26 @@ class RedisStore:
         )
         return CommitResult(ok=code == 1, version=int(version), rerun=bool(rerun), gone=code == -1)
 
+    def task_outstanding(self, instance_id: str, task_key: str) -> bool:
+        """Does the instance still await the task ``<gen>.<seq>``?"""
+        return bool(self.redis.hexists(self.keys.instance(instance_id).tasks, task_key))
+
+    def child_ids(self, instance_id: str) -> list[str]:
+        """Ids of the child instances the instance started (all generations)."""
+        return sorted(c.decode() for c in self.redis.smembers(self.keys.instance(instance_id).children))
+
+    def forget_child(self, parent_id: str, child_id: str) -> None:
+        """Drop an id from the parent's children (it turned out to be another instance's)."""
+        self.redis.srem(self.keys.instance(parent_id).children, child_id)
+
     def release(self, instance_id: str) -> bool:
         """Let go of an instance a step found nothing to do for; True if it must run again."""
         k = self.keys.instance(instance_id)
         return bool(self._release(keys=[k.meta, k.inbox], args=[self.prefix, instance_id]))
 
     def purge(self, instance_id: str) -> tuple[int, list[str]]:
-        """(1, child ids) when purged, (-1, []) unknown, (-2, [status]) still running."""
+        """(1, child ids) when purged, (-1, []) unknown, (-2, [status]) still running, (-3, [status])
+        finished but its last dispatches are not yet published."""
         k = self.keys.instance(instance_id)
         reply = self._purge(keys=k.all(), args=[self.prefix, instance_id])
         return int(reply[0]), [v.decode() for v in reply[1:]]
@@ -290,6 +311,14 @@ class RedisStore:
         return f"{instance_id}|{generation}.{seq}"
 
     # -- registry of workflow names served by worker pools ---------------------------------------
+    def pool_heartbeat(self, app_id: str, now: int) -> None:
+        """A pool of ``app_id`` is alive at ``now`` (written by every pool's sweeper)."""
+        self.redis.hset(self.keys.pools, app_id, now)
+
+    def live_apps(self, since: int) -> set[str]:
+        """Apps with a pool heartbeat at or after ``since`` (ms)."""
+        return {app.decode() for app, ts in self.redis.hgetall(self.keys.pools).items() if int(ts) >= since}
+
     def register_workflows(self, app_id: str, names: Iterable[str]) -> None:
         mapping = {name: app_id for name in names}
         if mapping:
@@ -302,12 +331,7 @@ class RedisStore:
     # -- queries --------------------------------------------------------------------------------
     def list_instance_ids(self, status: str | None = None, name: str | None = None,
                           offset: int = 0, limit: int = 50) -> list[str]:
-        if status and name:
-            # Walk the smaller index newest first and filter by the other; both are by creation time.
-            ids = self.redis.zrevrange(self.keys.status_index(status), 0, -1)
-            names = self.redis.zmscore(self.keys.name_index(name), ids) if ids else []
-            matched = [i for i, score in zip(ids, names) if score is not None]
-            return [i.decode() for i in matched[offset:offset + limit]]
-        key = (self.keys.status_index(status) if status else
+        key = (self.keys.name_status_index(name, status) if status and name else
+               self.keys.status_index(status) if status else
                self.keys.name_index(name) if name else self.keys.index_all)
         return [i.decode() for i in self.redis.zrevrange(key, offset, offset + limit - 1)]

@@ -18,9 +18,26 @@ local function is_terminal(s)
   return s == 'COMPLETED' or s == 'FAILED' or s == 'TERMINATED'
 end
 
-local function reindex(prefix, id, old, new, created)
-  if old then redis.call('ZREM', prefix .. ':idx:status:' .. old, id) end
-  if new then redis.call('ZADD', prefix .. ':idx:status:' .. new, created, id) end
+-- Status indexes: one per status and one per (workflow name, status), so listing by status and name
+-- is a range read of one sorted set instead of a filtered walk.
+local function reindex(prefix, id, name, old, new, created)
+  if old then
+    redis.call('ZREM', prefix .. ':idx:status:' .. old, id)
+    redis.call('ZREM', prefix .. ':idx:ns:' .. name .. ':' .. old, id)
+  end
+  if new then
+    redis.call('ZADD', prefix .. ':idx:status:' .. new, created, id)
+    redis.call('ZADD', prefix .. ':idx:ns:' .. name .. ':' .. new, created, id)
+  end
+end
+
+-- Drop an instance from every listing index (purge, replace).
+local function unindex(prefix, id, name, status)
+  reindex(prefix, id, name, status, nil, 0)
+  redis.call('ZREM', prefix .. ':idx:all', id)
+  local by_name = prefix .. ':idx:name:' .. name
+  redis.call('ZREM', by_name, id)
+  if redis.call('EXISTS', by_name) == 0 then redis.call('SREM', prefix .. ':idx:names', name) end
 end
 
 -- Returns -1 unknown instance, -2 finished, 0 duplicate/late (dropped), 1 stored, 2 stored + wake.
@@ -72,22 +89,29 @@ local prefix, id = ARGV[1], ARGV[2]
 local c = cmsgpack.unpack(ARGV[3])
 local status = redis.call('HGET', meta, 'status')
 if status then
-  if c.parent ~= '' and redis.call('HGET', meta, 'parent') == c.parent then return {0, status} end
-  if not (c.replace and is_terminal(status)) then return {-1, status} end
-  local old = redis.call('HMGET', meta, 'name')
-  redis.call('ZREM', prefix .. ':idx:status:' .. status, id)
-  redis.call('ZREM', prefix .. ':idx:name:' .. old[1], id)
+  local old = redis.call('HMGET', meta, 'name', 'parent', 'parent_run', 'parent_key')
+  -- The same call (parent run, generation and sequence) of the same parent: a republished outbox.
+  if c.parent ~= '' and old[2] == c.parent and old[3] == c.parent_run and old[4] == c.parent_key then
+    return {0, status}
+  end
+  -- A finished child of an earlier call of the same parent (an earlier generation, a replaced run,
+  -- or the same explicit child id called again): the id is the parent's to reuse, so it starts over.
+  local stale_child = c.parent ~= '' and old[2] == c.parent and is_terminal(status)
+  if not ((c.replace or stale_child) and is_terminal(status)) then return {-1, status} end
+  unindex(prefix, id, old[1], status)
   redis.call('DEL', unpack(KEYS))
 end
 redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', 'PENDING', 'input', c.input,
   'created', c.now, 'updated', c.now, 'ver', 0, 'gen', 0)
 if c.parent ~= '' then
-  redis.call('HSET', meta, 'parent', c.parent, 'parent_key', c.parent_key, 'parent_app', c.parent_app)
+  redis.call('HSET', meta, 'parent', c.parent, 'parent_key', c.parent_key, 'parent_app', c.parent_app,
+    'parent_run', c.parent_run)
 end
 redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', c.started)
 redis.call('ZADD', prefix .. ':idx:all', c.now, id)
 redis.call('ZADD', prefix .. ':idx:name:' .. c.name, c.now, id)
-reindex(prefix, id, nil, 'PENDING', c.now)
+redis.call('SADD', prefix .. ':idx:names', c.name)
+reindex(prefix, id, c.name, nil, 'PENDING', c.now)
 if c.start_at > c.now then
   redis.call('ZADD', prefix .. ':timers', c.start_at, id .. '|start')
   return {1, 'PENDING'}
@@ -123,12 +147,14 @@ COMMIT = PRELUDE + r"""
 local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local prefix, id = ARGV[1], ARGV[2]
 local c = cmsgpack.unpack(ARGV[3])
-local cur = redis.call('HMGET', meta, 'ver', 'status', 'created')
+local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
 if not cur[1] then return {-1, 0, 0} end
 local ver = tonumber(cur[1])
 if ver ~= c.ver then return {0, ver, 0} end
 for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
 if c.reset then
+  -- Timers the old generation left pending would fire into the new one's task keys: drop them.
+  for _, key in ipairs(redis.call('HKEYS', tasks)) do redis.call('ZREM', prefix .. ':timers', id .. '|' .. key) end
   redis.call('DEL', hist, tasks)
   redis.call('HINCRBY', meta, 'gen', 1)
 end
@@ -137,6 +163,12 @@ if c.batch ~= '' then redis.call('XADD', hist, ver .. '-1', 'e', c.batch) end
 redis.call('HSET', meta, 'ver', ver, 'updated', c.now, 'status', c.status)
 for k, v in pairs(c.fields) do redis.call('HSET', meta, k, v) end
 for _, k in ipairs(c.drop_fields) do redis.call('HDEL', meta, k) end
+-- Tasks the step stopped waiting for (a timed-out attempt, a disarmed timeout timer): a late
+-- delivery for them is then dropped by deliver(), and a pending timer never fires.
+for _, key in ipairs(c.drop_tasks or {}) do
+  redis.call('HDEL', tasks, key)
+  redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
+end
 for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
 if #c.outbox > 0 then
   for i = 1, #c.outbox, 2 do redis.call('HSET', outbox, c.outbox[i], c.outbox[i + 1]) end
@@ -147,9 +179,10 @@ for _, child in ipairs(c.children) do redis.call('SADD', children, child) end
 for i = 1, #c.inbox_add, 2 do
   redis.call('XADD', inbox, '*', 't', c.inbox_add[i], 'f', '0', 'e', c.inbox_add[i + 1])
 end
-if cur[2] ~= c.status then reindex(prefix, id, cur[2], c.status, cur[3]) end
+if cur[2] ~= c.status then reindex(prefix, id, cur[4], cur[2], c.status, cur[3]) end
 if is_terminal(c.status) then
   for _, key in ipairs(redis.call('HKEYS', tasks)) do redis.call('ZREM', prefix .. ':timers', id .. '|' .. key) end
+  redis.call('ZREM', prefix .. ':timers', id .. '|start')  -- terminated before its scheduled start
   redis.call('DEL', wait, tasks)
   redis.call('HDEL', meta, 'wmode', 'wleft')
   redis.call('ZREM', prefix .. ':ready', id)
@@ -204,20 +237,35 @@ return ids
 """
 
 # KEYS: meta hist inbox tasks wait outbox children | ARGV: prefix id
-# Returns {-1} unknown, {-2, status} still running, {1, child ids...} purged.
+# Returns {-1} unknown, {-2, status} still running, {-3, status} finished but its last dispatches
+# (parent notification, recursive terminate) are not yet published, {1, child ids...} purged.
 PURGE = PRELUDE + r"""
 local prefix, id = ARGV[1], ARGV[2]
 local m = redis.call('HMGET', KEYS[1], 'status', 'name')
 if not m[1] then return {-1} end
 if not is_terminal(m[1]) then return {-2, m[1]} end
+if redis.call('EXISTS', KEYS[6]) == 1 then return {-3, m[1]} end
 local kids = redis.call('SMEMBERS', KEYS[7])
-redis.call('ZREM', prefix .. ':idx:all', id)
-redis.call('ZREM', prefix .. ':idx:status:' .. m[1], id)
-redis.call('ZREM', prefix .. ':idx:name:' .. m[2], id)
+unindex(prefix, id, m[2], m[1])
+redis.call('ZREM', prefix .. ':timers', id .. '|start')
 redis.call('ZREM', prefix .. ':ready', id)
 redis.call('ZREM', prefix .. ':outbox', id)
 redis.call('DEL', unpack(KEYS))
 local out = {1}
 for _, k in ipairs(kids) do table.insert(out, k) end
 return out
+"""
+
+# KEYS: circuit hash of one activity (see worker/circuit.py) | ARGV: now threshold cooldown_ms
+# One more consecutive failure; at the threshold the circuit opens until now + cooldown and keeps
+# threshold - 1 failures, so after the cool-down one more failure reopens it at once (half-open).
+# Returns the open-until time in ms when this failure opened it, else 0.
+CIRCUIT_FAILURE = r"""
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local threshold = tonumber(ARGV[2])
+if failures < threshold then return 0 end
+local open_until = tonumber(ARGV[1]) + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'failures', threshold - 1, 'open_until', open_until)
+redis.call('HINCRBY', KEYS[1], 'opened', 1)
+return open_until
 """

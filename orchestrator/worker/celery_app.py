@@ -15,8 +15,10 @@ from typing import Any, Callable
 
 import redis
 from celery import Celery
+from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 
+from ..core.errors import FailureDetails
 from ..settings import Settings
 from .engine import Engine
 
@@ -65,7 +67,23 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
     def step(instance_id: str) -> None:
         engine().run_step(instance_id)
 
-    @app.task(name=ACTIVITY_TASK, **retry_opts)
+    class ActivityTask(app.Task):  # type: ignore[name-defined, misc]
+        """Celery's hard time limit kills the process running an attempt and acks its message: the
+        worker's parent then delivers the attempt's failure, or the workflow would wait forever."""
+
+        def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+            if isinstance(exc, TimeLimitExceeded) and args and isinstance(args[0], dict):
+                rec = args[0]
+                failure = FailureDetails(
+                    f"activity {rec.get('name')!r} exceeded the worker's hard time limit "
+                    f"({settings.activity_time_limit} s); its process was killed",
+                    f"{TimeLimitExceeded.__module__}.{TimeLimitExceeded.__qualname__}")
+                eng = engine()
+                if eng.circuit is not None:
+                    eng.circuit.record(rec["name"], ok=False, now_ms=eng.clock())
+                eng.deliver_attempt(rec, None, failure, inline=False)
+
+    @app.task(name=ACTIVITY_TASK, base=ActivityTask, **retry_opts, **_time_limits(settings))
     def activity(record: dict[str, Any]) -> None:
         engine().run_activity(record)
 
@@ -86,6 +104,18 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
             duties.pop("d").stop()
 
     return app
+
+
+def _time_limits(settings: Settings) -> dict[str, float]:
+    """The activity task's Celery time limits (settings ``activity_soft_time_limit`` / ``activity_time_limit``)."""
+    soft, hard = settings.activity_soft_time_limit, settings.activity_time_limit
+    for name, value in (("activity_soft_time_limit", soft), ("activity_time_limit", hard)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds or unset, got {value!r}")
+    if soft is not None and hard is not None and soft >= hard:
+        raise ValueError(f"activity_soft_time_limit ({soft}) must be below activity_time_limit ({hard})")
+    limits = {"soft_time_limit": soft, "time_limit": hard}
+    return {k: v for k, v in limits.items() if v is not None}
 
 
 class CeleryPublisher:

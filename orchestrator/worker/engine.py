@@ -38,7 +38,10 @@ from ..core.history import (
 from ..core.payload import to_json_compatible
 from ..core.registry import Registry
 from ..core.replay import replay
-from ..store.redis_store import WAKE, Commit, RedisStore, Snapshot, pack_value
+from ..core.retry import NonRetryableError
+from ..store.redis_store import DUPLICATE, WAKE, Commit, RedisStore, Snapshot, pack_value
+from .circuit import CircuitBreaker
+from .. import metrics
 
 log = logging.getLogger("orchestrator.engine")
 MAX_STEP_ROUNDS = 1000
@@ -66,8 +69,9 @@ class ActivityContext:
 class Engine:
     def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, app_id: str,
                  *, inline_steps: bool = True, stale_after: float = 15.0,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, circuit: CircuitBreaker | None = None) -> None:
         self.store = store
+        self.circuit = circuit  # None or disabled: every attempt runs
         self.registry = registry
         self.publisher = publisher
         self.app_id = app_id
@@ -80,6 +84,7 @@ class Engine:
         """Bring the instance up to date with its inbox. Safe to run twice at once: the commit's
         version check lets exactly one of them take effect and the other re-reads."""
         for _ in range(MAX_STEP_ROUNDS):
+            began = time.perf_counter()
             snap = self.store.load(instance_id)
             if snap is None:
                 return
@@ -93,14 +98,29 @@ class Engine:
                 return
             if not result.ok:
                 log.debug("step of %s lost the race at version %s; retrying", instance_id, commit.version)
+                metrics.record_step_conflict(self.store, snap.meta.name)
                 continue
             log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
                                               "version": result.version, "status": commit.status})
+            metrics.record_step(self.store, snap.meta.name, snap.meta.status, commit.status,
+                                time.perf_counter() - began, inbox_events=len(snap.inbox),
+                                history_events=len(commit.events) + (0 if commit.reset else len(snap.history)))
             self.publish_outbox(instance_id, commit.outbox)
             if not result.rerun:
                 return
         log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
                     instance_id, MAX_STEP_ROUNDS)
+
+    def apply_controls(self, instance_id: str) -> None:
+        """Apply a just-delivered terminate or suspend at once, here.
+
+        Neither needs the workflow's code, and a step message would queue behind the app's backlog
+        of activities, which keep starting meanwhile. When the pending events do need the code (a
+        resume, or new results after one) and this engine lacks it, the step goes to the app's queue."""
+        try:
+            self.run_step(instance_id)
+        except WorkflowNotRegisteredError:
+            self.publisher_wake(instance_id)
 
     def _decide(self, snap: Snapshot) -> Commit | None:
         meta, now = snap.meta, self.clock()
@@ -147,11 +167,13 @@ class Engine:
             commit.reset = True
             commit.fields["input"] = pack_value(completion.input)
             commit.inbox_add = [("x", pack_event(ExecutionStarted(ts=now, name=meta.name, input=completion.input)))]
-            commit.inbox_add += [(f"e:{e.name}", pack_event(e)) for e in outcome.carryover]
+            commit.inbox_add += [(f"e:{e.name.casefold()}", pack_event(e)) for e in outcome.carryover]
             return commit
         commit.events = new + outcome.actions
         for action in outcome.actions:
             self._plan_action(meta, action, commit)
+        # Timed-out attempts and disarmed timeout timers: their late deliveries are dropped by the store.
+        commit.drop_tasks = [f"{meta.generation}.{seq}" for seq in outcome.abandoned]
         if completion is not None:
             commit.events.append(completion)
             commit.status = completion.status
@@ -184,7 +206,7 @@ class Engine:
             commit.outbox[key] = _pack_record({
                 "k": "c", "id": meta.instance_id, "key": key, "child": action.instance_id,
                 "name": action.name, "input": action.input, "app": action.app_id or meta.app,
-                "papp": meta.app,
+                "papp": meta.app, "prun": str(meta.created),
             })
 
     def _terminate(self, snap: Snapshot, request: ExecutionTerminated, now: int) -> Commit:
@@ -195,7 +217,8 @@ class Engine:
                         fields={"output": pack_value(request.output), "completed": now})
         if request.recursive:
             for child in _running_children(snap.history):
-                commit.outbox[f"term.{child}"] = _pack_record({"k": "t", "id": child, "output": request.output})
+                commit.outbox[f"term.{child}"] = _pack_record({"k": "t", "id": child, "output": request.output,
+                                                               "parent": meta.instance_id})
         failure = FailureDetails(f"workflow {meta.instance_id!r} was terminated", "WorkflowTerminatedError")
         self._notify_parent(meta, commit, ok=False, value=failure)
         return commit
@@ -225,21 +248,28 @@ class Engine:
             started = ExecutionStarted(ts=now, name=rec["name"], input=rec["input"])
             code, _status = self.store.create_instance(
                 rec["child"], rec["name"], rec["app"], started, rec["input"], now,
-                parent=rec["id"], parent_key=rec["key"], parent_app=rec["papp"],
+                parent=rec["id"], parent_key=rec["key"], parent_app=rec["papp"], parent_run=rec.get("prun", ""),
             )
             if code == WAKE:
                 self.publisher.send_step(rec["child"], rec["app"])
             elif code == -1:
+                # Someone else's instance is not our child: recursive terminate/purge must not reach it.
+                holder = self.store.get_meta(rec["child"])
+                if holder is not None and holder.parent != rec["id"]:
+                    self.store.forget_child(rec["id"], rec["child"])
                 failure = FailureDetails(f"child instance id {rec['child']!r} is already taken", "InstanceAlreadyExistsError")
                 self._deliver_child_result(rec["id"], rec["key"], rec["papp"], False, failure, now)
         elif kind == "p":
             value = rec["value"] if rec["ok"] else FailureDetails.from_list(rec["value"])
             self._deliver_child_result(rec["id"], rec["key"], rec["app"], rec["ok"], value, now)
         elif kind == "t":
+            child = self.store.get_meta(rec["id"])
+            if child is None or ("parent" in rec and child.parent != rec["parent"]):
+                return  # gone, or an id that was never this parent's child
             code = self.store.deliver(rec["id"], ExecutionTerminated(ts=now, output=rec["output"], recursive=True),
                                       token="x", now=now, control=True)
-            if code == WAKE:
-                self.wake(rec["id"], None)
+            if code > DUPLICATE:  # stored, whoever holds the step: terminate the child now, here
+                self.apply_controls(rec["id"])
 
     def _deliver_child_result(self, parent: str, key: str, app: str, ok: bool, value: Any, now: int) -> None:
         seq = int(key.rpartition(".")[2])
@@ -263,24 +293,55 @@ class Engine:
     # -- activities -----------------------------------------------------------------------------
     def run_activity(self, rec: dict[str, Any]) -> None:
         name, seq = rec["name"], rec["seq"]
+        if not self.store.task_outstanding(rec["id"], f"{rec['gen']}.{seq}"):
+            # Already delivered, or the instance finished, was terminated or continued as new since
+            # the message was sent: running the activity now would do work nobody awaits.
+            log.info("activity %s of %s is no longer awaited; skipped", name, rec["id"])
+            return
         fn = self.registry.activities.get(name)
         result: Any = None
         failure: FailureDetails | None = None
+        began = time.perf_counter()
+        breaker = self.circuit if self.circuit is not None and self.circuit.enabled else None
+        refused_for = breaker.blocked_for(name, self.clock()) if breaker is not None and fn is not None else 0
         if fn is None:
             failure = FailureDetails(
                 f"activity {name!r} is not registered in app {self.app_id!r}", "ActivityNotRegisteredError")
+        elif refused_for:
+            assert breaker is not None
+            failure = breaker.refusal(name, refused_for)  # not run, so not counted by the breaker
         else:
+            unhealthy = False
             try:
                 ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
                 result = to_json_compatible(_call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
             except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
                 failure = FailureDetails.from_exception(exc)
-        now = self.clock()
+                unhealthy = not isinstance(exc, NonRetryableError)
+            if breaker is not None and (unhealthy or failure is None):
+                breaker.record(name, ok=failure is None, now_ms=self.clock())
+        seconds = time.perf_counter() - began
+        metrics.record_activity(self.store, name, seconds, failed=failure is not None)
+        log.info("activity %s", "failed" if failure else "completed", extra={
+            "instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name,
+            "task_id": f"{rec['gen']}.{seq}", "attempt": rec.get("attempt", 1), "duration_ms": round(seconds * 1000, 1)})
+        self.deliver_attempt(rec, result, failure)
+
+    def deliver_attempt(self, rec: dict[str, Any], result: Any, failure: FailureDetails | None,
+                        *, inline: bool = True) -> None:
+        """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
+        (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
+        now, seq = self.clock(), rec["seq"]
         event = TaskCompleted(ts=now, seq=seq, result=result) if failure is None else TaskFailed(ts=now, seq=seq, failure=failure)
         code = self.store.deliver(rec["id"], event, token=f"t:{seq}", task_key=f"{rec['gen']}.{seq}",
                                   now=now, failure=failure is not None)
-        if code == WAKE:
+        if code == DUPLICATE:
+            log.info("dropped the result of activity %s (task %s.%s, attempt %s) of %s: no longer awaited "
+                     "(timed out or already delivered)", rec["name"], rec["gen"], seq, rec.get("attempt", 1), rec["id"])
+        elif code == WAKE and inline:
             self.wake(rec["id"], rec["wapp"], rec["wf"])
+        elif code == WAKE:
+            self.publisher.send_step(rec["id"], rec["wapp"])
 
     # -- background duties (any pool may run them; all are safe to run concurrently) -------------
     def fire_due_timers(self, limit: int = 1000) -> int:
@@ -303,12 +364,18 @@ class Engine:
         """Republish what a crash left behind: unpublished outboxes and instances whose step never ran."""
         now = self.clock()
         cutoff = now - self.stale_after_ms
+        self.store.pool_heartbeat(self.app_id, now)
         outboxes = self.store.claim_stale("outbox", cutoff, now)
         for instance_id in outboxes:
             self.publish_outbox(instance_id, self.store.read_outbox(instance_id))
         ready = self.store.claim_stale("ready", cutoff, now)
+        live = self.store.live_apps(now - 3 * self.stale_after_ms) | {self.app_id} if ready else set()
         for instance_id in ready:
-            self.publisher_wake(instance_id)
+            meta = self.store.get_meta(instance_id)
+            # An app with no live pool still has the step message it was first sent, queued for the
+            # pool to come; sending another every sweep would pile up copies for as long as it is down.
+            if meta is not None and meta.app in live:
+                self.publisher.send_step(instance_id, meta.app)
         return len(outboxes), len(ready)
 
 
