@@ -1,0 +1,215 @@
+"""Commands on instances: start, wait, status, list, history, raise-event, terminate, suspend,
+resume, purge. Each talks to Redis directly through WorkflowClient (no API server needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..core.errors import InstanceNotFoundError
+from ..state import WorkflowState, WorkflowStatus
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    JSON,
+    client,
+    compact,
+    emit,
+    fmt_time,
+    json_option,
+    operation,
+    table,
+)
+from .progress import Progress, wait_for
+
+STATUSES = [s.name for s in WorkflowStatus if s is not WorkflowStatus.UNKNOWN]
+UNSUCCESSFUL = frozenset({"FAILED", "TERMINATED"})
+
+
+def describe(state: WorkflowState) -> str:
+    rows = [
+        ("instance", state.instance_id), ("workflow", state.name), ("status", state.runtime_status.name),
+        ("app", state.app_id), ("created", fmt_time(state.created_at)), ("updated", fmt_time(state.last_updated_at)),
+        ("completed", fmt_time(state.completed_at)),
+    ]
+    if state.parent_instance_id:
+        rows.append(("parent", state.parent_instance_id))
+    rows.append(("input", compact(state.input, 200)))
+    if state.custom_status is not None:
+        rows.append(("custom status", compact(state.custom_status, 200)))
+    if state.output is not None:
+        rows.append(("output", compact(state.output, 200)))
+    if state.failure_details is not None:
+        rows.append(("failure", f"{state.failure_details.error_type}: {state.failure_details.message}"))
+    return "\n".join(f"{k:<14}{v}" for k, v in rows)
+
+
+def _state(c: Any, instance_id: str) -> WorkflowState:
+    state = c.get_workflow_state(instance_id)
+    if state is None:
+        raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+    return state
+
+
+def _wait_and_report(c: Any, instance_id: str, timeout: float | None, quiet: bool, as_json: bool) -> None:
+    """Wait with progress, print the final state, exit 1 unless it COMPLETED, 130 on Ctrl-C."""
+    progress = Progress(instance_id, enabled=not quiet)
+    try:
+        status = wait_for(c.store, instance_id, timeout=timeout, progress=progress)
+    except KeyboardInterrupt:
+        meta = c.store.get_meta(instance_id)
+        now = meta.status if meta else "unknown"
+        click.echo(f"stopped waiting after {progress.elapsed():.1f}s; instance {instance_id} is {now} "
+                   "and keeps running", err=True)
+        if as_json:
+            emit(True, {"instance_id": instance_id, "runtime_status": now, "interrupted": True}, "")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    state = _state(c, instance_id)
+    emit(as_json, state.to_dict(), lambda: describe(state))
+    if status in UNSUCCESSFUL:
+        detail = f": {state.failure_details.message}" if state.failure_details else ""
+        click.echo(f"Error: instance {instance_id} {status}{detail}", err=True)
+        raise SystemExit(EXIT_FAILED)
+
+
+def _ack(as_json: bool, instance_id: str, op: str, human: str) -> None:
+    emit(as_json, {"instance_id": instance_id, "operation": op, "ok": True}, human)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--input", "input_", type=JSON, default=None, help="Workflow input as JSON (or @file.json).")
+@click.option("--id", "instance_id", default=None, help="Instance id (default: a random one).")
+@click.option("--wait", is_flag=True, help="Wait until it finishes; exit 1 if it FAILED or was TERMINATED.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="With --wait: give up after S seconds (exit 1).")
+@click.option("--quiet", "-q", is_flag=True, help="With --wait: no progress line on stderr.")
+@json_option
+@operation
+def start(name: str, input_: Any, instance_id: str | None, wait: bool, timeout: float | None, quiet: bool,
+          as_json: bool) -> None:
+    """Start workflow NAME. Prints the instance id (or, with --wait, its final state)."""
+    c = client()
+    new_id = c.schedule_new_workflow(name, input=input_, instance_id=instance_id)
+    if not wait:
+        emit(as_json, {"instance_id": new_id}, new_id)
+        return
+    if not as_json:
+        click.echo(f"started {name} as {new_id}", err=True)
+    _wait_and_report(c, new_id, timeout, quiet, as_json)
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Give up after S seconds (exit 1).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+@json_option
+@operation
+def wait(instance_id: str, timeout: float | None, quiet: bool, as_json: bool) -> None:
+    """Wait for INSTANCE_ID to finish; exit 0 if it COMPLETED, 1 otherwise, 130 on Ctrl-C."""
+    _wait_and_report(client(), instance_id, timeout, quiet, as_json)
+
+
+@click.command()
+@click.argument("instance_id")
+@json_option
+@operation
+def status(instance_id: str, as_json: bool) -> None:
+    """Show an instance: status, times, input, output, failure. Exit 0 whatever its status."""
+    state = _state(client(), instance_id)
+    emit(as_json, state.to_dict(), lambda: describe(state))
+
+
+@click.command(name="list")
+@click.option("--status", "status_", type=click.Choice(STATUSES, case_sensitive=False), default=None,
+              help="Only instances in this status.")
+@click.option("--name", default=None, help="Only instances of this workflow.")
+@click.option("--parent", default=None, help="Only the children of this instance.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the newest N.")
+@json_option
+@operation
+def list_(status_: str | None, name: str | None, parent: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """List instances, newest first."""
+    states = client().list_workflows(status=status_, name=name, parent_instance_id=parent, offset=offset, limit=limit)
+
+    def human() -> str:
+        if not states:
+            return "no instances"
+        rows = [[s.instance_id, s.name, s.runtime_status.name, fmt_time(s.created_at), fmt_time(s.last_updated_at)]
+                for s in states]
+        return table(rows, ["INSTANCE", "WORKFLOW", "STATUS", "CREATED", "UPDATED"])
+
+    emit(as_json, [s.to_dict() for s in states], human)
+
+
+@click.command()
+@click.argument("instance_id")
+@json_option
+@operation
+def history(instance_id: str, as_json: bool) -> None:
+    """Show an instance's history events, oldest first."""
+    events = client().get_workflow_history(instance_id)
+
+    def human() -> str:
+        rows = [[str(i), fmt_time(e.get("ts")), e["kind"],
+                 compact({k: v for k, v in e.items() if k not in ("kind", "ts")}, 90)] for i, e in enumerate(events)]
+        return table(rows, ["#", "TIME", "EVENT", "DETAILS"])
+
+    emit(as_json, events, human)
+
+
+@click.command(name="raise-event")
+@click.argument("instance_id")
+@click.argument("event_name")
+@click.option("--data", type=JSON, default=None, help="Event data as JSON (or @file.json).")
+@json_option
+@operation
+def raise_event(instance_id: str, event_name: str, data: Any, as_json: bool) -> None:
+    """Deliver event EVENT_NAME to an instance (buffered until the workflow waits for it)."""
+    client().raise_workflow_event(instance_id, event_name, data=data)
+    _ack(as_json, instance_id, "raise-event", f"raised {event_name} on {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--output", type=JSON, default=None, help="Output to record, as JSON.")
+@json_option
+@operation
+def terminate(instance_id: str, output: Any, as_json: bool) -> None:
+    """Terminate an instance and its running children."""
+    client().terminate_workflow(instance_id, output=output)
+    _ack(as_json, instance_id, "terminate", f"terminate requested for {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@json_option
+@operation
+def suspend(instance_id: str, as_json: bool) -> None:
+    """Suspend an instance: events are kept, no step runs until it is resumed."""
+    client().pause_workflow(instance_id)
+    _ack(as_json, instance_id, "suspend", f"suspend requested for {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@json_option
+@operation
+def resume(instance_id: str, as_json: bool) -> None:
+    """Resume a suspended instance."""
+    client().resume_workflow(instance_id)
+    _ack(as_json, instance_id, "resume", f"resume requested for {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@json_option
+@operation
+def purge(instance_id: str, as_json: bool) -> None:
+    """Delete a finished instance's state and history (and its children's)."""
+    client().purge_workflow(instance_id)
+    _ack(as_json, instance_id, "purge", f"purged {instance_id}")
+
+
+COMMANDS = [start, wait, status, list_, history, raise_event, terminate, suspend, resume, purge]
