@@ -92,6 +92,7 @@ class WorkflowRuntime:
                                          self.settings.circuit_failure_threshold, self.settings.circuit_cooldown)
                 self._engine = Engine(store, self.registry, CeleryPublisher(celery), self.app_id,
                                       inline_steps=self.settings.inline_steps,
+                                      replay_cache_size=self.settings.replay_cache_size,
                                       stale_after=self.settings.stale_after, circuit=circuit)
             return self._engine
 

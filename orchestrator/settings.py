@@ -31,6 +31,9 @@ class Settings:
     # A step or publish still unfinished this long after it was due is taken over by a sweeper.
     stale_after: float = 15.0
     inline_steps: bool = True
+    # Replayed workflows each worker process keeps between steps, so a step replays only the
+    # history recorded since (0 turns the cache off: every step replays from the start).
+    replay_cache_size: int = 1000
     max_payload_bytes: int = 1024 * 1024
     # Celery time limits of the activity task, protecting the worker itself (prefork pools): past the
     # soft limit the activity gets SoftTimeLimitExceeded (a failure, retried per policy); past the hard

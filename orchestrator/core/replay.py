@@ -318,6 +318,61 @@ class _Replayer:
         return WaitSpec("all" if plain_all and len(tokens) > 1 and not raced else "any", tokens)
 
 
+class WorkflowExecution:
+    """A live, replayed workflow that steps can advance without replaying from the start.
+
+    ``catch_up`` applies recorded history (``is_replaying`` is true while it runs), ``step`` applies
+    the events a new step consumes and returns its decisions; after the step's commit succeeded,
+    ``committed()`` marks its actions as recorded. A worker may keep an execution between steps and
+    feed it only the history entries recorded since; if anything goes wrong it simply drops it
+    and replays from the start, which gives the same result.
+    """
+
+    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int = 0) -> None:
+        self._r = _Replayer(workflow, instance_id, generation)
+        self.generation = generation
+
+    @property
+    def finished(self) -> bool:
+        return self._r.completion is not None
+
+    @property
+    def history_length(self) -> int:
+        """Events applied so far: the instance's history length once the step is committed."""
+        return self._r.position
+
+    def catch_up(self, past: Sequence[HistoryEvent]) -> None:
+        """Apply recorded history. Raises ``NonDeterminismError`` when the code disagrees with it."""
+        r = self._r
+        r.ctx.is_replaying = True
+        for event in past:
+            r.apply(event)
+        r._check_all_matched(StepStarted(ts=r.ctx._now_ms))
+
+    def step(self, new: Sequence[HistoryEvent]) -> StepResult:
+        """Apply the events this step consumes (led by its ``StepStarted``) and decide."""
+        r, ctx = self._r, self._r.ctx
+        ctx.is_replaying = False
+        ctx._abandoned = []
+        for event in new:
+            r.apply(event)
+        carry: list[EventRaised] = []
+        if isinstance(r.completion, ContinuedAsNew) and ctx._continue_as_new and ctx._continue_as_new[1]:
+            carry = [e for queue in ctx._buffered.values() for e in queue]
+        return StepResult(
+            actions=list(ctx._actions.values()),
+            completion=r.completion,
+            wait=r.wait_spec(),
+            custom_status=ctx._custom_status,
+            carryover=carry,
+            abandoned=list(ctx._abandoned),
+        )
+
+    def committed(self) -> None:
+        """The last step's actions are now history: later catch-ups must not expect them again."""
+        self._r.ctx._actions.clear()
+
+
 def replay(
     workflow: Callable[..., Any],
     instance_id: str,
@@ -326,26 +381,11 @@ def replay(
     *,
     generation: int = 0,
 ) -> StepResult:
-    """Run one orchestration step. Raises ``NonDeterminismError`` when code and history disagree."""
-    r = _Replayer(workflow, instance_id, generation)
-    ctx = r.ctx
-    for event in past:
-        r.apply(event)
-    r._check_all_matched(StepStarted(ts=ctx._now_ms))
-    ctx.is_replaying = False
-    for event in new:
-        r.apply(event)
-    carry: list[EventRaised] = []
-    if isinstance(r.completion, ContinuedAsNew) and ctx._continue_as_new and ctx._continue_as_new[1]:
-        carry = [e for queue in ctx._buffered.values() for e in queue]
-    return StepResult(
-        actions=list(ctx._actions.values()),
-        completion=r.completion,
-        wait=r.wait_spec(),
-        custom_status=ctx._custom_status,
-        carryover=carry,
-        abandoned=list(ctx._abandoned),
-    )
+    """Run one orchestration step from scratch. Raises ``NonDeterminismError`` when code and
+    history disagree."""
+    execution = WorkflowExecution(workflow, instance_id, generation)
+    execution.catch_up(past)
+    return execution.step(new)
 
 
-__all__ = ["replay", "StepResult", "WaitSpec", "COMPLETED", "FAILED", "TaskFailedError"]
+__all__ = ["replay", "WorkflowExecution", "StepResult", "WaitSpec", "COMPLETED", "FAILED", "TaskFailedError"]

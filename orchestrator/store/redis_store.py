@@ -215,12 +215,15 @@ class RedisStore:
         entries = self.redis.xrange(self.keys.instance(instance_id).hist)
         return [event for _, fields in entries for event in unpack_events(fields[b"e"])]
 
-    def load(self, instance_id: str) -> Snapshot | None:
-        """Metadata, history and inbox read in one MULTI, so they belong to the same version."""
+    def load(self, instance_id: str, after_version: int | None = None) -> Snapshot | None:
+        """Metadata, history and inbox read in one MULTI, so they belong to the same version.
+
+        With ``after_version``, only the history entries committed after that version are read
+        (entry ids are ``<version>-1``): a worker that still holds the replayed workflow needs no more."""
         k = self.keys.instance(instance_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(k.meta)
-        pipe.xrange(k.hist)
+        pipe.xrange(k.hist, min=f"({after_version}-1" if after_version is not None else "-")
         pipe.xrange(k.inbox)
         raw_meta, hist, inbox = pipe.execute()
         if not raw_meta:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -37,9 +39,9 @@ from ..core.history import (
 )
 from ..core.payload import to_json_compatible
 from ..core.registry import Registry
-from ..core.replay import replay
+from ..core.replay import WorkflowExecution
 from ..core.retry import NonRetryableError
-from ..store.redis_store import DUPLICATE, WAKE, Commit, RedisStore, Snapshot, pack_value
+from ..store.redis_store import DUPLICATE, TERMINAL, WAKE, Commit, RedisStore, Snapshot, pack_value
 from .circuit import CircuitBreaker
 from .. import metrics
 
@@ -69,8 +71,10 @@ class ActivityContext:
 class Engine:
     def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, app_id: str,
                  *, inline_steps: bool = True, stale_after: float = 15.0,
-                 clock: Callable[[], int] = now_ms, circuit: CircuitBreaker | None = None) -> None:
+                 clock: Callable[[], int] = now_ms, circuit: CircuitBreaker | None = None,
+                 replay_cache_size: int = 1000) -> None:
         self.store = store
+        self.executions = ExecutionCache(replay_cache_size)
         self.circuit = circuit  # None or disabled: every attempt runs
         self.registry = registry
         self.publisher = publisher
@@ -85,14 +89,22 @@ class Engine:
         version check lets exactly one of them take effect and the other re-reads."""
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
-            snap = self.store.load(instance_id)
+            cached = self.executions.take(instance_id)
+            snap = self.store.load(instance_id, cached.version if cached else None)
             if snap is None:
                 return
-            commit = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap)
-            if commit is None:
+            if cached and (cached.generation != snap.meta.generation or cached.version > snap.meta.version):
+                cached = None  # continued as new, or purged and recreated: start from scratch
+                snap = self.store.load(instance_id)
+                if snap is None:
+                    return
+            decision = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap, cached)
+            if decision is None:
+                self.executions.put_back(instance_id, cached)
                 if self.store.release(instance_id):
                     continue
                 return
+            commit, execution = decision
             result = self.store.commit(instance_id, commit)
             if result.gone:
                 return
@@ -100,11 +112,17 @@ class Engine:
                 log.debug("step of %s lost the race at version %s; retrying", instance_id, commit.version)
                 metrics.record_step_conflict(self.store, snap.meta.name)
                 continue
+            if execution is None:
+                if commit.status not in TERMINAL:
+                    self.executions.put_back(instance_id, cached)  # code did not run: replay still holds
+            elif not (execution.finished or commit.reset):
+                execution.committed()
+                self.executions.put(instance_id, execution, result.version)
             log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
                                               "version": result.version, "status": commit.status})
             metrics.record_step(self.store, snap.meta.name, snap.meta.status, commit.status,
                                 time.perf_counter() - began, inbox_events=len(snap.inbox),
-                                history_events=len(commit.events) + (0 if commit.reset else len(snap.history)))
+                                history_events=execution.history_length if execution else len(commit.events))
             self.publish_outbox(instance_id, commit.outbox)
             if not result.rerun:
                 return
@@ -122,12 +140,13 @@ class Engine:
         except WorkflowNotRegisteredError:
             self.publisher_wake(instance_id)
 
-    def _decide(self, snap: Snapshot) -> Commit | None:
+    def _decide(self, snap: Snapshot, cached: "CachedExecution | None") -> tuple[Commit, WorkflowExecution | None] | None:
+        """The step's commit, and the replayed execution when the workflow's code ran."""
         meta, now = snap.meta, self.clock()
         events = [entry.event for entry in snap.inbox]
         terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
         if terminate is not None:
-            return self._terminate(snap, terminate, now)
+            return self._terminate(snap, terminate, now), None
         suspended = meta.status == "SUSPENDED"
         for event in events:
             if isinstance(event, (ExecutionSuspended, ExecutionResumed)):
@@ -139,7 +158,7 @@ class Engine:
                 return None
             return Commit(version=meta.version, now=now, status="SUSPENDED", keep_wait=True,
                           consumed=[e.entry_id for e in controls],
-                          events=[StepStarted(ts=now)] + [e.event for e in controls])
+                          events=[StepStarted(ts=now)] + [e.event for e in controls]), None
         workflow = self.registry.workflows.get(meta.name)
         if workflow is None:
             raise WorkflowNotRegisteredError(
@@ -147,8 +166,10 @@ class Engine:
                 f"{self.app_id!r}; the step stays queued for a pool that registers it"
             )
         new: list[HistoryEvent] = [StepStarted(ts=now), *events]
+        execution = cached.execution if cached else WorkflowExecution(workflow, meta.instance_id, meta.generation)
         try:
-            outcome = replay(workflow, meta.instance_id, snap.history, new, generation=meta.generation)
+            execution.catch_up(snap.history)  # only what was recorded since `cached` was taken
+            outcome = execution.step(new)
         except NonDeterminismError as err:
             log.error("%s", err, extra={"instance_id": meta.instance_id, "workflow": meta.name})
             failure = FailureDetails(str(err), "NonDeterminismError", None)
@@ -156,7 +177,7 @@ class Engine:
             commit = Commit(version=meta.version, now=now, status="FAILED", keep_wait=True,
                             fields={"failure": pack_value(failure.to_list()), "completed": now})
             self._notify_parent(meta, commit, ok=False, value=failure)
-            return commit
+            return commit, None
         commit = Commit(version=meta.version, now=now, status="RUNNING",
                         consumed=[e.entry_id for e in snap.inbox])
         if outcome.custom_status is not None:
@@ -168,7 +189,7 @@ class Engine:
             commit.fields["input"] = pack_value(completion.input)
             commit.inbox_add = [("x", pack_event(ExecutionStarted(ts=now, name=meta.name, input=completion.input)))]
             commit.inbox_add += [(f"e:{e.name.casefold()}", pack_event(e)) for e in outcome.carryover]
-            return commit
+            return commit, execution
         commit.events = new + outcome.actions
         for action in outcome.actions:
             self._plan_action(meta, action, commit)
@@ -186,7 +207,7 @@ class Engine:
                 self._notify_parent(meta, commit, ok=False, value=completion.failure)
         elif outcome.wait is not None:
             commit.wait_mode, commit.wait_tokens = outcome.wait.mode, list(outcome.wait.tokens)
-        return commit
+        return commit, execution
 
     def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit) -> None:
         key = f"{meta.generation}.{action.seq}"  # type: ignore[attr-defined]
@@ -377,6 +398,44 @@ class Engine:
             if meta is not None and meta.app in live:
                 self.publisher.send_step(instance_id, meta.app)
         return len(outboxes), len(ready)
+
+
+@dataclass
+class CachedExecution:
+    execution: WorkflowExecution
+    version: int
+
+    @property
+    def generation(self) -> int:
+        return self.execution.generation
+
+
+class ExecutionCache:
+    """Replayed workflows this process holds between steps, least recently used evicted first.
+
+    ``take`` removes the entry, so two threads never advance one generator; a step that fails in
+    any way simply does not put it back, and the next step replays from the start."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, CachedExecution] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, instance_id: str) -> CachedExecution | None:
+        with self._lock:
+            return self._entries.pop(instance_id, None)
+
+    def put(self, instance_id: str, execution: WorkflowExecution, version: int) -> None:
+        self.put_back(instance_id, CachedExecution(execution, version))
+
+    def put_back(self, instance_id: str, entry: CachedExecution | None) -> None:
+        if entry is None or self.size <= 0:
+            return
+        with self._lock:
+            self._entries[instance_id] = entry
+            self._entries.move_to_end(instance_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 def _pack_record(record: dict[str, Any]) -> bytes:
