@@ -237,7 +237,9 @@ class Engine:
                         events=[StepStarted(ts=now)] + [e.event for e in snap.inbox],
                         fields={"output": pack_value(request.output), "completed": now})
         if request.recursive:
-            for child in _running_children(snap.history):
+            # Every child ever started (the snapshot may hold only recent history); finished ones
+            # simply refuse the terminate.
+            for child in self.store.child_ids(meta.instance_id):
                 commit.outbox[f"term.{child}"] = _pack_record({"k": "t", "id": child, "output": request.output,
                                                                "parent": meta.instance_id})
         failure = FailureDetails(f"workflow {meta.instance_id!r} was terminated", "WorkflowTerminatedError")
@@ -453,13 +455,6 @@ def _call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
-
-def _running_children(history: list[HistoryEvent]) -> list[str]:
-    scheduled = {e.seq: e.instance_id for e in history if isinstance(e, ChildScheduled)}
-    for e in history:
-        if isinstance(e, (ChildCompleted, ChildFailed)):
-            scheduled.pop(e.seq, None)
-    return list(scheduled.values())
 
 
 __all__ = ["Engine", "Publisher", "ActivityContext"]

@@ -14,7 +14,7 @@ from orchestrator import (
     WorkflowNotRegisteredError,
     WorkflowStatus,
 )
-from orchestrator.core.history import StepStarted, TaskCompleted
+from orchestrator.core.history import StepStarted
 from orchestrator.store.redis_store import Commit, RedisStore
 
 APP = "tests.apps.core_app"
