@@ -1,0 +1,261 @@
+"""The dashboard's HTTP surface: its page, its static files and its JSON endpoints.
+
+Reads go through ``DashboardQueries`` (read-only Redis); actions call the ``WorkflowClient`` inside
+``apilog.as_caller("dashboard")`` so the API log names the dashboard as their caller. Actions only
+accept JSON requests that carry the ``X-Orchestrator-Dashboard`` header: a cross-site form cannot
+set it, so another web page open in the same browser cannot terminate a run through the dashboard.
+Handlers are plain ``def``: FastAPI runs them in its thread pool, fine for redis-py's blocking calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from importlib import resources
+from typing import Any, Callable, Iterator, Sequence
+
+import redis
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from .. import apilog
+from ..core.errors import InstanceNotFoundError, OrchestratorError, PayloadError
+from .execution import build_execution
+from .present import event_full, event_view, instance_payload, instance_view, step_numbers
+from .queries import DashboardQueries
+
+ACTION_HEADER = "x-orchestrator-dashboard"
+STATIC = resources.files(__package__) / "static"
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+               ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+MAX_WINDOW_S = 90 * 24 * 3600
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _static_files() -> dict[str, Any]:
+    """name -> file, for every file shipped under static/ (the only paths ever served)."""
+    found: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif any(child.name.endswith(ext) for ext in MEDIA_TYPES):
+                found[f"{prefix}{child.name}"] = child
+    walk(STATIC, "")
+    return found
+
+
+def _not_found(instance_id: str) -> HTTPException:
+    return HTTPException(404, f"no workflow instance with id {instance_id!r}")
+
+
+def create_dashboard(client: Any, *, prefix: str = "/dashboard",
+                     dependencies: Sequence[Callable[..., Any]] = ()) -> APIRouter:
+    """A router serving the dashboard UI at ``prefix`` and its JSON API at ``prefix/api``.
+
+    ``client`` is a ``WorkflowClient``; ``dependencies`` (e.g. a token check) guard every route.
+    Mount it with ``app.include_router(create_dashboard(client))``."""
+    if not prefix.startswith("/") or prefix.endswith("/"):
+        raise ValueError(f"prefix must start with '/' and not end with it, got {prefix!r}")
+    q = DashboardQueries(client.store)
+    files = _static_files()
+    router = APIRouter(prefix=prefix, dependencies=[Depends(d) for d in dependencies], tags=["dashboard"])
+
+    # -- page and static files --------------------------------------------------------------------
+    @router.get("", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"{prefix}/", status_code=307)
+
+    @router.get("/", include_in_schema=False)
+    def index() -> Response:
+        return _file(files, "index.html")
+
+    @router.get("/static/{path:path}", include_in_schema=False)
+    def static(path: str) -> Response:
+        if path not in files:
+            raise HTTPException(404, f"no such dashboard file {path!r}")
+        return _file(files, path)
+
+    # -- overview and list -----------------------------------------------------------------------
+    @router.get("/api/overview")
+    def overview(window: int = Query(86400, ge=60, le=MAX_WINDOW_S, description="seconds"),
+                 buckets: int = Query(24, ge=1, le=200)) -> dict[str, Any]:
+        with _bad_request():
+            return {"counts": q.counts(), "stats": q.stats(now=_now_ms(), window_ms=window * 1000, buckets=buckets)}
+
+    @router.get("/api/workflows")
+    def workflows() -> dict[str, Any]:
+        return {"names": q.workflow_names()}
+
+    @router.get("/api/runs")
+    def runs(status: str | None = None, name: str | None = None, prefix: str | None = Query(None, alias="id"),
+             since: int | None = None, until: int | None = None,
+             offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+        with _bad_request():
+            return q.list_runs(status=status or None, name=name or None, since=since, until=until,
+                               prefix=prefix or None, offset=offset, limit=limit)
+
+    # -- one run ----------------------------------------------------------------------------------
+    @router.get("/api/runs/{instance_id}")
+    def run(instance_id: str) -> dict[str, Any]:
+        meta = q.meta(instance_id)
+        if meta is None:
+            raise _not_found(instance_id)
+        children, child_count = q.children(instance_id)
+        children.sort(key=lambda c: (c.get("created") or 0, c["instance_id"]))
+        inbox, inbox_count = q.inbox(instance_id)
+        parents = q.summaries([meta.parent]) if meta.parent else []
+        waiting = None if meta.is_terminal else q.waiting_for(instance_id)
+        return {**instance_view(meta), "children": children, "child_count": child_count,
+                "parent_summary": parents[0] if parents else None, "inbox": inbox, "inbox_count": inbox_count,
+                "waiting_for": waiting}
+
+    @router.get("/api/runs/{instance_id}/version")
+    def version(instance_id: str) -> dict[str, Any]:
+        found = q.version(instance_id)
+        if found is None:
+            raise _not_found(instance_id)
+        return {"version": found[0], "state": found[1]}
+
+    @router.get("/api/runs/{instance_id}/payload/{field}")
+    def payload(instance_id: str, field: str) -> dict[str, Any]:
+        meta = q.meta(instance_id)
+        if meta is None:
+            raise _not_found(instance_id)
+        with _bad_request():
+            return {"field": field, "value": instance_payload(meta, field)}
+
+    @router.get("/api/runs/{instance_id}/history")
+    def history(instance_id: str, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+                kind: str | None = None) -> Response:
+        events = _history(q, instance_id)
+        steps = step_numbers(events)
+        indexed = [(i, e) for i, e in enumerate(events) if not kind or e.kind == kind]
+        page = indexed[offset:offset + limit]
+        return _json({"total": len(indexed), "offset": offset, "limit": limit,
+                      "events": [event_view(i, steps[i], e) for i, e in page]})
+
+    @router.get("/api/runs/{instance_id}/history.json")
+    def download(instance_id: str) -> Response:
+        meta = q.meta(instance_id)
+        if meta is None:
+            raise _not_found(instance_id)
+        events = q.history(instance_id)
+        body = {"instance_id": instance_id, "name": meta.name, "status": meta.status,
+                "generation": meta.generation, "events": [event_full(i, e) for i, e in enumerate(events)]}
+        filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance_id)
+        return _json(body, headers={"Content-Disposition": f'attachment; filename="history-{filename}.json"'})
+
+    @router.get("/api/runs/{instance_id}/history/{index}")
+    def event(instance_id: str, index: int) -> dict[str, Any]:
+        events = _history(q, instance_id)
+        if not 0 <= index < len(events):
+            raise HTTPException(404, f"instance {instance_id!r} has {len(events)} history events; no index {index}")
+        return event_full(index, events[index])
+
+    @router.get("/api/runs/{instance_id}/execution")
+    def execution(instance_id: str) -> Response:
+        meta = q.meta(instance_id)
+        if meta is None:
+            raise _not_found(instance_id)
+        model = build_execution(q.history(instance_id), now=_now_ms(), status=meta.status)
+        model["version"] = meta.version
+        return _json(model)
+
+    # -- actions ------------------------------------------------------------------------------------
+    def act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
+        if request.headers.get(ACTION_HEADER) != "1":
+            raise HTTPException(403, f"dashboard actions need the {ACTION_HEADER} header (sent by the dashboard page)")
+        try:
+            with apilog.as_caller("dashboard"):
+                result = what()
+        except InstanceNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except (ValueError, TypeError, PayloadError) as exc:
+            raise HTTPException(400, str(exc)) from None
+        except OrchestratorError as exc:  # finished / still running / any other refusal the client names
+            raise HTTPException(409, str(exc)) from None
+        except redis.RedisError as exc:
+            raise HTTPException(503, f"the Redis store is unavailable: {exc}") from None
+        return {"ok": True, "result": result}
+
+    @router.post("/api/runs/{instance_id}/terminate")
+    def terminate(instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+        return act(request, lambda: client.terminate_workflow(instance_id, output=body.get("output"),
+                                                              recursive=bool(body.get("recursive", True))))
+
+    @router.post("/api/runs/{instance_id}/suspend")
+    def suspend(instance_id: str, request: Request) -> dict[str, Any]:
+        return act(request, lambda: client.pause_workflow(instance_id))
+
+    @router.post("/api/runs/{instance_id}/resume")
+    def resume(instance_id: str, request: Request) -> dict[str, Any]:
+        return act(request, lambda: client.resume_workflow(instance_id))
+
+    @router.post("/api/runs/{instance_id}/purge")
+    def purge(instance_id: str, request: Request) -> dict[str, Any]:
+        return act(request, lambda: client.purge_workflow(instance_id))
+
+    @router.post("/api/runs/{instance_id}/raise")
+    def raise_event(instance_id: str, request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise HTTPException(400, "the event needs a non-empty 'name'")
+        return act(request, lambda: client.raise_workflow_event(instance_id, name.strip(), data=body.get("data")))
+
+    # -- API log --------------------------------------------------------------------------------------
+    @router.get("/api/apilog")
+    def api_log(after: str | None = None, before: str | None = None,
+                limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        for label, value in (("after", after), ("before", before)):
+            if value is not None and not _is_stream_id(value):
+                raise HTTPException(400, f"{label} must be a stream id like 1700000000000-0, got {value!r}")
+        return {"entries": apilog.read(client.store.redis, client.store.prefix, after=after, before=before,
+                                       limit=limit)}
+
+    return router
+
+
+def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
+    """Large JSON answers (histories, execution models) serialized directly, skipping FastAPI's
+    per-value encoder, which costs more than the query itself for thousands of events."""
+    text = json.dumps(body, ensure_ascii=False, default=str, separators=(",", ":"))
+    return Response(text, media_type="application/json", headers=headers)
+
+
+@contextlib.contextmanager
+def _bad_request() -> Iterator[None]:
+    try:
+        yield
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def _is_stream_id(value: str) -> bool:
+    ms, _, seq = value.partition("-")
+    return ms.isdigit() and (seq == "" or seq.isdigit())
+
+
+def _history(q: DashboardQueries, instance_id: str) -> list[Any]:
+    if q.meta(instance_id) is None:
+        raise _not_found(instance_id)
+    return q.history(instance_id)
+
+
+def _file(files: dict[str, Any], name: str) -> Response:
+    node = files[name]
+    ext = "." + name.rsplit(".", 1)[-1]
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if name.endswith(".html"):
+        # The page loads only its own files: no inline script, no third-party origin.
+        headers["Content-Security-Policy"] = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                                              "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
+    return Response(node.read_bytes(), media_type=MEDIA_TYPES[ext], headers=headers)
+
+
+__all__ = ["create_dashboard", "ACTION_HEADER"]
