@@ -133,6 +133,7 @@ class EmbeddedRedis:
             "--appendfsync", self.appendfsync,
             "--save", "",
             "--maxmemory-policy", "noeviction",
+            "--stream-node-max-bytes", "1024",  # as config/redis.conf: small histories stay small
             "--daemonize", "no",
             "--logfile", str(self.log_path.resolve()),
         ]
