@@ -28,6 +28,7 @@ from .core.tasks import Task, when_all, when_any
 from .runtime import WorkflowRuntime
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
+from .store.connection import RedisAuthError, RedisUnavailableError
 from .worker.engine import ActivityContext
 
 WorkflowActivityContext = ActivityContext
@@ -36,6 +37,7 @@ __all__ = [
     "ActivityContext", "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "DaprWorkflowClient", "DaprWorkflowContext",
     "FailureDetails", "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError",
     "InstanceRunningError", "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError",
+    "RedisAuthError", "RedisUnavailableError",
     "RetryPolicy", "Settings", "Task", "TaskFailedError", "WorkflowActivityContext", "WorkflowClient",
     "WorkflowContext", "WorkflowNotRegisteredError", "WorkflowRuntime", "WorkflowState", "WorkflowStatus",
     "load_settings", "when_all", "when_any",

@@ -6,10 +6,14 @@ error that names the problem, instead of leaving a hung instance behind.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import datetime
 from typing import Any, Callable
+
+import kombu.exceptions
+import redis
 
 from . import apilog
 from .core.context import registered_name, to_ms
@@ -29,20 +33,29 @@ from .core.history import (
     ExecutionTerminated,
     HistoryEvent,
     event_to_dict,
+    pack_event,
 )
 from .core.payload import to_json_compatible
 from .core.registry import Registry
+from .core.rerun import KEEP_INPUT, plan_rerun
+from .history_export import export_document
 from .settings import Settings, load_settings
 from .query import InstancePage, InstanceQuery
 from .state import WorkflowState, WorkflowStatus
 from .store.keys import validate_instance_id
-from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, pack_value
+from .store.redis_store import FINISHED, UNKNOWN, WAKE, Commit, RedisStore, pack_value
 from .worker.celery_app import CeleryPublisher, create_celery_app
 from .worker.engine import Engine
 
 
+log = logging.getLogger("orchestrator.client")
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_SEEDING_START_MS = 10 * 365 * 86400 * 1000  # see rerun_workflow: never reached in practice
 
 
 class WorkflowClient:
@@ -58,12 +71,16 @@ class WorkflowClient:
     @apilog.logged("start")
     def schedule_new_workflow(self, workflow: Callable[..., Any] | str, *, input: Any = None,
                               instance_id: str | None = None, start_at: datetime | None = None,
-                              reuse_id_policy: str | None = None, app_id: str | None = None) -> str:
+                              reuse_id_policy: str | None = None, app_id: str | None = None,
+                              version: str | None = None) -> str:
         """Start an instance now (or at ``start_at``) and return its id.
 
         ``reuse_id_policy``: None/"error" refuses an id that exists; "replace" replaces a finished
         instance with that id (a running one is always refused). ``app_id`` routes the start to that
-        app's pool; by default the app that registered the workflow name is used."""
+        app's pool; by default the app that registered the workflow name is used. ``version`` (our
+        extension) runs that registered version of the workflow instead of the latest."""
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise ValueError(f"version must be a non-empty string, got {version!r}")
         name = registered_name(workflow)
         app = app_id or self.store.workflow_app(name)
         if app is None:
@@ -77,7 +94,7 @@ class WorkflowClient:
             raise ValueError(f"reuse_id_policy must be 'error' or 'replace', got {reuse_id_policy!r}")
         now = _now_ms()
         due = to_ms(start_at) if start_at is not None else 0
-        started = ExecutionStarted(ts=now, name=name, input=payload)
+        started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
                                                   start_at=due, replace=reuse_id_policy == "replace")
         if code == -1:
@@ -85,7 +102,7 @@ class WorkflowClient:
                     else "; pass reuse_id_policy='replace' to replace a finished one")
             raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status}){hint}")
         if code == WAKE:
-            self._publisher.send_step(instance_id, app)
+            self._wake(instance_id, app)
         return instance_id
 
     # -- observing ------------------------------------------------------------------------------
@@ -123,6 +140,64 @@ class WorkflowClient:
         if self.store.get_meta(instance_id) is None:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return [event_to_dict(e) for e in self.store.get_history(instance_id)]
+
+    def export_history(self, instance_id: str) -> dict[str, Any]:
+        """The instance's metadata and history as one versioned JSON document (format
+        ``orchestrator.history`` 1, see ``orchestrator.history_export``): ``json.dump`` it to a file
+        and replay it against new code with ``orchestrator.testing.Replayer`` / ``assert_replays``."""
+        snap = self.store.load(instance_id)  # metadata and history of the same version
+        if snap is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        info = {**WorkflowState(snap.meta).to_dict(), "generation": snap.meta.generation,
+                "history_version": snap.meta.version}
+        return export_document(info, snap.history)
+
+    @apilog.logged("rerun")
+    def rerun_workflow(self, instance_id: str, *, from_step: int, input: Any = KEEP_INPUT,
+                       new_instance_id: str | None = None) -> str:
+        """Start a new instance from a finished one, reusing the results of its first ``from_step``-1
+        calls and running call ``from_step`` and everything after it again; returns the new id.
+
+        A step is a call (``call_activity`` / ``call_child_workflow``, counted from 1 in the order the
+        workflow made them; retries are part of their call). ``input`` replaces the original input
+        (omit it to keep that). The new instance runs the original's workflow version and records
+        ``rerun_of``. See ``orchestrator.core.rerun`` for what is reused exactly. (Two writes: should
+        this process die between them, the new id is left PENDING with nothing scheduled; purge it
+        after terminating it, or rerun again with another id.)"""
+        snap = self.store.load(instance_id)
+        if snap is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        meta = snap.meta
+        if not meta.is_terminal:
+            raise InstanceRunningError(f"instance {instance_id!r} is {meta.status}; only a finished instance "
+                                       "(COMPLETED, FAILED or TERMINATED) can be rerun")
+        if input is not KEEP_INPUT:
+            input = self._payload(input, f"input of workflow {meta.name!r}")
+        plan = plan_rerun(snap.history, from_step, input=input)
+        new_id = validate_instance_id(new_instance_id) if new_instance_id is not None else uuid.uuid4().hex
+        now = _now_ms()
+        # Created with a start far in the future, so no pool runs it before its history is seeded;
+        # the commit below seeds it, drops that start and marks it ready, atomically.
+        code, status = self.store.create_instance(new_id, meta.name, meta.app, plan.started, plan.started.input,
+                                                  now, start_at=now + _SEEDING_START_MS)
+        if code == -1:
+            raise InstanceAlreadyExistsError(f"an instance with id {new_id!r} already exists ({status})")
+        created = self.store.load(new_id)
+        assert created is not None
+        fields: dict[str, Any] = {"rerun_of": instance_id, "rerun_from": from_step}
+        if plan.started.version is not None:
+            fields["wver"] = plan.started.version
+        result = self.store.commit(new_id, Commit(
+            version=created.meta.version, now=now, status="RUNNING", consumed=[e.entry_id for e in created.inbox],
+            events=plan.history, fields=fields, drop_tasks=["start"],
+            tasks=[f"0.{t.seq}" for t in plan.timers],
+            timers=[(t.fire_at, self.store.timer_member(new_id, 0, t.seq)) for t in plan.timers],
+            inbox_add=[("x", pack_event(e)) for e in plan.inbox]))
+        if not result.ok:
+            raise RuntimeError(f"could not seed the rerun {new_id!r} of {instance_id!r}: it changed meanwhile")
+        if result.rerun:
+            self._wake(new_id, meta.app)
+        return new_id
 
     def list_workflows(self, *, status: str | WorkflowStatus | None = None, name: str | None = None,
                        offset: int = 0, limit: int = 50, parent_instance_id: str | None = None,
@@ -162,12 +237,19 @@ class WorkflowClient:
 
     # -- steering -------------------------------------------------------------------------------
     @apilog.logged("raise_event")
-    def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
+    def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None,
+                             idempotency_key: str | None = None) -> None:
+        """Deliver an external event. ``idempotency_key`` (our extension): the instance keeps the keys
+        it has received until it is purged, and a raise with a key it has seen does nothing, so a
+        caller may retry a raise whose outcome it did not learn (a timeout, Redis lost mid-call)."""
         if not isinstance(event_name, str) or not event_name:
             raise ValueError("event_name must be a non-empty string")
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+            raise ValueError(f"idempotency_key must be a string of 1-200 characters, got {idempotency_key!r}")
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=_now_ms(), name=event_name, data=payload),
-                   token=f"e:{event_name.casefold()}", control=False, what=f"raise event {event_name!r} to")
+                   token=f"e:{event_name.casefold()}", control=False, what=f"raise event {event_name!r} to",
+                   idempotency_key=idempotency_key or "")
 
     @apilog.logged("terminate")
     def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
@@ -241,8 +323,10 @@ class WorkflowClient:
         the call returns instead of queueing behind the app's backlog (see Engine.apply_controls)."""
         return Engine(self.store, Registry(), self._publisher, "client", inline_steps=False)
 
-    def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str) -> None:
-        code = self.store.deliver(instance_id, event, token=token, now=_now_ms(), control=control)
+    def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str,
+              idempotency_key: str = "") -> None:
+        code = self.store.deliver(instance_id, event, token=token, now=_now_ms(), control=control,
+                                  idempotency_key=idempotency_key)
         if code == UNKNOWN:
             raise InstanceNotFoundError(f"cannot {what} instance {instance_id!r}: no such instance")
         if code == FINISHED:
@@ -250,7 +334,16 @@ class WorkflowClient:
         if code == WAKE:
             meta = self.store.get_meta(instance_id)
             if meta is not None:
-                self._publisher.send_step(instance_id, meta.app)
+                self._wake(instance_id, meta.app)
+
+    def _wake(self, instance_id: str, app: str) -> None:
+        """Publish the step for a change already stored. The store marked the instance ready in the
+        same script, so when the broker cannot take the message now, a pool's sweeper publishes the
+        step within ``stale_after`` seconds: the call has succeeded and must not invite a retry."""
+        try:
+            self._publisher.send_step(instance_id, app)
+        except (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError) as exc:
+            log.warning("instance %s: could not publish its step (%s); a sweeper will", instance_id, exc)
 
     def _payload(self, value: Any, what: str) -> Any:
         payload = to_json_compatible(value, what)

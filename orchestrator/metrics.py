@@ -74,9 +74,12 @@ ACTIVITY_FAILURES = Metric("orchestrator_activity_failures", "counter",
                            "Activity executions that raised (each retry counts).", ("activity",))
 ACTIVITY_SECONDS = Metric("orchestrator_activity_duration_seconds", "histogram",
                           "Run time of one activity execution.", ("activity",), LATENCY_BUCKETS)
+HISTORY_WARNINGS = Metric("orchestrator_history_warnings", "counter",
+                          "Times an instance's history passed a multiple of history_warn_events.", ("workflow",))
 
 RECORDED: tuple[Metric, ...] = (WORKFLOWS_STARTED, WORKFLOWS_FINISHED, STEP_SECONDS, STEP_CONFLICTS, STEP_INBOX,
-                                HISTORY_EVENTS, ACTIVITY_ATTEMPTS, ACTIVITY_FAILURES, ACTIVITY_SECONDS)
+                                HISTORY_EVENTS, ACTIVITY_ATTEMPTS, ACTIVITY_FAILURES, ACTIVITY_SECONDS,
+                                HISTORY_WARNINGS)
 _BY_NAME = {m.name: m for m in RECORDED}
 FINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 
@@ -194,6 +197,13 @@ def record_step_conflict(store: Any, workflow: str) -> None:
         inc(store, STEP_CONFLICTS, [workflow])
     except Exception:  # noqa: BLE001
         log.exception("recording step metrics failed")
+
+
+def record_history_warning(store: Any, workflow: str) -> None:
+    try:
+        inc(store, HISTORY_WARNINGS, [workflow])
+    except Exception:  # noqa: BLE001
+        log.exception("recording history metrics failed")
 
 
 def record_activity(store: Any, activity: str, seconds: float, failed: bool) -> None:
@@ -332,4 +342,4 @@ def _bound(value: float) -> str:
 
 
 __all__ = ["Metric", "MetricsUnavailable", "RECORDED", "flush", "inc", "live_gauges", "observe", "queue_lengths",
-           "read_recorded", "record_activity", "record_step", "record_step_conflict", "render"]
+           "read_recorded", "record_activity", "record_history_warning", "record_step", "record_step_conflict", "render"]

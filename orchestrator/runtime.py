@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from typing import Any, Callable, TypeVar
 
+import redis
 from celery import Celery
 
 from .core.registry import Registry
 from .settings import Settings, load_settings
+from .store.connection import RedisAuthError
 from .store.redis_store import RedisStore
 from .worker.celery_app import BackgroundDuties, CeleryPublisher, create_celery_app, queue_name
 from .worker.circuit import CircuitBreaker
@@ -44,16 +47,19 @@ class WorkflowRuntime:
         _RUNTIMES.add(self)
 
     # -- registration (Dapr-compatible) ---------------------------------------------------------
-    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        self.registry.add_workflow(fn, name)
+    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None,
+                          version: str | None = None) -> None:
+        """``version`` registers one named version of ``name``: new instances run the latest (highest,
+        in natural order), running ones keep the version they started with (README: Versioning)."""
+        self.registry.add_workflow(fn, name, version)
 
     def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
         self.registry.add_activity(fn, name)
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> Any:
-        """``@wfr.workflow`` or ``@wfr.workflow(name="...")``."""
+    def workflow(self, __fn: F | None = None, *, name: str | None = None, version: str | None = None) -> Any:
+        """``@wfr.workflow``, ``@wfr.workflow(name="...")`` or ``@wfr.workflow(name="...", version="2")``."""
         def decorate(fn: F) -> F:
-            self.register_workflow(fn, name=name)
+            self.register_workflow(fn, name=name, version=version)
             return fn
         return decorate(__fn) if __fn is not None else decorate
 
@@ -93,12 +99,30 @@ class WorkflowRuntime:
                 self._engine = Engine(store, self.registry, CeleryPublisher(celery), self.app_id,
                                       inline_steps=self.settings.inline_steps,
                                       replay_cache_size=self.settings.replay_cache_size,
-                                      stale_after=self.settings.stale_after, circuit=circuit)
+                                      stale_after=self.settings.stale_after, circuit=circuit,
+                                      redeliver_after=self.settings.visibility_timeout,
+                                      max_payload_bytes=self.settings.max_payload_bytes,
+                                      history_warn_events=self.settings.history_warn_events)
             return self._engine
 
     def announce(self) -> None:
         """Record in Redis which app serves this runtime's workflows, so clients can route starts."""
         self.store.register_workflows(self.app_id, self.registry.workflows)
+
+    def _announce_when_reachable(self) -> None:
+        """A pool started while Redis is down (restarting, an outage) waits for it, as Celery waits for
+        its broker, instead of exiting; refused credentials are a configuration error and raise."""
+        delay = 0.5
+        while True:
+            try:
+                self.announce()
+                return
+            except RedisAuthError:
+                raise
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # -- in-process worker ----------------------------------------------------------------------
     def start(self, concurrency: int | None = None) -> None:
@@ -155,7 +179,7 @@ class WorkflowRuntime:
     def run_worker(self, concurrency: int | None = None, queues: list[str] | None = None,
                    loglevel: str = "INFO", pool: str = "prefork") -> None:
         """Run a Celery worker pool in this process; blocks until it is stopped."""
-        self.announce()
+        self._announce_when_reachable()
         argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or self.settings.concurrency}",
                 f"--queues={','.join(queues or [queue_name(self.app_id)])}", f"--pool={pool}",
                 f"--hostname={self.app_id}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]

@@ -23,7 +23,9 @@ class Settings:
     app_id: str = "default"
     concurrency: int = 2
     # Kombu's Redis transport redelivers an unacknowledged message after this many seconds; it must
-    # exceed the longest activity, or a still-running activity is delivered to a second worker.
+    # exceed the longest activity, or a still-running activity is delivered to a second worker. The
+    # sweeper also publishes again an activity attempt silent this long (not started since dispatch,
+    # not finished since it started): kombu loses a message a worker dies holding before its ack record.
     visibility_timeout: int = 3600
     prefetch_multiplier: int = 1
     timer_poll_interval: float = 0.2
@@ -35,6 +37,9 @@ class Settings:
     # history recorded since (0 turns the cache off: every step replays from the start).
     replay_cache_size: int = 1000
     max_payload_bytes: int = 1024 * 1024
+    # A warning (log + orchestrator_history_warnings_total) each time an instance's history passes a
+    # multiple of this many events; 0 turns it off. Long-lived instances should continue_as_new.
+    history_warn_events: int = 10_000
     # Celery time limits of the activity task, protecting the worker itself (prefork pools): past the
     # soft limit the activity gets SoftTimeLimitExceeded (a failure, retried per policy); past the hard
     # limit the worker process is killed and the attempt fails with TimeLimitExceeded. None = no limit.

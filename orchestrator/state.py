@@ -50,6 +50,8 @@ class WorkflowState:
         self.last_updated_at = _dt(meta.updated)
         self.completed_at = _dt(meta.completed)
         self.parent_instance_id = meta.parent
+        self.workflow_version = meta.workflow_version
+        self.rerun_of = meta.rerun_of
         self.failure_details: FailureDetails | None = meta.failure
         self.input = meta.input if fetch_payloads else None
         self.output = meta.output if fetch_payloads else None
@@ -68,6 +70,8 @@ class WorkflowState:
             "last_updated_at": self.last_updated_at.isoformat() if self.last_updated_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "parent_instance_id": self.parent_instance_id,
+            "workflow_version": self.workflow_version,
+            "rerun_of": self.rerun_of,
             "input": self.input,
             "output": self.output,
             "custom_status": self.custom_status,

@@ -3,6 +3,7 @@ resume, purge. Each talks to Redis directly through WorkflowClient (no API serve
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -145,10 +146,24 @@ def list_(status_: str | None, name: str | None, parent: str | None, limit: int,
 
 @click.command()
 @click.argument("instance_id")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              metavar="FILE", help="Write metadata + history as a versioned JSON document to FILE, for "
+                                   "orchestrator.testing.Replayer ('-' for stdout).")
 @json_option
 @operation
-def history(instance_id: str, as_json: bool) -> None:
-    """Show an instance's history events, oldest first."""
+def history(instance_id: str, export_path: str | None, as_json: bool) -> None:
+    """Show an instance's history events, oldest first (or export them with --export FILE)."""
+    if export_path is not None:
+        from ..history_export import write_file
+
+        doc = client().export_history(instance_id)
+        if export_path == "-":
+            click.echo(json.dumps(doc, indent=1))
+            return
+        write_file(doc, export_path)
+        emit(as_json, {"instance_id": instance_id, "exported": export_path, "events": len(doc["events"])},
+             f"exported {len(doc['events'])} events of {instance_id} to {export_path}")
+        return
     events = client().get_workflow_history(instance_id)
 
     def human() -> str:

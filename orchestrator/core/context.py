@@ -12,7 +12,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .history import ChildScheduled, EventRaised, HistoryEvent, TaskScheduled, TimerCreated
+from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
 from .payload import to_json_compatible
 from .tasks import (
     ActivityTask,
@@ -68,6 +68,9 @@ class WorkflowContext:
         self._buffered: dict[str, deque[EventRaised]] = {}
         self._custom_status: Any = None
         self._continue_as_new: tuple[Any, bool] | None = None
+        self._patches: dict[str, bool] = {}  # patch name -> what is_patched answered (first answer holds)
+        self._recorded_patches: set[tuple[str, int]] = set()  # (name, position) of PatchMarkers in history
+        self._markers: list[PatchMarker] = []  # markers this step records (not yet history)
 
     # -- Dapr-compatible properties -------------------------------------------------------------
     @property
@@ -137,6 +140,38 @@ class WorkflowContext:
     def set_custom_status(self, custom_status: Any) -> None:
         self._custom_status = to_json_compatible(custom_status, "custom status")
 
+    # -- versioning -----------------------------------------------------------------------------
+    def is_patched(self, patch_name: str) -> bool:
+        """Should this instance take the code path of patch ``patch_name``?
+
+        True for an instance that reaches this point while the patch is deployed (the answer is
+        recorded in history as a ``PatchMarker``); False for one whose history passed this point
+        before the patch existed. The first answer holds for the rest of the run, so every
+        ``is_patched`` of one name agrees. Replay answers from history, never from the clock."""
+        name = _patch_name(patch_name, "is_patched")
+        answer = self._patches.get(name)
+        if answer is None:
+            answer = self._decide_patch(name)
+        return answer
+
+    def deprecate_patch(self, patch_name: str) -> None:
+        """Retire a patch once no instance that predates it can still run: replace
+        ``if ctx.is_patched(p): new else: old`` with ``ctx.deprecate_patch(p); new``. It records the
+        same marker, so workers still running the ``is_patched`` code agree during a rolling
+        deploy; remove it once those are gone too (markers the code no longer asks about are ignored)."""
+        name = _patch_name(patch_name, "deprecate_patch")
+        if name not in self._patches:
+            self._decide_patch(name)
+
+    def _decide_patch(self, name: str) -> bool:
+        if self.is_replaying:
+            answer = (name, self._seq) in self._recorded_patches
+        else:
+            answer = True
+            self._markers.append(PatchMarker(ts=self._now_ms, name=name, position=self._seq))
+        self._patches[name] = answer
+        return answer
+
     # -- internals used by replay ---------------------------------------------------------------
     def _next_seq(self) -> int:
         self._seq += 1
@@ -187,6 +222,12 @@ class WorkflowContext:
         timer = TimerTask(seq, due)
         self._open[seq] = timer
         return timer
+
+
+def _patch_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what} needs a non-empty patch name, got {name!r}")
+    return name
 
 
 # The Dapr SDK's name for the same thing.

@@ -49,6 +49,16 @@ class FailureDetails:
             out["retry_after_ms"] = self.retry_after_ms
         return out
 
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> "FailureDetails":
+        """The inverse of ``to_dict`` (exported histories)."""
+        if not isinstance(value, dict) or "error_type" not in value or "message" not in value:
+            raise ValueError(f"a failure must be an object with error_type and message, got {value!r}")
+        retry_after = value.get("retry_after_ms")
+        return cls(message=str(value["message"]), error_type=str(value["error_type"]),
+                   stack_trace=value.get("stack_trace"),
+                   retry_after_ms=None if retry_after is None else int(retry_after))
+
 
 class OrchestratorError(Exception):
     """Base of the errors this package raises on purpose."""
@@ -72,17 +82,22 @@ class NonDeterminismError(OrchestratorError):
     Raised by replay; the instance is failed with this error and its history is left untouched.
     """
 
-    def __init__(self, workflow: str, instance_id: str, position: int, recorded: str, requested: str) -> None:
+    def __init__(self, workflow: str, instance_id: str, position: int, recorded: str, requested: str,
+                 step: int | None = None) -> None:
         self.workflow = workflow
         self.instance_id = instance_id
-        self.position = position
+        self.position = position  # 1-based index of the history event where code and history parted
+        self.step = step  # 1-based orchestration step (StepStarted batch) holding that event
         self.recorded = recorded
         self.requested = requested
+        where = f"step {step} (history event #{position})" if step else f"history event #{position}"
         super().__init__(
-            f"workflow {workflow!r} (instance {instance_id!r}) is not deterministic at history event "
-            f"#{position}: history recorded {recorded}, but the code {requested}. The workflow's code "
-            "changed under a running instance; guard the change with ctx.is_patched(...) or let old "
-            "instances finish before deploying it."
+            f"workflow {workflow!r} (instance {instance_id!r}) is not deterministic at {where}: "
+            f"history recorded {recorded}, but the code {requested}. The workflow's code changed under "
+            "a running instance. Guard the change with `if ctx.is_patched(\"<change-name>\"):` (new code) "
+            "`else:` (old code), or register the new code as a new version (@wfr.workflow(name=..., "
+            "version=...)), or let old instances finish first; check a deploy with "
+            "orchestrator.testing.Replayer on exported histories (README: Versioning workflows)."
         )
 
 

@@ -38,9 +38,12 @@ class StepStarted(HistoryEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutionStarted(HistoryEvent):
+    """``version`` is the registered workflow version the instance runs (None: unversioned)."""
+
     KIND: ClassVar[int] = 2
     name: str
     input: Any = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,12 +156,23 @@ class ExecutionResumed(HistoryEvent):
     reason: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class PatchMarker(HistoryEvent):
+    """``ctx.is_patched(name)`` first returned True here: ``position`` is the number of calls (seqs)
+    the workflow had made at that moment. It takes no sequence number, so recording one never shifts
+    the seqs of later calls, and histories recorded before the patch replay unchanged."""
+
+    KIND: ClassVar[int] = 17
+    name: str
+    position: int = 0
+
+
 EVENT_TYPES: dict[int, type[HistoryEvent]] = {
     cls.KIND: cls
     for cls in (
         StepStarted, ExecutionStarted, TaskScheduled, TaskCompleted, TaskFailed, TimerCreated,
         TimerFired, EventRaised, ChildScheduled, ChildCompleted, ChildFailed, ExecutionCompleted,
-        ContinuedAsNew, ExecutionTerminated, ExecutionSuspended, ExecutionResumed,
+        ContinuedAsNew, ExecutionTerminated, ExecutionSuspended, ExecutionResumed, PatchMarker,
     )
 }
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
@@ -231,3 +245,27 @@ def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
         value = getattr(event, name)
         out[name] = value.to_dict() if isinstance(value, FailureDetails) else value
     return out
+
+
+_BY_KIND_NAME: dict[str, type[HistoryEvent]] = {cls.__name__: cls for cls in EVENT_TYPES.values()}
+
+
+def event_from_dict(data: Any) -> HistoryEvent:
+    """The inverse of ``event_to_dict``: read an event back from its JSON form (exported histories)."""
+    if not isinstance(data, dict):
+        raise HistoryFormatError(f"a history event must be a JSON object, got {type(data).__name__}")
+    kind = data.get("kind")
+    cls = _BY_KIND_NAME.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise HistoryFormatError(f"unknown history event kind {kind!r}; expected one of {sorted(_BY_KIND_NAME)}")
+    fields = _FIELDS[cls]
+    unknown = sorted(set(data) - set(fields) - {"kind"})
+    if unknown:
+        raise HistoryFormatError(f"{kind} event has unknown field(s) {unknown}; its fields are {list(fields)}")
+    values = {name: data[name] for name in fields if name in data}
+    try:
+        if values.get("failure") is not None:
+            values["failure"] = FailureDetails.from_dict(values["failure"])
+        return cls(**values)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise HistoryFormatError(f"malformed {kind} event {data!r}: {exc}") from exc

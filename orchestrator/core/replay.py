@@ -27,6 +27,7 @@ from .history import (
     ExecutionCompleted,
     ExecutionStarted,
     HistoryEvent,
+    PatchMarker,
     StepStarted,
     TaskCompleted,
     TaskFailed,
@@ -59,7 +60,7 @@ class WaitSpec:
 
 @dataclass
 class StepResult:
-    actions: list[HistoryEvent] = field(default_factory=list)
+    actions: list[HistoryEvent] = field(default_factory=list)  # calls and timers, led by new PatchMarkers
     completion: ExecutionCompleted | ContinuedAsNew | None = None
     wait: WaitSpec | None = None
     custom_status: Any = None
@@ -75,6 +76,8 @@ def _describe(event: HistoryEvent) -> str:
     if isinstance(event, TimerCreated):
         what = {"retry": "a retry backoff timer", "timeout": "an activity timeout timer"}.get(event.purpose, "a timer")
         return f"{what} (call #{event.seq})"
+    if isinstance(event, PatchMarker):
+        return f"ctx.is_patched({event.name!r}) = True after call #{event.position}"
     return event.kind
 
 
@@ -87,6 +90,7 @@ class _Replayer:
         self.blocked_on: Task[Any] | None = None
         self.completion: ExecutionCompleted | ContinuedAsNew | None = None
         self.position = 0
+        self.step = 0  # orchestration steps (StepStarted batches) applied so far
 
     # -- driving the generator ------------------------------------------------------------------
     def start(self, event: ExecutionStarted) -> None:
@@ -190,6 +194,7 @@ class _Replayer:
         ctx = self.ctx
         if isinstance(event, StepStarted):
             self._check_all_matched(event)
+            self.step += 1
             ctx._now_ms = event.ts
         elif isinstance(event, ExecutionStarted):
             self.start(event)
@@ -217,6 +222,8 @@ class _Replayer:
                 waiter.complete(event.data)
             else:
                 ctx._buffered.setdefault(event.name.casefold(), deque()).append(event)
+        elif isinstance(event, PatchMarker):
+            self._check_patch(event)
         # Completion, continue-as-new and control events carry no work for the code.
         self._wake_if_unblocked()
 
@@ -231,13 +238,22 @@ class _Replayer:
         if not (same_kind and same_target):
             raise self._nondeterminism(_describe(recorded), f"asked for {_describe(requested)}")
 
+    def _check_patch(self, marker: PatchMarker) -> None:
+        """History says is_patched(name) answered True here; the code answered False earlier.
+        (A marker the code never asks about, a retired patch, is fine.)"""
+        if self.ctx._patches.get(marker.name) is False:
+            raise self._nondeterminism(
+                _describe(marker),
+                f"evaluated ctx.is_patched({marker.name!r}) earlier (where history has no marker) and got False")
+
     def _check_all_matched(self, at: HistoryEvent) -> None:
         if self.ctx._actions and self.ctx.is_replaying:
             first = next(iter(self.ctx._actions.values()))
             raise self._nondeterminism("no such call at that step", f"asked for {_describe(first)}")
 
     def _nondeterminism(self, recorded: str, requested: str) -> NonDeterminismError:
-        return NonDeterminismError(self.name, self.ctx.instance_id, self.position, recorded, requested)
+        return NonDeterminismError(self.name, self.ctx.instance_id, self.position, recorded, requested,
+                                   step=self.step or None)
 
     def _resolve(self, task: CompletableTask[Any], seq: int, result: Any, failure: FailureDetails | None) -> None:
         owner = self.ctx._retries.pop(seq, None)
@@ -337,6 +353,11 @@ class WorkflowExecution:
         return self._r.completion is not None
 
     @property
+    def completion(self) -> ExecutionCompleted | ContinuedAsNew | None:
+        """How the workflow ended (None while it runs): what an offline replay compares with history."""
+        return self._r.completion
+
+    @property
     def history_length(self) -> int:
         """Events applied so far: the instance's history length once the step is committed."""
         return self._r.position
@@ -345,6 +366,8 @@ class WorkflowExecution:
         """Apply recorded history. Raises ``NonDeterminismError`` when the code disagrees with it."""
         r = self._r
         r.ctx.is_replaying = True
+        # Markers come after the code that asked (in the same batch), so look ahead for them.
+        r.ctx._recorded_patches.update((e.name, e.position) for e in past if isinstance(e, PatchMarker))
         for event in past:
             r.apply(event)
         r._check_all_matched(StepStarted(ts=r.ctx._now_ms))
@@ -360,7 +383,7 @@ class WorkflowExecution:
         if isinstance(r.completion, ContinuedAsNew) and ctx._continue_as_new and ctx._continue_as_new[1]:
             carry = [e for queue in ctx._buffered.values() for e in queue]
         return StepResult(
-            actions=list(ctx._actions.values()),
+            actions=[*ctx._markers, *ctx._actions.values()],
             completion=r.completion,
             wait=r.wait_spec(),
             custom_status=ctx._custom_status,
@@ -371,6 +394,7 @@ class WorkflowExecution:
     def committed(self) -> None:
         """The last step's actions are now history: later catch-ups must not expect them again."""
         self._r.ctx._actions.clear()
+        self._r.ctx._markers.clear()
 
 
 def replay(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ..state import WorkflowState
@@ -127,11 +127,14 @@ async def get_workflow(request: Request, component: str, instance_id: str) -> An
 @router.post("/{component}/{instance_id}/raiseEvent/{event_name}", status_code=202,
              responses=_errors(400, 401, 404, 409, 413), openapi_extra=_JSON_BODY,
              summary="Deliver an external event (the body is its JSON data)")
-async def raise_event(request: Request, component: str, instance_id: str, event_name: str) -> Response:
+async def raise_event(request: Request, component: str, instance_id: str, event_name: str,
+                      idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=(
+                          "Our extension: a second raise with a key this instance has received does "
+                          "nothing (and answers 202), so a client may retry safely."))) -> Response:
     _component(component)
     data = await read_json(request, f"the data of event {event_name!r}")
     await call("ERR_RAISE_EVENT_WORKFLOW", request.app.state.client.raise_workflow_event, instance_id,
-               event_name, data=data)
+               event_name, data=data, idempotency_key=idempotency_key)
     return Response(status_code=202)
 
 

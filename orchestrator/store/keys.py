@@ -17,6 +17,8 @@ key                        type        holds
 ``P:{id}:wait``            set         wake tokens the blocked workflow waits on
 ``P:{id}:outbox``          hash        dispatches committed but not yet published
 ``P:{id}:children``        set         ids of child instances (for recursive terminate / purge)
+``P:{id}:ekeys``           set         idempotency keys of the external events delivered (a second
+                                       raise with a seen key is dropped); kept until purge
 =========================  ==========  ===========================================================
 
 Global keys: ``P:ready`` (zset: instances that need a step, by time marked), ``P:outbox`` (zset:
@@ -29,7 +31,9 @@ by the same scripts on every create, status change and purge. ``P:pools`` (hash:
 heartbeat of a pool serving it, ms) lets sweepers leave steps for an app with no live pool queued once.
 ``P:metrics`` (hash: aggregated metric increments, see ``orchestrator.metrics``) is monitoring only.
 ``P:circuit:<app>:<activity>`` (hash: consecutive ``failures``, ``open_until`` ms, times ``opened``)
-is the circuit breaker of one activity, shared by every pool of that app.
+is the circuit breaker of one activity, shared by every pool of that app. ``P:activities`` (zset:
+``<id>|<gen>.<seq>`` of every dispatched activity attempt whose result is not in yet, by its last
+sign of life: dispatch, then start) lets sweepers publish again an attempt whose message was lost.
 
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format.
 """
@@ -40,7 +44,7 @@ import re
 from dataclasses import dataclass
 
 INSTANCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,200}$")
-INSTANCE_SUFFIXES = ("meta", "hist", "inbox", "tasks", "wait", "outbox", "children")
+INSTANCE_SUFFIXES = ("meta", "hist", "inbox", "tasks", "wait", "outbox", "children", "ekeys")
 
 
 def validate_instance_id(instance_id: str) -> str:
@@ -60,9 +64,10 @@ class InstanceKeys:
     wait: str
     outbox: str
     children: str
+    ekeys: str
 
     def all(self) -> list[str]:
-        return [self.meta, self.hist, self.inbox, self.tasks, self.wait, self.outbox, self.children]
+        return [self.meta, self.hist, self.inbox, self.tasks, self.wait, self.outbox, self.children, self.ekeys]
 
 
 class KeySchema:
@@ -78,6 +83,7 @@ class KeySchema:
         self.index_names = f"{prefix}:idx:names"
         self.pools = f"{prefix}:pools"
         self.metrics = f"{prefix}:metrics"
+        self.activities = f"{prefix}:activities"
 
     def instance(self, instance_id: str) -> InstanceKeys:
         base = f"{self.prefix}:{{{instance_id}}}"

@@ -14,8 +14,9 @@ import msgpack
 import redis
 
 from ..core.errors import FailureDetails
-from ..core.history import HistoryEvent, pack_event, pack_events, unpack_event, unpack_events
+from ..core.history import HistoryEvent, HistoryFormatError, pack_event, pack_events, unpack_event, unpack_events
 from . import scripts
+from .connection import connect
 from .keys import KeySchema, validate_instance_id
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
@@ -64,6 +65,8 @@ class InstanceMeta:
     parent: str | None = None
     parent_key: str | None = None
     parent_app: str | None = None
+    workflow_version: str | None = None  # the registered version it runs (None: unversioned)
+    rerun_of: str | None = None  # the instance this one reruns (client.rerun_workflow)
 
     @property
     def is_terminal(self) -> bool:
@@ -91,6 +94,8 @@ class InstanceMeta:
             parent=text("parent"),
             parent_key=text("parent_key"),
             parent_app=text("parent_app"),
+            workflow_version=text("wver"),
+            rerun_of=text("rerun_of"),
         )
 
 
@@ -122,6 +127,7 @@ class Commit:
     reset: bool = False
     inbox_add: list[tuple[str, bytes]] = field(default_factory=list)
     drop_tasks: list[str] = field(default_factory=list)  # task keys no longer awaited (timed out, disarmed)
+    activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
 
 
 @dataclass
@@ -130,6 +136,29 @@ class CommitResult:
     version: int
     rerun: bool = False
     gone: bool = False
+
+
+def _decode_history(key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[HistoryEvent]:
+    """Events of history stream entries; an undecodable entry raises ``HistoryFormatError`` naming it."""
+    events: list[HistoryEvent] = []
+    for eid, fields in entries:
+        try:
+            events.extend(unpack_events(fields[b"e"]))
+        except (HistoryFormatError, KeyError) as exc:
+            why = "has no field 'e'" if isinstance(exc, KeyError) else str(exc)
+            raise HistoryFormatError(f"history entry {eid.decode()} of {key} is malformed: {why}") from exc
+    return events
+
+
+def _decode_inbox(key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[InboxEntry]:
+    out = []
+    for eid, fields in entries:
+        try:
+            out.append(InboxEntry(eid.decode(), fields[b"t"].decode(), unpack_event(fields[b"e"])))
+        except (HistoryFormatError, KeyError, UnicodeDecodeError) as exc:
+            why = f"has no field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise HistoryFormatError(f"inbox entry {eid.decode()} of {key} is malformed: {why}") from exc
+    return out
 
 
 class RedisStore:
@@ -150,7 +179,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> "RedisStore":
-        return cls(redis.Redis.from_url(url, **kwargs), prefix)
+        return cls(connect(url, **kwargs), prefix)  # its errors name the URL (store/connection.py)
 
     # -- instances ------------------------------------------------------------------------------
     def create_instance(
@@ -183,7 +212,7 @@ class RedisStore:
             "parent_key": parent_key, "parent_app": parent_app, "parent_run": parent_run,
         }
         code, status = self._create(
-            keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children],
+            keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children, k.ekeys],
             args=[self.prefix, instance_id, _script_args(blob)],
         )
         return int(code), status.decode() if isinstance(status, bytes) else str(status)
@@ -198,13 +227,15 @@ class RedisStore:
         now: int,
         control: bool = False,
         failure: bool = False,
+        idempotency_key: str = "",
     ) -> int:
-        """Put ``event`` in the instance's inbox; see the codes at the top of this module."""
+        """Put ``event`` in the instance's inbox; see the codes at the top of this module. With an
+        ``idempotency_key`` the instance has already received, nothing is stored (``DUPLICATE``)."""
         k = self.keys.instance(instance_id)
         return int(self._deliver(
-            keys=[k.meta, k.inbox, k.tasks, k.wait],
+            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys],
             args=[self.prefix, instance_id, task_key, token, pack_event(event), now,
-                  "1" if control else "0", "1" if failure else "0"],
+                  "1" if control else "0", "1" if failure else "0", idempotency_key],
         ))
 
     def get_meta(self, instance_id: str) -> InstanceMeta | None:
@@ -212,8 +243,8 @@ class RedisStore:
         return InstanceMeta.from_hash(instance_id, raw) if raw else None
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        entries = self.redis.xrange(self.keys.instance(instance_id).hist)
-        return [event for _, fields in entries for event in unpack_events(fields[b"e"])]
+        key = self.keys.instance(instance_id).hist
+        return _decode_history(key, self.redis.xrange(key))
 
     def load(self, instance_id: str, after_version: int | None = None) -> Snapshot | None:
         """Metadata, history and inbox read in one MULTI, so they belong to the same version.
@@ -228,11 +259,8 @@ class RedisStore:
         raw_meta, hist, inbox = pipe.execute()
         if not raw_meta:
             return None
-        history = [event for _, fields in hist for event in unpack_events(fields[b"e"])]
-        entries = [
-            InboxEntry(eid.decode(), fields[b"t"].decode(), unpack_event(fields[b"e"]))
-            for eid, fields in inbox
-        ]
+        history = _decode_history(k.hist, hist)
+        entries = _decode_inbox(k.inbox, inbox)
         return Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), history, entries)
 
     def commit(self, instance_id: str, c: Commit) -> CommitResult:
@@ -246,7 +274,7 @@ class RedisStore:
             "children": c.children, "wait_mode": c.wait_mode, "wait": c.wait_tokens,
             "keep_wait": c.keep_wait, "reset": c.reset,
             "inbox_add": [item for pair in c.inbox_add for item in pair],
-            "drop_tasks": c.drop_tasks,
+            "drop_tasks": c.drop_tasks, "activities": c.activities,
         }
         code, version, rerun = self._commit(
             keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],
@@ -257,6 +285,18 @@ class RedisStore:
     def task_outstanding(self, instance_id: str, task_key: str) -> bool:
         """Does the instance still await the task ``<gen>.<seq>``?"""
         return bool(self.redis.hexists(self.keys.instance(instance_id).tasks, task_key))
+
+    def activity_started(self, instance_id: str, task_key: str, now: int) -> bool:
+        """An activity attempt is starting: is it still awaited? If so its redelivery clock restarts."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hexists(self.keys.instance(instance_id).tasks, task_key)
+        pipe.zadd(self.keys.activities, {f"{instance_id}|{task_key}": now}, xx=True)
+        outstanding, _ = pipe.execute()
+        return bool(outstanding)
+
+    def forget_activity(self, member: str) -> None:
+        """Drop an ``<id>|<gen>.<seq>`` entry the redelivery sweep found no longer awaited."""
+        self.redis.zrem(self.keys.activities, member)
 
     def child_ids(self, instance_id: str) -> list[str]:
         """Ids of the child instances the instance started (all generations)."""
@@ -290,8 +330,9 @@ class RedisStore:
 
     def claim_stale(self, which: str, cutoff: int, now: int, limit: int = 500) -> list[str]:
         """Instances in ``ready`` or ``outbox`` marked before ``cutoff``: a step or a publish that a
-        crash interrupted. Re-stamped so concurrent sweepers split the work."""
-        key = {"ready": self.keys.ready, "outbox": self.keys.outbox}[which]
+        crash interrupted; or ``activities`` entries (``<id>|<gen>.<seq>``) silent since ``cutoff``.
+        Re-stamped so concurrent sweepers split the work."""
+        key = {"ready": self.keys.ready, "outbox": self.keys.outbox, "activities": self.keys.activities}[which]
         return [v.decode() for v in self._claim(keys=[key], args=[cutoff, now, limit])]
 
     # -- timers ---------------------------------------------------------------------------------
@@ -309,6 +350,10 @@ class RedisStore:
             assert event is not None
             args = [self.prefix, instance_id, member, key, f"t:{seq}", pack_event(event), now]
         return instance_id, int(self._fire(keys=[k.meta, k.inbox, k.tasks, k.wait], args=args))
+
+    def drop_timer(self, member: str) -> bool:
+        """Remove one timer index entry (the poller drops malformed ones)."""
+        return bool(self.redis.zrem(self.keys.timers, member))
 
     def timer_member(self, instance_id: str, generation: int, seq: int) -> str:
         return f"{instance_id}|{generation}.{seq}"

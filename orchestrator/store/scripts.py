@@ -45,7 +45,10 @@ local function deliver(prefix, id, meta, inbox, tasks, wait, task_key, token, pa
   local status = redis.call('HGET', meta, 'status')
   if not status then return -1 end
   if is_terminal(status) then return -2 end
-  if task_key ~= '' and redis.call('HDEL', tasks, task_key) == 0 then return 0 end
+  if task_key ~= '' then
+    if redis.call('HDEL', tasks, task_key) == 0 then return 0 end
+    redis.call('ZREM', prefix .. ':activities', id .. '|' .. task_key)  -- the attempt is accounted for
+  end
   redis.call('XADD', inbox, '*', 't', token, 'f', failure, 'e', packed)
   local wake = false
   if control == '1' then
@@ -82,7 +85,7 @@ local function rescan(meta, inbox, wait, status)
 end
 """
 
-# KEYS: meta inbox hist tasks wait outbox children | ARGV: prefix id blob
+# KEYS: meta inbox hist tasks wait outbox children ekeys | ARGV: prefix id blob
 CREATE = PRELUDE + r"""
 local meta, inbox = KEYS[1], KEYS[2]
 local prefix, id = ARGV[1], ARGV[2]
@@ -120,10 +123,16 @@ if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then return {2, 
 return {1, 'PENDING'}
 """
 
-# KEYS: meta inbox tasks wait | ARGV: prefix id task_key token packed now control failure
+# KEYS: meta inbox tasks wait ekeys | ARGV: prefix id task_key token packed now control failure idempotency_key
+# An external event raised with an idempotency key the instance has already received is dropped
+# (code 0, like a duplicate task result); the key is remembered only when the event was stored.
 DELIVER = PRELUDE + r"""
-return deliver(ARGV[1], ARGV[2], KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5],
+local idem = ARGV[9] or ''
+if idem ~= '' and redis.call('SISMEMBER', KEYS[5], idem) == 1 then return 0 end
+local code = deliver(ARGV[1], ARGV[2], KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5],
   tonumber(ARGV[6]), ARGV[7], ARGV[8])
+if idem ~= '' and code > 0 then redis.call('SADD', KEYS[5], idem) end
+return code
 """
 
 # KEYS: meta inbox tasks wait | ARGV: prefix id member task_key token packed now
@@ -152,9 +161,14 @@ if not cur[1] then return {-1, 0, 0} end
 local ver = tonumber(cur[1])
 if ver ~= c.ver then return {0, ver, 0} end
 for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
+-- An emptied stream still holds a preallocated node; the next delivery recreates it.
+if #c.consumed > 0 and redis.call('XLEN', inbox) == 0 then redis.call('DEL', inbox) end
 if c.reset then
   -- Timers the old generation left pending would fire into the new one's task keys: drop them.
-  for _, key in ipairs(redis.call('HKEYS', tasks)) do redis.call('ZREM', prefix .. ':timers', id .. '|' .. key) end
+  for _, key in ipairs(redis.call('HKEYS', tasks)) do
+    redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
+    redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
+  end
   redis.call('DEL', hist, tasks)
   redis.call('HINCRBY', meta, 'gen', 1)
 end
@@ -168,8 +182,12 @@ for _, k in ipairs(c.drop_fields) do redis.call('HDEL', meta, k) end
 for _, key in ipairs(c.drop_tasks or {}) do
   redis.call('HDEL', tasks, key)
   redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
+  redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
 end
 for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
+-- Activity attempts dispatched by this step: a sweeper publishes one again if it shows no sign of
+-- life for a visibility timeout (its message can be lost between a worker's fetch and its ack record).
+for _, key in ipairs(c.activities or {}) do redis.call('ZADD', prefix .. ':activities', c.now, id .. '|' .. key) end
 if #c.outbox > 0 then
   for i = 1, #c.outbox, 2 do redis.call('HSET', outbox, c.outbox[i], c.outbox[i + 1]) end
   redis.call('ZADD', prefix .. ':outbox', 'NX', c.now, id)
@@ -181,7 +199,10 @@ for i = 1, #c.inbox_add, 2 do
 end
 if cur[2] ~= c.status then reindex(prefix, id, cur[4], cur[2], c.status, cur[3]) end
 if is_terminal(c.status) then
-  for _, key in ipairs(redis.call('HKEYS', tasks)) do redis.call('ZREM', prefix .. ':timers', id .. '|' .. key) end
+  for _, key in ipairs(redis.call('HKEYS', tasks)) do
+    redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
+    redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
+  end
   redis.call('ZREM', prefix .. ':timers', id .. '|start')  -- terminated before its scheduled start
   redis.call('DEL', wait, tasks)
   redis.call('HDEL', meta, 'wmode', 'wleft')

@@ -8,11 +8,13 @@ through a ``Publisher`` (Celery in production), so this module knows nothing of 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import threading
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -29,20 +31,26 @@ from ..core.history import (
     ExecutionSuspended,
     ExecutionTerminated,
     HistoryEvent,
+    PatchMarker,
     StepStarted,
     TaskCompleted,
     TaskFailed,
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    HistoryFormatError,
+    ExecutionCompleted,
     pack_event,
 )
-from ..core.payload import to_json_compatible
+from ..core.payload import DEFAULT_MAX_PAYLOAD_BYTES, to_json_compatible
 from ..core.registry import Registry
 from ..core.replay import WorkflowExecution
 from ..core.retry import NonRetryableError
 from ..store.redis_store import DUPLICATE, TERMINAL, WAKE, Commit, RedisStore, Snapshot, pack_value
 from .circuit import CircuitBreaker
+from . import recovery
+from .recovery import activity_record
+from .guards import check_payload, oversized_decision, parse_timer_member
 from .. import metrics
 
 log = logging.getLogger("orchestrator.engine")
@@ -72,8 +80,14 @@ class Engine:
     def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, app_id: str,
                  *, inline_steps: bool = True, stale_after: float = 15.0,
                  clock: Callable[[], int] = now_ms, circuit: CircuitBreaker | None = None,
-                 replay_cache_size: int = 1000) -> None:
+                 replay_cache_size: int = 1000, redeliver_after: float = 3600.0,
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, history_warn_events: int = 10_000) -> None:
         self.store = store
+        # An activity attempt silent this long (not started since dispatch, or not finished since it
+        # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
+        self.redeliver_after_ms = int(redeliver_after * 1000)
+        self.max_payload_bytes = max_payload_bytes
+        self.history_warn_events = history_warn_events
         self.executions = ExecutionCache(replay_cache_size)
         self.circuit = circuit  # None or disabled: every attempt runs
         self.registry = registry
@@ -90,14 +104,18 @@ class Engine:
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
             cached = self.executions.take(instance_id)
-            snap = self.store.load(instance_id, cached.version if cached else None)
+            try:
+                snap = self.store.load(instance_id, cached.version if cached else None)
+                if snap is not None and cached and (cached.generation != snap.meta.generation
+                                                    or cached.version > snap.meta.version):
+                    cached = None  # continued as new, or purged and recreated: start from scratch
+                    snap = self.store.load(instance_id)
+            except HistoryFormatError as err:
+                if recovery.fail_unreadable(self, instance_id, err):
+                    continue
+                return
             if snap is None:
                 return
-            if cached and (cached.generation != snap.meta.generation or cached.version > snap.meta.version):
-                cached = None  # continued as new, or purged and recreated: start from scratch
-                snap = self.store.load(instance_id)
-                if snap is None:
-                    return
             decision = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap, cached)
             if decision is None:
                 self.executions.put_back(instance_id, cached)
@@ -112,17 +130,20 @@ class Engine:
                 log.debug("step of %s lost the race at version %s; retrying", instance_id, commit.version)
                 metrics.record_step_conflict(self.store, snap.meta.name)
                 continue
+            # History size after this step: what the cached entry knew, plus what was read, plus the new entry.
+            history_events = 0 if commit.reset else (cached.events if cached else 0) + len(snap.history) + len(commit.events)
             if execution is None:
                 if commit.status not in TERMINAL:
                     self.executions.put_back(instance_id, cached)  # code did not run: replay still holds
             elif not (execution.finished or commit.reset):
                 execution.committed()
-                self.executions.put(instance_id, execution, result.version)
+                self.executions.put(instance_id, execution, result.version, history_events)
             log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
                                               "version": result.version, "status": commit.status})
             metrics.record_step(self.store, snap.meta.name, snap.meta.status, commit.status,
                                 time.perf_counter() - began, inbox_events=len(snap.inbox),
-                                history_events=execution.history_length if execution else len(commit.events))
+                                history_events=history_events)
+            recovery.warn_history_size(self, snap.meta.name, instance_id, history_events, len(commit.events))
             self.publish_outbox(instance_id, commit.outbox)
             if not result.rerun:
                 return
@@ -159,12 +180,8 @@ class Engine:
             return Commit(version=meta.version, now=now, status="SUSPENDED", keep_wait=True,
                           consumed=[e.entry_id for e in controls],
                           events=[StepStarted(ts=now)] + [e.event for e in controls]), None
-        workflow = self.registry.workflows.get(meta.name)
-        if workflow is None:
-            raise WorkflowNotRegisteredError(
-                f"workflow {meta.name!r} of instance {meta.instance_id!r} is not registered in app "
-                f"{self.app_id!r}; the step stays queued for a pool that registers it"
-            )
+        if cached is None:
+            workflow, events = self._workflow_for(meta, snap.history, events)
         new: list[HistoryEvent] = [StepStarted(ts=now), *events]
         execution = cached.execution if cached else WorkflowExecution(workflow, meta.instance_id, meta.generation)
         try:
@@ -178,8 +195,22 @@ class Engine:
                             fields={"failure": pack_value(failure.to_list()), "completed": now})
             self._notify_parent(meta, commit, ok=False, value=failure)
             return commit, None
+        too_big = oversized_decision(meta.name, outcome, self.max_payload_bytes)
+        if too_big is not None:
+            # As if the workflow had raised PayloadError at this step: the oversized value is not stored.
+            log.error("%s; failing instance %s", too_big, meta.instance_id,
+                      extra={"instance_id": meta.instance_id, "workflow": meta.name})
+            failure = FailureDetails(too_big, "PayloadError", None)
+            commit = Commit(version=meta.version, now=now, status="FAILED", consumed=[e.entry_id for e in snap.inbox],
+                            events=new + [ExecutionCompleted(ts=now, status="FAILED", failure=failure)],
+                            fields={"failure": pack_value(failure.to_list()), "completed": now})
+            self._notify_parent(meta, commit, ok=False, value=failure)
+            return commit, None
         commit = Commit(version=meta.version, now=now, status="RUNNING",
                         consumed=[e.entry_id for e in snap.inbox])
+        for event in events:
+            if isinstance(event, ExecutionStarted) and event.version is not None:
+                commit.fields["wver"] = event.version  # shown as WorkflowState.workflow_version
         if outcome.custom_status is not None:
             commit.fields["custom"] = pack_value(outcome.custom_status)
         completion = outcome.completion
@@ -209,15 +240,44 @@ class Engine:
             commit.wait_mode, commit.wait_tokens = outcome.wait.mode, list(outcome.wait.tokens)
         return commit, execution
 
+    def _workflow_for(self, meta: Any, history: list[HistoryEvent],
+                      events: list[HistoryEvent]) -> tuple[Callable[..., Any], list[HistoryEvent]]:
+        """The function of the workflow version the instance runs. A first step (its ExecutionStarted
+        still in the inbox, without a version) takes the latest version and records it there."""
+        started = next((e for e in history if isinstance(e, ExecutionStarted)), None)
+        if started is None:
+            for i, event in enumerate(events):
+                if isinstance(event, ExecutionStarted):
+                    latest = self.registry.latest_version(meta.name)
+                    if event.version is None and latest is not None:
+                        event = dataclasses.replace(event, version=latest)
+                        events = [*events[:i], event, *events[i + 1:]]
+                    started = event
+                    break
+        version = started.version if started is not None else None
+        workflow = self.registry.workflow(meta.name, version)
+        if workflow is None:
+            if meta.name in self.registry.workflows:
+                wanted = f"version {version!r}" if version is not None else \
+                    "unversioned (it started before versions were registered; register its function without a version)"
+                raise WorkflowNotRegisteredError(
+                    f"workflow {meta.name!r} of instance {meta.instance_id!r} runs {wanted}, which is not "
+                    f"registered in app {self.app_id!r} (registered: {self.registry.describe_versions(meta.name)}); "
+                    "the step stays queued for a pool that registers it")
+            raise WorkflowNotRegisteredError(
+                f"workflow {meta.name!r} of instance {meta.instance_id!r} is not registered in app "
+                f"{self.app_id!r}; the step stays queued for a pool that registers it"
+            )
+        return workflow, events
+
     def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit) -> None:
+        if isinstance(action, PatchMarker):
+            return  # recorded in history only: nothing to dispatch
         key = f"{meta.generation}.{action.seq}"  # type: ignore[attr-defined]
         if isinstance(action, TaskScheduled):
             commit.tasks.append(key)
-            commit.outbox[key] = _pack_record({
-                "k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": action.seq,
-                "name": action.name, "input": action.input, "app": action.app_id or meta.app,
-                "wf": meta.name, "wapp": meta.app, "attempt": action.attempt,
-            })
+            commit.activities.append(key)
+            commit.outbox[key] = _pack_record(activity_record(meta, action))
         elif isinstance(action, TimerCreated):
             commit.tasks.append(key)
             commit.timers.append((action.fire_at, self.store.timer_member(meta.instance_id, meta.generation, action.seq)))
@@ -259,9 +319,15 @@ class Engine:
     def publish_outbox(self, instance_id: str, records: dict[str, bytes]) -> None:
         if not records:
             return
-        for record in records.values():
-            self._publish(msgpack.unpackb(record, raw=False))
+        with self._batch():
+            for record in records.values():
+                self._publish(msgpack.unpackb(record, raw=False))
         self.store.ack_outbox(instance_id, records.keys())
+
+    def _batch(self) -> Any:
+        """The publisher's batch context (one producer for many messages), if it has one."""
+        batch = getattr(self.publisher, "batch", None)
+        return batch() if batch is not None else nullcontext()
 
     def _publish(self, rec: dict[str, Any]) -> None:
         kind, now = rec["k"], self.clock()
@@ -309,14 +375,17 @@ class Engine:
                 return
             app, workflow = meta.app, meta.name
         if self.inline_steps and app == self.app_id and workflow in self.registry.workflows:
-            self.run_step(instance_id)
+            try:
+                self.run_step(instance_id)
+            except WorkflowNotRegisteredError:  # a workflow version this pool lacks: another pool's step
+                self.publisher.send_step(instance_id, app)
         else:
             self.publisher.send_step(instance_id, app)
 
     # -- activities -----------------------------------------------------------------------------
     def run_activity(self, rec: dict[str, Any]) -> None:
         name, seq = rec["name"], rec["seq"]
-        if not self.store.task_outstanding(rec["id"], f"{rec['gen']}.{seq}"):
+        if not self.store.activity_started(rec["id"], f"{rec['gen']}.{seq}", self.clock()):
             # Already delivered, or the instance finished, was terminated or continued as new since
             # the message was sent: running the activity now would do work nobody awaits.
             log.info("activity %s of %s is no longer awaited; skipped", name, rec["id"])
@@ -338,6 +407,7 @@ class Engine:
             try:
                 ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
                 result = to_json_compatible(_call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
+                check_payload(result, f"output of activity {name!r}", self.max_payload_bytes)
             except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
                 failure = FailureDetails.from_exception(exc)
                 unhealthy = not isinstance(exc, NonRetryableError)
@@ -370,7 +440,14 @@ class Engine:
     def fire_due_timers(self, limit: int = 1000) -> int:
         now, fired = self.clock(), 0
         for member in self.store.due_timers(now, limit):
-            key = member.rpartition("|")[2]
+            parsed = parse_timer_member(member)
+            if parsed is None:
+                # Not written by this engine: report it and take it out, or every poll would stop here.
+                log.error("dropped malformed timer index entry %r (expected '<instance id>|<gen>.<seq>' "
+                          "or '<instance id>|start')", member)
+                self.store.drop_timer(member)
+                continue
+            key = parsed[1]
             event = None if key == "start" else TimerFired(ts=now, seq=int(key.rpartition(".")[2]))
             instance_id, code = self.store.fire_timer(member, event, now)
             fired += code >= 0
@@ -399,6 +476,7 @@ class Engine:
             # pool to come; sending another every sweep would pile up copies for as long as it is down.
             if meta is not None and meta.app in live:
                 self.publisher.send_step(instance_id, meta.app)
+        recovery.redeliver_silent_activities(self, now)
         return len(outboxes), len(ready)
 
 
@@ -406,6 +484,7 @@ class Engine:
 class CachedExecution:
     execution: WorkflowExecution
     version: int
+    events: int = 0  # history events up to ``version`` (the history size the metrics and warnings report)
 
     @property
     def generation(self) -> int:
@@ -427,8 +506,8 @@ class ExecutionCache:
         with self._lock:
             return self._entries.pop(instance_id, None)
 
-    def put(self, instance_id: str, execution: WorkflowExecution, version: int) -> None:
-        self.put_back(instance_id, CachedExecution(execution, version))
+    def put(self, instance_id: str, execution: WorkflowExecution, version: int, events: int = 0) -> None:
+        self.put_back(instance_id, CachedExecution(execution, version, events))
 
     def put_back(self, instance_id: str, entry: CachedExecution | None) -> None:
         if entry is None or self.size <= 0:

@@ -1,0 +1,102 @@
+"""The store's Redis connection: errors that say which Redis could not be reached, and why.
+
+redis-py reports a refused connection as "Error 111 connecting to host:port"; a user with several
+Redis URLs in play (store, broker, a staging one) then has to guess which setting is wrong, and a
+missing or wrong password reads like a network problem. The client built here raises
+:class:`RedisUnavailableError` instead, whose message names the URL (password hidden) and the
+setting that holds it, and :class:`RedisAuthError` when the server refused the credentials.
+Both subclass redis-py's ``ConnectionError``, so every retry path that handles an unreachable
+Redis (Celery's autoretry, the worker's background duties) treats them exactly as before.
+
+``rediss://`` (TLS) and user names (Redis 6 ACL users: ``redis://user:password@host``) are
+redis-py's own URL features and work unchanged; see docs/security.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.client
+
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class RedisUnavailableError(redis.exceptions.ConnectionError):
+    """Redis could not be reached, or the connection was lost during a call. Deliberately not an
+    ``OrchestratorError`` (a refusal by the engine): it is the store being unavailable, which callers
+    (HTTP 503, CLI exit 1, Celery retries) handle as redis-py's ``ConnectionError``."""
+
+
+class RedisAuthError(RedisUnavailableError):
+    """Redis refused the connection's credentials (none given, wrong password, unknown ACL user)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable redis url>"
+
+
+def describe(url: str, exc: BaseException) -> RedisUnavailableError:
+    """The named error for ``exc``, raised while talking to the Redis at ``url``."""
+    where = f"Redis at {redact_url(url)} (setting redis_url / REDIS_URL)"
+    detail = str(exc).rstrip(".")
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return RedisAuthError(f"{where} refused the credentials: {detail}. Put the user and password in the "
+                              "URL: redis://user:password@host:6379/0")
+    return RedisUnavailableError(f"{where} is unreachable: {detail}")
+
+
+class NamedRedis(redis.Redis):
+    """``redis.Redis`` whose connection errors name the server (see the module docstring)."""
+
+    described_url = ""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)
+        except RedisUnavailableError:
+            raise
+        except _UNREACHABLE as exc:
+            raise describe(self.described_url, exc) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "NamedPipeline":
+        pipe = NamedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.described_url = self.described_url
+        return pipe
+
+
+class NamedPipeline(redis.client.Pipeline):
+    described_url = ""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except RedisUnavailableError:
+            raise
+        except _UNREACHABLE as exc:
+            raise describe(self.described_url, exc) from exc
+
+
+def connect(url: str, **kwargs: Any) -> NamedRedis:
+    """A client for ``url`` (no connection is made until the first command)."""
+    try:
+        client = NamedRedis.from_url(url, **kwargs)
+    except ValueError as exc:  # redis-py's message for a bad scheme lists the valid ones
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {exc}") from exc
+    client.described_url = url
+    return client
+
+
+__all__ = ["NamedRedis", "RedisAuthError", "RedisUnavailableError", "connect", "describe", "redact_url"]

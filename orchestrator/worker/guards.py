@@ -1,0 +1,67 @@
+"""Checks the engine applies to what workflow code, activities and Redis hand it.
+
+Payload limits: the client refuses an oversized workflow input or event at the call; values that
+workflow and activity code produce are checked here, in the worker, because the pure core does not
+know the configured limit (``max_payload_bytes``). An oversized activity result becomes the attempt's
+failure (``PayloadError``), and an oversized value decided by a step (an activity or child input, the
+workflow's output, its custom status, a continue-as-new input) fails the instance with
+``PayloadError`` naming the value. Either way nothing oversized is written to Redis.
+
+Timer index entries: the poller fires ``<instance id>|<gen>.<seq>`` and ``<instance id>|start``; an
+entry of any other shape (written by hand, or by a foreign tool) is reported and removed, so it can
+never stop the poller from firing the timers behind it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..core.errors import PayloadError
+from ..core.history import ChildScheduled, ContinuedAsNew, ExecutionCompleted, TaskScheduled
+from ..core.replay import StepResult
+from ..store.keys import INSTANCE_ID_PATTERN
+from ..store.redis_store import pack_value
+
+_TIMER_KEY = re.compile(r"^(?:start|\d+\.\d+)$")
+
+
+def check_payload(value: Any, what: str, limit: int) -> None:
+    """Raise ``PayloadError`` when ``value`` packs to more than ``limit`` bytes."""
+    size = len(pack_value(value))
+    if size > limit:
+        raise PayloadError(f"{what} is {size} bytes, over the limit of {limit} (setting max_payload_bytes)")
+
+
+def oversized_decision(workflow: str, outcome: StepResult, limit: int) -> str | None:
+    """The message naming the first value a step decided that is over ``limit`` bytes, or None."""
+    values: list[tuple[str, Any]] = []
+    for action in outcome.actions:
+        if isinstance(action, TaskScheduled):
+            values.append((f"input of activity {action.name!r} (call #{action.seq})", action.input))
+        elif isinstance(action, ChildScheduled):
+            values.append((f"input of child workflow {action.name!r} (call #{action.seq})", action.input))
+    completion = outcome.completion
+    if isinstance(completion, ExecutionCompleted) and completion.status == "COMPLETED":
+        values.append((f"output of workflow {workflow!r}", completion.result))
+    elif isinstance(completion, ContinuedAsNew):
+        values.append((f"continue_as_new input of workflow {workflow!r}", completion.input))
+    if outcome.custom_status is not None:
+        values.append((f"custom status of workflow {workflow!r}", outcome.custom_status))
+    for what, value in values:
+        try:
+            check_payload(value, what, limit)
+        except PayloadError as exc:
+            return str(exc)
+    return None
+
+
+def parse_timer_member(member: str) -> tuple[str, str] | None:
+    """``(instance id, "start" | "<gen>.<seq>")`` of a well-formed timer index entry, else None."""
+    instance_id, sep, key = member.rpartition("|")
+    if not sep or not INSTANCE_ID_PATTERN.match(instance_id) or not _TIMER_KEY.match(key):
+        return None
+    return instance_id, key
+
+
+__all__ = ["check_payload", "oversized_decision", "parse_timer_member"]

@@ -1,0 +1,114 @@
+"""What the engine does when something outside it went wrong, so nothing waits forever or loops.
+
+* **Lost activity messages.** Kombu's Redis transport takes a message off the queue (``BRPOP``) and
+  only then records it as unacknowledged. A worker SIGKILLed, or Redis crashing, between the two
+  loses the message, and kombu's visibility timeout cannot bring it back: it never saw it. The store
+  keeps every dispatched attempt whose result is not in yet in ``<prefix>:activities``, scored by its
+  last sign of life (dispatch, then start). The sweeper publishes again an attempt silent for the
+  ``visibility_timeout`` (kombu's own redelivery delay, so the contract is unchanged: it must exceed
+  the longest activity, and here also the longest wait in the queue). An attempt that was merely
+  queued that long gets a second message, which finds it done and is skipped.
+* **Unreadable entries.** A history or inbox entry that does not decode (written by another tool,
+  or damaged) fails the instance with ``HistoryFormatError`` naming the stream and the entry id; both
+  streams stay as they are. Without this every step of that instance would raise, forever.
+* **Huge histories.** Each time an instance's history passes a multiple of ``history_warn_events``
+  the engine logs a warning and counts ``orchestrator_history_warnings_total``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .. import metrics
+from ..core.errors import FailureDetails
+from ..core.history import HistoryFormatError, TaskScheduled
+from ..store.redis_store import Commit, pack_value
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("orchestrator.engine")
+
+
+def activity_record(meta: Any, action: TaskScheduled) -> dict[str, Any]:
+    """The message of one activity attempt (published from the outbox, or again by the sweeper)."""
+    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": action.seq,
+            "name": action.name, "input": action.input, "app": action.app_id or meta.app,
+            "wf": meta.name, "wapp": meta.app, "attempt": action.attempt}
+
+
+def redeliver_silent_activities(engine: "Engine", now: int) -> int:
+    """Publish again the attempts silent for ``engine.redeliver_after_ms``; returns how many."""
+    if not engine.redeliver_after_ms:
+        return 0
+    store = engine.store
+    silent = store.claim_stale("activities", now - engine.redeliver_after_ms, now)
+    live = store.live_apps(now - 3 * engine.stale_after_ms) | {engine.app_id} if silent else set()
+    by_instance: dict[str, list[str]] = {}
+    for member in silent:
+        by_instance.setdefault(member.rpartition("|")[0], []).append(member)
+    sent = 0
+    for instance_id, members in by_instance.items():
+        meta = store.get_meta(instance_id)
+        keys = [m.rpartition("|")[2] for m in members]
+        awaited = [k for k in keys if meta is not None and not meta.is_terminal
+                   and k.partition(".")[0] == str(meta.generation) and store.task_outstanding(instance_id, k)]
+        for key in set(keys) - set(awaited):
+            store.forget_activity(f"{instance_id}|{key}")
+        if not awaited or meta is None:
+            continue
+        try:
+            history = store.get_history(instance_id)  # once per instance, however many of its calls are silent
+        except HistoryFormatError:
+            continue  # the instance's next step fails it with that error
+        scheduled = {f"{meta.generation}.{e.seq}": e for e in history if isinstance(e, TaskScheduled)}
+        for key in awaited:
+            action = scheduled.get(key)
+            if action is None:
+                store.forget_activity(f"{instance_id}|{key}")
+                continue
+            record = activity_record(meta, action)
+            if record["app"] not in live:
+                continue  # its first message waits in the queue of an app with no pool yet
+            log.warning("activity %s (task %s, attempt %s) of %s showed no sign of life for %.0f s; publishing "
+                        "it again", action.name, key, action.attempt, instance_id, engine.redeliver_after_ms / 1000,
+                        extra={"instance_id": instance_id, "activity": action.name})
+            engine.publisher.send_activity(record, record["app"])
+            sent += 1
+    return sent
+
+
+def fail_unreadable(engine: "Engine", instance_id: str, err: HistoryFormatError) -> bool:
+    """Fail an instance whose history or inbox does not decode. True when a concurrent step changed
+    the instance first (the caller looks again)."""
+    store = engine.store
+    meta = store.get_meta(instance_id)
+    if meta is None or meta.is_terminal:
+        store.release(instance_id)
+        return False
+    now = engine.clock()
+    failure = FailureDetails(f"instance {instance_id!r} cannot be replayed: {err}; its history and inbox "
+                             "are left as they are", "HistoryFormatError", None)
+    log.error("%s", failure.message, extra={"instance_id": instance_id, "workflow": meta.name})
+    commit = Commit(version=meta.version, now=now, status="FAILED", keep_wait=True,
+                    fields={"failure": pack_value(failure.to_list()), "completed": now})
+    engine._notify_parent(meta, commit, ok=False, value=failure)
+    result = store.commit(instance_id, commit)
+    if result.ok:
+        engine.publish_outbox(instance_id, commit.outbox)
+    return not (result.ok or result.gone)
+
+
+def warn_history_size(engine: "Engine", workflow: str, instance_id: str, events: int, added: int) -> None:
+    """Log and count each time a history passes a multiple of ``engine.history_warn_events``: every
+    step replays (or catches up on) it, and Redis holds all of it."""
+    limit = engine.history_warn_events
+    if limit > 0 and events >= limit and (events - added) // limit < events // limit:
+        log.warning("instance %s of workflow %r has %d history events (setting history_warn_events = %d); "
+                    "consider ctx.continue_as_new to go on with a fresh history", instance_id, workflow, events,
+                    limit, extra={"instance_id": instance_id, "workflow": workflow})
+        metrics.record_history_warning(engine.store, workflow)
+
+
+__all__ = ["activity_record", "fail_unreadable", "redeliver_silent_activities", "warn_history_size"]
