@@ -1,6 +1,6 @@
 """Everything Celery: the app, its two tasks, the publisher, and the worker's background duties.
 
-Messages are msgpack only (no pickle is accepted anywhere, so a message on the broker can never
+Messages are msgpack only (no other serializer is accepted, so a message on the broker can never
 execute code). Tasks are ``acks_late`` and rejected on worker loss, so a killed worker's message is
 redelivered; duplicates are harmless because commits are version-checked and deliveries deduplicated.
 Each app id has its own queue, ``orchestrator.<app_id>``, for both steps and activities.

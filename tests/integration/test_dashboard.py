@@ -27,6 +27,7 @@ from orchestrator.core.history import ExecutionStarted, StepStarted, TaskComplet
 from orchestrator.dashboard import mount
 from orchestrator.embedded import free_port
 from orchestrator.store.redis_store import Commit, RedisStore
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.dashboard_app"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -92,16 +93,6 @@ def dash(client) -> Iterator[Http]:
     mount(app, client)
     with serve(app) as base:
         yield Http(base + "/dashboard")
-
-
-def wait_until(predicate, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def finished(client, instance_id: str, status: WorkflowStatus = WorkflowStatus.COMPLETED):

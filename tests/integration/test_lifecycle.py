@@ -15,25 +15,10 @@ from orchestrator import (
     InstanceRunningError,
     WorkflowStatus,
 )
+from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.lifecycle_app"
 FINISHED = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
-
-
-def finish(client, instance_id, status=WorkflowStatus.COMPLETED, timeout=60):
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=timeout)
-    assert state.runtime_status == status, (state.runtime_status, state.failure_details)
-    return state
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def counter(redis_client, name):

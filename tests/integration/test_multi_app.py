@@ -7,24 +7,9 @@ import time
 from collections import Counter
 
 from orchestrator import WorkflowStatus
+from tests.support.waiting import finish, wait_until
 
 ORDERS, INVENTORY = "tests.apps.orders_app", "tests.apps.inventory_app"
-
-
-def completed(client, instance_id, timeout=60):
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=timeout)
-    assert state.runtime_status == WorkflowStatus.COMPLETED, (state.runtime_status, state.failure_details)
-    return state
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_calls_to_an_app_without_a_pool_wait_visibly_and_complete_once_it_runs(client, start_pool, redis_client):
@@ -44,7 +29,7 @@ def test_calls_to_an_app_without_a_pool_wait_visibly_and_complete_once_it_runs(c
     assert client.list_workflows(status="PENDING", name="restock")[0].instance_id == restock
 
     start_pool(INVENTORY, app_id="inventory")
-    state = completed(client, order)
+    state = finish(client, order)
     assert state.app_id == "orders"
     assert state.output == {
         "reservation": {"sku": "apple", "reserved": 2, "app": "inventory"},
@@ -53,7 +38,7 @@ def test_calls_to_an_app_without_a_pool_wait_visibly_and_complete_once_it_runs(c
     }
     child = client.get_workflow_state(f"{order}:2")
     assert child.app_id == "inventory" and child.parent_instance_id == order
-    assert completed(client, restock).output["workflow_app"] == "inventory"
+    assert finish(client, restock).output["workflow_app"] == "inventory"
     assert client.get_pending_calls(order) == []
 
 
@@ -67,7 +52,7 @@ def test_killing_the_inventory_pool_mid_call_and_restarting_it_completes(client,
     time.sleep(0.5)
     assert client.get_workflow_state(order).runtime_status == WorkflowStatus.RUNNING
     start_pool(INVENTORY, app_id="inventory")
-    state = completed(client, order, timeout=60)
+    state = finish(client, order, timeout=60)
     assert state.output["reservation"] == {"sku": "plum", "reserved": 3, "app": "inventory"}
     assert state.output["payment"] == {"charged": 30, "app": "orders"}
     assert int(redis_client.get("test:reserve:started")) >= 2  # the killed attempt ran again
@@ -90,7 +75,7 @@ def test_two_app_example_in_workers(client, start_pool):
     start_pool("workers.multi_app.inventory", app_id="inventory")
     order = {"lines": [{"sku": "apple", "qty": 4}, {"sku": "pear", "qty": 2}, {"sku": "plum", "qty": 5}]}
     instance_id = client.schedule_new_workflow("fulfil_order", input=order)
-    output = completed(client, instance_id).output
+    output = finish(client, instance_id).output
     assert output["reserved"] == [{"sku": "apple", "qty": 4}, {"sku": "plum", "qty": 3}]
     assert output["backordered"] == [{"sku": "pear", "qty": 2}, {"sku": "plum", "qty": 2}]
     assert [po["sku"] for po in output["restock"]["purchase_orders"]] == ["pear", "plum"]
