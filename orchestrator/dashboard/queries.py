@@ -20,6 +20,7 @@ import re
 from typing import Any, Iterable
 
 from ..core.history import HistoryEvent, unpack_event
+from ..query import InstanceQuery
 from ..store.redis_store import InstanceMeta, RedisStore
 
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "TERMINATED", "SUSPENDED", "PENDING")
@@ -76,9 +77,7 @@ class DashboardQueries:
     def workflow_names(self) -> list[str]:
         """Names served by worker pools, plus names that have instances (when the store indexes them)."""
         names = {k.decode() for k in self.redis.hkeys(self.keys.workflows)}
-        index_names = getattr(self.keys, "index_names", None)
-        if index_names:
-            names |= {k.decode() for k in self.redis.smembers(index_names)}
+        names |= {k.decode() for k in self.redis.smembers(self.keys.index_names)}
         return sorted(names)
 
     # -- listing ----------------------------------------------------------------------------------
@@ -175,15 +174,16 @@ class DashboardQueries:
         status, success rate (completed / finished) and p50/p95 duration of the runs that ended on
         their own (completed or failed); plus completions and failures per time bucket.
 
-        Counts are exact when the store keeps its name x status index (one ZCOUNT each); durations
+        Counts are exact (the store's name x status index, via ``InstanceQuery.counts``); durations
         and the chart read the newest ``sample`` completed and failed runs of the window."""
         if window_ms <= 0:
             raise ValueError("the window must be positive")
         if not 1 <= buckets <= 200:
             raise ValueError(f"buckets must be between 1 and 200, got {buckets}")
         start = now - window_ms
-        exact = self._exact_counts(start, now)
-        measured = ("COMPLETED", "FAILED") if exact is not None else STATUSES
+        by_name = InstanceQuery(self.store).counts(created_from=start, created_to=now).by_name
+        counted = {name: {s: entry["by_status"].get(s, 0) for s in STATUSES} for name, entry in by_name.items()}
+        measured = ("COMPLETED", "FAILED")
         pipe = self.redis.pipeline(transaction=False)
         for status in measured:
             pipe.zrevrangebyscore(self.keys.status_index(status), now, start, start=0, num=sample, withscores=True)
@@ -195,7 +195,6 @@ class DashboardQueries:
             members, count = replies[2 * i], replies[2 * i + 1]
             sampled = sampled or count > len(members)
             rows.extend((status, m.decode(), int(score)) for m, score in members)
-        counted: dict[str, dict[str, int]] = exact if exact is not None else {}
         durations: dict[str, list[int]] = {}
         width = max(1, -(-window_ms // buckets))
         series = [{"t": start + k * width, "completed": 0, "failed": 0} for k in range(buckets)]
@@ -208,8 +207,6 @@ class DashboardQueries:
                 if raw_name is None:
                     continue  # purged meanwhile
                 name = raw_name.decode(errors="replace")
-                if exact is None:
-                    counted.setdefault(name, dict.fromkeys(STATUSES, 0))[status] += 1
                 done = _int(completed)
                 if status in ("COMPLETED", "FAILED") and done is not None:
                     durations.setdefault(name, []).append(max(0, done - created))
@@ -229,20 +226,7 @@ class DashboardQueries:
                 "p50_ms": percentile(ordered, 50), "p95_ms": percentile(ordered, 95), "measured": len(ordered),
             })
         return {"window_ms": window_ms, "start": start, "now": now, "bucket_ms": width, "types": types,
-                "series": series, "sampled": sampled, "sample": sample, "exact_counts": exact is not None}
-
-    def _exact_counts(self, start: int, now: int) -> dict[str, dict[str, int]] | None:
-        """name -> status -> instances created in the window, from the name x status index (None
-        when this store does not keep it)."""
-        if not (hasattr(self.keys, "name_status_index") and getattr(self.keys, "index_names", None)):
-            return None
-        names = sorted(n.decode(errors="replace") for n in self.redis.smembers(self.keys.index_names))
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            for status in STATUSES:
-                pipe.zcount(self.keys.name_status_index(name, status), start, now)
-        values = iter(pipe.execute())
-        return {name: {status: int(next(values)) for status in STATUSES} for name in names}
+                "series": series, "sampled": sampled, "sample": sample}
 
     # -- one instance -----------------------------------------------------------------------------
     def meta(self, instance_id: str) -> InstanceMeta | None:

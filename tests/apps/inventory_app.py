@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 import time
 
-import redis
 
 from orchestrator import DaprWorkflowContext, WorkflowActivityContext, WorkflowRuntime
+from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["REDIS_URL"])
+_redis = app_redis
 
 
 @wfr.activity(name="reserve")

@@ -5,23 +5,15 @@ Activities count their runs in Redis (``REDIS_URL``) so a test can prove what ra
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 
-import redis
 
 from orchestrator import DaprWorkflowContext, TaskFailedError, WorkflowActivityContext, WorkflowRuntime, when_all
+from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()
-_redis: redis.Redis | None = None
-
-
-def counters() -> redis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _redis
+counters = app_redis
 
 
 # -- activities ------------------------------------------------------------------------------------

@@ -6,24 +6,17 @@ SIGKILLed or duplicated execution is visible to the test.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 
 import redis
 
 from orchestrator import DaprWorkflowContext, RetryPolicy, WorkflowActivityContext, WorkflowRuntime
+from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()
 celery_app = wfr.celery_app
-_redis: redis.Redis | None = None
-
-
-def _r() -> redis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _redis
+_r = app_redis
 
 
 def executions(r: redis.Redis, instance_id: str, seq: int) -> int:

@@ -6,11 +6,9 @@ pool cannot make a test forget what already ran: ``RPUSH <key>:runs <attempt>`` 
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from orchestrator import (
@@ -21,17 +19,11 @@ from orchestrator import (
     WorkflowActivityContext,
     WorkflowRuntime,
 )
+from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()
 celery_app = wfr.celery_app
-_redis: redis.Redis | None = None
-
-
-def _r() -> redis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _redis
+_r = app_redis
 
 
 def _record(key: str, attempt: int) -> None:
