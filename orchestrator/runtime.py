@@ -96,7 +96,7 @@ class WorkflowRuntime:
             if self._engine is None:
                 circuit = CircuitBreaker(store.redis, store.keys, self.app_id,
                                          self.settings.circuit_failure_threshold, self.settings.circuit_cooldown)
-                self._engine = Engine(store, self.registry, CeleryPublisher(celery), self.app_id,
+                self._engine = Engine(store, self.registry, CeleryPublisher(celery, direct=self.settings.broker_is_store), self.app_id,
                                       inline_steps=self.settings.inline_steps,
                                       replay_cache_size=self.settings.replay_cache_size,
                                       stale_after=self.settings.stale_after, circuit=circuit,

@@ -59,6 +59,11 @@ class Settings:
     def broker(self) -> str:
         return self.broker_url or self.redis_url
 
+    @property
+    def broker_is_store(self) -> bool:
+        """The broker is the store's own Redis: commits may push task messages onto its queues."""
+        return self.broker == self.redis_url
+
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 

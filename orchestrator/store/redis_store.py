@@ -102,8 +102,9 @@ class InstanceMeta:
 @dataclass
 class Snapshot:
     meta: InstanceMeta
-    history: list[HistoryEvent]
+    history: list[HistoryEvent]  # all of it, or only what was committed after ``after_version``
     inbox: list[InboxEntry]
+    after_version: int | None = None
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Commit:
     inbox_add: list[tuple[str, bytes]] = field(default_factory=list)
     drop_tasks: list[str] = field(default_factory=list)  # task keys no longer awaited (timed out, disarmed)
     activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
+    pushes: dict[str, list[bytes]] = field(default_factory=dict)  # queue key -> task messages to LPUSH
 
 
 @dataclass
@@ -136,6 +138,11 @@ class CommitResult:
     version: int
     rerun: bool = False
     gone: bool = False
+
+
+def _entries(raw: list[list[Any]]) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Stream entries as a script returns them (``[id, [field, value, ...]]``) in redis-py's XRANGE shape."""
+    return [(eid, dict(zip(flat[::2], flat[1::2]))) for eid, flat in raw]
 
 
 def _decode_history(key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[HistoryEvent]:
@@ -231,12 +238,32 @@ class RedisStore:
     ) -> int:
         """Put ``event`` in the instance's inbox; see the codes at the top of this module. With an
         ``idempotency_key`` the instance has already received, nothing is stored (``DUPLICATE``)."""
+        return int(self._deliver_call(instance_id, event, token, task_key, now, control, failure, idempotency_key, ""))
+
+    def deliver_and_load(self, instance_id: str, event: HistoryEvent, *, token: str, task_key: str = "",
+                         now: int, failure: bool = False,
+                         after_version: int | None = None) -> tuple[int, Snapshot | None]:
+        """``deliver``, and when it wakes the instance, also what ``load(instance_id, after_version)``
+        would return, read in the same atomic script (the caller runs the step it woke)."""
+        reply = self._deliver_call(instance_id, event, token, task_key, now, False, failure, "",
+                                   "-" if after_version is None else str(after_version))
+        if not isinstance(reply, list):
+            return int(reply), None
+        code, flat_meta, hist, inbox = reply
         k = self.keys.instance(instance_id)
-        return int(self._deliver(
-            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys],
+        raw_meta = dict(zip(flat_meta[::2], flat_meta[1::2]))
+        snapshot = Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), _decode_history(k.hist, _entries(hist)),
+                            _decode_inbox(k.inbox, _entries(inbox)), after_version)
+        return int(code), snapshot
+
+    def _deliver_call(self, instance_id: str, event: HistoryEvent, token: str, task_key: str, now: int,
+                      control: bool, failure: bool, idempotency_key: str, load: str) -> Any:
+        k = self.keys.instance(instance_id)
+        return self._deliver(
+            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist],
             args=[self.prefix, instance_id, task_key, token, pack_event(event), now,
-                  "1" if control else "0", "1" if failure else "0", idempotency_key],
-        ))
+                  "1" if control else "0", "1" if failure else "0", idempotency_key, load],
+        )
 
     def get_meta(self, instance_id: str) -> InstanceMeta | None:
         raw = self.redis.hgetall(self.keys.instance(instance_id).meta)
@@ -261,7 +288,7 @@ class RedisStore:
             return None
         history = _decode_history(k.hist, hist)
         entries = _decode_inbox(k.inbox, inbox)
-        return Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), history, entries)
+        return Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), history, entries, after_version)
 
     def commit(self, instance_id: str, c: Commit) -> CommitResult:
         k = self.keys.instance(instance_id)
@@ -275,6 +302,7 @@ class RedisStore:
             "keep_wait": c.keep_wait, "reset": c.reset,
             "inbox_add": [item for pair in c.inbox_add for item in pair],
             "drop_tasks": c.drop_tasks, "activities": c.activities,
+            "pushes": [item for pair in c.pushes.items() for item in pair],
         }
         code, version, rerun = self._commit(
             keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],

@@ -123,16 +123,24 @@ if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then return {2, 
 return {1, 'PENDING'}
 """
 
-# KEYS: meta inbox tasks wait ekeys | ARGV: prefix id task_key token packed now control failure idempotency_key
+# KEYS: meta inbox tasks wait ekeys hist | ARGV: prefix id task_key token packed now control failure
+#       idempotency_key load
 # An external event raised with an idempotency key the instance has already received is dropped
 # (code 0, like a duplicate task result); the key is remembered only when the event was stored.
+# With ``load`` ('-' for all history, or a version: only what was committed after it), a delivery
+# that wakes the instance also returns what its step reads, {2, meta, history, inbox}, in one atomic
+# reply: the deliverer runs that step next, and saves itself the round trip of loading it.
 DELIVER = PRELUDE + r"""
 local idem = ARGV[9] or ''
 if idem ~= '' and redis.call('SISMEMBER', KEYS[5], idem) == 1 then return 0 end
 local code = deliver(ARGV[1], ARGV[2], KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5],
   tonumber(ARGV[6]), ARGV[7], ARGV[8])
 if idem ~= '' and code > 0 then redis.call('SADD', KEYS[5], idem) end
-return code
+local load = ARGV[10] or ''
+if code ~= 2 or load == '' then return code end
+local after = load == '-' and '-' or ('(' .. load .. '-1')
+return {code, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[6], after, '+'),
+  redis.call('XRANGE', KEYS[2], '-', '+')}
 """
 
 # KEYS: meta inbox tasks wait | ARGV: prefix id member task_key token packed now
@@ -191,6 +199,12 @@ for _, key in ipairs(c.activities or {}) do redis.call('ZADD', prefix .. ':activ
 if #c.outbox > 0 then
   for i = 1, #c.outbox, 2 do redis.call('HSET', outbox, c.outbox[i], c.outbox[i + 1]) end
   redis.call('ZADD', prefix .. ':outbox', 'NX', c.now, id)
+end
+-- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
+local pushes = c.pushes or {}
+for i = 1, #pushes, 2 do
+  local queue, messages = pushes[i], pushes[i + 1]
+  for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
 end
 for i = 1, #c.timers, 2 do redis.call('ZADD', prefix .. ':timers', c.timers[i], c.timers[i + 1]) end
 for _, child in ipairs(c.children) do redis.call('SADD', children, child) end

@@ -23,6 +23,7 @@ from ..core.errors import FailureDetails
 from ..settings import Settings
 from .broker import transport_for
 from .engine import Engine
+from .envelope import task_message
 
 log = logging.getLogger("orchestrator.worker")
 STEP_TASK, ACTIVITY_TASK = "orchestrator.step", "orchestrator.activity"
@@ -132,10 +133,14 @@ class CeleryPublisher:
 
     Messages carry a short ``argsrepr`` label: Celery would otherwise render every payload with
     ``saferepr`` for its logs, about a quarter of the cost of a publish. ``batch()`` holds one
-    producer for a whole outbox (a fan-out publishes hundreds of messages)."""
+    producer for a whole outbox (a fan-out publishes hundreds of messages).
 
-    def __init__(self, app: Celery) -> None:
+    With ``direct=True`` (the broker is the store's Redis) ``activity_message`` hands the engine the
+    finished message instead, which the step's commit script pushes onto the queue itself."""
+
+    def __init__(self, app: Celery, *, direct: bool = False) -> None:
         self.app = app
+        self.direct = direct
         self._held = threading.local()
 
     @contextmanager
@@ -155,10 +160,26 @@ class CeleryPublisher:
                            argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None))
 
     def send_activity(self, record: dict[str, Any], app_id: str) -> None:
-        task_id = f"{record['id']}|{record['gen']}.{record['seq']}|{record.get('attempt', 1)}"
-        self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=task_id,
-                           argsrepr=f"{record['name']} of {record['id']}", kwargsrepr="{}",
+        self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=_activity_task_id(record),
+                           argsrepr=_activity_label(record), kwargsrepr="{}",
                            producer=getattr(self._held, "producer", None))
+
+    def activity_message(self, record: dict[str, Any], app_id: str) -> tuple[str, bytes] | None:
+        """(queue key, message bytes) for the store to push, or None: publish through the outbox."""
+        if not self.direct:
+            return None
+        queue = queue_name(app_id)
+        return queue, task_message(ACTIVITY_TASK, [record], task_id=_activity_task_id(record), queue=queue,
+                                   argsrepr=_activity_label(record))
+
+
+def _activity_task_id(record: dict[str, Any]) -> str:
+    """One Celery task id per attempt: ``<instance>|<gen>.<seq>|<attempt>``."""
+    return f"{record['id']}|{record['gen']}.{record['seq']}|{record.get('attempt', 1)}"
+
+
+def _activity_label(record: dict[str, Any]) -> str:
+    return f"{record['name']} of {record['id']}"
 
 
 class BackgroundDuties(threading.Thread):

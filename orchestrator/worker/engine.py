@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import logging
 import threading
@@ -62,6 +63,10 @@ def now_ms() -> int:
 
 
 class Publisher(Protocol):
+    """How messages leave the engine. A publisher may also offer ``activity_message(record, app_id)``
+    returning ``(queue key, message bytes)``: the commit script then pushes the message itself (see
+    worker/envelope.py), and ``batch()``, a context holding one connection for many sends."""
+
     def send_step(self, instance_id: str, app_id: str) -> None: ...
 
     def send_activity(self, record: dict[str, Any], app_id: str) -> None: ...
@@ -92,20 +97,26 @@ class Engine:
         self.circuit = circuit  # None or disabled: every attempt runs
         self.registry = registry
         self.publisher = publisher
+        self._activity_message = getattr(publisher, "activity_message", None)
         self.app_id = app_id
         self.inline_steps = inline_steps
         self.stale_after_ms = int(stale_after * 1000)
         self.clock = clock
 
     # -- orchestration step ---------------------------------------------------------------------
-    def run_step(self, instance_id: str) -> None:
+    def run_step(self, instance_id: str, prefetched: Snapshot | None = None) -> None:
         """Bring the instance up to date with its inbox. Safe to run twice at once: the commit's
-        version check lets exactly one of them take effect and the other re-reads."""
+        version check lets exactly one of them take effect and the other re-reads.
+
+        ``prefetched``: the snapshot the waking delivery returned, used if it still fits the cache."""
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
             cached = self.executions.take(instance_id)
             try:
-                snap = self.store.load(instance_id, cached.version if cached else None)
+                after = cached.version if cached else None
+                snap = prefetched if prefetched is not None and prefetched.after_version == after else \
+                    self.store.load(instance_id, after)
+                prefetched = None
                 if snap is not None and cached and (cached.generation != snap.meta.generation
                                                     or cached.version > snap.meta.version):
                     cached = None  # continued as new, or purged and recreated: start from scratch
@@ -277,7 +288,12 @@ class Engine:
         if isinstance(action, TaskScheduled):
             commit.tasks.append(key)
             commit.activities.append(key)
-            commit.outbox[key] = _pack_record(activity_record(meta, action))
+            record = activity_record(meta, action)
+            message = self._activity_message(record, record["app"]) if self._activity_message else None
+            if message is not None:
+                commit.pushes.setdefault(message[0], []).append(message[1])
+            else:
+                commit.outbox[key] = _pack_record(record)
         elif isinstance(action, TimerCreated):
             commit.tasks.append(key)
             commit.timers.append((action.fire_at, self.store.timer_member(meta.instance_id, meta.generation, action.seq)))
@@ -367,16 +383,21 @@ class Engine:
         if code == WAKE:
             self.wake(parent, app)
 
-    def wake(self, instance_id: str, app: str | None, workflow: str | None = None) -> None:
+    def runs_here(self, app: str | None, workflow: str | None) -> bool:
+        """Does this engine run the steps of ``workflow`` of ``app`` inline?"""
+        return self.inline_steps and app == self.app_id and workflow in self.registry.workflows
+
+    def wake(self, instance_id: str, app: str | None, workflow: str | None = None,
+             prefetched: Snapshot | None = None) -> None:
         """Someone must run a step for ``instance_id``: here and now when this pool serves it."""
         if app is None:
             meta = self.store.get_meta(instance_id)
             if meta is None:
                 return
             app, workflow = meta.app, meta.name
-        if self.inline_steps and app == self.app_id and workflow in self.registry.workflows:
+        if self.runs_here(app, workflow):
             try:
-                self.run_step(instance_id)
+                self.run_step(instance_id, prefetched)
             except WorkflowNotRegisteredError:  # a workflow version this pool lacks: another pool's step
                 self.publisher.send_step(instance_id, app)
         else:
@@ -426,13 +447,19 @@ class Engine:
         (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
         now, seq = self.clock(), rec["seq"]
         event = TaskCompleted(ts=now, seq=seq, result=result) if failure is None else TaskFailed(ts=now, seq=seq, failure=failure)
-        code = self.store.deliver(rec["id"], event, token=f"t:{seq}", task_key=f"{rec['gen']}.{seq}",
-                                  now=now, failure=failure is not None)
+        args: dict[str, Any] = dict(token=f"t:{seq}", task_key=f"{rec['gen']}.{seq}", now=now, failure=failure is not None)
+        snap = None
+        if inline and self.runs_here(rec["wapp"], rec["wf"]):
+            # The step this delivery may wake runs next, here: have the delivery read it too.
+            code, snap = self.store.deliver_and_load(rec["id"], event, after_version=self.executions.version_of(rec["id"]),
+                                                     **args)
+        else:
+            code = self.store.deliver(rec["id"], event, **args)
         if code == DUPLICATE:
             log.info("dropped the result of activity %s (task %s.%s, attempt %s) of %s: no longer awaited "
                      "(timed out or already delivered)", rec["name"], rec["gen"], seq, rec.get("attempt", 1), rec["id"])
         elif code == WAKE and inline:
-            self.wake(rec["id"], rec["wapp"], rec["wf"])
+            self.wake(rec["id"], rec["wapp"], rec["wf"], snap)
         elif code == WAKE:
             self.publisher.send_step(rec["id"], rec["wapp"])
 
@@ -502,6 +529,12 @@ class ExecutionCache:
         self._entries: OrderedDict[str, CachedExecution] = OrderedDict()
         self._lock = threading.Lock()
 
+    def version_of(self, instance_id: str) -> int | None:
+        """The history version of the entry held for ``instance_id``, without taking it."""
+        with self._lock:
+            entry = self._entries.get(instance_id)
+            return entry.version if entry is not None else None
+
     def take(self, instance_id: str) -> CachedExecution | None:
         with self._lock:
             return self._entries.pop(instance_id, None)
@@ -523,8 +556,19 @@ def _pack_record(record: dict[str, Any]) -> bytes:
     return msgpack.packb(record, use_bin_type=True)
 
 
+def _takes_input(fn: Callable[..., Any]) -> bool:
+    """Is the activity ``fn(ctx, input)`` rather than ``fn(ctx)``?"""
+    return len(inspect.signature(fn).parameters) >= 2
+
+
+_takes_input_cached = functools.lru_cache(maxsize=4096)(_takes_input)  # inspect is slow: once per function
+
+
 def _call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
-    takes_input = len(inspect.signature(fn).parameters) >= 2
+    try:
+        takes_input = _takes_input_cached(fn)
+    except TypeError:  # an unhashable callable object
+        takes_input = _takes_input(fn)
     result = fn(ctx, payload) if takes_input else fn(ctx)
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
