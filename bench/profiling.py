@@ -24,7 +24,8 @@ from .common import Workers
 # Engine functions whose inclusive share answers "where does a step's time go" (matched on the last
 # component of py-spy's qualified name, e.g. ``Engine.run_step``).
 FOCUS = (
-    "run_activity", "task_outstanding", "_call_activity", "deliver_attempt", "deliver", "wake", "run_step",
+    "run_activity", "run_activities", "activities_started", "call_activity", "execute", "deliver_attempt", "deliver",
+    "deliver_and_load", "deliver_many", "wake", "run_step",
     "load", "_decide", "replay", "unpack_events", "unpack_event", "from_hash", "commit", "pack_events",
     "publish_outbox", "_publish", "send_activity", "send_step", "send_task", "ack_outbox", "record_step",
     "record_activity", "info", "release",

@@ -55,6 +55,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+APP_LOOKUP_TTL = 5.0  # seconds a client trusts its lookup of which app serves a workflow
 _SEEDING_START_MS = 10 * 365 * 86400 * 1000  # see rerun_workflow: never reached in practice
 
 
@@ -64,7 +65,8 @@ class WorkflowClient:
         """``host``/``port`` (the Dapr sidecar's) are accepted for compatibility and unused."""
         self.settings = (settings or load_settings()).replace(redis_url=redis_url)
         self.store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
-        self._publisher = CeleryPublisher(create_celery_app(self.settings))
+        self._publisher = CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
+        self._apps: dict[str, tuple[float, str]] = {}  # workflow name -> (looked up at, app id)
         self.caller = "client"  # who the API log names for this client's calls (the CLI/HTTP set theirs)
 
     # -- starting -------------------------------------------------------------------------------
@@ -82,7 +84,7 @@ class WorkflowClient:
         if version is not None and (not isinstance(version, str) or not version.strip()):
             raise ValueError(f"version must be a non-empty string, got {version!r}")
         name = registered_name(workflow)
-        app = app_id or self.store.workflow_app(name)
+        app = app_id or self._app_of(name)
         if app is None:
             raise WorkflowNotRegisteredError(
                 f"no worker pool has registered workflow {name!r}; start a pool whose module registers it "
@@ -95,15 +97,30 @@ class WorkflowClient:
         now = _now_ms()
         due = to_ms(start_at) if start_at is not None else 0
         started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
+        # The first step's message, pushed by the store iff the start is due now (when the publisher can build it).
+        build = getattr(self._publisher, "step_message", None)
+        step = build(instance_id, app) if build is not None else None
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
-                                                  start_at=due, replace=reuse_id_policy == "replace")
+                                                  start_at=due, replace=reuse_id_policy == "replace",
+                                                  step_message=step)
         if code == -1:
             hint = ("; reuse_id_policy='replace' replaces only a finished instance" if reuse_id_policy == "replace"
                     else "; pass reuse_id_policy='replace' to replace a finished one")
             raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status}){hint}")
-        if code == WAKE:
+        if code == WAKE and step is None:
             self._wake(instance_id, app)
         return instance_id
+
+    def _app_of(self, workflow: str) -> str | None:
+        """The app serving ``workflow``, as its pools announced it; remembered for a few seconds, so
+        a burst of starts does not ask Redis each time."""
+        seen = self._apps.get(workflow)
+        if seen is not None and time.monotonic() - seen[0] < APP_LOOKUP_TTL:
+            return seen[1]
+        app = self.store.workflow_app(workflow)
+        if app is not None:
+            self._apps[workflow] = (time.monotonic(), app)
+        return app
 
     # -- observing ------------------------------------------------------------------------------
     def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True) -> WorkflowState | None:

@@ -102,7 +102,10 @@ class WorkflowRuntime:
                                       stale_after=self.settings.stale_after, circuit=circuit,
                                       redeliver_after=self.settings.visibility_timeout,
                                       max_payload_bytes=self.settings.max_payload_bytes,
-                                      history_warn_events=self.settings.history_warn_events)
+                                      history_warn_events=self.settings.history_warn_events,
+                                      activity_batch_size=self.settings.effective_batch_size,
+                                      fanout_parallelism=self.settings.fanout_parallelism,
+                                      activity_batch_seconds=self.settings.activity_batch_seconds)
             return self._engine
 
     def announce(self) -> None:

@@ -36,6 +36,14 @@ class Settings:
     # Replayed workflows each worker process keeps between steps, so a step replays only the
     # history recorded since (0 turns the cache off: every step replays from the start).
     replay_cache_size: int = 1000
+    # Wide fan-outs (worker/activities.py): a step scheduling more than fanout_parallelism activities
+    # for one app sends them as fanout_parallelism messages (more if needed to keep at most
+    # activity_batch_size per message); a batch running past activity_batch_seconds requeues the rest
+    # singly. activity_batch_size = 1 sends one message per activity. Needs the broker to be the
+    # store's Redis, and is off when activity time limits are set (Celery limits a whole message).
+    activity_batch_size: int = 32
+    fanout_parallelism: int = 128
+    activity_batch_seconds: float = 0.5
     max_payload_bytes: int = 1024 * 1024
     # A warning (log + orchestrator_history_warnings_total) each time an instance's history passes a
     # multiple of this many events; 0 turns it off. Long-lived instances should continue_as_new.
@@ -58,6 +66,12 @@ class Settings:
     @property
     def broker(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def effective_batch_size(self) -> int:
+        """``activity_batch_size``, or 1 when Celery time limits apply (they would limit a whole batch)."""
+        limited = self.activity_time_limit is not None or self.activity_soft_time_limit is not None
+        return 1 if limited else max(1, self.activity_batch_size)
 
     @property
     def broker_is_store(self) -> bool:

@@ -203,6 +203,7 @@ class RedisStore:
         parent_key: str = "",
         parent_app: str = "",
         parent_run: str = "",
+        step_message: tuple[str, bytes] | None = None,
     ) -> tuple[int, str]:
         """Returns (code, status): 2 created and due now, 1 created (scheduled), 0 same child
         already exists, -1 the id is taken (status of the existing instance).
@@ -210,13 +211,17 @@ class RedisStore:
         For a child, the same parent + ``parent_run`` (the parent's creation time) + ``parent_key``
         (``<gen>.<seq>`` of the call) is the same call, republished: code 0. A finished child of any
         other call of that parent (a replaced run, an earlier generation, the same explicit id called
-        again) is started over; a running one, or another parent's instance, is code -1."""
+        again) is started over; a running one, or another parent's instance, is code -1.
+
+        ``step_message`` (queue key, message): pushed by the same script when the code is 2, so the
+        caller need not publish the first step (the broker must be this Redis)."""
         validate_instance_id(instance_id)
         k = self.keys.instance(instance_id)
         blob = {
             "name": name, "app": app, "input": pack_value(input), "now": now, "start_at": start_at,
             "replace": replace, "started": pack_event(started), "parent": parent,
             "parent_key": parent_key, "parent_app": parent_app, "parent_run": parent_run,
+            "push_queue": step_message[0] if step_message else "", "push_message": step_message[1] if step_message else "",
         }
         code, status = self._create(
             keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children, k.ekeys],
@@ -256,13 +261,22 @@ class RedisStore:
                             _decode_inbox(k.inbox, _entries(inbox)), after_version)
         return int(code), snapshot
 
+    def deliver_many(self, items: list[tuple[str, HistoryEvent, str, str, bool]], now: int) -> list[int]:
+        """Several task results ``(instance id, event, token, task key, failure)`` in one round trip
+        (pipelined, each its own atomic DELIVER); their codes in order."""
+        pipe = self.redis.pipeline(transaction=False)
+        for instance_id, event, token, task_key, failure in items:
+            self._deliver_call(instance_id, event, token, task_key, now, False, failure, "", "", client=pipe)
+        return [int(code) for code in pipe.execute()]
+
     def _deliver_call(self, instance_id: str, event: HistoryEvent, token: str, task_key: str, now: int,
-                      control: bool, failure: bool, idempotency_key: str, load: str) -> Any:
+                      control: bool, failure: bool, idempotency_key: str, load: str, client: Any = None) -> Any:
         k = self.keys.instance(instance_id)
         return self._deliver(
             keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist],
             args=[self.prefix, instance_id, task_key, token, pack_event(event), now,
                   "1" if control else "0", "1" if failure else "0", idempotency_key, load],
+            client=client,
         )
 
     def get_meta(self, instance_id: str) -> InstanceMeta | None:
@@ -314,13 +328,14 @@ class RedisStore:
         """Does the instance still await the task ``<gen>.<seq>``?"""
         return bool(self.redis.hexists(self.keys.instance(instance_id).tasks, task_key))
 
-    def activity_started(self, instance_id: str, task_key: str, now: int) -> bool:
-        """An activity attempt is starting: is it still awaited? If so its redelivery clock restarts."""
+    def activities_started(self, attempts: list[tuple[str, str]], now: int) -> list[bool]:
+        """Activity attempts ``(instance id, task key)`` are starting: is each still awaited? Their
+        redelivery clocks restart. One round trip however many."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hexists(self.keys.instance(instance_id).tasks, task_key)
-        pipe.zadd(self.keys.activities, {f"{instance_id}|{task_key}": now}, xx=True)
-        outstanding, _ = pipe.execute()
-        return bool(outstanding)
+        for instance_id, task_key in attempts:
+            pipe.hexists(self.keys.instance(instance_id).tasks, task_key)
+        pipe.zadd(self.keys.activities, {f"{i}|{k}": now for i, k in attempts}, xx=True)
+        return [bool(v) for v in pipe.execute()[:-1]]
 
     def forget_activity(self, member: str) -> None:
         """Drop an ``<id>|<gen>.<seq>`` entry the redelivery sweep found no longer awaited."""

@@ -119,7 +119,11 @@ if c.start_at > c.now then
   redis.call('ZADD', prefix .. ':timers', c.start_at, id .. '|start')
   return {1, 'PENDING'}
 end
-if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then return {2, 'PENDING'} end
+if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then
+  -- The first step's message, when the broker is this Redis: queued iff the instance exists.
+  if c.push_queue and c.push_queue ~= '' then redis.call('LPUSH', c.push_queue, c.push_message) end
+  return {2, 'PENDING'}
+end
 return {1, 'PENDING'}
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -26,7 +27,7 @@ from .engine import Engine
 from .envelope import task_message
 
 log = logging.getLogger("orchestrator.worker")
-STEP_TASK, ACTIVITY_TASK = "orchestrator.step", "orchestrator.activity"
+STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK = "orchestrator.step", "orchestrator.activity", "orchestrator.activities"
 _RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
 
 
@@ -93,6 +94,11 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
     @app.task(name=ACTIVITY_TASK, base=ActivityTask, **retry_opts, **_time_limits(settings))
     def activity(record: dict[str, Any]) -> None:
         engine().run_activity(record)
+
+    # Several attempts of one wide fan-out (worker/activities.py); never sent when time limits are set.
+    @app.task(name=ACTIVITIES_TASK, **retry_opts)
+    def activities(records: list[dict[str, Any]]) -> None:
+        engine().run_activities(records)
 
     duties: dict[str, BackgroundDuties] = {}
 
@@ -164,13 +170,26 @@ class CeleryPublisher:
                            argsrepr=_activity_label(record), kwargsrepr="{}",
                            producer=getattr(self._held, "producer", None))
 
-    def activity_message(self, record: dict[str, Any], app_id: str) -> tuple[str, bytes] | None:
-        """(queue key, message bytes) for the store to push, or None: publish through the outbox."""
+    def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
+        """(queue key, message bytes) of ``send_step`` for the store to push, or None: publish it."""
         if not self.direct:
             return None
         queue = queue_name(app_id)
-        return queue, task_message(ACTIVITY_TASK, [record], task_id=_activity_task_id(record), queue=queue,
-                                   argsrepr=_activity_label(record))
+        return queue, task_message(STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id)
+
+    def activity_message(self, records: list[dict[str, Any]], app_id: str) -> tuple[str, bytes] | None:
+        """(queue key, message bytes) of one message running ``records`` for the store to push, or
+        None: publish through the outbox."""
+        if not self.direct:
+            return None
+        queue = queue_name(app_id)
+        if len(records) == 1:
+            return queue, task_message(ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
+                                       argsrepr=_activity_label(records[0]))
+        first, last = records[0], records[-1]
+        task_id = f"{_activity_task_id(first)}+{len(records) - 1}"
+        label = f"{len(records)} activities of {first['id']} (tasks {first['gen']}.{first['seq']}..{last['seq']})"
+        return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label)
 
 
 def _activity_task_id(record: dict[str, Any]) -> str:

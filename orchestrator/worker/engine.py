@@ -7,10 +7,7 @@ through a ``Publisher`` (Celery in production), so this module knows nothing of 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
-import inspect
 import logging
 import threading
 import time
@@ -34,8 +31,6 @@ from ..core.history import (
     HistoryEvent,
     PatchMarker,
     StepStarted,
-    TaskCompleted,
-    TaskFailed,
     TaskScheduled,
     TimerCreated,
     TimerFired,
@@ -43,15 +38,15 @@ from ..core.history import (
     ExecutionCompleted,
     pack_event,
 )
-from ..core.payload import DEFAULT_MAX_PAYLOAD_BYTES, to_json_compatible
+from ..core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from ..core.registry import Registry
 from ..core.replay import WorkflowExecution
-from ..core.retry import NonRetryableError
 from ..store.redis_store import DUPLICATE, TERMINAL, WAKE, Commit, RedisStore, Snapshot, pack_value
 from .circuit import CircuitBreaker
-from . import recovery
+from . import activities, recovery
+from .activities import ActivityContext
 from .recovery import activity_record
-from .guards import check_payload, oversized_decision, parse_timer_member
+from .guards import oversized_decision, parse_timer_member
 from .. import metrics
 
 log = logging.getLogger("orchestrator.engine")
@@ -63,22 +58,14 @@ def now_ms() -> int:
 
 
 class Publisher(Protocol):
-    """How messages leave the engine. A publisher may also offer ``activity_message(record, app_id)``
-    returning ``(queue key, message bytes)``: the commit script then pushes the message itself (see
-    worker/envelope.py), and ``batch()``, a context holding one connection for many sends."""
+    """How messages leave the engine. A publisher may also offer ``activity_message(records, app_id)``
+    returning ``(queue key, message bytes)`` for one message carrying those attempts: the commit script
+    then pushes it itself (see worker/envelope.py); and ``batch()``, a context holding one connection
+    for many sends."""
 
     def send_step(self, instance_id: str, app_id: str) -> None: ...
 
     def send_activity(self, record: dict[str, Any], app_id: str) -> None: ...
-
-
-@dataclass
-class ActivityContext:
-    """What an activity sees (Dapr's ``WorkflowActivityContext``)."""
-
-    workflow_id: str
-    task_id: int
-    attempt: int = 1
 
 
 class Engine:
@@ -86,8 +73,14 @@ class Engine:
                  *, inline_steps: bool = True, stale_after: float = 15.0,
                  clock: Callable[[], int] = now_ms, circuit: CircuitBreaker | None = None,
                  replay_cache_size: int = 1000, redeliver_after: float = 3600.0,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, history_warn_events: int = 10_000) -> None:
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, history_warn_events: int = 10_000,
+                 activity_batch_size: int = 1, fanout_parallelism: int = 64,
+                 activity_batch_seconds: float = 0.5) -> None:
         self.store = store
+        # Wide fan-outs travel several activities per message (worker/activities.py); 1: never.
+        self.activity_batch_size = activity_batch_size
+        self.fanout_parallelism = fanout_parallelism
+        self.activity_batch_seconds = activity_batch_seconds
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
         self.redeliver_after_ms = int(redeliver_after * 1000)
@@ -98,6 +91,7 @@ class Engine:
         self.registry = registry
         self.publisher = publisher
         self._activity_message = getattr(publisher, "activity_message", None)
+        self._step_message = getattr(publisher, "step_message", None)
         self.app_id = app_id
         self.inline_steps = inline_steps
         self.stale_after_ms = int(stale_after * 1000)
@@ -233,8 +227,10 @@ class Engine:
             commit.inbox_add += [(f"e:{e.name.casefold()}", pack_event(e)) for e in outcome.carryover]
             return commit, execution
         commit.events = new + outcome.actions
+        scheduled: list[dict[str, Any]] = []
         for action in outcome.actions:
-            self._plan_action(meta, action, commit)
+            self._plan_action(meta, action, commit, scheduled)
+        self._dispatch_activities(scheduled, commit)
         # Timed-out attempts and disarmed timeout timers: their late deliveries are dropped by the store.
         commit.drop_tasks = [f"{meta.generation}.{seq}" for seq in outcome.abandoned]
         if completion is not None:
@@ -281,19 +277,14 @@ class Engine:
             )
         return workflow, events
 
-    def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit) -> None:
+    def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit, scheduled: list[dict[str, Any]]) -> None:
         if isinstance(action, PatchMarker):
             return  # recorded in history only: nothing to dispatch
         key = f"{meta.generation}.{action.seq}"  # type: ignore[attr-defined]
         if isinstance(action, TaskScheduled):
             commit.tasks.append(key)
             commit.activities.append(key)
-            record = activity_record(meta, action)
-            message = self._activity_message(record, record["app"]) if self._activity_message else None
-            if message is not None:
-                commit.pushes.setdefault(message[0], []).append(message[1])
-            else:
-                commit.outbox[key] = _pack_record(record)
+            scheduled.append(activity_record(meta, action))
         elif isinstance(action, TimerCreated):
             commit.tasks.append(key)
             commit.timers.append((action.fire_at, self.store.timer_member(meta.instance_id, meta.generation, action.seq)))
@@ -305,6 +296,21 @@ class Engine:
                 "name": action.name, "input": action.input, "app": action.app_id or meta.app,
                 "papp": meta.app, "prun": str(meta.created),
             })
+
+    def _dispatch_activities(self, records: list[dict[str, Any]], commit: Commit) -> None:
+        """Activity messages ride in the commit when the publisher can build them (a wide fan-out
+        packed several per message); otherwise each attempt goes through the outbox."""
+        by_app: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_app.setdefault(record["app"], []).append(record)
+        for app, group in by_app.items():
+            for batch in activities.batches(group, self.fanout_parallelism, self.activity_batch_size):
+                message = self._activity_message(batch, app) if self._activity_message else None
+                if message is not None:
+                    commit.pushes.setdefault(message[0], []).append(message[1])
+                    continue
+                for record in batch:
+                    commit.outbox[activities.task_key(record)] = _pack_record(record)
 
     def _terminate(self, snap: Snapshot, request: ExecutionTerminated, now: int) -> Commit:
         meta = snap.meta
@@ -335,12 +341,12 @@ class Engine:
     def publish_outbox(self, instance_id: str, records: dict[str, bytes]) -> None:
         if not records:
             return
-        with self._batch():
+        with self.publishing():
             for record in records.values():
                 self._publish(msgpack.unpackb(record, raw=False))
         self.store.ack_outbox(instance_id, records.keys())
 
-    def _batch(self) -> Any:
+    def publishing(self) -> Any:
         """The publisher's batch context (one producer for many messages), if it has one."""
         batch = getattr(self.publisher, "batch", None)
         return batch() if batch is not None else nullcontext()
@@ -351,11 +357,13 @@ class Engine:
             self.publisher.send_activity(rec, rec["app"])
         elif kind == "c":
             started = ExecutionStarted(ts=now, name=rec["name"], input=rec["input"])
+            step = self._step_message(rec["child"], rec["app"]) if self._step_message else None
             code, _status = self.store.create_instance(
                 rec["child"], rec["name"], rec["app"], started, rec["input"], now,
                 parent=rec["id"], parent_key=rec["key"], parent_app=rec["papp"], parent_run=rec.get("prun", ""),
+                step_message=step,
             )
-            if code == WAKE:
+            if code == WAKE and step is None:
                 self.publisher.send_step(rec["child"], rec["app"])
             elif code == -1:
                 # Someone else's instance is not our child: recursive terminate/purge must not reach it.
@@ -403,65 +411,18 @@ class Engine:
         else:
             self.publisher.send_step(instance_id, app)
 
-    # -- activities -----------------------------------------------------------------------------
+    # -- activities (worker/activities.py) --------------------------------------------------------
     def run_activity(self, rec: dict[str, Any]) -> None:
-        name, seq = rec["name"], rec["seq"]
-        if not self.store.activity_started(rec["id"], f"{rec['gen']}.{seq}", self.clock()):
-            # Already delivered, or the instance finished, was terminated or continued as new since
-            # the message was sent: running the activity now would do work nobody awaits.
-            log.info("activity %s of %s is no longer awaited; skipped", name, rec["id"])
-            return
-        fn = self.registry.activities.get(name)
-        result: Any = None
-        failure: FailureDetails | None = None
-        began = time.perf_counter()
-        breaker = self.circuit if self.circuit is not None and self.circuit.enabled else None
-        refused_for = breaker.blocked_for(name, self.clock()) if breaker is not None and fn is not None else 0
-        if fn is None:
-            failure = FailureDetails(
-                f"activity {name!r} is not registered in app {self.app_id!r}", "ActivityNotRegisteredError")
-        elif refused_for:
-            assert breaker is not None
-            failure = breaker.refusal(name, refused_for)  # not run, so not counted by the breaker
-        else:
-            unhealthy = False
-            try:
-                ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
-                result = to_json_compatible(_call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
-                check_payload(result, f"output of activity {name!r}", self.max_payload_bytes)
-            except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
-                failure = FailureDetails.from_exception(exc)
-                unhealthy = not isinstance(exc, NonRetryableError)
-            if breaker is not None and (unhealthy or failure is None):
-                breaker.record(name, ok=failure is None, now_ms=self.clock())
-        seconds = time.perf_counter() - began
-        metrics.record_activity(self.store, name, seconds, failed=failure is not None)
-        log.info("activity %s", "failed" if failure else "completed", extra={
-            "instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name,
-            "task_id": f"{rec['gen']}.{seq}", "attempt": rec.get("attempt", 1), "duration_ms": round(seconds * 1000, 1)})
-        self.deliver_attempt(rec, result, failure)
+        """Run the attempt of one activity message and deliver its outcome."""
+        activities.run_one(self, rec)
+
+    def run_activities(self, records: list[dict[str, Any]]) -> None:
+        """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes."""
+        activities.run_batch(self, records)
 
     def deliver_attempt(self, rec: dict[str, Any], result: Any, failure: FailureDetails | None,
                         *, inline: bool = True) -> None:
-        """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
-        (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
-        now, seq = self.clock(), rec["seq"]
-        event = TaskCompleted(ts=now, seq=seq, result=result) if failure is None else TaskFailed(ts=now, seq=seq, failure=failure)
-        args: dict[str, Any] = dict(token=f"t:{seq}", task_key=f"{rec['gen']}.{seq}", now=now, failure=failure is not None)
-        snap = None
-        if inline and self.runs_here(rec["wapp"], rec["wf"]):
-            # The step this delivery may wake runs next, here: have the delivery read it too.
-            code, snap = self.store.deliver_and_load(rec["id"], event, after_version=self.executions.version_of(rec["id"]),
-                                                     **args)
-        else:
-            code = self.store.deliver(rec["id"], event, **args)
-        if code == DUPLICATE:
-            log.info("dropped the result of activity %s (task %s.%s, attempt %s) of %s: no longer awaited "
-                     "(timed out or already delivered)", rec["name"], rec["gen"], seq, rec.get("attempt", 1), rec["id"])
-        elif code == WAKE and inline:
-            self.wake(rec["id"], rec["wapp"], rec["wf"], snap)
-        elif code == WAKE:
-            self.publisher.send_step(rec["id"], rec["wapp"])
+        activities.deliver(self, rec, result, failure, inline=inline)
 
     # -- background duties (any pool may run them; all are safe to run concurrently) -------------
     def fire_due_timers(self, limit: int = 1000) -> int:
@@ -556,28 +517,5 @@ def _pack_record(record: dict[str, Any]) -> bytes:
     return msgpack.packb(record, use_bin_type=True)
 
 
-def _takes_input(fn: Callable[..., Any]) -> bool:
-    """Is the activity ``fn(ctx, input)`` rather than ``fn(ctx)``?"""
-    return len(inspect.signature(fn).parameters) >= 2
 
-
-_takes_input_cached = functools.lru_cache(maxsize=4096)(_takes_input)  # inspect is slow: once per function
-
-
-def _call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
-    try:
-        takes_input = _takes_input_cached(fn)
-    except TypeError:  # an unhashable callable object
-        takes_input = _takes_input(fn)
-    result = fn(ctx, payload) if takes_input else fn(ctx)
-    if inspect.isawaitable(result):
-        result = asyncio.run(_await(result))
-    return result
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-
-__all__ = ["Engine", "Publisher", "ActivityContext"]
+__all__ = ["ActivityContext", "Engine", "Publisher"]

@@ -32,7 +32,7 @@ log = logging.getLogger("orchestrator.engine")
 
 
 def activity_record(meta: Any, action: TaskScheduled) -> dict[str, Any]:
-    """The message of one activity attempt (published from the outbox, or again by the sweeper)."""
+    """The message of one activity attempt (sent by its step, or again by the sweeper)."""
     return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": action.seq,
             "name": action.name, "input": action.input, "app": action.app_id or meta.app,
             "wf": meta.name, "wapp": meta.app, "attempt": action.attempt}

@@ -50,6 +50,18 @@ def fan_out(ctx: DaprWorkflowContext, n: int):
     return {"count": len(results), "sum": sum(results), "first": results[:3]}
 
 
+@wfr.activity(name="nap_pid")
+def nap_pid(ctx: WorkflowActivityContext, seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@wfr.workflow(name="slow_fan_out")
+def slow_fan_out(ctx: DaprWorkflowContext, spec: dict):
+    """``n`` activities of ``nap`` seconds each; returns the pid of the process that ran each."""
+    return (yield when_all([ctx.call_activity(nap_pid, input=spec["nap"]) for _ in range(spec["n"])]))
+
+
 @wfr.workflow(name="race")
 def race(ctx: DaprWorkflowContext, _):
     fast = ctx.call_activity(slow_add, input=[1, 1, 0.01])

@@ -67,3 +67,11 @@ def test_bad_values_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ORCH_CONFIG", str(path))
     with pytest.raises(ValueError, match="unknown settings .*concurency"):
         load_settings()
+
+
+def test_activity_time_limits_turn_fan_out_batching_off():
+    """Celery's time limits apply to a whole message: a batch would share one activity's limit."""
+    assert Settings().effective_batch_size == 32
+    assert Settings(activity_time_limit=60.0).effective_batch_size == 1
+    assert Settings(activity_soft_time_limit=30.0).effective_batch_size == 1
+    assert Settings(activity_batch_size=0).effective_batch_size == 1

@@ -1,0 +1,213 @@
+"""Running activity attempts: one per message, or several per message for wide fan-outs.
+
+A Celery message costs the worker's consumer about as much as a no-op activity costs to run, so a
+fan-out of 1,000 activities spends most of its time moving messages. A step that schedules more
+than ``fanout_parallelism`` activities for one app therefore packs them into that many messages
+(more if needed to keep at most ``activity_batch_size`` in each). A batch runs its attempts one
+after another and delivers their results together, in one pipelined round trip. So that a batch of
+slow activities does not serialise work other processes could share, a batch that has run for
+``activity_batch_seconds`` sends what remains back to the queue as single messages.
+
+Every attempt keeps its own identity (task key, activity index entry, delivery), so a batch lost
+with its worker is redelivered by kombu or republished per attempt by the sweeper like any message,
+and what was already delivered is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .. import metrics
+from ..core.errors import FailureDetails
+from ..core.history import TaskCompleted, TaskFailed
+from ..core.payload import to_json_compatible
+from ..core.retry import NonRetryableError
+from ..store.redis_store import DUPLICATE, WAKE
+from .guards import check_payload
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("orchestrator.engine")
+
+
+@dataclass
+class ActivityContext:
+    """What an activity sees (Dapr's ``WorkflowActivityContext``)."""
+
+    workflow_id: str
+    task_id: int
+    attempt: int = 1
+
+
+@dataclass
+class Outcome:
+    record: dict[str, Any]
+    result: Any = None
+    failure: FailureDetails | None = None
+
+
+def task_key(rec: dict[str, Any]) -> str:
+    return f"{rec['gen']}.{rec['seq']}"
+
+
+def batches(records: list[dict[str, Any]], parallelism: int, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Split one step's activities for one app into messages: one each up to ``parallelism``
+    activities, else ``max(parallelism, ceil(n / batch_size))`` near-equal consecutive groups."""
+    n = len(records)
+    if batch_size <= 1 or n <= parallelism:
+        for rec in records:
+            yield [rec]
+        return
+    count = max(parallelism, -(-n // batch_size))
+    size, extra = divmod(n, count)
+    start = 0
+    for i in range(count):
+        end = start + size + (i < extra)
+        yield records[start:end]
+        start = end
+
+
+def run_one(engine: "Engine", rec: dict[str, Any]) -> None:
+    # Checked even for a message sent a moment ago: an attempt still queued when its instance was
+    # terminated (or its call timed out) must not run at all.
+    if not engine.store.activities_started([(rec["id"], task_key(rec))], engine.clock())[0]:
+        _skipped(rec)
+        return
+    outcome = execute(engine, rec)
+    deliver(engine, outcome.record, outcome.result, outcome.failure)
+
+
+def run_batch(engine: "Engine", records: list[dict[str, Any]]) -> None:
+    """Run a batch message's attempts in order; past the time budget, requeue the rest singly."""
+    began = time.monotonic()
+    awaited = engine.store.activities_started([(r["id"], task_key(r)) for r in records], engine.clock())
+    done: list[Outcome] = []
+    for i, (rec, ok) in enumerate(zip(records, awaited)):
+        if i and time.monotonic() - began > engine.activity_batch_seconds:
+            _deliver_many(engine, done)  # before requeueing: the requeued may be needed by the same wake
+            rest = [r for r, still in zip(records[i:], awaited[i:]) if still]
+            log.info("activity batch ran %.1f s; sent %d remaining attempts back to the queue singly",
+                     time.monotonic() - began, len(rest))
+            with engine.publishing():
+                for r in rest:
+                    engine.publisher.send_activity(r, r["app"])
+            return
+        if ok:
+            done.append(execute(engine, rec))
+        else:
+            _skipped(rec)
+    _deliver_many(engine, done)
+
+
+def execute(engine: "Engine", rec: dict[str, Any]) -> Outcome:
+    """Run one attempt (unless unregistered or its circuit is open); failures become the outcome."""
+    name, seq = rec["name"], rec["seq"]
+    fn = engine.registry.activities.get(name)
+    outcome = Outcome(rec)
+    began = time.perf_counter()
+    breaker = engine.circuit if engine.circuit is not None and engine.circuit.enabled else None
+    refused_for = breaker.blocked_for(name, engine.clock()) if breaker is not None and fn is not None else 0
+    if fn is None:
+        outcome.failure = FailureDetails(
+            f"activity {name!r} is not registered in app {engine.app_id!r}", "ActivityNotRegisteredError")
+    elif refused_for:
+        assert breaker is not None
+        outcome.failure = breaker.refusal(name, refused_for)  # not run, so not counted by the breaker
+    else:
+        unhealthy = False
+        try:
+            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
+            outcome.result = to_json_compatible(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
+            check_payload(outcome.result, f"output of activity {name!r}", engine.max_payload_bytes)
+        except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
+            outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
+            unhealthy = not isinstance(exc, NonRetryableError)
+        if breaker is not None and (unhealthy or outcome.failure is None):
+            breaker.record(name, ok=outcome.failure is None, now_ms=engine.clock())
+    seconds = time.perf_counter() - began
+    metrics.record_activity(engine.store, name, seconds, failed=outcome.failure is not None)
+    log.info("activity %s", "failed" if outcome.failure else "completed", extra={
+        "instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name, "task_id": task_key(rec),
+        "attempt": rec.get("attempt", 1), "duration_ms": round(seconds * 1000, 1)})
+    return outcome
+
+
+def deliver(engine: "Engine", rec: dict[str, Any], result: Any, failure: FailureDetails | None,
+            *, inline: bool = True) -> None:
+    """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
+    (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
+    now, seq = engine.clock(), rec["seq"]
+    args: dict[str, Any] = dict(token=f"t:{seq}", task_key=task_key(rec), now=now, failure=failure is not None)
+    snap = None
+    if inline and engine.runs_here(rec["wapp"], rec["wf"]):
+        # The step this delivery may wake runs next, here: have the delivery read it too.
+        code, snap = engine.store.deliver_and_load(rec["id"], _event(rec, result, failure, now),
+                                                   after_version=engine.executions.version_of(rec["id"]), **args)
+    else:
+        code = engine.store.deliver(rec["id"], _event(rec, result, failure, now), **args)
+    _after_delivery(engine, rec, code, inline, snap)
+
+
+def _deliver_many(engine: "Engine", outcomes: list[Outcome]) -> None:
+    if not outcomes:
+        return
+    now = engine.clock()
+    codes = engine.store.deliver_many([
+        (o.record["id"], _event(o.record, o.result, o.failure, now), f"t:{o.record['seq']}", task_key(o.record),
+         o.failure is not None) for o in outcomes], now)
+    for outcome, code in zip(outcomes, codes):
+        _after_delivery(engine, outcome.record, code, True, None)
+
+
+def _after_delivery(engine: "Engine", rec: dict[str, Any], code: int, inline: bool, snap: Any) -> None:
+    if code == DUPLICATE:
+        log.info("dropped the result of activity %s (task %s, attempt %s) of %s: no longer awaited "
+                 "(timed out or already delivered)", rec["name"], task_key(rec), rec.get("attempt", 1), rec["id"])
+    elif code == WAKE and inline:
+        engine.wake(rec["id"], rec["wapp"], rec["wf"], snap)
+    elif code == WAKE:
+        engine.publisher.send_step(rec["id"], rec["wapp"])
+
+
+def _event(rec: dict[str, Any], result: Any, failure: FailureDetails | None, now: int) -> TaskCompleted | TaskFailed:
+    seq = rec["seq"]
+    return TaskCompleted(ts=now, seq=seq, result=result) if failure is None else TaskFailed(ts=now, seq=seq, failure=failure)
+
+
+def _skipped(rec: dict[str, Any]) -> None:
+    # Already delivered, or the instance finished, was terminated or continued as new since the
+    # message was sent: running the activity now would do work nobody awaits.
+    log.info("activity %s of %s is no longer awaited; skipped", rec["name"], rec["id"])
+
+
+def _takes_input(fn: Callable[..., Any]) -> bool:
+    """Is the activity ``fn(ctx, input)`` rather than ``fn(ctx)``?"""
+    return len(inspect.signature(fn).parameters) >= 2
+
+
+_takes_input_cached = functools.lru_cache(maxsize=4096)(_takes_input)  # inspect is slow: once per function
+
+
+def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+    try:
+        takes_input = _takes_input_cached(fn)
+    except TypeError:  # an unhashable callable object
+        takes_input = _takes_input(fn)
+    result = fn(ctx, payload) if takes_input else fn(ctx)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+__all__ = ["ActivityContext", "batches", "call_activity", "deliver", "execute", "run_batch", "run_one"]
