@@ -29,7 +29,7 @@ from .runtime import WorkflowRuntime
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store.connection import RedisAuthError, RedisUnavailableError
-from .worker.engine import ActivityContext
+from .worker.activities import ActivityContext
 
 WorkflowActivityContext = ActivityContext
 

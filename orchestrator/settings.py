@@ -75,7 +75,7 @@ class Settings:
 
     @property
     def broker_is_store(self) -> bool:
-        """The broker is the store's own Redis: commits may push task messages onto its queues."""
+        """The broker is the store's own Redis (the same URL): scripts may push task messages onto its queues."""
         return self.broker == self.redis_url
 
     def replace(self, **changes: Any) -> "Settings":

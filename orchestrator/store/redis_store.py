@@ -331,6 +331,8 @@ class RedisStore:
     def activities_started(self, attempts: list[tuple[str, str]], now: int) -> list[bool]:
         """Activity attempts ``(instance id, task key)`` are starting: is each still awaited? Their
         redelivery clocks restart. One round trip however many."""
+        if not attempts:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for instance_id, task_key in attempts:
             pipe.hexists(self.keys.instance(instance_id).tasks, task_key)

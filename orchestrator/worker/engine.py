@@ -1,8 +1,10 @@
 """The engine: runs orchestration steps and activities against the store.
 
 A step loads the instance, replays it with the inbox events it consumes, and commits the outcome in
-one atomic script; only then are the committed dispatches (the outbox) published. Publishing goes
-through a ``Publisher`` (Celery in production), so this module knows nothing of the transport.
+one atomic script. Messages the publisher can build (activities, when the broker is the store's
+Redis) are pushed by that script; the other dispatches (the outbox) are published after it.
+Publishing goes through a ``Publisher`` (Celery in production), so this module knows nothing of the
+transport. Running activity attempts is worker/activities.py.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from ..core.replay import WorkflowExecution
 from ..store.redis_store import DUPLICATE, TERMINAL, WAKE, Commit, RedisStore, Snapshot, pack_value
 from .circuit import CircuitBreaker
 from . import activities, recovery
-from .activities import ActivityContext
 from .recovery import activity_record
 from .guards import oversized_decision, parse_timer_member
 from .. import metrics
@@ -59,9 +60,9 @@ def now_ms() -> int:
 
 class Publisher(Protocol):
     """How messages leave the engine. A publisher may also offer ``activity_message(records, app_id)``
-    returning ``(queue key, message bytes)`` for one message carrying those attempts: the commit script
-    then pushes it itself (see worker/envelope.py); and ``batch()``, a context holding one connection
-    for many sends."""
+    and ``step_message(instance_id, app_id)``, returning ``(queue key, message bytes)`` (or None) for
+    the commit and create scripts to push themselves (see worker/envelope.py); and ``batch()``, a
+    context holding one connection for many sends."""
 
     def send_step(self, instance_id: str, app_id: str) -> None: ...
 
@@ -74,7 +75,7 @@ class Engine:
                  clock: Callable[[], int] = now_ms, circuit: CircuitBreaker | None = None,
                  replay_cache_size: int = 1000, redeliver_after: float = 3600.0,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, history_warn_events: int = 10_000,
-                 activity_batch_size: int = 1, fanout_parallelism: int = 64,
+                 activity_batch_size: int = 1, fanout_parallelism: int = 128,
                  activity_batch_seconds: float = 0.5) -> None:
         self.store = store
         # Wide fan-outs travel several activities per message (worker/activities.py); 1: never.
@@ -518,4 +519,4 @@ def _pack_record(record: dict[str, Any]) -> bytes:
 
 
 
-__all__ = ["ActivityContext", "Engine", "Publisher"]
+__all__ = ["Engine", "Publisher"]
