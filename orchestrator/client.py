@@ -33,7 +33,6 @@ from .core.history import (
     ExecutionTerminated,
     HistoryEvent,
     event_to_dict,
-    pack_event,
 )
 from .core.payload import to_json_compatible
 from .core.registry import Registry
@@ -43,7 +42,7 @@ from .settings import Settings, load_settings
 from .query import InstancePage, InstanceQuery
 from .state import WorkflowState, WorkflowStatus
 from .store.keys import validate_instance_id
-from .store.redis_store import FINISHED, UNKNOWN, WAKE, Commit, RedisStore, pack_value
+from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed, pack_value
 from .worker.celery_app import CeleryPublisher, create_celery_app
 from .worker.engine import Engine
 
@@ -56,7 +55,6 @@ def _now_ms() -> int:
 
 
 APP_LOOKUP_TTL = 5.0  # seconds a client trusts its lookup of which app serves a workflow
-_SEEDING_START_MS = 10 * 365 * 86400 * 1000  # see rerun_workflow: never reached in practice
 
 
 class WorkflowClient:
@@ -178,9 +176,8 @@ class WorkflowClient:
         A step is a call (``call_activity`` / ``call_child_workflow``, counted from 1 in the order the
         workflow made them; retries are part of their call). ``input`` replaces the original input
         (omit it to keep that). The new instance runs the original's workflow version and records
-        ``rerun_of``. See ``orchestrator.core.rerun`` for what is reused exactly. (Two writes: should
-        this process die between them, the new id is left PENDING with nothing scheduled; purge it
-        after terminating it, or rerun again with another id.)"""
+        ``rerun_of``. See ``orchestrator.core.rerun`` for what is reused exactly. The new instance is
+        created already holding the reused history, in one atomic write."""
         snap = self.store.load(instance_id)
         if snap is None:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
@@ -192,27 +189,18 @@ class WorkflowClient:
             input = self._payload(input, f"input of workflow {meta.name!r}")
         plan = plan_rerun(snap.history, from_step, input=input)
         new_id = validate_instance_id(new_instance_id) if new_instance_id is not None else uuid.uuid4().hex
-        now = _now_ms()
-        # Created with a start far in the future, so no pool runs it before its history is seeded;
-        # the commit below seeds it, drops that start and marks it ready, atomically.
-        code, status = self.store.create_instance(new_id, meta.name, meta.app, plan.started, plan.started.input,
-                                                  now, start_at=now + _SEEDING_START_MS)
-        if code == -1:
-            raise InstanceAlreadyExistsError(f"an instance with id {new_id!r} already exists ({status})")
-        created = self.store.load(new_id)
-        assert created is not None
         fields: dict[str, Any] = {"rerun_of": instance_id, "rerun_from": from_step}
         if plan.started.version is not None:
             fields["wver"] = plan.started.version
-        result = self.store.commit(new_id, Commit(
-            version=created.meta.version, now=now, status="RUNNING", consumed=[e.entry_id for e in created.inbox],
-            events=plan.history, fields=fields, drop_tasks=["start"],
-            tasks=[f"0.{t.seq}" for t in plan.timers],
-            timers=[(t.fire_at, self.store.timer_member(new_id, 0, t.seq)) for t in plan.timers],
-            inbox_add=[("x", pack_event(e)) for e in plan.inbox]))
-        if not result.ok:
-            raise RuntimeError(f"could not seed the rerun {new_id!r} of {instance_id!r}: it changed meanwhile")
-        if result.rerun:
+        seed = Seed(history=plan.history, inbox=plan.inbox, fields=fields,
+                    timers=[(t.fire_at, f"0.{t.seq}") for t in plan.timers])
+        build = getattr(self._publisher, "step_message", None)
+        step = build(new_id, meta.app) if build is not None else None
+        code, status = self.store.create_instance(new_id, meta.name, meta.app, plan.started, plan.started.input,
+                                                  _now_ms(), seed=seed, step_message=step)
+        if code == -1:
+            raise InstanceAlreadyExistsError(f"an instance with id {new_id!r} already exists ({status})")
+        if code == WAKE and step is None:
             self._wake(new_id, meta.app)
         return new_id
 

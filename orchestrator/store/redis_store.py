@@ -133,6 +133,16 @@ class Commit:
 
 
 @dataclass
+class Seed:
+    """What a rerun's new instance is created holding (see ``RedisStore.create_instance``)."""
+
+    history: list[HistoryEvent]
+    inbox: list[HistoryEvent]
+    timers: list[tuple[int, str]]  # (fire at ms, task key "<gen>.<seq>") re-armed
+    fields: dict[str, Any] = field(default_factory=dict)  # extra metadata fields
+
+
+@dataclass
 class CommitResult:
     ok: bool
     version: int
@@ -204,6 +214,7 @@ class RedisStore:
         parent_app: str = "",
         parent_run: str = "",
         step_message: tuple[str, bytes] | None = None,
+        seed: Seed | None = None,
     ) -> tuple[int, str]:
         """Returns (code, status): 2 created and due now, 1 created (scheduled), 0 same child
         already exists, -1 the id is taken (status of the existing instance).
@@ -214,7 +225,10 @@ class RedisStore:
         again) is started over; a running one, or another parent's instance, is code -1.
 
         ``step_message`` (queue key, message): pushed by the same script when the code is 2, so the
-        caller need not publish the first step (the broker must be this Redis)."""
+        caller need not publish the first step (the broker must be this Redis).
+
+        ``seed``: create it RUNNING at version 1, already holding that history, inbox and timers (a
+        rerun), instead of PENDING with ``started`` in its inbox."""
         validate_instance_id(instance_id)
         k = self.keys.instance(instance_id)
         blob = {
@@ -223,6 +237,13 @@ class RedisStore:
             "parent_key": parent_key, "parent_app": parent_app, "parent_run": parent_run,
             "push_queue": step_message[0] if step_message else "", "push_message": step_message[1] if step_message else "",
         }
+        if seed is not None:
+            blob["seed"] = {
+                "batch": pack_events(seed.history) if seed.history else "", "fields": seed.fields,
+                "tasks": [key for _, key in seed.timers],
+                "timers": [item for fire_at, key in seed.timers for item in (fire_at, f"{instance_id}|{key}")],
+                "inbox": [pack_event(e) for e in seed.inbox],
+            }
         code, status = self._create(
             keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children, k.ekeys],
             args=[self.prefix, instance_id, _script_args(blob)],

@@ -104,27 +104,40 @@ if status then
   unindex(prefix, id, old[1], status)
   redis.call('DEL', unpack(KEYS))
 end
-redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', 'PENDING', 'input', c.input,
+local seed = c.seed
+local first = seed and 'RUNNING' or 'PENDING'
+redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', first, 'input', c.input,
   'created', c.now, 'updated', c.now, 'ver', 0, 'gen', 0)
 if c.parent ~= '' then
   redis.call('HSET', meta, 'parent', c.parent, 'parent_key', c.parent_key, 'parent_app', c.parent_app,
     'parent_run', c.parent_run)
 end
-redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', c.started)
 redis.call('ZADD', prefix .. ':idx:all', c.now, id)
 redis.call('ZADD', prefix .. ':idx:name:' .. c.name, c.now, id)
 redis.call('SADD', prefix .. ':idx:names', c.name)
-reindex(prefix, id, c.name, nil, 'PENDING', c.now)
+reindex(prefix, id, c.name, nil, first, c.now)
+if seed then
+  -- A rerun (client.rerun_workflow): created already holding the history it takes over (version 1),
+  -- its first step's inbox, and the timers it re-arms, in this one write.
+  if seed.batch ~= '' then redis.call('XADD', KEYS[3], '1-1', 'e', seed.batch) end
+  redis.call('HSET', meta, 'ver', 1)
+  for k, v in pairs(seed.fields) do redis.call('HSET', meta, k, v) end
+  for _, key in ipairs(seed.tasks) do redis.call('HSET', KEYS[4], key, 1) end
+  for i = 1, #seed.timers, 2 do redis.call('ZADD', prefix .. ':timers', seed.timers[i], seed.timers[i + 1]) end
+  for _, packed in ipairs(seed.inbox) do redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', packed) end
+else
+  redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', c.started)
+end
 if c.start_at > c.now then
   redis.call('ZADD', prefix .. ':timers', c.start_at, id .. '|start')
-  return {1, 'PENDING'}
+  return {1, first}
 end
 if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then
   -- The first step's message, when the broker is this Redis: queued iff the instance exists.
   if c.push_queue and c.push_queue ~= '' then redis.call('LPUSH', c.push_queue, c.push_message) end
-  return {2, 'PENDING'}
+  return {2, first}
 end
-return {1, 'PENDING'}
+return {1, first}
 """
 
 # KEYS: meta inbox tasks wait ekeys hist | ARGV: prefix id task_key token packed now control failure

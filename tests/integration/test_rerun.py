@@ -86,6 +86,29 @@ def test_rerun_refuses_what_it_cannot_do_and_says_why(client, start_pool):
         client.rerun_workflow("done", from_step=1, new_instance_id="busy")
 
 
+def test_a_rerun_is_created_holding_its_history_inbox_and_first_step(client, start_pool, redis_client):
+    """With no pool running, what the store holds for the rerun is what creating it wrote (one CREATE
+    script with a seed): RUNNING at version 1 with the reused history, its first step's inbox and
+    that step's message queued, not a PENDING instance waiting for more writes."""
+    pool = start_pool(APP, env={"VERSIONED_APP_CODE": "1"})
+    client.schedule_new_workflow("five_steps", input={"base": 0}, instance_id="one-write")
+    finished(client, "one-write", WorkflowStatus.FAILED)
+    pool.kill()
+    redis_client.delete("orchestrator.default")  # whatever the finished pool left queued
+
+    rerun = client.rerun_workflow("one-write", from_step=3, new_instance_id="one-write-2")
+    meta = client.store.get_meta(rerun)
+    assert (meta.status, meta.version, meta.rerun_of) == ("RUNNING", 1, "one-write")
+    assert steps(client.get_workflow_history(rerun)) == steps(client.get_workflow_history("one-write"))[:2]
+    inbox = redis_client.xrange(f"orch:{{{rerun}}}:inbox")
+    assert [fields[b"t"] for _, fields in inbox] == [b"x"]  # the result of call 2, for the first step
+    assert redis_client.zscore("orch:ready", rerun) is not None and redis_client.llen("orchestrator.default") == 1
+    assert redis_client.zcard("orch:idx:status:PENDING") == 0
+
+    start_pool(APP, env={"VERSIONED_APP_CODE": "2"})
+    assert finished(client, rerun).output == [1, 2, 3, 4, 5]
+
+
 # -- the plan, on recorded histories (pure: no store) --------------------------------------------
 T0 = 1_700_000_000_000
 
