@@ -105,7 +105,8 @@ class WorkflowRuntime:
                                       history_warn_events=self.settings.history_warn_events,
                                       activity_batch_size=self.settings.effective_batch_size,
                                       fanout_parallelism=self.settings.fanout_parallelism,
-                                      activity_batch_seconds=self.settings.activity_batch_seconds)
+                                      message_budget_seconds=self.settings.message_budget_seconds,
+                                      eager_activity_hops=self.settings.effective_eager_hops)
             return self._engine
 
     def announce(self) -> None:

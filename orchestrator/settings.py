@@ -38,12 +38,17 @@ class Settings:
     replay_cache_size: int = 1000
     # Wide fan-outs (worker/activities.py): a step scheduling more than fanout_parallelism activities
     # for one app sends them as fanout_parallelism messages (more if needed to keep at most
-    # activity_batch_size per message); a batch running past activity_batch_seconds requeues the rest
+    # activity_batch_size per message); a batch running past message_budget_seconds requeues the rest
     # singly. activity_batch_size = 1 sends one message per activity. Needs the broker to be the
     # store's Redis, and is off when activity time limits are set (Celery limits a whole message).
     activity_batch_size: int = 32
     fanout_parallelism: int = 128
-    activity_batch_seconds: float = 0.5
+    message_budget_seconds: float = 0.5
+    # Eager activities (worker/activities.py): when an activity's result wakes its workflow here and
+    # that step schedules exactly one activity this pool serves, it runs here at once instead of
+    # being queued, up to this many in a row per message and within message_budget_seconds.
+    # 0 turns it off. Off, like batching, when activity time limits are set.
+    eager_activity_hops: int = 16
     max_payload_bytes: int = 1024 * 1024
     # A warning (log + orchestrator_history_warnings_total) each time an instance's history passes a
     # multiple of this many events; 0 turns it off. Long-lived instances should continue_as_new.
@@ -72,6 +77,12 @@ class Settings:
         """``activity_batch_size``, or 1 when Celery time limits apply (they would limit a whole batch)."""
         limited = self.activity_time_limit is not None or self.activity_soft_time_limit is not None
         return 1 if limited else max(1, self.activity_batch_size)
+
+    @property
+    def effective_eager_hops(self) -> int:
+        """``eager_activity_hops``, or 0 when Celery time limits apply (they would limit the whole chain)."""
+        limited = self.activity_time_limit is not None or self.activity_soft_time_limit is not None
+        return 0 if limited else max(0, self.eager_activity_hops)
 
     @property
     def broker_is_store(self) -> bool:

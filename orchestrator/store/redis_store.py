@@ -130,6 +130,7 @@ class Commit:
     drop_tasks: list[str] = field(default_factory=list)  # task keys no longer awaited (timed out, disarmed)
     activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
     pushes: dict[str, list[bytes]] = field(default_factory=dict)  # queue key -> task messages to LPUSH
+    eager: dict[str, Any] | None = None  # the activity record run in this process after the commit
 
 
 @dataclass
@@ -338,6 +339,7 @@ class RedisStore:
             "inbox_add": [item for pair in c.inbox_add for item in pair],
             "drop_tasks": c.drop_tasks, "activities": c.activities,
             "pushes": [item for pair in c.pushes.items() for item in pair],
+            "eager": f"{c.eager['gen']}.{c.eager['seq']}" if c.eager is not None else "",
         }
         code, version, rerun = self._commit(
             keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],
@@ -359,6 +361,11 @@ class RedisStore:
             pipe.hexists(self.keys.instance(instance_id).tasks, task_key)
         pipe.zadd(self.keys.activities, {f"{i}|{k}": now for i, k in attempts}, xx=True)
         return [bool(v) for v in pipe.execute()[:-1]]
+
+    def eager_tasks(self, instance_id: str) -> list[str]:
+        """Task keys of the instance's activities committed for eager execution and still awaited."""
+        raw = self.redis.hgetall(self.keys.instance(instance_id).tasks)
+        return sorted(key.decode() for key, mark in raw.items() if mark == b"e")
 
     def forget_activity(self, member: str) -> None:
         """Drop an ``<id>|<gen>.<seq>`` entry the redelivery sweep found no longer awaited."""

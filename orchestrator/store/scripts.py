@@ -210,6 +210,9 @@ for _, key in ipairs(c.drop_tasks or {}) do
   redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
 end
 for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
+-- An activity the committing process runs itself (eager): marked, so that the redelivery of that
+-- process's message after a crash can find it and queue it.
+if c.eager and c.eager ~= '' then redis.call('HSET', tasks, c.eager, 'e') end
 -- Activity attempts dispatched by this step: a sweeper publishes one again if it shows no sign of
 -- life for a visibility timeout (its message can be lost between a worker's fetch and its ack record).
 for _, key in ipairs(c.activities or {}) do redis.call('ZADD', prefix .. ':activities', c.now, id .. '|' .. key) end

@@ -1,4 +1,4 @@
-"""Running activity attempts: one per message, or several per message for wide fan-outs.
+"""Running activity attempts: one per message, several per message for wide fan-outs, or eagerly.
 
 A Celery message costs the worker's consumer about as much as a no-op activity costs to run, so a
 fan-out of 1,000 activities spends most of its time moving messages. A step that schedules more
@@ -6,7 +6,15 @@ than ``fanout_parallelism`` activities for one app therefore packs them into tha
 (more if needed to keep at most ``activity_batch_size`` in each). A batch runs its attempts one
 after another and delivers their results together, in one pipelined round trip. So that a batch of
 slow activities does not serialise work other processes could share, a batch that has run for
-``activity_batch_seconds`` sends what remains back to the queue as single messages.
+``message_budget_seconds`` sends what remains back to the queue as single messages.
+
+Eager activities (after Temporal's eager activity execution) take the message away altogether for
+sequential chains: when an activity's result wakes its workflow here and the step that follows
+schedules exactly one activity this pool serves, that activity runs here right after the commit,
+up to ``eager_activity_hops`` in a row and within ``message_budget_seconds`` of the message's
+start. The commit marks it in the instance's task hash. If the process dies mid-way, Celery
+redelivers the message it was running; that redelivery finds the mark and queues the activity
+(``recovery.requeue_eager``). The activity index sweeper covers a lost redelivery as well.
 
 Every attempt keeps its own identity (task key, activity index entry, delivery), so a batch lost
 with its worker is redelivered by kombu or republished per attempt by the sweeper like any message,
@@ -90,7 +98,7 @@ def run_batch(engine: "Engine", records: list[dict[str, Any]]) -> None:
     awaited = engine.store.activities_started([(r["id"], task_key(r)) for r in records], engine.clock())
     done: list[Outcome] = []
     for i, (rec, ok) in enumerate(zip(records, awaited)):
-        if i and time.monotonic() - began > engine.activity_batch_seconds:
+        if i and time.monotonic() - began > engine.message_budget_seconds:
             _deliver_many(engine, done)  # before requeueing: the requeued may be needed by the same wake
             rest = [r for r, still in zip(records[i:], awaited[i:]) if still]
             log.info("activity batch ran %.1f s; sent %d remaining attempts back to the queue singly",

@@ -91,14 +91,14 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
                     eng.circuit.record(rec["name"], ok=False, now_ms=eng.clock())
                 eng.deliver_attempt(rec, None, failure, inline=False)
 
-    @app.task(name=ACTIVITY_TASK, base=ActivityTask, **retry_opts, **_time_limits(settings))
-    def activity(record: dict[str, Any]) -> None:
-        engine().run_activity(record)
+    @app.task(name=ACTIVITY_TASK, base=ActivityTask, bind=True, **retry_opts, **_time_limits(settings))
+    def activity(task: Any, record: dict[str, Any]) -> None:
+        engine().run_activity(record, redelivered=_redelivered(task))
 
     # Several attempts of one wide fan-out (worker/activities.py); never sent when time limits are set.
-    @app.task(name=ACTIVITIES_TASK, **retry_opts)
-    def activities(records: list[dict[str, Any]]) -> None:
-        engine().run_activities(records)
+    @app.task(name=ACTIVITIES_TASK, bind=True, **retry_opts)
+    def activities(task: Any, records: list[dict[str, Any]]) -> None:
+        engine().run_activities(records, redelivered=_redelivered(task))
 
     duties: dict[str, BackgroundDuties] = {}
 
@@ -120,6 +120,11 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
             duties.pop("d").stop()
 
     return app
+
+
+def _redelivered(task: Any) -> bool:
+    """Did kombu hand this message out before (a worker died holding it, or its visibility timeout passed)?"""
+    return bool((task.request.delivery_info or {}).get("redelivered"))
 
 
 def _time_limits(settings: Settings) -> dict[str, float]:

@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import msgpack
 
@@ -76,12 +76,15 @@ class Engine:
                  replay_cache_size: int = 1000, redeliver_after: float = 3600.0,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, history_warn_events: int = 10_000,
                  activity_batch_size: int = 1, fanout_parallelism: int = 128,
-                 activity_batch_seconds: float = 0.5) -> None:
+                 message_budget_seconds: float = 0.5, eager_activity_hops: int = 0) -> None:
         self.store = store
+        # Eager activities (worker/activities.py): how many in a row one message may run; 0: never.
+        self.eager_activity_hops = eager_activity_hops
+        self._message = threading.local()  # the Celery message this thread is running (see handling)
         # Wide fan-outs travel several activities per message (worker/activities.py); 1: never.
         self.activity_batch_size = activity_batch_size
         self.fanout_parallelism = fanout_parallelism
-        self.activity_batch_seconds = activity_batch_seconds
+        self.message_budget_seconds = message_budget_seconds
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
         self.redeliver_after_ms = int(redeliver_after * 1000)
@@ -103,7 +106,14 @@ class Engine:
         """Bring the instance up to date with its inbox. Safe to run twice at once: the commit's
         version check lets exactly one of them take effect and the other re-reads.
 
-        ``prefetched``: the snapshot the waking delivery returned, used if it still fits the cache."""
+        ``prefetched``: the snapshot the waking delivery returned, used if it still fits the cache.
+        An activity the step kept for eager execution runs here once the step is committed."""
+        eager: list[dict[str, Any]] = []
+        self._step_rounds(instance_id, prefetched, eager)
+        for record in eager:
+            activities.run_one(self, record)
+
+    def _step_rounds(self, instance_id: str, prefetched: Snapshot | None, eager: list[dict[str, Any]]) -> None:
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
             cached = self.executions.take(instance_id)
@@ -151,6 +161,8 @@ class Engine:
                                 history_events=history_events)
             recovery.warn_history_size(self, snap.meta.name, instance_id, history_events, len(commit.events))
             self.publish_outbox(instance_id, commit.outbox)
+            if commit.eager is not None:
+                eager.append(commit.eager)
             if not result.rerun:
                 return
         log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
@@ -301,6 +313,9 @@ class Engine:
     def _dispatch_activities(self, records: list[dict[str, Any]], commit: Commit) -> None:
         """Activity messages ride in the commit when the publisher can build them (a wide fan-out
         packed several per message); otherwise each attempt goes through the outbox."""
+        if len(records) == 1 and self._may_run_eagerly(records[0]):
+            commit.eager = records[0]  # run here after the commit (run_step), not queued
+            return
         by_app: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_app.setdefault(record["app"], []).append(record)
@@ -413,13 +428,41 @@ class Engine:
             self.publisher.send_step(instance_id, app)
 
     # -- activities (worker/activities.py) --------------------------------------------------------
-    def run_activity(self, rec: dict[str, Any]) -> None:
+    def run_activity(self, rec: dict[str, Any], *, redelivered: bool = False) -> None:
         """Run the attempt of one activity message and deliver its outcome."""
-        activities.run_one(self, rec)
+        with self._handling([rec], redelivered):
+            activities.run_one(self, rec)
 
-    def run_activities(self, records: list[dict[str, Any]]) -> None:
+    def run_activities(self, records: list[dict[str, Any]], *, redelivered: bool = False) -> None:
         """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes."""
-        activities.run_batch(self, records)
+        with self._handling(records, redelivered):
+            activities.run_batch(self, records)
+
+    @contextmanager
+    def _handling(self, records: list[dict[str, Any]], redelivered: bool) -> Iterator[None]:
+        """While an activity message runs: the budget and hop count of its eager activities. A
+        redelivered message means the process that ran it before may have died mid-way through an
+        eager activity, which had no message of its own: afterwards, queue those still awaited."""
+        message = self._message
+        message.started, message.hops = time.monotonic(), 0
+        try:
+            yield
+        finally:
+            message.started = None
+        if redelivered and self.eager_activity_hops:
+            for instance_id in dict.fromkeys(rec["id"] for rec in records):
+                recovery.requeue_eager(self, instance_id)
+
+    def _may_run_eagerly(self, record: dict[str, Any]) -> bool:
+        message = self._message
+        if not self.eager_activity_hops or getattr(message, "started", None) is None:
+            return False  # off, or not inside an activity message (a step message, a sweeper, a client)
+        if message.hops >= self.eager_activity_hops or time.monotonic() - message.started > self.message_budget_seconds:
+            return False
+        if record["app"] != self.app_id or record["name"] not in self.registry.activities:
+            return False
+        message.hops += 1
+        return True
 
     def deliver_attempt(self, rec: dict[str, Any], result: Any, failure: FailureDetails | None,
                         *, inline: bool = True) -> None:

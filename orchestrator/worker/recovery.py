@@ -58,11 +58,9 @@ def redeliver_silent_activities(engine: "Engine", now: int) -> int:
             store.forget_activity(f"{instance_id}|{key}")
         if not awaited or meta is None:
             continue
-        try:
-            history = store.get_history(instance_id)  # once per instance, however many of its calls are silent
-        except HistoryFormatError:
-            continue  # the instance's next step fails it with that error
-        scheduled = {f"{meta.generation}.{e.seq}": e for e in history if isinstance(e, TaskScheduled)}
+        scheduled = _scheduled(engine, instance_id, meta)  # once per instance, however many of its calls are silent
+        if scheduled is None:
+            continue
         for key in awaited:
             action = scheduled.get(key)
             if action is None:
@@ -77,6 +75,43 @@ def redeliver_silent_activities(engine: "Engine", now: int) -> int:
             engine.publisher.send_activity(record, record["app"])
             sent += 1
     return sent
+
+
+def requeue_eager(engine: "Engine", instance_id: str) -> int:
+    """Queue the instance's eager activities still awaited; returns how many.
+
+    Called when a message that ran eager activities comes back redelivered: the process that ran it
+    died (or held it past the visibility timeout), and an eager activity has no message of its own
+    for kombu to bring back. A copy still running elsewhere makes this a duplicate run, as any
+    redelivery can."""
+    store = engine.store
+    keys = store.eager_tasks(instance_id)
+    meta = store.get_meta(instance_id) if keys else None
+    scheduled = _scheduled(engine, instance_id, meta) if meta is not None and not meta.is_terminal else None
+    if not scheduled:
+        return 0
+    sent = 0
+    for key in keys:
+        action = scheduled.get(key)
+        if action is None:
+            continue
+        log.warning("activity %s (task %s, attempt %s) of %s was running eagerly under a message that came back; "
+                    "queueing it", action.name, key, action.attempt, instance_id,
+                    extra={"instance_id": instance_id, "activity": action.name})
+        record = activity_record(meta, action)
+        engine.publisher.send_activity(record, record["app"])
+        sent += 1
+    return sent
+
+
+def _scheduled(engine: "Engine", instance_id: str, meta: Any) -> dict[str, TaskScheduled] | None:
+    """The instance's TaskScheduled events of its current generation by task key; None if its history
+    does not decode (its next step fails it with that error)."""
+    try:
+        history = engine.store.get_history(instance_id)
+    except HistoryFormatError:
+        return None
+    return {f"{meta.generation}.{e.seq}": e for e in history if isinstance(e, TaskScheduled)}
 
 
 def fail_unreadable(engine: "Engine", instance_id: str, err: HistoryFormatError) -> bool:
@@ -111,4 +146,4 @@ def warn_history_size(engine: "Engine", workflow: str, instance_id: str, events:
         metrics.record_history_warning(engine.store, workflow)
 
 
-__all__ = ["activity_record", "fail_unreadable", "redeliver_silent_activities", "warn_history_size"]
+__all__ = ["activity_record", "fail_unreadable", "redeliver_silent_activities", "requeue_eager", "warn_history_size"]

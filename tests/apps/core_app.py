@@ -6,6 +6,7 @@ import os
 import time
 
 from orchestrator import DaprWorkflowContext, TaskFailedError, WorkflowActivityContext, WorkflowRuntime, when_all, when_any
+from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()
 celery_app = wfr.celery_app  # for plain `celery -A module:celery_app worker`
@@ -60,6 +61,23 @@ def nap_pid(ctx: WorkflowActivityContext, seconds: float) -> int:
 def slow_fan_out(ctx: DaprWorkflowContext, spec: dict):
     """``n`` activities of ``nap`` seconds each; returns the pid of the process that ran each."""
     return (yield when_all([ctx.call_activity(nap_pid, input=spec["nap"]) for _ in range(spec["n"])]))
+
+
+@wfr.activity(name="marked_nap")
+def marked_nap(ctx: WorkflowActivityContext, spec: dict) -> int:
+    """Records which process runs call ``i`` (and how often) before napping: crash tests kill it."""
+    app_redis().hset("core:nap_pid", str(spec["i"]), os.getpid())
+    app_redis().hincrby("core:nap_runs", str(spec["i"]), 1)
+    time.sleep(spec["nap"])
+    return spec["i"]
+
+
+@wfr.workflow(name="nap_chain")
+def nap_chain(ctx: DaprWorkflowContext, spec: dict):
+    done = []
+    for i in range(spec["n"]):
+        done.append((yield ctx.call_activity(marked_nap, input={"i": i, "nap": spec["nap"]})))
+    return done
 
 
 @wfr.workflow(name="race")

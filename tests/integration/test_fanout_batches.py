@@ -59,7 +59,7 @@ def test_a_batch_past_its_time_budget_sends_the_rest_back_so_other_processes_sha
     run in one process; past the 0.2 s budget the rest go back as single messages, and both
     processes of the pool take them."""
     pool = start_pool(APP, concurrency=2, env={"ORCH_FANOUT_PARALLELISM": "1", "ORCH_ACTIVITY_BATCH_SIZE": "32",
-                                               "ORCH_ACTIVITY_BATCH_SECONDS": "0.2"})
+                                               "ORCH_MESSAGE_BUDGET_SECONDS": "0.2"})
     iid = client.schedule_new_workflow("slow_fan_out", input={"n": 6, "nap": 0.3})
     state = client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
     assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
