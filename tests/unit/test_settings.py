@@ -75,3 +75,10 @@ def test_activity_time_limits_turn_fan_out_batching_off():
     assert Settings(activity_time_limit=60.0).effective_batch_size == 1
     assert Settings(activity_soft_time_limit=30.0).effective_batch_size == 1
     assert Settings(activity_batch_size=0).effective_batch_size == 1
+
+
+def test_activity_time_limits_turn_eager_activities_off():
+    """An eager chain runs inside one Celery message, whose time limit would cover the whole chain."""
+    assert Settings().effective_eager_hops == 16
+    assert Settings(activity_time_limit=60.0).effective_eager_hops == 0
+    assert Settings(eager_activity_hops=-1).effective_eager_hops == 0
