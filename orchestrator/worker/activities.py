@@ -94,15 +94,14 @@ def run_one(engine: "Engine", rec: dict[str, Any]) -> None:
 
 def run_batch(engine: "Engine", records: list[dict[str, Any]]) -> None:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly."""
-    began = time.monotonic()
     awaited = engine.store.activities_started([(r["id"], task_key(r)) for r in records], engine.clock())
     done: list[Outcome] = []
     for i, (rec, ok) in enumerate(zip(records, awaited)):
-        if i and time.monotonic() - began > engine.message_budget_seconds:
+        if i and engine.over_budget():
             _deliver_many(engine, done)  # before requeueing: the requeued may be needed by the same wake
             rest = [r for r, still in zip(records[i:], awaited[i:]) if still]
             log.info("activity batch ran %.1f s; sent %d remaining attempts back to the queue singly",
-                     time.monotonic() - began, len(rest))
+                     engine.message_seconds() or 0.0, len(rest))
             with engine.publishing():
                 for r in rest:
                     engine.publisher.send_activity(r, r["app"])

@@ -453,11 +453,21 @@ class Engine:
             for instance_id in dict.fromkeys(rec["id"] for rec in records):
                 recovery.requeue_eager(self, instance_id)
 
+    def message_seconds(self) -> float | None:
+        """How long this thread has been running its current activity message; None outside one."""
+        started = getattr(self._message, "started", None)
+        return None if started is None else time.monotonic() - started
+
+    def over_budget(self) -> bool:
+        """Has the current message run past ``message_budget_seconds`` (batches and eager runs yield then)?"""
+        elapsed = self.message_seconds()
+        return elapsed is not None and elapsed > self.message_budget_seconds
+
     def _may_run_eagerly(self, record: dict[str, Any]) -> bool:
         message = self._message
-        if not self.eager_activity_hops or getattr(message, "started", None) is None:
+        if not self.eager_activity_hops or self.message_seconds() is None:
             return False  # off, or not inside an activity message (a step message, a sweeper, a client)
-        if message.hops >= self.eager_activity_hops or time.monotonic() - message.started > self.message_budget_seconds:
+        if message.hops >= self.eager_activity_hops or self.over_budget():
             return False
         if record["app"] != self.app_id or record["name"] not in self.registry.activities:
             return False
