@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from celery import chain, chord, group
 
 from .celery_app import make_app, queue_for
 from .census import take_census
-from .common import WORKERS, BenchEnv, CpuMeter, CpuUse, Row, Workers, f_rows, gaps_ms, percentile, python_cmd, settle, wait_until
+from .common import (
+    WORKERS,
+    BenchEnv,
+    CpuMeter,
+    CpuUse,
+    Row,
+    Workers,
+    f_rows,
+    gaps_ms,
+    percentile,
+    python_cmd,
+    settle,
+    wait_until,
+)
 
 SYSTEMS = {"celery": "raw", "celery-rb": "backend"}
 TIMEOUT = 600.0
@@ -70,7 +84,7 @@ class CeleryBench:
         finally:
             self.workers.stop()
 
-    def _workloads(self) -> list[Row]:
+    def _workloads(self) -> list[Row]:  # noqa: C901 (to split)
         env, sizes, rows, system = self.env, self.env.sizes, [], self.system
         if env.wants("a"):
             n, k = sizes.a_workflows, sizes.a_steps

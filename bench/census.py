@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -63,7 +64,7 @@ class Census:
         finally:
             conn.close()
 
-    def start(self) -> "Census":
+    def start(self) -> Census:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("MONITOR did not start")

@@ -12,9 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import redis
 
@@ -37,7 +38,7 @@ class Sizes:
     rt_workflows: int  # round-trip census (MONITOR): a small run of workload (a)'s shape
 
     @classmethod
-    def named(cls, name: str) -> "Sizes":
+    def named(cls, name: str) -> Sizes:
         presets = {
             "full": cls("full", 200, 10, 200, 1000, (10, 1000, 10000), 20, 1000, 20),
             "quick": cls("quick", 40, 10, 50, 200, (10, 300, 1000), 10, 200, 5),
@@ -105,7 +106,7 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, ready: Callable[[], bool] | None = None, marker: bytes | None = None,
-              timeout: float = 60) -> "Workers":
+              timeout: float = 60) -> Workers:
         log = open(self.log_path, "ab")
         offset = log.tell()  # a repeated run appends: only this start's output counts
         for cmd in self.commands:
@@ -279,7 +280,9 @@ class RedisMeter:
         # Redis CPU per step by command; a script's time includes the commands it runs, so the
         # total counts only top-level commands (the script names plus everything sent directly).
         usec = {n: after["usec"].get(n, 0) - before["usec"].get(n, 0) for n in after["usec"]}
-        top_usec = dict(sorted(((n, round(v / steps, 1)) for n, v in usec.items() if v > 0), key=lambda kv: -kv[1])[:12])
+        top_usec = dict(
+            sorted(((n, round(v / steps, 1)) for n, v in usec.items() if v > 0), key=lambda kv: -kv[1])[:12]
+        )
         return {
             "commands": total,
             "commands_per_step": total / steps,

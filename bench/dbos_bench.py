@@ -13,8 +13,19 @@ import time
 import uuid
 from typing import Any
 
-from .common import (WORKERS, BenchEnv, CpuMeter, Row, Skip, Workers, gaps_ms, percentile, postgres_pids,
-                     process_cpu_seconds, python_cmd)
+from .common import (
+    WORKERS,
+    BenchEnv,
+    CpuMeter,
+    Row,
+    Skip,
+    Workers,
+    gaps_ms,
+    percentile,
+    postgres_pids,
+    process_cpu_seconds,
+    python_cmd,
+)
 
 SYSTEMS = ("dbos-pg", "dbos-sqlite")
 POLL = 0.02

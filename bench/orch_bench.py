@@ -10,13 +10,27 @@ history's ``TaskScheduled`` timestamps give a second, millisecond-resolution vie
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orchestrator import Settings, WorkflowClient
 from orchestrator.store.keys import KeySchema
 
 from .census import take_census
-from .common import WORKERS, BenchEnv, CpuMeter, CpuUse, Row, Workers, f_rows, gaps_ms, percentile, python_cmd, settle, wait_until
+from .common import (
+    WORKERS,
+    BenchEnv,
+    CpuMeter,
+    CpuUse,
+    Row,
+    Workers,
+    f_rows,
+    gaps_ms,
+    percentile,
+    python_cmd,
+    settle,
+    wait_until,
+)
 from .profiling import Profiler
 
 SYSTEM = "ours"

@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .common import Workers
 
@@ -42,7 +42,7 @@ class Profiler:
 
     @staticmethod
     @contextlib.contextmanager
-    def maybe(profiler: "Profiler | None", label: str) -> Iterator[None]:
+    def maybe(profiler: Profiler | None, label: str) -> Iterator[None]:
         if profiler is None:
             yield
             return
@@ -70,7 +70,9 @@ class Profiler:
             if raw.exists():
                 (self.out_dir / f"{label}.summary.txt").write_text(summarize(raw))
             else:
-                (self.out_dir / f"{label}.summary.txt").write_text(f"py-spy wrote nothing: {err.decode(errors='replace')}")
+                (self.out_dir / f"{label}.summary.txt").write_text(
+                    f"py-spy wrote nothing: {err.decode(errors='replace')}"
+                )
 
 
 def _function(frame: str) -> tuple[str, str]:

@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import redis
 
@@ -44,7 +44,9 @@ def _csv(value: str, allowed: tuple[str, ...] | str, what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in items if v not in allowed]
     if bad or not items:
-        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}"
+        )
     return items
 
 
@@ -57,7 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="workloads to run, e.g. a,b (default: all of a..f)")
     p.add_argument("--systems", type=lambda v: _csv(v, SYSTEMS, "system"), default=list(SYSTEMS),
                    help=f"systems to run (default: {','.join(SYSTEMS)})")
-    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results (default: {DEFAULT_JSON})")
+    p.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results (default: {DEFAULT_JSON})"
+    )
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="py-spy profiles of our pool during (a), (b), (c) and each (d) run into DIR (slows them)")
     p.add_argument("--repeat", type=int, default=1, metavar="N",

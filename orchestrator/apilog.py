@@ -25,7 +25,8 @@ import functools
 import inspect
 import logging
 import time
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import redis
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import kombu.exceptions
 import redis
@@ -38,14 +39,13 @@ from .core.payload import to_json_compatible
 from .core.registry import Registry
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .history_export import export_document
-from .settings import Settings, load_settings
 from .query import InstancePage, InstanceQuery
+from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store.keys import validate_instance_id
 from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed, pack_value
 from .worker.celery_app import CeleryPublisher, create_celery_app
 from .worker.engine import Engine
-
 
 log = logging.getLogger("orchestrator.client")
 
@@ -249,7 +249,9 @@ class WorkflowClient:
         caller may retry a raise whose outcome it did not learn (a timeout, Redis lost mid-call)."""
         if not isinstance(event_name, str) or not event_name:
             raise ValueError("event_name must be a non-empty string")
-        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200
+        ):
             raise ValueError(f"idempotency_key must be a string of 1-200 characters, got {idempotency_key!r}")
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=_now_ms(), name=event_name, data=payload),

@@ -18,10 +18,11 @@ milliseconds since the Unix epoch, as in the store. Only the current generation'
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .core.history import ExecutionStarted, HistoryEvent, HistoryFormatError, event_from_dict, event_to_dict
 
@@ -37,7 +38,7 @@ def export_document(instance: dict[str, Any], events: Sequence[HistoryEvent]) ->
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "exported_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "exported_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "instance": info,
         "events": [event_to_dict(e) for e in events],
     }

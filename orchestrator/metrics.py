@@ -27,8 +27,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import redis
 
@@ -116,7 +117,7 @@ class _Buffer:
 
 
 # redis client -> {hash key: buffer}; weak keys, so stores that are dropped leave no trace here.
-_buffers: "weakref.WeakKeyDictionary[redis.Redis, dict[str, _Buffer]]" = weakref.WeakKeyDictionary()
+_buffers: weakref.WeakKeyDictionary[redis.Redis, dict[str, _Buffer]] = weakref.WeakKeyDictionary()
 _state_lock = threading.Lock()
 _flusher: threading.Thread | None = None
 
@@ -278,7 +279,7 @@ class MetricsUnavailable(RuntimeError):
     """prometheus_client is not installed (install the ``http`` extra)."""
 
 
-def render(store: Any, counts: Callable[[], dict[str, Any]] | None = None,
+def render(store: Any, counts: Callable[[], dict[str, Any]] | None = None,  # noqa: C901 (to split)
            queues: Callable[[], dict[str, int]] | None = None) -> bytes:
     """Prometheus text exposition of the recorded metrics and the live gauges.
 
@@ -341,5 +342,19 @@ def _bound(value: float) -> str:
     return repr(float(value))
 
 
-__all__ = ["Metric", "MetricsUnavailable", "RECORDED", "flush", "inc", "live_gauges", "observe", "queue_lengths",
-           "read_recorded", "record_activity", "record_history_warning", "record_step", "record_step_conflict", "render"]
+__all__ = [
+    "Metric",
+    "MetricsUnavailable",
+    "RECORDED",
+    "flush",
+    "inc",
+    "live_gauges",
+    "observe",
+    "queue_lengths",
+    "read_recorded",
+    "record_activity",
+    "record_history_warning",
+    "record_step",
+    "record_step_conflict",
+    "render",
+]

@@ -14,8 +14,9 @@ stable walk). Counts are ZCARD/ZCOUNT reads of the same indexes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .core.history import ChildScheduled, TaskScheduled, TimerCreated
 from .state import WorkflowState, WorkflowStatus

@@ -22,9 +22,10 @@ code may compute a different result from the same calls, which is not a replay p
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Union
+from typing import Any
 
 from .core.errors import NonDeterminismError
 from .core.history import ExecutionCompleted, HistoryFormatError, StepStarted
@@ -33,8 +34,8 @@ from .core.replay import WorkflowExecution
 from .history_export import ExportedHistory, load_document, read_file
 
 # A WorkflowRuntime (anything with a ``registry``), a Registry, {name: function}, a function, or a list of these.
-Workflows = Union[Registry, Mapping[str, Callable[..., Any]], Callable[..., Any], Iterable[Any], Any]
-HistorySource = Union[ExportedHistory, Mapping[str, Any], str, Path]
+Workflows = Registry | Mapping[str, Callable[..., Any]] | Callable[..., Any] | Iterable[Any] | Any
+HistorySource = ExportedHistory | Mapping[str, Any] | str | Path
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from celery import Celery
@@ -27,7 +28,7 @@ from .worker.engine import Engine
 
 log = logging.getLogger("orchestrator.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
-_RUNTIMES: "weakref.WeakSet[WorkflowRuntime]" = weakref.WeakSet()
+_RUNTIMES: weakref.WeakSet[WorkflowRuntime] = weakref.WeakSet()
 
 
 class WorkflowRuntime:
@@ -96,17 +97,23 @@ class WorkflowRuntime:
             if self._engine is None:
                 circuit = CircuitBreaker(store.redis, store.keys, self.app_id,
                                          self.settings.circuit_failure_threshold, self.settings.circuit_cooldown)
-                self._engine = Engine(store, self.registry, CeleryPublisher(celery, direct=self.settings.broker_is_store), self.app_id,
-                                      inline_steps=self.settings.inline_steps,
-                                      replay_cache_size=self.settings.replay_cache_size,
-                                      stale_after=self.settings.stale_after, circuit=circuit,
-                                      redeliver_after=self.settings.visibility_timeout,
-                                      max_payload_bytes=self.settings.max_payload_bytes,
-                                      history_warn_events=self.settings.history_warn_events,
-                                      activity_batch_size=self.settings.effective_batch_size,
-                                      fanout_parallelism=self.settings.fanout_parallelism,
-                                      message_budget_seconds=self.settings.message_budget_seconds,
-                                      eager_activity_hops=self.settings.effective_eager_hops)
+                self._engine = Engine(
+                    store,
+                    self.registry,
+                    CeleryPublisher(celery, direct=self.settings.broker_is_store),
+                    self.app_id,
+                    inline_steps=self.settings.inline_steps,
+                    replay_cache_size=self.settings.replay_cache_size,
+                    stale_after=self.settings.stale_after,
+                    circuit=circuit,
+                    redeliver_after=self.settings.visibility_timeout,
+                    max_payload_bytes=self.settings.max_payload_bytes,
+                    history_warn_events=self.settings.history_warn_events,
+                    activity_batch_size=self.settings.effective_batch_size,
+                    fanout_parallelism=self.settings.fanout_parallelism,
+                    message_budget_seconds=self.settings.message_budget_seconds,
+                    eager_activity_hops=self.settings.effective_eager_hops,
+                )
             return self._engine
 
     def announce(self) -> None:
@@ -172,7 +179,7 @@ class WorkflowRuntime:
             self._thread = None
             self._worker = None
 
-    def __enter__(self) -> "WorkflowRuntime":
+    def __enter__(self) -> WorkflowRuntime:
         self.start()
         return self
 

@@ -89,7 +89,7 @@ class Settings:
         """The broker is the store's own Redis (the same URL): scripts may push task messages onto its queues."""
         return self.broker == self.redis_url
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -21,7 +21,7 @@ class WorkflowStatus(Enum):
     SUSPENDED = 6
 
     @classmethod
-    def parse(cls, name: str) -> "WorkflowStatus":
+    def parse(cls, name: str) -> WorkflowStatus:
         try:
             return cls[name.upper()]
         except KeyError:
@@ -30,7 +30,7 @@ class WorkflowStatus(Enum):
 
 
 def _dt(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms else None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
 
 
 def _json(value: Any) -> str | None:

@@ -36,9 +36,10 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Union
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgpack
 import redis
@@ -50,7 +51,7 @@ from .replayer import Replayer, ReplayReport, ReplayResult, assert_replays
 from .store.redis_store import RedisStore
 
 # A WorkflowClient, a WorkflowRuntime (anything with a ``store``) or a RedisStore.
-StoreLike = Union[RedisStore, Any]
+StoreLike = RedisStore | Any
 
 __all__ = ["EagerPublisher", "PendingTimer", "Replayer", "ReplayReport", "ReplayResult", "WorkflowTestEnvironment",
            "assert_replays", "fake_redis", "pending_timers", "skip_timers", "wait_for_timers"]
@@ -102,7 +103,7 @@ def _entries(store: RedisStore, instance_id: str | None, max_ms: float) -> list[
 def pending_timers(target: StoreLike, instance_id: str | None = None) -> list[PendingTimer]:
     """Timers not fired yet (all instances, or one), soonest first."""
     return [
-        PendingTimer(owner, key, datetime.fromtimestamp(score / 1000, tz=timezone.utc))
+        PendingTimer(owner, key, datetime.fromtimestamp(score / 1000, tz=UTC))
         for owner, key, score in _entries(_store(target), instance_id, float("inf"))
     ]
 
@@ -271,7 +272,7 @@ class WorkflowTestEnvironment:
 
     @property
     def now(self) -> datetime:
-        return from_ms(self.now_ms()).replace(tzinfo=timezone.utc)
+        return from_ms(self.now_ms()).replace(tzinfo=UTC)
 
     def advance(self, delta: timedelta) -> int:
         """Let ``delta`` pass: fire, in time order, every durable timer due by then (including timers
@@ -292,7 +293,7 @@ class WorkflowTestEnvironment:
             return None
         self.offset_ms += max(0, due - self.now_ms())
         self.fire_due_timers()
-        return from_ms(due).replace(tzinfo=timezone.utc)
+        return from_ms(due).replace(tzinfo=UTC)
 
     def fire_due_timers(self) -> int:
         return next(iter(self.publisher.engines.values())).fire_due_timers()
@@ -322,7 +323,12 @@ class WorkflowTestEnvironment:
                 raise AssertionError(
                     f"instance {instance_id!r} is {state.runtime_status.name} and no timer is due within {within}: "
                     f"it waits for {self.client.get_pending_calls(instance_id) or 'an external event'}"
-                    + (f"; stalled messages: {[why for *_, why in self.publisher.stalled]}" if self.publisher.stalled else ""))
+                    + (
+                        f"; stalled messages: {[why for *_, why in self.publisher.stalled]}"
+                        if self.publisher.stalled
+                        else ""
+                    )
+                )
             self.advance_to_next_timer()
 
     def mock_activity(self, name: Callable[..., Any] | str, fn: Callable[..., Any], app_id: str | None = None) -> None:
@@ -360,7 +366,7 @@ class WorkflowTestEnvironment:
     def close(self) -> None:
         self.redis.close()
 
-    def __enter__(self) -> "WorkflowTestEnvironment":
+    def __enter__(self) -> WorkflowTestEnvironment:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -60,7 +60,7 @@ class Pool:
                     **(extra_env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Pool":
+    def start(self) -> Pool:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator", "worker", self.module, "--app-id", self.app_id,
@@ -69,7 +69,7 @@ class Pool:
         )
         return self
 
-    def wait_ready(self, timeout: float = 30) -> "Pool":
+    def wait_ready(self, timeout: float = 30) -> Pool:
         """Until the pool's consumer is up (Celery logs 'ready.')."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import click
 import redis
@@ -135,8 +136,8 @@ def fmt_time(value: datetime | int | None) -> str:
     if value is None:
         return "-"
     if isinstance(value, int):
-        value = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+        value = datetime.fromtimestamp(value / 1000, tz=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def compact(value: Any, width: int = 100) -> str:

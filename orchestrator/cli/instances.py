@@ -83,7 +83,9 @@ def _ack(as_json: bool, instance_id: str, op: str, human: str) -> None:
 @click.option("--input", "input_", type=JSON, default=None, help="Workflow input as JSON (or @file.json).")
 @click.option("--id", "instance_id", default=None, help="Instance id (default: a random one).")
 @click.option("--wait", is_flag=True, help="Wait until it finishes; exit 1 if it FAILED or was TERMINATED.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="With --wait: give up after S seconds (exit 1).")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="With --wait: give up after S seconds (exit 1)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="With --wait: no progress line on stderr.")
 @json_option
 @operation

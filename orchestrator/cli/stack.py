@@ -19,8 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
@@ -135,7 +136,8 @@ def _run_api(s: Any, host: str, port: int, log_format: str) -> None:
     try:
         from ..http.server import serve as serve_http
     except ImportError as exc:
-        raise click.ClickException(f"the HTTP API needs the 'http' extra (pip install 'orchestrator[http]'): {exc}")
+        raise click.ClickException(
+            f"the HTTP API needs the 'http' extra (pip install 'orchestrator[http]'): {exc}") from exc
     serve_http(s, host, port, log_format=log_format)
 
 

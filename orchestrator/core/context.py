@@ -9,8 +9,9 @@ here touches a clock, Redis or Celery: "now" is the timestamp recorded at the st
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
 from .payload import to_json_compatible
@@ -41,13 +42,13 @@ def registered_name(fn_or_name: Callable[..., Any] | str) -> str:
 
 def to_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(round(moment.timestamp() * 1000))
 
 
 def from_ms(ms: int) -> datetime:
     """Naive UTC datetime, as the Dapr SDK's ``current_utc_datetime`` returns."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).replace(tzinfo=None)
 
 
 class WorkflowContext:
@@ -185,10 +186,10 @@ class WorkflowContext:
         self._retries[inner.seq] = owner
         return owner
 
-    def _schedule_attempt(self, request: dict[str, Any], attempt: int) -> CompletableTask[Any]:
+    def _schedule_attempt(self, request: dict[str, Any], attempt: int) -> ActivityTask[Any] | ChildWorkflowTask[Any]:
         seq = self._next_seq()
         name, payload, app_id = request["name"], request["input"], request["app_id"]
-        task: CompletableTask[Any]
+        task: ActivityTask[Any] | ChildWorkflowTask[Any]
         if request["kind"] == "activity":
             self._actions[seq] = TaskScheduled(
                 ts=self._now_ms, seq=seq, name=name, input=payload, app_id=app_id, attempt=attempt

@@ -23,7 +23,7 @@ class FailureDetails:
     retry_after_ms: int | None = None
 
     @classmethod
-    def from_exception(cls, exc: BaseException) -> "FailureDetails":
+    def from_exception(cls, exc: BaseException) -> FailureDetails:
         kind = type(exc)
         name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
         if isinstance(exc, TaskFailedError):
@@ -38,19 +38,19 @@ class FailureDetails:
         return head if self.retry_after_ms is None else head + [self.retry_after_ms]
 
     @classmethod
-    def from_list(cls, value: list[Any]) -> "FailureDetails":
+    def from_list(cls, value: list[Any]) -> FailureDetails:
         error_type, message, stack, retry_after = (list(value) + [None] * 4)[:4]
         return cls(message=str(message), error_type=str(error_type), stack_trace=stack,
                    retry_after_ms=None if retry_after is None else int(retry_after))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"error_type": self.error_type, "message": self.message, "stack_trace": self.stack_trace}
+        out: dict[str, Any] = {"error_type": self.error_type, "message": self.message, "stack_trace": self.stack_trace}
         if self.retry_after_ms is not None:
             out["retry_after_ms"] = self.retry_after_ms
         return out
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> "FailureDetails":
+    def from_dict(cls, value: dict[str, Any]) -> FailureDetails:
         """The inverse of ``to_dict`` (exported histories)."""
         if not isinstance(value, dict) or "error_type" not in value or "message" not in value:
             raise ValueError(f"a failure must be an object with error_type and message, got {value!r}")

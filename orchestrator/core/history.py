@@ -9,8 +9,9 @@ so nothing here depends on time zones or float rounding.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import msgpack
 
@@ -211,7 +212,7 @@ def from_record(record: list[Any]) -> HistoryEvent:
 
 
 def pack_events(events: Iterable[HistoryEvent]) -> bytes:
-    return msgpack.packb([to_record(e) for e in events], use_bin_type=True)
+    return bytes(msgpack.packb([to_record(e) for e in events], use_bin_type=True))
 
 
 def unpack_events(data: bytes) -> list[HistoryEvent]:
@@ -225,7 +226,7 @@ def unpack_events(data: bytes) -> list[HistoryEvent]:
 
 
 def pack_event(event: HistoryEvent) -> bytes:
-    return msgpack.packb(to_record(event), use_bin_type=True)
+    return bytes(msgpack.packb(to_record(event), use_bin_type=True))
 
 
 def unpack_event(data: bytes) -> HistoryEvent:

@@ -9,7 +9,8 @@ a registration without a version is the oldest. ``workflows[name]`` is always th
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .context import NAME_ATTRIBUTE, registered_name
 

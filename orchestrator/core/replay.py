@@ -12,9 +12,10 @@ from __future__ import annotations
 import inspect
 import zlib
 from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Generator, Sequence
+from typing import Any, cast
 
 from .context import WorkflowContext
 from .errors import FailureDetails, NonDeterminismError, TaskFailedError
@@ -102,7 +103,7 @@ class _Replayer:
             self._fail(exc)
             return
         if inspect.isgenerator(result):
-            self.gen = result
+            self.gen = cast("Generator[Task[Any], Any, Any]", result)  # what it yields is checked as it runs
             self._advance(None, None)
         else:
             self._complete(result)
@@ -189,7 +190,7 @@ class _Replayer:
                 self.ctx._waiters[leaf.key].remove(leaf)
 
     # -- applying history -----------------------------------------------------------------------
-    def apply(self, event: HistoryEvent) -> None:
+    def apply(self, event: HistoryEvent) -> None:  # noqa: C901 (to split)
         self.position += 1
         ctx = self.ctx
         if isinstance(event, StepStarted):

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .history import (
     ChildCompleted,
@@ -130,8 +131,8 @@ def plan_rerun(history: Sequence[HistoryEvent], from_step: int, *, input: Any = 
     resolved = {e.seq for e in [*before, *inbox] if isinstance(e, _OUTCOMES)}
     later = [e for step in steps[cut + 1:] for e in step if isinstance(e, _OUTCOMES)]
     later_outcome: dict[int, HistoryEvent] = {}
-    for event in later:
-        later_outcome.setdefault(event.seq, event)  # type: ignore[attr-defined]
+    for outcome in later:
+        later_outcome.setdefault(outcome.seq, outcome)
     timers: list[TimerCreated] = []
     carried: set[int] = set()
     for seq, event in scheduled.items():
@@ -152,7 +153,7 @@ def plan_rerun(history: Sequence[HistoryEvent], from_step: int, *, input: Any = 
             f"{getattr(event, 'name', '')!r}) was scheduled before step "
             f"{from_step} but never finished in the original instance, so there is no result to reuse; "
             f"rerun from step {number} or earlier")
-    inbox += [e for e in later if e.seq in carried and later_outcome.get(e.seq) is e]  # type: ignore[attr-defined]
+    inbox += [e for e in later if e.seq in carried and later_outcome.get(e.seq) is e]
     kept = {e.seq for e in before if isinstance(e, (TaskScheduled, ChildScheduled))}
     return RerunPlan(started=started, history=before, inbox=inbox, timers=timers, call=target,
                      reused=[c for c in made if c.seq in kept])

@@ -15,9 +15,10 @@ Everything in this module is pure: no I/O, no clock, no global state.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import KW_ONLY, dataclass, replace
 from datetime import timedelta
-from typing import Any, Callable, Iterable
+from typing import Any
 
 Wait = Callable[["RetryState"], float]  # seconds to wait
 Predicate = Callable[["RetryState"], bool]
@@ -197,7 +198,7 @@ class wait_chain(_Parts, WaitStrategy):
     """Use the n-th strategy for attempt n; the last one repeats."""
 
     def __call__(self, state: RetryState) -> float:
-        return self.parts[min(max(state.attempt, 1), len(self.parts)) - 1](state)
+        return float(self.parts[min(max(state.attempt, 1), len(self.parts)) - 1](state))
 
 
 class wait_combine(_Parts, WaitStrategy):
@@ -209,7 +210,7 @@ class wait_combine(_Parts, WaitStrategy):
 
     def __call__(self, state: RetryState) -> float:
         seeds = (_mix(state.seed, i) for i in range(1, len(self.parts) + 1))
-        return sum(p(replace(state, seed=s)) for p, s in zip(self.parts, seeds))
+        return float(sum(p(replace(state, seed=s)) for p, s in zip(self.parts, seeds)))
 
 
 @dataclass(frozen=True)

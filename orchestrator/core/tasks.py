@@ -8,7 +8,8 @@ the instance only when the wait can be satisfied (chord-like fan-in).
 
 from __future__ import annotations
 
-from typing import Any, Generic, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar, cast
 
 from .errors import FailureDetails, TaskFailedError
 
@@ -22,7 +23,7 @@ class Task(Generic[T]):
         self._complete = False
         self._result: Any = None
         self._exception: TaskFailedError | None = None
-        self._parents: list[CompositeTask] = []
+        self._parents: list[CompositeTask[Any]] = []
 
     @property
     def is_complete(self) -> bool:
@@ -37,14 +38,14 @@ class Task(Generic[T]):
             raise ValueError("the task has not completed yet")
         if self._exception is not None:
             raise self._exception
-        return self._result
+        return cast(T, self._result)
 
     def get_exception(self) -> TaskFailedError:
         if self._exception is None:
             raise ValueError("the task did not fail")
         return self._exception
 
-    def leaves(self) -> Iterable["Task[Any]"]:
+    def leaves(self) -> Iterable[Task[Any]]:
         yield self
 
     def _finish(self) -> None:
@@ -118,7 +119,9 @@ class RetryableTask(CompletableTask[T]):
     attempts fail and timers fire, so the whole retry loop is deterministic and durable.
     """
 
-    def __init__(self, inner: CompletableTask[T], policy: Any, first_scheduled_at: int, request: dict[str, Any]) -> None:
+    def __init__(
+        self, inner: CompletableTask[T], policy: Any, first_scheduled_at: int, request: dict[str, Any]
+    ) -> None:
         super().__init__()
         self.policy = policy
         self.current: CompletableTask[Any] = inner

@@ -27,9 +27,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .retry import RetryState, StopStrategy, WaitStrategy, retry_all, retry_any, retry_if_exception_type, retry_if_not_exception_type
+from .retry import (
+    RetryState,
+    StopStrategy,
+    WaitStrategy,
+    retry_all,
+    retry_any,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+)
 
-_DETERMINISTIC_WAITS = ("wait_fixed", "wait_none", "wait_incrementing", "wait_exponential", "wait_chain", "wait_combine")
+_DETERMINISTIC_WAITS = (
+    "wait_fixed",
+    "wait_none",
+    "wait_incrementing",
+    "wait_exponential",
+    "wait_chain",
+    "wait_combine",
+)
 _DETERMINISTIC_STOPS = ("stop_after_attempt", "stop_after_delay", "_stop_never", "stop_any", "stop_all")
 _JITTER_ADVICE = {
     "wait_random": "orchestrator.core.retry.wait_random(min, max)",

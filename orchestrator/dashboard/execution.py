@@ -24,8 +24,9 @@ Pure: no Redis, no clock (``now`` is passed in).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..core.history import (
     ChildCompleted,
@@ -218,7 +219,7 @@ class _Builder:
         return node.id in self.retry_target
 
     # -- pass 3: stages, triggers, races -----------------------------------------------------------
-    def build_stages(self) -> None:
+    def build_stages(self) -> None:  # noqa: C901 (to split)
         pending: list[str] = []  # call ids whose outcome was consumed since the last stage
         current: Stage | None = None
         finished_calls: set[str] = set()

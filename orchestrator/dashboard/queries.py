@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..core.history import HistoryEvent, unpack_event
 from ..query import InstanceQuery
@@ -169,7 +170,7 @@ class DashboardQueries:
                 "partial": partial, "scanned": scanned}
 
     # -- stats ------------------------------------------------------------------------------------
-    def stats(self, *, now: int, window_ms: int, buckets: int = 24, sample: int = 5_000) -> dict[str, Any]:
+    def stats(self, *, now: int, window_ms: int, buckets: int = 24, sample: int = 5_000) -> dict[str, Any]:  # noqa: C901 (to split)
         """Per workflow type over the instances created in ``[now - window_ms, now]``: counts by
         status, success rate (completed / finished) and p50/p95 duration of the runs that ended on
         their own (completed or failed); plus completions and failures per time bucket.

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import redis
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -54,7 +55,7 @@ def _not_found(instance_id: str) -> HTTPException:
     return HTTPException(404, f"no workflow instance with id {instance_id!r}")
 
 
-def create_dashboard(client: Any, *, prefix: str = "/dashboard",
+def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (to split)
                      dependencies: Sequence[Callable[..., Any]] = ()) -> APIRouter:
     """A router serving the dashboard UI at ``prefix`` and its JSON API at ``prefix/api``.
 
@@ -185,7 +186,9 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
         return {"ok": True, "result": result}
 
     @router.post("/api/runs/{instance_id}/terminate")
-    def terminate(instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+    def terminate(
+        instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)
+    ) -> dict[str, Any]:
         return act(request, lambda: client.terminate_workflow(instance_id, output=body.get("output"),
                                                               recursive=bool(body.get("recursive", True))))
 

@@ -23,7 +23,8 @@ import hmac
 import importlib
 import importlib.util
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request

@@ -71,7 +71,7 @@ class NamedRedis(redis.Redis):
         except _UNREACHABLE as exc:
             raise describe(self.described_url, exc) from exc
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "NamedPipeline":
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> NamedPipeline:
         pipe = NamedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe.described_url = self.described_url
         return pipe

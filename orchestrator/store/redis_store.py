@@ -7,8 +7,9 @@ few fields it must index, so the replay logic stays in the core.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import msgpack
 import redis
@@ -73,7 +74,7 @@ class InstanceMeta:
         return self.status in TERMINAL
 
     @classmethod
-    def from_hash(cls, instance_id: str, raw: dict[bytes, bytes]) -> "InstanceMeta":
+    def from_hash(cls, instance_id: str, raw: dict[bytes, bytes]) -> InstanceMeta:
         get = lambda k: raw.get(k.encode())  # noqa: E731
         text = lambda k: (v.decode() if (v := get(k)) is not None else None)  # noqa: E731
         failure = unpack_value(get("failure"))
@@ -196,7 +197,7 @@ class RedisStore:
         self._purge = client.register_script(scripts.PURGE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> "RedisStore":
+    def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> RedisStore:
         return cls(connect(url, **kwargs), prefix)  # its errors name the URL (store/connection.py)
 
     # -- instances ------------------------------------------------------------------------------
@@ -233,10 +234,19 @@ class RedisStore:
         validate_instance_id(instance_id)
         k = self.keys.instance(instance_id)
         blob = {
-            "name": name, "app": app, "input": pack_value(input), "now": now, "start_at": start_at,
-            "replace": replace, "started": pack_event(started), "parent": parent,
-            "parent_key": parent_key, "parent_app": parent_app, "parent_run": parent_run,
-            "push_queue": step_message[0] if step_message else "", "push_message": step_message[1] if step_message else "",
+            "name": name,
+            "app": app,
+            "input": pack_value(input),
+            "now": now,
+            "start_at": start_at,
+            "replace": replace,
+            "started": pack_event(started),
+            "parent": parent,
+            "parent_key": parent_key,
+            "parent_app": parent_app,
+            "parent_run": parent_run,
+            "push_queue": step_message[0] if step_message else "",
+            "push_message": step_message[1] if step_message else "",
         }
         if seed is not None:
             blob["seed"] = {

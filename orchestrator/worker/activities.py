@@ -28,8 +28,9 @@ import functools
 import inspect
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .. import metrics
 from ..core.errors import FailureDetails
@@ -82,7 +83,7 @@ def batches(records: list[dict[str, Any]], parallelism: int, batch_size: int) ->
         start = end
 
 
-def run_one(engine: "Engine", rec: dict[str, Any]) -> None:
+def run_one(engine: Engine, rec: dict[str, Any]) -> None:
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
     if not engine.store.activities_started([(rec["id"], task_key(rec))], engine.clock())[0]:
@@ -92,7 +93,7 @@ def run_one(engine: "Engine", rec: dict[str, Any]) -> None:
     deliver(engine, outcome.record, outcome.result, outcome.failure)
 
 
-def run_batch(engine: "Engine", records: list[dict[str, Any]]) -> None:
+def run_batch(engine: Engine, records: list[dict[str, Any]]) -> None:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly."""
     awaited = engine.store.activities_started([(r["id"], task_key(r)) for r in records], engine.clock())
     done: list[Outcome] = []
@@ -113,7 +114,7 @@ def run_batch(engine: "Engine", records: list[dict[str, Any]]) -> None:
     _deliver_many(engine, done)
 
 
-def execute(engine: "Engine", rec: dict[str, Any]) -> Outcome:
+def execute(engine: Engine, rec: dict[str, Any]) -> Outcome:
     """Run one attempt (unless unregistered or its circuit is open); failures become the outcome."""
     name, seq = rec["name"], rec["seq"]
     fn = engine.registry.activities.get(name)
@@ -146,7 +147,7 @@ def execute(engine: "Engine", rec: dict[str, Any]) -> Outcome:
     return outcome
 
 
-def deliver(engine: "Engine", rec: dict[str, Any], result: Any, failure: FailureDetails | None,
+def deliver(engine: Engine, rec: dict[str, Any], result: Any, failure: FailureDetails | None,
             *, inline: bool = True) -> None:
     """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
     (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
@@ -162,7 +163,7 @@ def deliver(engine: "Engine", rec: dict[str, Any], result: Any, failure: Failure
     _after_delivery(engine, rec, code, inline, snap)
 
 
-def _deliver_many(engine: "Engine", outcomes: list[Outcome]) -> None:
+def _deliver_many(engine: Engine, outcomes: list[Outcome]) -> None:
     if not outcomes:
         return
     now = engine.clock()
@@ -173,7 +174,7 @@ def _deliver_many(engine: "Engine", outcomes: list[Outcome]) -> None:
         _after_delivery(engine, outcome.record, code, True, None)
 
 
-def _after_delivery(engine: "Engine", rec: dict[str, Any], code: int, inline: bool, snap: Any) -> None:
+def _after_delivery(engine: Engine, rec: dict[str, Any], code: int, inline: bool, snap: Any) -> None:
     if code == DUPLICATE:
         log.info("dropped the result of activity %s (task %s, attempt %s) of %s: no longer awaited "
                  "(timed out or already delivered)", rec["name"], task_key(rec), rec.get("attempt", 1), rec["id"])
@@ -185,7 +186,11 @@ def _after_delivery(engine: "Engine", rec: dict[str, Any], code: int, inline: bo
 
 def _event(rec: dict[str, Any], result: Any, failure: FailureDetails | None, now: int) -> TaskCompleted | TaskFailed:
     seq = rec["seq"]
-    return TaskCompleted(ts=now, seq=seq, result=result) if failure is None else TaskFailed(ts=now, seq=seq, failure=failure)
+    return (
+        TaskCompleted(ts=now, seq=seq, result=result)
+        if failure is None
+        else TaskFailed(ts=now, seq=seq, failure=failure)
+    )
 
 
 def _skipped(rec: dict[str, Any]) -> None:

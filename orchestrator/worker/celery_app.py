@@ -12,8 +12,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import redis
 from celery import Celery
@@ -35,7 +36,7 @@ def queue_name(app_id: str) -> str:
     return f"orchestrator.{app_id}"
 
 
-def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:
+def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:  # noqa: C901 (to split)
     """A Celery app for one worker pool (or, with ``engine=None``, for publishing only)."""
     app = Celery(f"orchestrator.{settings.app_id}", broker=settings.broker, set_as_current=False)
     app.conf.update(
@@ -180,7 +181,9 @@ class CeleryPublisher:
         if not self.direct:
             return None
         queue = queue_name(app_id)
-        return queue, task_message(STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id)
+        return queue, task_message(
+            STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id
+        )
 
     def activity_message(self, records: list[dict[str, Any]], app_id: str) -> tuple[str, bytes] | None:
         """(queue key, message bytes) of one message running ``records`` for the store to push, or

@@ -14,41 +14,42 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import msgpack
 
+from .. import metrics
 from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError
 from ..core.history import (
     ChildCompleted,
     ChildFailed,
     ChildScheduled,
     ContinuedAsNew,
+    ExecutionCompleted,
     ExecutionResumed,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
     HistoryEvent,
+    HistoryFormatError,
     PatchMarker,
     StepStarted,
     TaskScheduled,
     TimerCreated,
     TimerFired,
-    HistoryFormatError,
-    ExecutionCompleted,
     pack_event,
 )
 from ..core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from ..core.registry import Registry
 from ..core.replay import WorkflowExecution
 from ..store.redis_store import DUPLICATE, TERMINAL, WAKE, Commit, RedisStore, Snapshot, pack_value
-from .circuit import CircuitBreaker
 from . import activities, recovery
-from .recovery import activity_record
+from .circuit import CircuitBreaker
 from .guards import oversized_decision, parse_timer_member
-from .. import metrics
+from .recovery import activity_record
 
 log = logging.getLogger("orchestrator.engine")
 MAX_STEP_ROUNDS = 1000
@@ -113,7 +114,7 @@ class Engine:
         for record in eager:
             activities.run_one(self, record)
 
-    def _step_rounds(self, instance_id: str, prefetched: Snapshot | None, eager: list[dict[str, Any]]) -> None:
+    def _step_rounds(self, instance_id: str, prefetched: Snapshot | None, eager: list[dict[str, Any]]) -> None:  # noqa: C901 (to split)
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
             cached = self.executions.take(instance_id)
@@ -147,7 +148,9 @@ class Engine:
                 metrics.record_step_conflict(self.store, snap.meta.name)
                 continue
             # History size after this step: what the cached entry knew, plus what was read, plus the new entry.
-            history_events = 0 if commit.reset else (cached.events if cached else 0) + len(snap.history) + len(commit.events)
+            history_events = (
+                0 if commit.reset else (cached.events if cached else 0) + len(snap.history) + len(commit.events)
+            )
             if execution is None:
                 if commit.status not in TERMINAL:
                     self.executions.put_back(instance_id, cached)  # code did not run: replay still holds
@@ -179,7 +182,7 @@ class Engine:
         except WorkflowNotRegisteredError:
             self.publisher_wake(instance_id)
 
-    def _decide(self, snap: Snapshot, cached: "CachedExecution | None") -> tuple[Commit, WorkflowExecution | None] | None:
+    def _decide(self, snap: Snapshot, cached: CachedExecution | None) -> tuple[Commit, WorkflowExecution | None] | None:  # noqa: C901 (to split)
         """The step's commit, and the replayed execution when the workflow's code ran."""
         meta, now = snap.meta, self.clock()
         events = [entry.event for entry in snap.inbox]
@@ -300,7 +303,9 @@ class Engine:
             scheduled.append(activity_record(meta, action))
         elif isinstance(action, TimerCreated):
             commit.tasks.append(key)
-            commit.timers.append((action.fire_at, self.store.timer_member(meta.instance_id, meta.generation, action.seq)))
+            commit.timers.append(
+                (action.fire_at, self.store.timer_member(meta.instance_id, meta.generation, action.seq))
+            )
         elif isinstance(action, ChildScheduled):
             commit.tasks.append(key)
             commit.children.append(action.instance_id)
@@ -386,7 +391,9 @@ class Engine:
                 holder = self.store.get_meta(rec["child"])
                 if holder is not None and holder.parent != rec["id"]:
                     self.store.forget_child(rec["id"], rec["child"])
-                failure = FailureDetails(f"child instance id {rec['child']!r} is already taken", "InstanceAlreadyExistsError")
+                failure = FailureDetails(
+                    f"child instance id {rec['child']!r} is already taken", "InstanceAlreadyExistsError"
+                )
                 self._deliver_child_result(rec["id"], rec["key"], rec["papp"], False, failure, now)
         elif kind == "p":
             value = rec["value"] if rec["ok"] else FailureDetails.from_list(rec["value"])

@@ -38,7 +38,7 @@ def activity_record(meta: Any, action: TaskScheduled) -> dict[str, Any]:
             "wf": meta.name, "wapp": meta.app, "attempt": action.attempt}
 
 
-def redeliver_silent_activities(engine: "Engine", now: int) -> int:
+def redeliver_silent_activities(engine: Engine, now: int) -> int:
     """Publish again the attempts silent for ``engine.redeliver_after_ms``; returns how many."""
     if not engine.redeliver_after_ms:
         return 0
@@ -77,7 +77,7 @@ def redeliver_silent_activities(engine: "Engine", now: int) -> int:
     return sent
 
 
-def requeue_eager(engine: "Engine", instance_id: str) -> int:
+def requeue_eager(engine: Engine, instance_id: str) -> int:
     """Queue the instance's eager activities still awaited; returns how many.
 
     Called when a message that ran eager activities comes back redelivered: the process that ran it
@@ -104,7 +104,7 @@ def requeue_eager(engine: "Engine", instance_id: str) -> int:
     return sent
 
 
-def _scheduled(engine: "Engine", instance_id: str, meta: Any) -> dict[str, TaskScheduled] | None:
+def _scheduled(engine: Engine, instance_id: str, meta: Any) -> dict[str, TaskScheduled] | None:
     """The instance's TaskScheduled events of its current generation by task key; None if its history
     does not decode (its next step fails it with that error)."""
     try:
@@ -114,7 +114,7 @@ def _scheduled(engine: "Engine", instance_id: str, meta: Any) -> dict[str, TaskS
     return {f"{meta.generation}.{e.seq}": e for e in history if isinstance(e, TaskScheduled)}
 
 
-def fail_unreadable(engine: "Engine", instance_id: str, err: HistoryFormatError) -> bool:
+def fail_unreadable(engine: Engine, instance_id: str, err: HistoryFormatError) -> bool:
     """Fail an instance whose history or inbox does not decode. True when a concurrent step changed
     the instance first (the caller looks again)."""
     store = engine.store
@@ -135,7 +135,7 @@ def fail_unreadable(engine: "Engine", instance_id: str, err: HistoryFormatError)
     return not (result.ok or result.gone)
 
 
-def warn_history_size(engine: "Engine", workflow: str, instance_id: str, events: int, added: int) -> None:
+def warn_history_size(engine: Engine, workflow: str, instance_id: str, events: int, added: int) -> None:
     """Log and count each time a history passes a multiple of ``engine.history_warn_events``: every
     step replays (or catches up on) it, and Redis holds all of it."""
     limit = engine.history_warn_events

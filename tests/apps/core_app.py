@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 import time
 
-from orchestrator import DaprWorkflowContext, TaskFailedError, WorkflowActivityContext, WorkflowRuntime, when_all, when_any
+from orchestrator import (
+    DaprWorkflowContext,
+    TaskFailedError,
+    WorkflowActivityContext,
+    WorkflowRuntime,
+    when_all,
+    when_any,
+)
 from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()

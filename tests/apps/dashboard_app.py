@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from orchestrator import (DaprWorkflowContext, RetryPolicy, WorkflowActivityContext, WorkflowRuntime, when_all,
-                          when_any)
+from orchestrator import DaprWorkflowContext, RetryPolicy, WorkflowActivityContext, WorkflowRuntime, when_all, when_any
 
 wfr = WorkflowRuntime()
 celery_app = wfr.celery_app

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 
-
 from orchestrator import DaprWorkflowContext, WorkflowActivityContext, WorkflowRuntime
 from tests.support.app_redis import app_redis
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-
 from orchestrator import DaprWorkflowContext, TaskFailedError, WorkflowActivityContext, WorkflowRuntime, when_all
 from tests.support.app_redis import app_redis
 

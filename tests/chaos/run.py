@@ -23,9 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import kombu.exceptions
 import redis
@@ -166,7 +167,7 @@ class Driver:
                 continue
             _, instance_id, i = due
             for _ in range(2):
-                self.persist(f"raise go to {instance_id}", lambda: client.raise_workflow_event(
+                self.persist(f"raise go to {instance_id}", lambda instance_id=instance_id, i=i: client.raise_workflow_event(
                     instance_id, "go", data=app.event_data(i), idempotency_key=f"go-{instance_id}"), deadline)
 
     def wait_finished(self, r: redis.Redis, total: int, deadline: float) -> None:

@@ -7,15 +7,15 @@ One private redis-server and one real worker pool (``tests.apps.reliability_app`
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -34,7 +34,6 @@ from orchestrator import (
     WorkflowNotRegisteredError,
     WorkflowStatus,
 )
-from orchestrator.core.history import TaskScheduled
 from orchestrator.core.registry import Registry
 from orchestrator.store.redis_store import RedisStore
 from orchestrator.worker.engine import Engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC
 
 import pytest
 
@@ -299,10 +300,10 @@ def test_purge_refuses_a_running_instance_and_removes_every_key_of_a_finished_tr
 
 
 def test_terminating_a_scheduled_instance_then_purging_leaves_nothing(client, start_pool, redis_client):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     start_pool(APP)
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     instance_id = client.schedule_new_workflow("doubler", input=1, instance_id="sched-1", start_at=later)
     assert redis_client.zscore("orch:timers", "sched-1|start") is not None
     client.terminate_workflow(instance_id)

@@ -52,7 +52,7 @@ def assert_valid_cli(argv: list[str]) -> click.Command:
 def test_procfile_names_real_commands() -> None:
     entries = procfile()
     assert set(entries) == {"web", "worker"}
-    for name, line in entries.items():
+    for line in entries.values():
         argv = shlex.split(DEFAULT.sub(lambda m: m.group(2), line))
         assert argv[0] == "orchestrator", line
         assert_valid_cli(argv[1:])

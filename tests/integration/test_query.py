@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,7 +22,7 @@ FINAL = ("COMPLETED", "FAILED", "TERMINATED", "RUNNING", "PENDING")
 
 
 def at(i: int) -> datetime:
-    return datetime.fromtimestamp((BASE + i * 1000) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp((BASE + i * 1000) / 1000, tz=UTC)
 
 
 def make(store, instance_id: str, name: str, created: int, status: str, **parent) -> None:

@@ -16,9 +16,10 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -68,7 +69,7 @@ def test_a_pickle_message_on_a_pool_queue_is_rejected_and_never_executed(client,
                                                                          redis_client, tmp_path):
     pool = start_pool(APP)
     # An instance whose step only a message can run: its start is an hour away, so no sweeper sends one.
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     iid = client.schedule_new_workflow("rel_plain", input=3, instance_id="pickle-target", start_at=later)
     marker = tmp_path / "pwned"
     attacker = Celery("attacker", broker=redis_server.url, set_as_current=False)

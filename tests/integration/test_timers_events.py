@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -147,7 +147,7 @@ def test_real_timer_due_during_outage_of_every_process_fires_once_after_restart(
     [timer] = wait_for_timers(client, iid)
     pool.kill()
     redis_server.kill()  # SIGKILL Redis too: the timer index must come back from the AOF
-    time.sleep(max(0.0, (timer.fire_at - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    time.sleep(max(0.0, (timer.fire_at - datetime.now(UTC)).total_seconds()) + 0.5)
     redis_server.start()
     assert pending_timers(client, iid) == [timer]  # overdue, not fired: nobody was polling
     start_pool(APP)
@@ -186,7 +186,7 @@ def test_event_raised_before_the_wait_is_not_lost(client, start_pool):
     assert history.index("EventRaised") < history.index("TimerFired")  # it arrived before the wait
     # Raised to an instance that has not even started yet (scheduled start): kept too.
     later = client.schedule_new_workflow("collect", input=1,
-                                         start_at=datetime.now(timezone.utc) + timedelta(seconds=1))
+                                         start_at=datetime.now(UTC) + timedelta(seconds=1))
     assert client.get_workflow_state(later).runtime_status == WorkflowStatus.PENDING
     client.raise_workflow_event(later, "item", data="before start")
     assert completed(client, later) == ["before start"]
@@ -235,12 +235,12 @@ def test_when_any_losers_do_not_disturb_later_waits(client, start_pool):
 # -- scheduled start -----------------------------------------------------------------------------
 def test_scheduled_start_is_durable_across_an_outage(client, start_pool):
     pool = start_pool(APP)
-    soon = datetime.now(timezone.utc) + timedelta(seconds=1)
+    soon = datetime.now(UTC) + timedelta(seconds=1)
     before_kill = client.schedule_new_workflow("nap", input=0.1, start_at=soon)
     pool.kill()  # every pool is down from here on
-    during = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+    during = datetime.now(UTC) + timedelta(seconds=0.5)
     while_down = client.schedule_new_workflow("nap", input=0.1, start_at=during)
-    time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
     for iid in (before_kill, while_down):
         assert client.get_workflow_state(iid).runtime_status == WorkflowStatus.PENDING
     start_pool(APP)

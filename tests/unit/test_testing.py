@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -51,10 +51,10 @@ def test_skipped_timer_fires_once_through_the_normal_path(engine):
     start(engine, "a")
     [timer] = wait_for_timers(engine.store, "a", timeout=2)
     assert timer.instance_id == "a" and not timer.is_scheduled_start
-    assert timedelta(days=6, hours=23) < timer.fire_at - datetime.now(timezone.utc) <= WEEK
+    assert timedelta(days=6, hours=23) < timer.fire_at - datetime.now(UTC) <= WEEK
     assert engine.fire_due_timers() == 0  # not due: a week to go
     assert skip_timers(engine.store, "a", until=timedelta(days=6)) == 0  # not within six days
-    assert skip_timers(engine.store, "a", until=datetime.now(timezone.utc) + WEEK + timedelta(seconds=5)) == 1
+    assert skip_timers(engine.store, "a", until=datetime.now(UTC) + WEEK + timedelta(seconds=5)) == 1
     assert engine.fire_due_timers() == 1
     assert engine.publisher.steps == ["a"]
     engine.run_step("a")

@@ -18,7 +18,8 @@ from orchestrator import RetryPolicy, WorkflowRuntime, when_all
 from orchestrator.core.history import event_from_dict
 from orchestrator.core.rerun import plan_rerun
 from orchestrator.testing import WorkflowTestEnvironment
-from workers.order_approval import request_escalation_workflow, wfr as approval_wfr
+from workers.order_approval import request_escalation_workflow
+from workers.order_approval import wfr as approval_wfr
 
 DAY_MS = 86_400_000
 

@@ -1,0 +1,36 @@
+"""The package's public names load lazily, so the pure core can be imported without any transport."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orchestrator
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+def test_importing_the_replay_core_loads_no_transport() -> None:
+    loaded = _modules_after("import orchestrator.core.replay")
+    assert "orchestrator.core.replay" in loaded
+    assert not {"celery", "kombu", "redis"} & loaded
+
+
+def test_every_public_name_resolves() -> None:
+    for name in orchestrator.__all__:
+        assert getattr(orchestrator, name) is not None, name
+    assert orchestrator.WorkflowActivityContext is orchestrator.ActivityContext
+    assert set(orchestrator.__all__) <= set(dir(orchestrator))
+
+
+def test_an_unknown_name_raises_attribute_error() -> None:
+    try:
+        orchestrator.NoSuchThing  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("orchestrator.NoSuchThing resolved")
