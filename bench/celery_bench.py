@@ -84,72 +84,87 @@ class CeleryBench:
         finally:
             self.workers.stop()
 
-    def _workloads(self) -> list[Row]:  # noqa: C901 (to split)
-        env, sizes, rows, system = self.env, self.env.sizes, [], self.system
-        if env.wants("a"):
-            n, k = sizes.a_workflows, sizes.a_steps
-            cpu = CpuMeter(self.workers.cpu_seconds, env.meter.server_cpu_seconds)
-
-            def chains() -> tuple[float, int]:
-                cpu.start()
-                out = self._chains(n, k)
-                self.cpu_use = cpu.stop()
-                return out
-
-            (secs, tasks), f = self._metered(n * k, chains)
-            rows.append(Row("a", system, "activity steps/s", tasks / secs, "steps/s", "higher",
-                            extra={"seconds": secs, "chains": n, "tasks_each": k}))
-            if env.wants("f"):
-                rows += f_rows(system, "a", f) + self.cpu_use.rows(system, n * k)
-        if env.wants("b"):
-            n = sizes.b_steps
-            key = self._key("stamps")
-
-            def body() -> float:
-                t0 = time.perf_counter()
-                chain(*[self.stamp.si(key) for _ in range(n)]).apply_async()
-                wait_until(lambda: env.meter.probe(lambda r: r.llen(key)) >= n, TIMEOUT, f"a chain of {n}")
-                env.meter.discount(n)  # the stamps' RPUSHes are instrumentation
-                return time.perf_counter() - t0
-
-            secs, f = self._metered(n, body)
-            stamps = [float(v) for v in env.meter.probe(lambda r: r.lrange(key, 0, -1))]
-            gaps = gaps_ms(stamps)
-            rows.append(Row("b", system, "ms/step p50", percentile(gaps, 50), "ms", "lower",
-                            extra={"seconds": secs, "steps": n, "mean_ms": sum(gaps) / len(gaps)}))
-            rows.append(Row("b", system, "ms/step p99", percentile(gaps, 99), "ms", "lower"))
-            if env.wants("f"):
-                rows += f_rows(system, "b", f)
-        if env.wants("c") and self.mode == "backend":
-            n = sizes.c_fanout
-            key = self._key("chord")
-
-            def chord_body() -> float:
-                t0 = time.perf_counter()
-                chord(group(self.noop.si() for _ in range(n)))(self.done.s(key=key))
-                wait_until(lambda: self._count(key) >= 1, TIMEOUT, f"a chord of {n}")
-                env.meter.discount(1)
-                return time.perf_counter() - t0
-
-            secs, f = self._metered(n, chord_body)
-            rows.append(Row("c", system, "fan-out/in s", secs, "s", "lower", extra={"tasks": n}))
-            if env.wants("f"):
-                rows += f_rows(system, "c", f)
-        if env.wants("e"):
-            n = sizes.e_starts
-            key = self._key("starts")
-            t0 = time.perf_counter()
-            for _ in range(n):
-                self.done.apply_async(kwargs={"key": key})
-            secs = time.perf_counter() - t0
-            wait_until(lambda: self._count(key) >= n, TIMEOUT, "the started tasks")
-            rows.append(Row("e", system, "starts/s", n / secs, "starts/s", "higher", extra={"starts": n}))
+    def _workloads(self) -> list[Row]:
+        env, rows = self.env, []
+        for workload, measure in (("a", self._a), ("b", self._b), ("c", self._c), ("e", self._e)):
+            if env.wants(workload):
+                rows += measure()
         if env.wants("f") and env.census:
-            k = sizes.a_steps
-            census = take_census(env.redis_url, env.meter.redis, lambda: self._chains(sizes.rt_workflows, k)[1])
-            rows.append(Row("f", system, "round trips/step", census["round_trips_per_step"], "", "lower",
+            k = env.sizes.a_steps
+            census = take_census(env.redis_url, env.meter.redis, lambda: self._chains(env.sizes.rt_workflows, k)[1])
+            rows.append(Row("f", self.system, "round trips/step", census["round_trips_per_step"], "", "lower",
                             extra=census))
         return rows
+
+    def _a(self) -> list[Row]:
+        env, system = self.env, self.system
+        n, k = env.sizes.a_workflows, env.sizes.a_steps
+        cpu = CpuMeter(self.workers.cpu_seconds, env.meter.server_cpu_seconds)
+
+        def chains() -> tuple[float, int]:
+            cpu.start()
+            out = self._chains(n, k)
+            self.cpu_use = cpu.stop()
+            return out
+
+        (secs, tasks), f = self._metered(n * k, chains)
+        rows = [Row("a", system, "activity steps/s", tasks / secs, "steps/s", "higher",
+                    extra={"seconds": secs, "chains": n, "tasks_each": k})]
+        if env.wants("f"):
+            rows += f_rows(system, "a", f) + self.cpu_use.rows(system, n * k)
+        return rows
+
+    def _b(self) -> list[Row]:
+        env, system = self.env, self.system
+        n = env.sizes.b_steps
+        key = self._key("stamps")
+
+        def body() -> float:
+            t0 = time.perf_counter()
+            chain(*[self.stamp.si(key) for _ in range(n)]).apply_async()
+            wait_until(lambda: env.meter.probe(lambda r: r.llen(key)) >= n, TIMEOUT, f"a chain of {n}")
+            env.meter.discount(n)  # the stamps' RPUSHes are instrumentation
+            return time.perf_counter() - t0
+
+        secs, f = self._metered(n, body)
+        stamps = [float(v) for v in env.meter.probe(lambda r: r.lrange(key, 0, -1))]
+        gaps = gaps_ms(stamps)
+        rows = [Row("b", system, "ms/step p50", percentile(gaps, 50), "ms", "lower",
+                    extra={"seconds": secs, "steps": n, "mean_ms": sum(gaps) / len(gaps)}),
+                Row("b", system, "ms/step p99", percentile(gaps, 99), "ms", "lower")]
+        if env.wants("f"):
+            rows += f_rows(system, "b", f)
+        return rows
+
+    def _c(self) -> list[Row]:
+        if self.mode != "backend":
+            return []
+        env, system = self.env, self.system
+        n = env.sizes.c_fanout
+        key = self._key("chord")
+
+        def chord_body() -> float:
+            t0 = time.perf_counter()
+            chord(group(self.noop.si() for _ in range(n)))(self.done.s(key=key))
+            wait_until(lambda: self._count(key) >= 1, TIMEOUT, f"a chord of {n}")
+            env.meter.discount(1)
+            return time.perf_counter() - t0
+
+        secs, f = self._metered(n, chord_body)
+        rows = [Row("c", system, "fan-out/in s", secs, "s", "lower", extra={"tasks": n})]
+        if env.wants("f"):
+            rows += f_rows(system, "c", f)
+        return rows
+
+    def _e(self) -> list[Row]:
+        n = self.env.sizes.e_starts
+        key = self._key("starts")
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.done.apply_async(kwargs={"key": key})
+        secs = time.perf_counter() - t0
+        wait_until(lambda: self._count(key) >= n, TIMEOUT, "the started tasks")
+        return [Row("e", self.system, "starts/s", n / secs, "starts/s", "higher", extra={"starts": n})]
 
 
 def run(env: BenchEnv, system: str) -> list[Row]:

@@ -168,20 +168,31 @@ def _fmt(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def render(rows: list[Row], systems: list[str], sizes: Sizes) -> str:  # noqa: C901 (to split)
+def render(rows: list[Row], systems: list[str], sizes: Sizes) -> str:
     """The human table: absolute figures, then ratios, targets and the reasons for empty cells."""
     metrics: list[tuple[str, str]] = []
     for r in rows:
         if (r.workload, r.metric) not in metrics:
             metrics.append((r.workload, r.metric))
     metrics.sort(key=lambda m: WORKLOADS.index(m[0]))
-    cells = {(r.system, r.workload, r.metric): r for r in rows}
-    reasons: dict[str, int] = {}
     width = max(len(f"({w}) {m}") for w, m in metrics) + 2 if metrics else 20
     lines = [f"sizes: {sizes.name}  (a) {sizes.a_workflows}x{sizes.a_steps}  (b) {sizes.b_steps}  "
              f"(c) {sizes.c_fanout}  (d) {'/'.join(map(str, sizes.d_history))} events  (e) {sizes.e_starts}", ""]
+    lines += _figures(rows, systems, metrics, width)
+    lines += _ratio_lines(rows, systems, metrics, width)
+    lines += ["", "targets (issue #8):"]
+    for t in targets(rows, sizes):
+        mark = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+        lines.append(f"  {mark:>7}  {t['target']}: {_fmt(t['value'])}")
+    return "\n".join(lines)
+
+
+def _figures(rows: list[Row], systems: list[str], metrics: list[tuple[str, str]], width: int) -> list[str]:
+    """The absolute figures, one line per metric, and the reasons for the empty cells."""
+    cells = {(r.system, r.workload, r.metric): r for r in rows}
+    reasons: dict[str, int] = {}
     header = "".join(f"{LABELS[s]:>16}" for s in systems)
-    lines.append(f"{'workload / metric':<{width}}{header}")
+    lines = [f"{'workload / metric':<{width}}{header}"]
     for w, m in metrics:
         line = f"{f'({w}) {m}':<{width}}"
         for s in systems:
@@ -198,26 +209,27 @@ def render(rows: list[Row], systems: list[str], sizes: Sizes) -> str:  # noqa: C
         lines.append(line)
     if reasons:
         lines += ["", "empty cells:"] + [f"  [{n}] {reason}" for reason, n in reasons.items()]
+    return lines
+
+
+def _ratio_lines(rows: list[Row], systems: list[str], metrics: list[tuple[str, str]], width: int) -> list[str]:
     rats = ratios(rows)
-    if rats:
-        lines += ["", "ratios ours/peer (higher-is-better metrics: > 1 favours us; lower-is-better: < 1 favours us):"]
-        peers = [s for s in systems if s != "ours"]
-        lines.append(f"{'workload / metric':<{width}}{'better':>10}" + "".join(f"{LABELS[p]:>16}" for p in peers))
-        by = {(x["workload"], x["metric"], x["peer"]): x for x in rats}
-        for w, m in metrics:
-            if not any((w, m, p) in by for p in peers):
-                continue
-            better = next(x["better"] for x in rats if x["workload"] == w and x["metric"] == m)
-            line = f"{f'({w}) {m}':<{width}}{better[-3:]:>10}"
-            for p in peers:
-                x = by.get((w, m, p))
-                line += f"{(_fmt(x['ratio']) + 'x') if x else '':>16}"
-            lines.append(line)
-    lines += ["", "targets (issue #8):"]
-    for t in targets(rows, sizes):
-        mark = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
-        lines.append(f"  {mark:>7}  {t['target']}: {_fmt(t['value'])}")
-    return "\n".join(lines)
+    if not rats:
+        return []
+    lines = ["", "ratios ours/peer (higher-is-better metrics: > 1 favours us; lower-is-better: < 1 favours us):"]
+    peers = [s for s in systems if s != "ours"]
+    lines.append(f"{'workload / metric':<{width}}{'better':>10}" + "".join(f"{LABELS[p]:>16}" for p in peers))
+    by = {(x["workload"], x["metric"], x["peer"]): x for x in rats}
+    for w, m in metrics:
+        if not any((w, m, p) in by for p in peers):
+            continue
+        better = next(x["better"] for x in rats if x["workload"] == w and x["metric"] == m)
+        line = f"{f'({w}) {m}':<{width}}{better[-3:]:>10}"
+        for p in peers:
+            x = by.get((w, m, p))
+            line += f"{(_fmt(x['ratio']) + 'x') if x else '':>16}"
+        lines.append(line)
+    return lines
 
 
 def write_json(path: Path, rows: list[Row], sizes: Sizes, meta: dict[str, Any]) -> None:

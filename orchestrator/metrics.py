@@ -279,7 +279,7 @@ class MetricsUnavailable(RuntimeError):
     """prometheus_client is not installed (install the ``http`` extra)."""
 
 
-def render(store: Any, counts: Callable[[], dict[str, Any]] | None = None,  # noqa: C901 (to split)
+def render(store: Any, counts: Callable[[], dict[str, Any]] | None = None,
            queues: Callable[[], dict[str, int]] | None = None) -> bytes:
     """Prometheus text exposition of the recorded metrics and the live gauges.
 
@@ -287,55 +287,77 @@ def render(store: Any, counts: Callable[[], dict[str, Any]] | None = None,  # no
     ``count_workflows``: instances currently in each status);
     ``queues`` returns Celery queue lengths. Either may be omitted."""
     try:
+        import prometheus_client.core as families
         from prometheus_client import CollectorRegistry, generate_latest
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise MetricsUnavailable("prometheus_client is not installed: pip install 'orchestrator[http]'") from exc
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
-            recorded = read_recorded(store)
-            for metric in RECORDED:
-                samples = recorded[metric.name].values()
-                if metric.kind == "counter":
-                    family: Any = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
-                    for s in samples:
-                        family.add_metric(list(s.labels), s.value)
-                else:
-                    family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
-                    for s in samples:
-                        per_bucket, running, cumulative = s.buckets or [0.0] * (len(metric.buckets) + 1), 0.0, []
-                        for bound, n in zip([*map(_bound, metric.buckets), "+Inf"], per_bucket):
-                            running += n
-                            cumulative.append((bound, running))
-                        family.add_metric(list(s.labels), cumulative, s.sum)
-                yield family
-            gauges = live_gauges(store)
-            for name, key, text in (
-                ("orchestrator_ready_instances", "ready", "Instances with delivered events waiting for a step."),
-                ("orchestrator_outbox_instances", "outbox", "Instances with committed dispatches not yet published."),
-                ("orchestrator_timers_pending", "timers", "Durable timers (and scheduled starts) not yet fired."),
-                ("orchestrator_timers_due", "timers_due", "Timers whose fire time has passed but have not fired."),
-                ("orchestrator_timer_lag_seconds", "timer_lag", "Age of the oldest due but unfired timer."),
-            ):
-                yield GaugeMetricFamily(name, text, value=gauges[key])
+            yield from _recorded_families(families, read_recorded(store))
+            yield from _gauge_families(families, live_gauges(store))
             if counts is not None:
-                family = GaugeMetricFamily("orchestrator_instances", "Instances currently in each status.",
-                                           labels=("workflow", "status"))
-                for workflow, per_name in sorted(counts().get("by_name", {}).items()):
-                    for status, n in sorted(per_name.get("by_status", {}).items()):
-                        family.add_metric([workflow, status], n)
-                yield family
+                yield _instances_family(families, counts())
             if queues is not None:
-                family = GaugeMetricFamily("orchestrator_queue_messages", "Messages waiting in each Celery queue.",
-                                           labels=("queue",))
-                for queue, n in sorted(queues().items()):
-                    family.add_metric([queue], n)
-                yield family
+                yield _queues_family(families, queues())
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())  # type: ignore[arg-type]
     return generate_latest(registry)
+
+
+def _recorded_families(families: Any, recorded: dict[str, dict[tuple[str, ...], Sample]]) -> Iterator[Any]:
+    for metric in RECORDED:
+        samples = recorded[metric.name].values()
+        if metric.kind == "counter":
+            family: Any = families.CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+            for s in samples:
+                family.add_metric(list(s.labels), s.value)
+        else:
+            family = families.HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+            for s in samples:
+                family.add_metric(list(s.labels), _cumulative(metric, s), s.sum)
+        yield family
+
+
+def _cumulative(metric: Metric, sample: Sample) -> list[tuple[str, float]]:
+    """A histogram sample's per-bucket counts as Prometheus's cumulative ``le`` buckets."""
+    per_bucket, running, cumulative = sample.buckets or [0.0] * (len(metric.buckets) + 1), 0.0, []
+    for bound, n in zip([*map(_bound, metric.buckets), "+Inf"], per_bucket):
+        running += n
+        cumulative.append((bound, running))
+    return cumulative
+
+
+_GAUGES = (
+    ("orchestrator_ready_instances", "ready", "Instances with delivered events waiting for a step."),
+    ("orchestrator_outbox_instances", "outbox", "Instances with committed dispatches not yet published."),
+    ("orchestrator_timers_pending", "timers", "Durable timers (and scheduled starts) not yet fired."),
+    ("orchestrator_timers_due", "timers_due", "Timers whose fire time has passed but have not fired."),
+    ("orchestrator_timer_lag_seconds", "timer_lag", "Age of the oldest due but unfired timer."),
+)
+
+
+def _gauge_families(families: Any, gauges: dict[str, float]) -> Iterator[Any]:
+    for name, key, text in _GAUGES:
+        yield families.GaugeMetricFamily(name, text, value=gauges[key])
+
+
+def _instances_family(families: Any, counts: dict[str, Any]) -> Any:
+    family = families.GaugeMetricFamily("orchestrator_instances", "Instances currently in each status.",
+                                        labels=("workflow", "status"))
+    for workflow, per_name in sorted(counts.get("by_name", {}).items()):
+        for status, n in sorted(per_name.get("by_status", {}).items()):
+            family.add_metric([workflow, status], n)
+    return family
+
+
+def _queues_family(families: Any, queues: dict[str, int]) -> Any:
+    family = families.GaugeMetricFamily("orchestrator_queue_messages", "Messages waiting in each Celery queue.",
+                                        labels=("queue",))
+    for queue, n in sorted(queues.items()):
+        family.add_metric([queue], n)
+    return family
 
 
 def _bound(value: float) -> str:

@@ -190,43 +190,43 @@ class _Replayer:
                 self.ctx._waiters[leaf.key].remove(leaf)
 
     # -- applying history -----------------------------------------------------------------------
-    def apply(self, event: HistoryEvent) -> None:  # noqa: C901 (to split)
+    def apply(self, event: HistoryEvent) -> None:
         self.position += 1
-        ctx = self.ctx
-        if isinstance(event, StepStarted):
-            self._check_all_matched(event)
-            self.step += 1
-            ctx._now_ms = event.ts
-        elif isinstance(event, ExecutionStarted):
-            self.start(event)
-        elif isinstance(event, (TaskScheduled, ChildScheduled, TimerCreated)):
-            self._match(event)
-        elif isinstance(event, (TaskCompleted, ChildCompleted)):
-            task = ctx._open.pop(event.seq, None)
-            if task is not None:
-                self._disarm_timeout(task)
-                self._resolve(task, event.seq, event.result, None)
-        elif isinstance(event, (TaskFailed, ChildFailed)):
-            task = ctx._open.pop(event.seq, None)
-            if task is not None:
-                self._disarm_timeout(task)
-                self._resolve(task, event.seq, None, event.failure)
-        elif isinstance(event, TimerFired):
-            task = ctx._open.pop(event.seq, None)
-            if task is not None:
-                self._timer_fired(task, event.seq)
-        elif isinstance(event, EventRaised):
-            waiters = ctx._waiters.get(event.name.casefold())  # names match case-insensitively
-            if waiters:
-                waiter = waiters.pop(0)
-                waiter.waiting = False
-                waiter.complete(event.data)
-            else:
-                ctx._buffered.setdefault(event.name.casefold(), deque()).append(event)
-        elif isinstance(event, PatchMarker):
-            self._check_patch(event)
+        handler = _APPLY.get(type(event))
+        if handler is not None:
+            handler(self, event)
         # Completion, continue-as-new and control events carry no work for the code.
         self._wake_if_unblocked()
+
+    def _on_step_started(self, event: StepStarted) -> None:
+        self._check_all_matched(event)
+        self.step += 1
+        self.ctx._now_ms = event.ts
+
+    def _on_result(self, event: TaskCompleted | ChildCompleted | TaskFailed | ChildFailed) -> None:
+        task = self.ctx._open.pop(event.seq, None)
+        if task is None:
+            return
+        self._disarm_timeout(task)
+        if isinstance(event, (TaskCompleted, ChildCompleted)):
+            self._resolve(task, event.seq, event.result, None)
+        else:
+            self._resolve(task, event.seq, None, event.failure)
+
+    def _on_timer_fired(self, event: TimerFired) -> None:
+        task = self.ctx._open.pop(event.seq, None)
+        if task is not None:
+            self._timer_fired(task, event.seq)
+
+    def _on_event_raised(self, event: EventRaised) -> None:
+        ctx = self.ctx
+        waiters = ctx._waiters.get(event.name.casefold())  # names match case-insensitively
+        if waiters:
+            waiter = waiters.pop(0)
+            waiter.waiting = False
+            waiter.complete(event.data)
+        else:
+            ctx._buffered.setdefault(event.name.casefold(), deque()).append(event)
 
     def _match(self, recorded: HistoryEvent) -> None:
         requested = self.ctx._actions.pop(recorded.seq, None)  # type: ignore[attr-defined]
@@ -333,6 +333,23 @@ class _Replayer:
         # A leaf raced by a timeout has two tokens of which only one may come: "all" cannot count it.
         raced = any(len(group) > 1 for group in pending)
         return WaitSpec("all" if plain_all and len(tokens) > 1 and not raced else "any", tokens)
+
+
+# How ``_Replayer.apply`` handles each kind of recorded event (kinds not listed carry no work for the code).
+_APPLY: dict[type[HistoryEvent], Callable[[_Replayer, Any], None]] = {
+    StepStarted: _Replayer._on_step_started,
+    ExecutionStarted: _Replayer.start,
+    TaskScheduled: _Replayer._match,
+    ChildScheduled: _Replayer._match,
+    TimerCreated: _Replayer._match,
+    TaskCompleted: _Replayer._on_result,
+    ChildCompleted: _Replayer._on_result,
+    TaskFailed: _Replayer._on_result,
+    ChildFailed: _Replayer._on_result,
+    TimerFired: _Replayer._on_timer_fired,
+    EventRaised: _Replayer._on_event_raised,
+    PatchMarker: _Replayer._check_patch,
+}
 
 
 class WorkflowExecution:

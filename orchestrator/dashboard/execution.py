@@ -98,6 +98,15 @@ def _attempt_of(event: HistoryEvent) -> int:
     return 1
 
 
+@dataclass
+class _StageWalk:
+    """Where ``_Builder.build_stages`` is in its walk over the steps."""
+
+    pending: list[str] = field(default_factory=list)  # call ids whose outcome was consumed since the last stage
+    current: Stage | None = None
+    finished: set[str] = field(default_factory=set)
+
+
 class _Builder:
     def __init__(self, events: Sequence[HistoryEvent]) -> None:
         self.events = events
@@ -219,45 +228,48 @@ class _Builder:
         return node.id in self.retry_target
 
     # -- pass 3: stages, triggers, races -----------------------------------------------------------
-    def build_stages(self) -> None:  # noqa: C901 (to split)
-        pending: list[str] = []  # call ids whose outcome was consumed since the last stage
-        current: Stage | None = None
-        finished_calls: set[str] = set()
+    def build_stages(self) -> None:
+        walk = _StageWalk()
         for step, consumed, scheduled in self.steps:
             ts = self.step_ts[step]
             for index, event in consumed:
-                if isinstance(event, ExecutionStarted):
-                    pending.append("start")
-                elif isinstance(event, EventRaised):
-                    node = self.nodes[f"ev{index}"]
-                    if current is not None and self._open_branches(current, finished_calls):
-                        current.branches.append(node.call)
-                    else:
-                        current = self._new_stage(step, event.ts, [node.call], pending, current, finished_calls)
-                        pending = []
-                    finished_calls.add(node.call)
-                    pending.append(node.call)
-                elif isinstance(event, _OUTCOMES):
-                    node = self.by_seq.get(event.seq)
-                    if node is None or self._is_internal(node) or node.done_index != index:
-                        continue
-                    finished_calls.add(node.call)
-                    if not self.nodes[node.call].lost:
-                        pending.append(node.call)
-                elif isinstance(event, (ExecutionCompleted, ExecutionTerminated, ContinuedAsNew)):
-                    self._finish(step, index, event, pending, current, finished_calls)
-                    pending = []
+                self._consume(walk, step, index, event)
             fresh = [self.by_seq[e.seq].call for _, e in scheduled
                      if self.by_seq[e.seq].call == self.by_seq[e.seq].id]
             if fresh:
-                current = self._new_stage(step, ts, fresh, pending, current, finished_calls)
-                pending = []
-        self.pending = list(dict.fromkeys(pending))
+                walk.current = self._new_stage(step, ts, fresh, walk.pending, walk.current, walk.finished)
+                walk.pending = []
+        self.pending = list(dict.fromkeys(walk.pending))
         if self.end is not None and self.end["status"] != "TERMINATED":
             # The run ended with calls still open: their results, if they ever come, are dropped.
             for node in self.nodes.values():
                 if node.status in ("running", "waiting"):
                     node.status = "abandoned"
+
+    def _consume(self, walk: _StageWalk, step: int, index: int, event: HistoryEvent) -> None:
+        """One event a step consumed: what it triggers, finishes or ends."""
+        if isinstance(event, ExecutionStarted):
+            walk.pending.append("start")
+        elif isinstance(event, EventRaised):
+            node = self.nodes[f"ev{index}"]
+            if walk.current is not None and self._open_branches(walk.current, walk.finished):
+                walk.current.branches.append(node.call)
+            else:
+                walk.current = self._new_stage(step, event.ts, [node.call], walk.pending, walk.current,
+                                               walk.finished)
+                walk.pending = []
+            walk.finished.add(node.call)
+            walk.pending.append(node.call)
+        elif isinstance(event, _OUTCOMES):
+            node = self.by_seq.get(event.seq)
+            if node is None or self._is_internal(node) or node.done_index != index:
+                return
+            walk.finished.add(node.call)
+            if not self.nodes[node.call].lost:
+                walk.pending.append(node.call)
+        elif isinstance(event, (ExecutionCompleted, ExecutionTerminated, ContinuedAsNew)):
+            self._finish(step, index, event, walk.pending, walk.current, walk.finished)
+            walk.pending = []
 
     def _open_branches(self, stage: Stage, finished: set[str]) -> list[str]:
         return [c for c in stage.branches if c not in finished and not self.nodes[c].lost]

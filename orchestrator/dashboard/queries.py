@@ -26,6 +26,7 @@ from ..store.redis_store import InstanceMeta, RedisStore
 
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "TERMINATED", "SUSPENDED", "PENDING")
 FINISHED = ("COMPLETED", "FAILED", "TERMINATED")
+MEASURED = ("COMPLETED", "FAILED")  # the runs that ended on their own: what durations are measured on
 SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "parent")
 SCAN_CHUNK = 2000
 SCAN_BUDGET = 200_000
@@ -48,6 +49,16 @@ def parse_status(status: str | None) -> str | None:
     if upper not in STATUSES:
         raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
     return upper
+
+
+def _type_stats(name: str, counts: dict[str, int], ordered: list[int]) -> dict[str, Any]:
+    """One workflow type's row of the stats: counts, success rate and duration percentiles."""
+    finished = sum(counts[s] for s in FINISHED)
+    return {
+        "name": name, "counts": counts, "total": sum(counts.values()), "finished": finished,
+        "success_rate": counts["COMPLETED"] / finished if finished else None,
+        "p50_ms": percentile(ordered, 50), "p95_ms": percentile(ordered, 95), "measured": len(ordered),
+    }
 
 
 def percentile(sorted_values: list[int], q: float) -> int | None:
@@ -170,7 +181,7 @@ class DashboardQueries:
                 "partial": partial, "scanned": scanned}
 
     # -- stats ------------------------------------------------------------------------------------
-    def stats(self, *, now: int, window_ms: int, buckets: int = 24, sample: int = 5_000) -> dict[str, Any]:  # noqa: C901 (to split)
+    def stats(self, *, now: int, window_ms: int, buckets: int = 24, sample: int = 5_000) -> dict[str, Any]:
         """Per workflow type over the instances created in ``[now - window_ms, now]``: counts by
         status, success rate (completed / finished) and p50/p95 duration of the runs that ended on
         their own (completed or failed); plus completions and failures per time bucket.
@@ -184,50 +195,49 @@ class DashboardQueries:
         start = now - window_ms
         by_name = InstanceQuery(self.store).counts(created_from=start, created_to=now).by_name
         counted = {name: {s: entry["by_status"].get(s, 0) for s in STATUSES} for name, entry in by_name.items()}
-        measured = ("COMPLETED", "FAILED")
+        rows, sampled = self._newest_finished(start, now, sample)
+        width = max(1, -(-window_ms // buckets))
+        series = [{"t": start + k * width, "completed": 0, "failed": 0} for k in range(buckets)]
+        durations = self._durations(rows, start, width, series)
+        types = [_type_stats(name, counts, sorted(durations.get(name, [])))
+                 for name, counts in sorted(counted.items()) if sum(counts.values())]
+        return {"window_ms": window_ms, "start": start, "now": now, "bucket_ms": width, "types": types,
+                "series": series, "sampled": sampled, "sample": sample}
+
+    def _newest_finished(self, start: int, now: int, sample: int) -> tuple[list[tuple[str, str, int]], bool]:
+        """(status, id, created) of the newest ``sample`` completed and of the newest failed runs
+        created in the window, and whether there were more."""
         pipe = self.redis.pipeline(transaction=False)
-        for status in measured:
+        for status in MEASURED:
             pipe.zrevrangebyscore(self.keys.status_index(status), now, start, start=0, num=sample, withscores=True)
             pipe.zcount(self.keys.status_index(status), start, now)
         replies = pipe.execute()
-        rows: list[tuple[str, str, int]] = []  # (status, id, created)
+        rows: list[tuple[str, str, int]] = []
         sampled = False
-        for i, status in enumerate(measured):
+        for i, status in enumerate(MEASURED):
             members, count = replies[2 * i], replies[2 * i + 1]
             sampled = sampled or count > len(members)
             rows.extend((status, m.decode(), int(score)) for m, score in members)
+        return rows, sampled
+
+    def _durations(self, rows: list[tuple[str, str, int]], start: int, width: int,
+                   series: list[dict[str, int]]) -> dict[str, list[int]]:
+        """Run durations by workflow name; each run's end is also counted in its ``series`` bucket."""
         durations: dict[str, list[int]] = {}
-        width = max(1, -(-window_ms // buckets))
-        series = [{"t": start + k * width, "completed": 0, "failed": 0} for k in range(buckets)]
         for batch_start in range(0, len(rows), 2000):
             batch = rows[batch_start:batch_start + 2000]
             pipe = self.redis.pipeline(transaction=False)
             for _, instance_id, _ in batch:
                 pipe.hmget(self.keys.instance(instance_id).meta, "name", "completed")
             for (status, _, created), (raw_name, completed) in zip(batch, pipe.execute()):
-                if raw_name is None:
-                    continue  # purged meanwhile
-                name = raw_name.decode(errors="replace")
                 done = _int(completed)
-                if status in ("COMPLETED", "FAILED") and done is not None:
-                    durations.setdefault(name, []).append(max(0, done - created))
-                    k = (done - start) // width
-                    if 0 <= k < buckets:
-                        series[k][status.lower()] += 1
-        types = []
-        for name, counts in sorted(counted.items()):
-            total = sum(counts.values())
-            if not total:
-                continue
-            ordered = sorted(durations.get(name, []))
-            finished = sum(counts[s] for s in FINISHED)
-            types.append({
-                "name": name, "counts": counts, "total": total, "finished": finished,
-                "success_rate": counts["COMPLETED"] / finished if finished else None,
-                "p50_ms": percentile(ordered, 50), "p95_ms": percentile(ordered, 95), "measured": len(ordered),
-            })
-        return {"window_ms": window_ms, "start": start, "now": now, "bucket_ms": width, "types": types,
-                "series": series, "sampled": sampled, "sample": sample}
+                if raw_name is None or done is None:
+                    continue  # purged meanwhile
+                durations.setdefault(raw_name.decode(errors="replace"), []).append(max(0, done - created))
+                k = (done - start) // width
+                if 0 <= k < len(series):
+                    series[k][status.lower()] += 1
+        return durations
 
     # -- one instance -----------------------------------------------------------------------------
     def meta(self, instance_id: str) -> InstanceMeta | None:

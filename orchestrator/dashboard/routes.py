@@ -55,7 +55,7 @@ def _not_found(instance_id: str) -> HTTPException:
     return HTTPException(404, f"no workflow instance with id {instance_id!r}")
 
 
-def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (to split)
+def create_dashboard(client: Any, *, prefix: str = "/dashboard",
                      dependencies: Sequence[Callable[..., Any]] = ()) -> APIRouter:
     """A router serving the dashboard UI at ``prefix`` and its JSON API at ``prefix/api``.
 
@@ -67,7 +67,17 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (
     files = _static_files()
     router = APIRouter(prefix=prefix, dependencies=[Depends(d) for d in dependencies], tags=["dashboard"])
 
-    # -- page and static files --------------------------------------------------------------------
+    _page_routes(router, prefix, files)
+    _list_routes(router, q)
+    _run_routes(router, q)
+    _history_routes(router, q)
+    _action_routes(router, client)
+    _apilog_routes(router, client)
+    return router
+
+
+def _page_routes(router: APIRouter, prefix: str, files: dict[str, Any]) -> None:
+    """The page and its static files."""
     @router.get("", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse(f"{prefix}/", status_code=307)
@@ -82,7 +92,9 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (
             raise HTTPException(404, f"no such dashboard file {path!r}")
         return _file(files, path)
 
-    # -- overview and list -----------------------------------------------------------------------
+
+def _list_routes(router: APIRouter, q: DashboardQueries) -> None:
+    """Overview, workflow names and the runs list."""
     @router.get("/api/overview")
     def overview(window: int = Query(86400, ge=60, le=MAX_WINDOW_S, description="seconds"),
                  buckets: int = Query(24, ge=1, le=200)) -> dict[str, Any]:
@@ -101,7 +113,9 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (
             return q.list_runs(status=status or None, name=name or None, since=since, until=until,
                                prefix=prefix or None, offset=offset, limit=limit)
 
-    # -- one run ----------------------------------------------------------------------------------
+
+def _run_routes(router: APIRouter, q: DashboardQueries) -> None:
+    """One run: its state, history, execution model."""
     @router.get("/api/runs/{instance_id}")
     def run(instance_id: str) -> dict[str, Any]:
         meta = q.meta(instance_id)
@@ -131,6 +145,9 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (
         with _bad_request():
             return {"field": field, "value": instance_payload(meta, field)}
 
+
+def _history_routes(router: APIRouter, q: DashboardQueries) -> None:
+    """One run's history (pages, download, one event) and its execution model."""
     @router.get("/api/runs/{instance_id}/history")
     def history(instance_id: str, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
                 kind: str | None = None) -> Response:
@@ -168,50 +185,56 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (
         model["version"] = meta.version
         return _json(model)
 
-    # -- actions ------------------------------------------------------------------------------------
-    def act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
-        if request.headers.get(ACTION_HEADER) != "1":
-            raise HTTPException(403, f"dashboard actions need the {ACTION_HEADER} header (sent by the dashboard page)")
-        try:
-            with apilog.as_caller("dashboard"):
-                result = what()
-        except InstanceNotFoundError as exc:
-            raise HTTPException(404, str(exc)) from None
-        except (ValueError, TypeError, PayloadError) as exc:
-            raise HTTPException(400, str(exc)) from None
-        except OrchestratorError as exc:  # finished / still running / any other refusal the client names
-            raise HTTPException(409, str(exc)) from None
-        except redis.RedisError as exc:
-            raise HTTPException(503, f"the Redis store is unavailable: {exc}") from None
-        return {"ok": True, "result": result}
 
+def _act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
+    """Run a dashboard action through the client; its refusals become HTTP errors."""
+    if request.headers.get(ACTION_HEADER) != "1":
+        raise HTTPException(403, f"dashboard actions need the {ACTION_HEADER} header (sent by the dashboard page)")
+    try:
+        with apilog.as_caller("dashboard"):
+            result = what()
+    except InstanceNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (ValueError, TypeError, PayloadError) as exc:
+        raise HTTPException(400, str(exc)) from None
+    except OrchestratorError as exc:  # finished / still running / any other refusal the client names
+        raise HTTPException(409, str(exc)) from None
+    except redis.RedisError as exc:
+        raise HTTPException(503, f"the Redis store is unavailable: {exc}") from None
+    return {"ok": True, "result": result}
+
+
+def _action_routes(router: APIRouter, client: Any) -> None:
+    """Terminate, suspend, resume, purge, raise: through the client, logged as the dashboard's."""
     @router.post("/api/runs/{instance_id}/terminate")
     def terminate(
         instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)
     ) -> dict[str, Any]:
-        return act(request, lambda: client.terminate_workflow(instance_id, output=body.get("output"),
+        return _act(request, lambda: client.terminate_workflow(instance_id, output=body.get("output"),
                                                               recursive=bool(body.get("recursive", True))))
 
     @router.post("/api/runs/{instance_id}/suspend")
     def suspend(instance_id: str, request: Request) -> dict[str, Any]:
-        return act(request, lambda: client.pause_workflow(instance_id))
+        return _act(request, lambda: client.pause_workflow(instance_id))
 
     @router.post("/api/runs/{instance_id}/resume")
     def resume(instance_id: str, request: Request) -> dict[str, Any]:
-        return act(request, lambda: client.resume_workflow(instance_id))
+        return _act(request, lambda: client.resume_workflow(instance_id))
 
     @router.post("/api/runs/{instance_id}/purge")
     def purge(instance_id: str, request: Request) -> dict[str, Any]:
-        return act(request, lambda: client.purge_workflow(instance_id))
+        return _act(request, lambda: client.purge_workflow(instance_id))
 
     @router.post("/api/runs/{instance_id}/raise")
     def raise_event(instance_id: str, request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise HTTPException(400, "the event needs a non-empty 'name'")
-        return act(request, lambda: client.raise_workflow_event(instance_id, name.strip(), data=body.get("data")))
+        return _act(request, lambda: client.raise_workflow_event(instance_id, name.strip(), data=body.get("data")))
 
-    # -- API log --------------------------------------------------------------------------------------
+
+def _apilog_routes(router: APIRouter, client: Any) -> None:
+    """The API log."""
     @router.get("/api/apilog")
     def api_log(after: str | None = None, before: str | None = None,
                 limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
@@ -221,7 +244,6 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",  # noqa: C901 (
         return {"entries": apilog.read(client.store.redis, client.store.prefix, after=after, before=before,
                                        limit=limit)}
 
-    return router
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> Response:

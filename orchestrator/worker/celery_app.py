@@ -36,9 +36,17 @@ def queue_name(app_id: str) -> str:
     return f"orchestrator.{app_id}"
 
 
-def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:  # noqa: C901 (to split)
+def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:
     """A Celery app for one worker pool (or, with ``engine=None``, for publishing only)."""
     app = Celery(f"orchestrator.{settings.app_id}", broker=settings.broker, set_as_current=False)
+    _configure(app, settings)
+    if engine is not None:
+        _register_tasks(app, settings, engine)
+        _run_duties_with_worker(app, settings, engine)
+    return app
+
+
+def _configure(app: Celery, settings: Settings) -> None:
     app.conf.update(
         task_serializer="msgpack",
         accept_content=["msgpack"],
@@ -65,8 +73,10 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )
-    if engine is None:
-        return app
+
+
+def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine]) -> None:
+    """The step task, the activity task (one attempt) and the activities task (a fan-out batch)."""
     retry_opts: dict[str, Any] = dict(
         acks_late=True, reject_on_worker_lost=True, ignore_result=True, autoretry_for=_RETRYABLE,
         retry_backoff=True, retry_backoff_max=30, retry_jitter=True, max_retries=None,
@@ -101,6 +111,9 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
     def activities(task: Any, records: list[dict[str, Any]]) -> None:
         engine().run_activities(records, redelivered=_redelivered(task))
 
+
+def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[], Engine]) -> None:
+    """Start the pool's background duties when its worker is ready; stop them at its shutdown."""
     duties: dict[str, BackgroundDuties] = {}
 
     @worker_ready.connect(weak=False)
@@ -119,8 +132,6 @@ def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = 
     def _stop_duties(sender: Any = None, **_: Any) -> None:
         if "d" in duties:
             duties.pop("d").stop()
-
-    return app
 
 
 def _redelivered(task: Any) -> bool:
