@@ -17,6 +17,7 @@ import kombu.exceptions
 import redis
 
 from . import apilog
+from .codec import pack_value
 from .core.context import registered_name, to_ms
 from .core.errors import (
     InstanceAlreadyExistsError,
@@ -38,12 +39,13 @@ from .core.history import (
 from .core.payload import to_json_compatible
 from .core.registry import Registry
 from .core.rerun import KEEP_INPUT, plan_rerun
+from .core.vocabulary import CONTROL_TOKEN, event_token
 from .history_export import export_document
 from .query import InstancePage, InstanceQuery
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store.keys import validate_instance_id
-from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed, pack_value
+from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed
 from .worker.celery_app import CeleryPublisher, create_celery_app
 from .worker.engine import Engine
 
@@ -255,24 +257,24 @@ class WorkflowClient:
             raise ValueError(f"idempotency_key must be a string of 1-200 characters, got {idempotency_key!r}")
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=_now_ms(), name=event_name, data=payload),
-                   token=f"e:{event_name.casefold()}", control=False, what=f"raise event {event_name!r} to",
+                   token=event_token(event_name), control=False, what=f"raise event {event_name!r} to",
                    idempotency_key=idempotency_key or "")
 
     @apilog.logged("terminate")
     def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
         payload = self._payload(output, "terminate output")
         self._send(instance_id, ExecutionTerminated(ts=_now_ms(), output=payload, recursive=recursive),
-                   token="x", control=True, what="terminate")
+                   token=CONTROL_TOKEN, control=True, what="terminate")
         self._control_engine().apply_controls(instance_id)
 
     @apilog.logged("suspend")
     def pause_workflow(self, instance_id: str) -> None:
-        self._send(instance_id, ExecutionSuspended(ts=_now_ms()), token="x", control=True, what="suspend")
+        self._send(instance_id, ExecutionSuspended(ts=_now_ms()), token=CONTROL_TOKEN, control=True, what="suspend")
         self._control_engine().apply_controls(instance_id)
 
     @apilog.logged("resume")
     def resume_workflow(self, instance_id: str) -> None:
-        self._send(instance_id, ExecutionResumed(ts=_now_ms()), token="x", control=True, what="resume")
+        self._send(instance_id, ExecutionResumed(ts=_now_ms()), token=CONTROL_TOKEN, control=True, what="resume")
 
     suspend_workflow = pause_workflow
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.history import ExecutionStarted, HistoryEvent, HistoryFormatError, event_from_dict, event_to_dict
+from .core.vocabulary import UNKNOWN_STATUS
 
 FORMAT = "orchestrator.history"
 FORMAT_VERSION = 1
@@ -82,7 +83,7 @@ def load_document(doc: Any, source: str = "") -> ExportedHistory:
     version = started.version if started is not None else instance.get("workflow_version")
     return ExportedHistory(
         instance_id=str(instance.get("instance_id") or "exported"), name=name, version=version,
-        generation=int(instance.get("generation") or 0), status=str(instance.get("runtime_status") or "UNKNOWN"),
+        generation=int(instance.get("generation") or 0), status=str(instance.get("runtime_status") or UNKNOWN_STATUS),
         events=events, instance=instance, source=source)
 
 

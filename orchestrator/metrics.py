@@ -33,6 +33,8 @@ from typing import Any
 
 import redis
 
+from .core.vocabulary import TERMINAL, Status
+
 log = logging.getLogger("orchestrator.metrics")
 FLUSH_INTERVAL_S = 1.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -82,7 +84,6 @@ RECORDED: tuple[Metric, ...] = (WORKFLOWS_STARTED, WORKFLOWS_FINISHED, STEP_SECO
                                 HISTORY_EVENTS, ACTIVITY_ATTEMPTS, ACTIVITY_FAILURES, ACTIVITY_SECONDS,
                                 HISTORY_WARNINGS)
 _BY_NAME = {m.name: m for m in RECORDED}
-FINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 
 
 # -- recording (any process; needs only redis-py) -------------------------------------------------
@@ -182,9 +183,9 @@ def record_step(store: Any, workflow: str, before: str, after: str, seconds: flo
                 history_events: int, inbox_events: int) -> None:
     """A committed step of ``workflow`` moved an instance from status ``before`` to ``after``."""
     try:
-        if before == "PENDING" and after != "PENDING":
+        if before == Status.PENDING and after != Status.PENDING:
             inc(store, WORKFLOWS_STARTED, [workflow])
-        if after in FINAL and before not in FINAL:
+        if after in TERMINAL and before not in TERMINAL:
             inc(store, WORKFLOWS_FINISHED, [workflow, after])
         observe(store, STEP_SECONDS, [workflow], seconds)
         observe(store, STEP_INBOX, [workflow], inbox_events)

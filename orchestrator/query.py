@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core.history import ChildScheduled, TaskScheduled, TimerCreated
+from .core.vocabulary import NOT_CREATED
 from .state import WorkflowState, WorkflowStatus
 from .store.keys import validate_instance_id
 from .store.redis_store import InstanceMeta, RedisStore
@@ -199,7 +200,7 @@ class InstanceQuery:
                 child = self.store.get_meta(event.instance_id)
                 calls.append({"kind": "child_workflow", "seq": event.seq, "name": event.name,
                               "app_id": event.app_id or snap.meta.app, "instance_id": event.instance_id,
-                              "child_status": child.status if child else "NOT_CREATED",
+                              "child_status": child.status if child else NOT_CREATED,
                               "scheduled_at": event.ts})
             else:
                 calls.append({"kind": "retry_timer" if event.purpose == "retry" else "timer",

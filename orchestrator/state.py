@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from .core.errors import FailureDetails
+from .core.vocabulary import UNKNOWN_STATUS
 from .store.redis_store import InstanceMeta
 
 
@@ -45,7 +46,8 @@ class WorkflowState:
         self.instance_id = meta.instance_id
         self.name = meta.name
         self.app_id = meta.app
-        self.runtime_status = WorkflowStatus.parse(meta.status) if meta.status != "UNKNOWN" else WorkflowStatus.UNKNOWN
+        known = meta.status != UNKNOWN_STATUS
+        self.runtime_status = WorkflowStatus.parse(meta.status) if known else WorkflowStatus.UNKNOWN
         self.created_at = _dt(meta.created)
         self.last_updated_at = _dt(meta.updated)
         self.completed_at = _dt(meta.completed)

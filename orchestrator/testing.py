@@ -47,6 +47,7 @@ import redis
 from .core.context import from_ms, registered_name, to_ms
 from .core.errors import WorkflowNotRegisteredError
 from .core.registry import Registry
+from .core.vocabulary import TERMINAL
 from .replayer import Replayer, ReplayReport, ReplayResult, assert_replays
 from .store.redis_store import RedisStore
 
@@ -316,7 +317,7 @@ class WorkflowTestEnvironment:
         limit = self.now_ms() + int(within.total_seconds() * 1000)
         while True:
             state = self.state(instance_id)
-            if state.runtime_status.name in ("COMPLETED", "FAILED", "TERMINATED"):
+            if state.runtime_status.name in TERMINAL:
                 return state
             due = self._next_timer_ms()
             if due is None or due > limit:

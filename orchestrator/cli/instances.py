@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..core.errors import InstanceNotFoundError
+from ..core.vocabulary import Status
 from ..state import WorkflowState, WorkflowStatus
 from .common import (
     EXIT_FAILED,
@@ -25,7 +26,7 @@ from .common import (
 from .progress import Progress, wait_for
 
 STATUSES = [s.name for s in WorkflowStatus if s is not WorkflowStatus.UNKNOWN]
-UNSUCCESSFUL = frozenset({"FAILED", "TERMINATED"})
+UNSUCCESSFUL = frozenset({Status.FAILED, Status.TERMINATED})
 
 
 def describe(state: WorkflowState) -> str:

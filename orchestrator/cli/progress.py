@@ -13,8 +13,9 @@ import time
 from typing import Any, TextIO
 
 from ..core.errors import InstanceNotFoundError
+from ..core.vocabulary import TERMINAL
 
-FINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
+FINAL = TERMINAL
 SPINNER = "|/-\\"
 
 

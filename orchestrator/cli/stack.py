@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from ..core.vocabulary import Status
 from ..logs import FORMATS, configure_logging
 from ..runtime import WorkflowRuntime, runtimes
 from .common import settings
@@ -271,7 +272,7 @@ def demo(items: int, data_dir: str) -> None:
             history = client.get_workflow_history(instance_id)
             click.echo(f"history: {len(history)} events, "
                        f"{sum(e['kind'] == 'TaskCompleted' for e in history)} activity results")
-            if state.runtime_status.name != "COMPLETED":
+            if state.runtime_status.name != Status.COMPLETED:
                 raise SystemExit(1)
         finally:
             pool.stop()

@@ -1,19 +1,16 @@
 """History events: the small typed records a workflow's history is made of.
 
-Every event is a frozen dataclass with an explicit numeric ``KIND``. On the wire an event is a
-msgpack array ``[KIND, ts, *fields]`` (field order = dataclass order), which keeps a history step of
-a chain workflow to a few dozen bytes. Times are integer milliseconds since the Unix epoch (UTC),
-so nothing here depends on time zones or float rounding.
+Every event is a frozen dataclass with an explicit numeric ``KIND``. Its record (``to_record``) is
+the array ``[KIND, ts, *fields]`` (field order = dataclass order); ``orchestrator.codec`` packs
+records with msgpack, which keeps a history step of a chain workflow to a few dozen bytes. Times are
+integer milliseconds since the Unix epoch (UTC), so nothing here depends on time zones or float rounding.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
-import msgpack
 
 from .errors import FailureDetails
 
@@ -209,34 +206,6 @@ def from_record(record: list[Any]) -> HistoryEvent:
         return cls(**values)
     except (KeyError, IndexError, TypeError) as exc:
         raise HistoryFormatError(f"malformed history record {record!r}: {exc}") from exc
-
-
-def pack_events(events: Iterable[HistoryEvent]) -> bytes:
-    return bytes(msgpack.packb([to_record(e) for e in events], use_bin_type=True))
-
-
-def unpack_events(data: bytes) -> list[HistoryEvent]:
-    try:
-        records = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise HistoryFormatError(f"undecodable history batch: {exc}") from exc
-    if not isinstance(records, list):
-        raise HistoryFormatError(f"history batch is {type(records).__name__}, expected a list")
-    return [from_record(r) for r in records]
-
-
-def pack_event(event: HistoryEvent) -> bytes:
-    return bytes(msgpack.packb(to_record(event), use_bin_type=True))
-
-
-def unpack_event(data: bytes) -> HistoryEvent:
-    try:
-        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise HistoryFormatError(f"undecodable event: {exc}") from exc
-    if not isinstance(record, list):
-        raise HistoryFormatError(f"event is {type(record).__name__}, expected a list")
-    return from_record(record)
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:

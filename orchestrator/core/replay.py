@@ -47,8 +47,7 @@ from .tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
-
-COMPLETED, FAILED = "COMPLETED", "FAILED"
+from .vocabulary import WAIT_ALL, WAIT_ANY, Status, event_key
 
 
 @dataclass(frozen=True)
@@ -164,11 +163,11 @@ class _Replayer:
         except TypeError as exc:
             self._fail(exc)
             return
-        self.completion = ExecutionCompleted(ts=self.ctx._now_ms, status=COMPLETED, result=output)
+        self.completion = ExecutionCompleted(ts=self.ctx._now_ms, status=Status.COMPLETED, result=output)
 
     def _fail(self, exc: BaseException) -> None:
         details = FailureDetails.from_exception(exc)
-        self.completion = ExecutionCompleted(ts=self.ctx._now_ms, status=FAILED, failure=details)
+        self.completion = ExecutionCompleted(ts=self.ctx._now_ms, status=Status.FAILED, failure=details)
 
     # -- external events: a wait takes an event only once yielded, losers let go ------------------
     def _attach_event_waits(self, task: Task[Any]) -> None:
@@ -220,13 +219,13 @@ class _Replayer:
 
     def _on_event_raised(self, event: EventRaised) -> None:
         ctx = self.ctx
-        waiters = ctx._waiters.get(event.name.casefold())  # names match case-insensitively
+        waiters = ctx._waiters.get(event_key(event.name))  # names match case-insensitively
         if waiters:
             waiter = waiters.pop(0)
             waiter.waiting = False
             waiter.complete(event.data)
         else:
-            ctx._buffered.setdefault(event.name.casefold(), deque()).append(event)
+            ctx._buffered.setdefault(event_key(event.name), deque()).append(event)
 
     def _match(self, recorded: HistoryEvent) -> None:
         requested = self.ctx._actions.pop(recorded.seq, None)  # type: ignore[attr-defined]
@@ -332,7 +331,7 @@ class _Replayer:
         plain_all = isinstance(task, WhenAllTask) and not any(isinstance(c, CompositeTask) for c in task.children)
         # A leaf raced by a timeout has two tokens of which only one may come: "all" cannot count it.
         raced = any(len(group) > 1 for group in pending)
-        return WaitSpec("all" if plain_all and len(tokens) > 1 and not raced else "any", tokens)
+        return WaitSpec(WAIT_ALL if plain_all and len(tokens) > 1 and not raced else WAIT_ANY, tokens)
 
 
 # How ``_Replayer.apply`` handles each kind of recorded event (kinds not listed carry no work for the code).
@@ -430,4 +429,4 @@ def replay(
     return execution.step(new)
 
 
-__all__ = ["replay", "WorkflowExecution", "StepResult", "WaitSpec", "COMPLETED", "FAILED", "TaskFailedError"]
+__all__ = ["replay", "WorkflowExecution", "StepResult", "WaitSpec", "TaskFailedError"]

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Generic, TypeVar, cast
 
 from .errors import FailureDetails, TaskFailedError
+from .vocabulary import event_key, event_token, task_token
 
 T = TypeVar("T")
 
@@ -79,25 +80,25 @@ class CompletableTask(Task[T]):
 class ActivityTask(CompletableTask[T]):
     def __init__(self, seq: int, name: str) -> None:
         super().__init__()
-        self.seq, self.name, self.token = seq, name, f"t:{seq}"
+        self.seq, self.name, self.token = seq, name, task_token(seq)
         self.timeout_seq = 0  # seq of the timer racing this attempt (call_activity's timeout), 0 if none
         self.timeout_ms = 0
         self.attempt = 1
 
     def wake_tokens(self) -> tuple[str, ...]:
-        return (self.token, f"t:{self.timeout_seq}") if self.timeout_seq else (self.token,)
+        return (self.token, task_token(self.timeout_seq)) if self.timeout_seq else (self.token,)
 
 
 class ChildWorkflowTask(CompletableTask[T]):
     def __init__(self, seq: int, name: str, instance_id: str) -> None:
         super().__init__()
-        self.seq, self.name, self.instance_id, self.token = seq, name, instance_id, f"t:{seq}"
+        self.seq, self.name, self.instance_id, self.token = seq, name, instance_id, task_token(seq)
 
 
 class TimerTask(CompletableTask[None]):
     def __init__(self, seq: int, fire_at: int) -> None:
         super().__init__()
-        self.seq, self.fire_at, self.token = seq, fire_at, f"t:{seq}"
+        self.seq, self.fire_at, self.token = seq, fire_at, task_token(seq)
 
 
 class ExternalEventTask(CompletableTask[T]):
@@ -107,8 +108,8 @@ class ExternalEventTask(CompletableTask[T]):
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        self.name, self.key = name, name.casefold()
-        self.token = f"e:{self.key}"
+        self.name, self.key = name, event_key(name)
+        self.token = event_token(name)
         self.waiting = False
 
 

@@ -47,6 +47,7 @@ from ..core.history import (
     TimerCreated,
     TimerFired,
 )
+from ..core.vocabulary import CONTINUED_AS_NEW, Status
 
 _CHILD_ATTEMPT = re.compile(r"-attempt(\d+)$")
 _SCHEDULES = (TaskScheduled, ChildScheduled, TimerCreated)
@@ -240,7 +241,7 @@ class _Builder:
                 walk.current = self._new_stage(step, ts, fresh, walk.pending, walk.current, walk.finished)
                 walk.pending = []
         self.pending = list(dict.fromkeys(walk.pending))
-        if self.end is not None and self.end["status"] != "TERMINATED":
+        if self.end is not None and self.end["status"] != Status.TERMINATED:
             # The run ended with calls still open: their results, if they ever come, are dropped.
             for node in self.nodes.values():
                 if node.status in ("running", "waiting"):
@@ -308,17 +309,17 @@ class _Builder:
     def _finish(self, step: int, index: int, event: HistoryEvent, pending: list[str], current: Stage | None,
                 finished: set[str]) -> None:
         if isinstance(event, ExecutionTerminated):
-            status = "TERMINATED"
+            status = Status.TERMINATED
         elif isinstance(event, ContinuedAsNew):
-            status = "CONTINUED_AS_NEW"
+            status = CONTINUED_AS_NEW
         else:
             status = event.status  # type: ignore[attr-defined]
-        self._settle_race(current, pending, finished, cancelled=status == "TERMINATED")
+        self._settle_race(current, pending, finished, cancelled=status == Status.TERMINATED)
         self.end = {"status": status, "ts": event.ts, "index": index, "step": step,
                     "triggers": list(dict.fromkeys(pending))}
 
 
-def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = "RUNNING") -> dict[str, Any]:
+def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = Status.RUNNING) -> dict[str, Any]:
     """The execution model of one instance's history (see the module docstring), JSON-ready.
 
     ``now`` closes the bars of steps still running; ``status`` is the instance's status, so a

@@ -20,13 +20,16 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.history import HistoryEvent, unpack_event
+from ..codec import unpack_event
+from ..core.history import HistoryEvent
+from ..core.vocabulary import PURGED, SELF_FINISHED, TERMINAL, Status
 from ..query import InstanceQuery
 from ..store.redis_store import InstanceMeta, RedisStore
 
-STATUSES = ("RUNNING", "COMPLETED", "FAILED", "TERMINATED", "SUSPENDED", "PENDING")
-FINISHED = ("COMPLETED", "FAILED", "TERMINATED")
-MEASURED = ("COMPLETED", "FAILED")  # the runs that ended on their own: what durations are measured on
+# The dashboard's order of the statuses (its counts and filters list them so).
+STATUSES = (Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.TERMINATED, Status.SUSPENDED, Status.PENDING)
+FINISHED = tuple(s for s in STATUSES if s in TERMINAL)
+MEASURED = SELF_FINISHED  # the runs that ended on their own: what durations are measured on
 SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "parent")
 SCAN_CHUNK = 2000
 SCAN_BUDGET = 200_000
@@ -56,7 +59,7 @@ def _type_stats(name: str, counts: dict[str, int], ordered: list[int]) -> dict[s
     finished = sum(counts[s] for s in FINISHED)
     return {
         "name": name, "counts": counts, "total": sum(counts.values()), "finished": finished,
-        "success_rate": counts["COMPLETED"] / finished if finished else None,
+        "success_rate": counts[Status.COMPLETED] / finished if finished else None,
         "p50_ms": percentile(ordered, 50), "p95_ms": percentile(ordered, 95), "measured": len(ordered),
     }
 
@@ -255,7 +258,7 @@ class DashboardQueries:
         ids = sorted(m.decode() for m in members)
         found = self.summaries(ids)
         known = {s["instance_id"] for s in found}
-        found += [{"instance_id": i, "name": None, "status": "PURGED"} for i in ids if i not in known]
+        found += [{"instance_id": i, "name": None, "status": PURGED} for i in ids if i not in known]
         return found, total
 
     def version(self, instance_id: str) -> tuple[int, str] | None:

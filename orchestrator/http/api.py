@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from .. import metrics
+from ..core.vocabulary import queue_name
 from ..query import MAX_PAGE
-from ..worker.celery_app import queue_name
 from .app import ApiError, call, error_body
 from .dapr import ErrorResponse
 

@@ -11,32 +11,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import redis
 
+from ..codec import pack_event, pack_events, pack_script_args, pack_value, unpack_event, unpack_events, unpack_value
 from ..core.errors import FailureDetails
-from ..core.history import HistoryEvent, HistoryFormatError, pack_event, pack_events, unpack_event, unpack_events
+from ..core.history import HistoryEvent, HistoryFormatError
+from ..core.vocabulary import TERMINAL, UNKNOWN_STATUS, WAIT_ANY
 from . import scripts
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
-
 # Codes returned by deliver-style scripts.
 UNKNOWN, FINISHED, DUPLICATE, STORED, WAKE, ALREADY_FIRED = -1, -2, 0, 1, 2, -3
-
-
-def pack_value(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
-
-
-def unpack_value(data: bytes | None) -> Any:
-    return None if data is None else msgpack.unpackb(data, raw=False, strict_map_key=False)
-
-
-def _script_args(blob: dict[str, Any]) -> bytes:
-    # Redis's cmsgpack cannot read the msgpack bin type: send bytes as (binary-safe) str.
-    return msgpack.packb(blob, use_bin_type=False)
 
 
 @dataclass
@@ -82,7 +68,7 @@ class InstanceMeta:
             instance_id=instance_id,
             name=text("name") or "",
             app=text("app") or "",
-            status=text("status") or "UNKNOWN",
+            status=text("status") or UNKNOWN_STATUS,
             version=int(get("ver") or 0),
             generation=int(get("gen") or 0),
             created=int(get("created") or 0),
@@ -123,7 +109,7 @@ class Commit:
     outbox: dict[str, bytes] = field(default_factory=dict)
     timers: list[tuple[int, str]] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
-    wait_mode: str = "any"
+    wait_mode: str = WAIT_ANY
     wait_tokens: list[str] = field(default_factory=list)
     keep_wait: bool = False
     reset: bool = False
@@ -257,7 +243,7 @@ class RedisStore:
             }
         code, status = self._create(
             keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children, k.ekeys],
-            args=[self.prefix, instance_id, _script_args(blob)],
+            args=[self.prefix, instance_id, pack_script_args(blob)],
         )
         return int(code), status.decode() if isinstance(status, bytes) else str(status)
 
@@ -353,7 +339,7 @@ class RedisStore:
         }
         code, version, rerun = self._commit(
             keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],
-            args=[self.prefix, instance_id, _script_args(blob)],
+            args=[self.prefix, instance_id, pack_script_args(blob)],
         )
         return CommitResult(ok=code == 1, version=int(version), rerun=bool(rerun), gone=code == -1)
 

@@ -13,9 +13,20 @@ bin type, which Redis's cmsgpack does not read). Wake-up protocol, shared by eve
 
 from __future__ import annotations
 
-PRELUDE = r"""
+from ..core.vocabulary import CONTROL_TOKEN, TERMINAL, WAIT_ALL, Status
+
+
+def _vocabulary() -> str:
+    """The statuses and tokens the scripts compare with, written from ``core.vocabulary``."""
+    statuses = "".join(f"local {s.name} = '{s.value}'\n" for s in Status)
+    terminal = ", ".join(f"[{Status(s).name}] = true" for s in sorted(TERMINAL))
+    return (f"{statuses}local TERMINAL = {{{terminal}}}\n"
+            f"local CONTROL_TOKEN = '{CONTROL_TOKEN}'\nlocal WAIT_ALL = '{WAIT_ALL}'\n")
+
+
+PRELUDE = _vocabulary() + r"""
 local function is_terminal(s)
-  return s == 'COMPLETED' or s == 'FAILED' or s == 'TERMINATED'
+  return TERMINAL[s] == true
 end
 
 -- Status indexes: one per status and one per (workflow name, status), so listing by status and name
@@ -53,8 +64,8 @@ local function deliver(prefix, id, meta, inbox, tasks, wait, task_key, token, pa
   local wake = false
   if control == '1' then
     wake = true
-  elseif status ~= 'SUSPENDED' and status ~= 'PENDING' and redis.call('SREM', wait, token) == 1 then
-    if failure == '1' or redis.call('HGET', meta, 'wmode') ~= 'all' then
+  elseif status ~= SUSPENDED and status ~= PENDING and redis.call('SREM', wait, token) == 1 then
+    if failure == '1' or redis.call('HGET', meta, 'wmode') ~= WAIT_ALL then
       wake = true
     elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
       wake = true
@@ -71,10 +82,10 @@ local function rescan(meta, inbox, wait, status)
   for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
     local f = entry[2]
     local token, failure = f[2], f[4]
-    if token == 'x' then
+    if token == CONTROL_TOKEN then
       satisfied = true
-    elseif status ~= 'SUSPENDED' and redis.call('SREM', wait, token) == 1 then
-      if failure == '1' or mode ~= 'all' then
+    elseif status ~= SUSPENDED and redis.call('SREM', wait, token) == 1 then
+      if failure == '1' or mode ~= WAIT_ALL then
         satisfied = true
       elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
         satisfied = true
@@ -105,7 +116,7 @@ if status then
   redis.call('DEL', unpack(KEYS))
 end
 local seed = c.seed
-local first = seed and 'RUNNING' or 'PENDING'
+local first = seed and RUNNING or PENDING
 redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', first, 'input', c.input,
   'created', c.now, 'updated', c.now, 'ver', 0, 'gen', 0)
 if c.parent ~= '' then
@@ -124,9 +135,9 @@ if seed then
   for k, v in pairs(seed.fields) do redis.call('HSET', meta, k, v) end
   for _, key in ipairs(seed.tasks) do redis.call('HSET', KEYS[4], key, 1) end
   for i = 1, #seed.timers, 2 do redis.call('ZADD', prefix .. ':timers', seed.timers[i], seed.timers[i + 1]) end
-  for _, packed in ipairs(seed.inbox) do redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', packed) end
+  for _, packed in ipairs(seed.inbox) do redis.call('XADD', inbox, '*', 't', CONTROL_TOKEN, 'f', '0', 'e', packed) end
 else
-  redis.call('XADD', inbox, '*', 't', 'x', 'f', '0', 'e', c.started)
+  redis.call('XADD', inbox, '*', 't', CONTROL_TOKEN, 'f', '0', 'e', c.started)
 end
 if c.start_at > c.now then
   redis.call('ZADD', prefix .. ':timers', c.start_at, id .. '|start')
@@ -264,9 +275,9 @@ RELEASE = PRELUDE + r"""
 local prefix, id = ARGV[1], ARGV[2]
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and not is_terminal(status) then
-  if status == 'SUSPENDED' then
+  if status == SUSPENDED then
     for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
-      if entry[2][2] == 'x' then return 1 end
+      if entry[2][2] == CONTROL_TOKEN then return 1 end
     end
   elseif redis.call('XLEN', KEYS[2]) > 0 then
     return 1

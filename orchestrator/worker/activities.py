@@ -37,6 +37,7 @@ from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
 from ..core.payload import to_json_compatible
 from ..core.retry import NonRetryableError
+from ..core.vocabulary import task_token
 from ..store.redis_store import DUPLICATE, WAKE
 from .guards import check_payload
 
@@ -152,7 +153,7 @@ def deliver(engine: Engine, rec: dict[str, Any], result: Any, failure: FailureDe
     """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
     (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
     now, seq = engine.clock(), rec["seq"]
-    args: dict[str, Any] = dict(token=f"t:{seq}", task_key=task_key(rec), now=now, failure=failure is not None)
+    args: dict[str, Any] = dict(token=task_token(seq), task_key=task_key(rec), now=now, failure=failure is not None)
     snap = None
     if inline and engine.runs_here(rec["wapp"], rec["wf"]):
         # The step this delivery may wake runs next, here: have the delivery read it too.
@@ -168,7 +169,7 @@ def _deliver_many(engine: Engine, outcomes: list[Outcome]) -> None:
         return
     now = engine.clock()
     codes = engine.store.deliver_many([
-        (o.record["id"], _event(o.record, o.result, o.failure, now), f"t:{o.record['seq']}", task_key(o.record),
+        (o.record["id"], _event(o.record, o.result, o.failure, now), task_token(o.record["seq"]), task_key(o.record),
          o.failure is not None) for o in outcomes], now)
     for outcome, code in zip(outcomes, codes):
         _after_delivery(engine, outcome.record, code, True, None)

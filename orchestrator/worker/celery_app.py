@@ -22,6 +22,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 
 from ..core.errors import FailureDetails
+from ..core.vocabulary import queue_name
 from ..settings import Settings
 from .broker import transport_for
 from .engine import Engine
@@ -30,10 +31,6 @@ from .envelope import task_message
 log = logging.getLogger("orchestrator.worker")
 STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK = "orchestrator.step", "orchestrator.activity", "orchestrator.activities"
 _RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
-
-
-def queue_name(app_id: str) -> str:
-    return f"orchestrator.{app_id}"
 
 
 def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import msgpack
 
 from .. import metrics
+from ..codec import pack_event, pack_value
 from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError
 from ..core.history import (
     ChildCompleted,
@@ -40,12 +41,12 @@ from ..core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
-    pack_event,
 )
 from ..core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from ..core.registry import Registry
 from ..core.replay import WorkflowExecution
-from ..store.redis_store import DUPLICATE, TERMINAL, WAKE, Commit, RedisStore, Snapshot, pack_value
+from ..core.vocabulary import CONTROL_TOKEN, TERMINAL, Status, event_token, task_token
+from ..store.redis_store import DUPLICATE, WAKE, Commit, RedisStore, Snapshot
 from . import activities, recovery
 from .circuit import CircuitBreaker
 from .guards import oversized_decision, parse_timer_member
@@ -189,7 +190,7 @@ class Engine:
         terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
         if terminate is not None:
             return self._terminate(snap, terminate, now), None
-        suspended = meta.status == "SUSPENDED"
+        suspended = meta.status == Status.SUSPENDED
         for event in events:
             if isinstance(event, (ExecutionSuspended, ExecutionResumed)):
                 suspended = isinstance(event, ExecutionSuspended)
@@ -198,7 +199,7 @@ class Engine:
             controls = [e for e in snap.inbox if isinstance(e.event, (ExecutionSuspended, ExecutionResumed))]
             if not controls:
                 return None
-            return Commit(version=meta.version, now=now, status="SUSPENDED", keep_wait=True,
+            return Commit(version=meta.version, now=now, status=Status.SUSPENDED, keep_wait=True,
                           consumed=[e.entry_id for e in controls],
                           events=[StepStarted(ts=now)] + [e.event for e in controls]), None
         if cached is None:
@@ -212,7 +213,7 @@ class Engine:
             log.error("%s", err, extra={"instance_id": meta.instance_id, "workflow": meta.name})
             failure = FailureDetails(str(err), "NonDeterminismError", None)
             # History stays exactly as it was; the inbox too, so nothing delivered is lost.
-            commit = Commit(version=meta.version, now=now, status="FAILED", keep_wait=True,
+            commit = Commit(version=meta.version, now=now, status=Status.FAILED, keep_wait=True,
                             fields={"failure": pack_value(failure.to_list()), "completed": now})
             self._notify_parent(meta, commit, ok=False, value=failure)
             return commit, None
@@ -222,12 +223,13 @@ class Engine:
             log.error("%s; failing instance %s", too_big, meta.instance_id,
                       extra={"instance_id": meta.instance_id, "workflow": meta.name})
             failure = FailureDetails(too_big, "PayloadError", None)
-            commit = Commit(version=meta.version, now=now, status="FAILED", consumed=[e.entry_id for e in snap.inbox],
-                            events=new + [ExecutionCompleted(ts=now, status="FAILED", failure=failure)],
+            commit = Commit(version=meta.version, now=now, status=Status.FAILED,
+                            consumed=[e.entry_id for e in snap.inbox],
+                            events=new + [ExecutionCompleted(ts=now, status=Status.FAILED, failure=failure)],
                             fields={"failure": pack_value(failure.to_list()), "completed": now})
             self._notify_parent(meta, commit, ok=False, value=failure)
             return commit, None
-        commit = Commit(version=meta.version, now=now, status="RUNNING",
+        commit = Commit(version=meta.version, now=now, status=Status.RUNNING,
                         consumed=[e.entry_id for e in snap.inbox])
         for event in events:
             if isinstance(event, ExecutionStarted) and event.version is not None:
@@ -239,8 +241,9 @@ class Engine:
             # Fresh history, same id: the new generation starts from the inbox, like a new instance.
             commit.reset = True
             commit.fields["input"] = pack_value(completion.input)
-            commit.inbox_add = [("x", pack_event(ExecutionStarted(ts=now, name=meta.name, input=completion.input)))]
-            commit.inbox_add += [(f"e:{e.name.casefold()}", pack_event(e)) for e in outcome.carryover]
+            restart = ExecutionStarted(ts=now, name=meta.name, input=completion.input)
+            commit.inbox_add = [(CONTROL_TOKEN, pack_event(restart))]
+            commit.inbox_add += [(event_token(e.name), pack_event(e)) for e in outcome.carryover]
             return commit, execution
         commit.events = new + outcome.actions
         scheduled: list[dict[str, Any]] = []
@@ -253,7 +256,7 @@ class Engine:
             commit.events.append(completion)
             commit.status = completion.status
             commit.fields["completed"] = now
-            if completion.status == "COMPLETED":
+            if completion.status == Status.COMPLETED:
                 commit.fields["output"] = pack_value(completion.result)
                 self._notify_parent(meta, commit, ok=True, value=completion.result)
             else:
@@ -335,7 +338,7 @@ class Engine:
 
     def _terminate(self, snap: Snapshot, request: ExecutionTerminated, now: int) -> Commit:
         meta = snap.meta
-        commit = Commit(version=meta.version, now=now, status="TERMINATED",
+        commit = Commit(version=meta.version, now=now, status=Status.TERMINATED,
                         consumed=[e.entry_id for e in snap.inbox],
                         events=[StepStarted(ts=now)] + [e.event for e in snap.inbox],
                         fields={"output": pack_value(request.output), "completed": now})
@@ -403,14 +406,14 @@ class Engine:
             if child is None or ("parent" in rec and child.parent != rec["parent"]):
                 return  # gone, or an id that was never this parent's child
             code = self.store.deliver(rec["id"], ExecutionTerminated(ts=now, output=rec["output"], recursive=True),
-                                      token="x", now=now, control=True)
+                                      token=CONTROL_TOKEN, now=now, control=True)
             if code > DUPLICATE:  # stored, whoever holds the step: terminate the child now, here
                 self.apply_controls(rec["id"])
 
     def _deliver_child_result(self, parent: str, key: str, app: str, ok: bool, value: Any, now: int) -> None:
         seq = int(key.rpartition(".")[2])
         event = ChildCompleted(ts=now, seq=seq, result=value) if ok else ChildFailed(ts=now, seq=seq, failure=value)
-        code = self.store.deliver(parent, event, token=f"t:{seq}", task_key=key, now=now, failure=not ok)
+        code = self.store.deliver(parent, event, token=task_token(seq), task_key=key, now=now, failure=not ok)
         if code == WAKE:
             self.wake(parent, app)
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..codec import pack_value
 from ..core.errors import PayloadError
 from ..core.history import ChildScheduled, ContinuedAsNew, ExecutionCompleted, TaskScheduled
 from ..core.replay import StepResult
+from ..core.vocabulary import Status
 from ..store.keys import INSTANCE_ID_PATTERN
-from ..store.redis_store import pack_value
 
 _TIMER_KEY = re.compile(r"^(?:start|\d+\.\d+)$")
 
@@ -42,7 +43,7 @@ def oversized_decision(workflow: str, outcome: StepResult, limit: int) -> str | 
         elif isinstance(action, ChildScheduled):
             values.append((f"input of child workflow {action.name!r} (call #{action.seq})", action.input))
     completion = outcome.completion
-    if isinstance(completion, ExecutionCompleted) and completion.status == "COMPLETED":
+    if isinstance(completion, ExecutionCompleted) and completion.status == Status.COMPLETED:
         values.append((f"output of workflow {workflow!r}", completion.result))
     elif isinstance(completion, ContinuedAsNew):
         values.append((f"continue_as_new input of workflow {workflow!r}", completion.input))

@@ -21,9 +21,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import metrics
+from ..codec import pack_value
 from ..core.errors import FailureDetails
 from ..core.history import HistoryFormatError, TaskScheduled
-from ..store.redis_store import Commit, pack_value
+from ..core.vocabulary import Status
+from ..store.redis_store import Commit
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -126,7 +128,7 @@ def fail_unreadable(engine: Engine, instance_id: str, err: HistoryFormatError) -
     failure = FailureDetails(f"instance {instance_id!r} cannot be replayed: {err}; its history and inbox "
                              "are left as they are", "HistoryFormatError", None)
     log.error("%s", failure.message, extra={"instance_id": instance_id, "workflow": meta.name})
-    commit = Commit(version=meta.version, now=now, status="FAILED", keep_wait=True,
+    commit = Commit(version=meta.version, now=now, status=Status.FAILED, keep_wait=True,
                     fields={"failure": pack_value(failure.to_list()), "completed": now})
     engine._notify_parent(meta, commit, ok=False, value=failure)
     result = store.commit(instance_id, commit)

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.codec import unpack_events
 from orchestrator.core.history import (
     ChildCompleted,
     ChildFailed,
@@ -34,7 +35,6 @@ from orchestrator.core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
-    unpack_events,
 )
 from orchestrator.store.keys import KeySchema
 from orchestrator.store.redis_store import InstanceMeta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.codec import pack_events, unpack_events
 from orchestrator.core.errors import FailureDetails, NonDeterminismError
 from orchestrator.core.history import (
     EVENT_TYPES,
@@ -27,8 +28,6 @@ from orchestrator.core.history import (
     TimerFired,
     event_from_dict,
     event_to_dict,
-    pack_events,
-    unpack_events,
 )
 from orchestrator.core.registry import Registry, version_key
 from orchestrator.core.replay import WorkflowExecution, replay

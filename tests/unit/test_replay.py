@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from orchestrator.codec import pack_events, unpack_events
 from orchestrator.core.errors import FailureDetails, NonDeterminismError, TaskFailedError
 from orchestrator.core.history import (
     ChildCompleted,
@@ -18,8 +19,6 @@ from orchestrator.core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
-    pack_events,
-    unpack_events,
 )
 from orchestrator.core.replay import replay
 from orchestrator.core.tasks import when_all, when_any

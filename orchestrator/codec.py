@@ -1,0 +1,66 @@
+"""The codec: how history events, payloads and script arguments become bytes (msgpack), and back.
+
+The core defines the events as typed records (``core.history.to_record`` / ``from_record``) and
+knows nothing of their encoding; this layer packs them, and every layer outside the core (store,
+worker, client) encodes and decodes through it, so the wire format has one owner.
+``tests/unit/test_golden_bytes.py`` pins the exact bytes of every event kind.
+
+* an event is the msgpack array of its record; a history batch (one stream entry) the array of them;
+* a payload (input, output, custom status, a failure's list form) is msgpack with the bin type;
+* a script argument blob is msgpack *without* the bin type: Redis's ``cmsgpack`` cannot read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+
+from .core.history import HistoryEvent, HistoryFormatError, from_record, to_record
+
+
+def pack_events(events: Iterable[HistoryEvent]) -> bytes:
+    return bytes(msgpack.packb([to_record(e) for e in events], use_bin_type=True))
+
+
+def unpack_events(data: bytes) -> list[HistoryEvent]:
+    try:
+        records = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise HistoryFormatError(f"undecodable history batch: {exc}") from exc
+    if not isinstance(records, list):
+        raise HistoryFormatError(f"history batch is {type(records).__name__}, expected a list")
+    return [from_record(r) for r in records]
+
+
+def pack_event(event: HistoryEvent) -> bytes:
+    return bytes(msgpack.packb(to_record(event), use_bin_type=True))
+
+
+def unpack_event(data: bytes) -> HistoryEvent:
+    try:
+        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise HistoryFormatError(f"undecodable event: {exc}") from exc
+    if not isinstance(record, list):
+        raise HistoryFormatError(f"event is {type(record).__name__}, expected a list")
+    return from_record(record)
+
+
+def pack_value(value: Any) -> bytes:
+    return bytes(msgpack.packb(value, use_bin_type=True))
+
+
+def unpack_value(data: bytes | None) -> Any:
+    return None if data is None else msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def pack_script_args(blob: Any) -> bytes:
+    """A script's argument blob. Redis's cmsgpack cannot read the msgpack bin type: bytes travel as
+    (binary-safe) str."""
+    return bytes(msgpack.packb(blob, use_bin_type=False))
+
+
+__all__ = ["pack_event", "pack_events", "pack_script_args", "pack_value", "unpack_event", "unpack_events",
+           "unpack_value"]
