@@ -36,12 +36,19 @@ is the circuit breaker of one activity, shared by every pool of that app. ``P:ac
 sign of life: dispatch, then start) lets sweepers publish again an attempt whose message was lost.
 
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format.
+
+Every key a script touches is built here and handed to it in ``KEYS``: an instance's own keys and
+its shard's (``InstanceKeys.shard``), in the orders the scripts' headers give (store/lua/). So when
+the store moves to Redis Cluster with shards (an instance's keys and its shard's indexes in one hash
+slot), this file is the one to change.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..core.vocabulary import STATUSES
 
 INSTANCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,200}$")
 INSTANCE_SUFFIXES = ("meta", "hist", "inbox", "tasks", "wait", "outbox", "children", "ekeys")
@@ -56,7 +63,46 @@ def validate_instance_id(instance_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class ShardKeys:
+    """The work and listing indexes an instance's scripts touch besides its own keys.
+
+    Today the store has one shard, whose keys are the historical global names; a sharded layout
+    (issue 15) gives every shard its own, in its instances' hash slot, by changing only this file."""
+
+    base: str  # what the shard's key names start with
+    ready: str
+    outbox: str
+    timers: str
+    activities: str
+    index_all: str
+    index_names: str
+    _status: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def at(cls, base: str) -> ShardKeys:
+        return cls(base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
+                   f"{base}:idx:all", f"{base}:idx:names",
+                   {status: f"{base}:idx:status:{status}" for status in STATUSES})
+
+    def status_index(self, status: str) -> str:
+        key = self._status.get(status)
+        return key if key is not None else f"{self.base}:idx:status:{status}"
+
+    def name_index(self, name: str) -> str:
+        return f"{self.base}:idx:name:{name}"
+
+    def name_status_index(self, name: str, status: str) -> str:
+        return f"{self.base}:idx:ns:{name}:{status}"
+
+    def listing(self, name: str, status: str) -> tuple[str, str, str]:
+        """(name index, status index, name x status index) of an instance of ``name`` in ``status``."""
+        return self.name_index(name), self.status_index(status), self.name_status_index(name, status)
+
+
+@dataclass(frozen=True)
 class InstanceKeys:
+    """Every key of one instance (``own()``, sharing the hash tag ``{id}``) and its shard's keys."""
+
     meta: str
     hist: str
     inbox: str
@@ -65,9 +111,12 @@ class InstanceKeys:
     outbox: str
     children: str
     ekeys: str
+    shard: ShardKeys
 
-    def all(self) -> list[str]:
+    def own(self) -> list[str]:
         return [self.meta, self.hist, self.inbox, self.tasks, self.wait, self.outbox, self.children, self.ekeys]
+
+    all = own  # the name it had before shards
 
 
 class KeySchema:
@@ -75,29 +124,41 @@ class KeySchema:
         if not prefix or any(c in prefix for c in "{}| "):
             raise ValueError(f"invalid key prefix {prefix!r}")
         self.prefix = prefix
-        self.ready = f"{prefix}:ready"
-        self.outbox = f"{prefix}:outbox"
-        self.timers = f"{prefix}:timers"
-        self.index_all = f"{prefix}:idx:all"
+        self._shard = ShardKeys.at(prefix)
+        # Global singletons: read off the step's hot path.
         self.workflows = f"{prefix}:workflows"
-        self.index_names = f"{prefix}:idx:names"
         self.pools = f"{prefix}:pools"
         self.metrics = f"{prefix}:metrics"
-        self.activities = f"{prefix}:activities"
+        self.apilog = f"{prefix}:apilog"
+        # The single shard's keys under their historical names (pollers, sweepers and listings).
+        self.ready = self._shard.ready
+        self.outbox = self._shard.outbox
+        self.timers = self._shard.timers
+        self.activities = self._shard.activities
+        self.index_all = self._shard.index_all
+        self.index_names = self._shard.index_names
+
+    def shards(self) -> list[ShardKeys]:
+        """Every shard (pollers, sweepers and listings walk them all)."""
+        return [self._shard]
+
+    def shard_of(self, instance_id: str) -> ShardKeys:
+        return self._shard
 
     def instance(self, instance_id: str) -> InstanceKeys:
         base = f"{self.prefix}:{{{instance_id}}}"
-        return InstanceKeys(*(f"{base}:{suffix}" for suffix in INSTANCE_SUFFIXES))
+        return InstanceKeys(f"{base}:meta", f"{base}:hist", f"{base}:inbox", f"{base}:tasks", f"{base}:wait",
+                            f"{base}:outbox", f"{base}:children", f"{base}:ekeys", self.shard_of(instance_id))
 
     def status_index(self, status: str) -> str:
-        return f"{self.prefix}:idx:status:{status}"
+        return self._shard.status_index(status)
 
     def name_index(self, name: str) -> str:
-        return f"{self.prefix}:idx:name:{name}"
+        return self._shard.name_index(name)
+
+    def name_status_index(self, name: str, status: str) -> str:
+        return self._shard.name_status_index(name, status)
 
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
         return f"{self.prefix}:circuit:{app_id}:{activity}"
-
-    def name_status_index(self, name: str, status: str) -> str:
-        return f"{self.prefix}:idx:ns:{name}:{status}"

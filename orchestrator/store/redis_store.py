@@ -16,13 +16,26 @@ import redis
 from ..codec import pack_event, pack_events, pack_script_args, pack_value, unpack_event, unpack_events, unpack_value
 from ..core.errors import FailureDetails
 from ..core.history import HistoryEvent, HistoryFormatError
-from ..core.vocabulary import TERMINAL, UNKNOWN_STATUS, WAIT_ANY
-from . import scripts
+from ..core.vocabulary import (
+    START_KEY,
+    TERMINAL,
+    UNKNOWN_STATUS,
+    WAIT_ANY,
+    Status,
+    member,
+    seq_of,
+    split_member,
+    task_token,
+)
+from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
+from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
-# Codes returned by deliver-style scripts.
-UNKNOWN, FINISHED, DUPLICATE, STORED, WAKE, ALREADY_FIRED = -1, -2, 0, 1, 2, -3
+# The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
+UNKNOWN, FINISHED, DUPLICATE, STORED, WAKE = (DeliverCode.UNKNOWN, DeliverCode.FINISHED, DeliverCode.DUPLICATE,
+                                             DeliverCode.STORED, DeliverCode.WAKE)
+ALREADY_FIRED = FireTimerCode.ALREADY_FIRED
 
 
 @dataclass
@@ -118,6 +131,10 @@ class Commit:
     activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
     pushes: dict[str, list[bytes]] = field(default_factory=dict)  # queue key -> task messages to LPUSH
     eager: dict[str, Any] | None = None  # the activity record run in this process after the commit
+    # The instance's name and the status the step read it in (its snapshot's): they name the index
+    # keys a status change moves it between. Unset, the store finds them (one more round trip).
+    name: str | None = None
+    old_status: str | None = None
 
 
 @dataclass
@@ -173,14 +190,7 @@ class RedisStore:
         self.redis = client
         self.keys = KeySchema(prefix)
         self.prefix = prefix
-        self._create = client.register_script(scripts.CREATE)
-        self._deliver = client.register_script(scripts.DELIVER)
-        self._fire = client.register_script(scripts.FIRE_TIMER)
-        self._commit = client.register_script(scripts.COMMIT)
-        self._release = client.register_script(scripts.RELEASE)
-        self._ack = client.register_script(scripts.ACK_OUTBOX)
-        self._claim = client.register_script(scripts.CLAIM_STALE)
-        self._purge = client.register_script(scripts.PURGE)
+        self.scripts = Scripts(client)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> RedisStore:
@@ -231,21 +241,25 @@ class RedisStore:
             "parent_key": parent_key,
             "parent_app": parent_app,
             "parent_run": parent_run,
-            "push_queue": step_message[0] if step_message else "",
             "push_message": step_message[1] if step_message else "",
         }
         if seed is not None:
             blob["seed"] = {
                 "batch": pack_events(seed.history) if seed.history else "", "fields": seed.fields,
                 "tasks": [key for _, key in seed.timers],
-                "timers": [item for fire_at, key in seed.timers for item in (fire_at, f"{instance_id}|{key}")],
+                "timers": [item for fire_at, key in seed.timers for item in (fire_at, member(instance_id, key))],
                 "inbox": [pack_event(e) for e in seed.inbox],
             }
-        code, status = self._create(
-            keys=[k.meta, k.inbox, k.hist, k.tasks, k.wait, k.outbox, k.children, k.ekeys],
-            args=[self.prefix, instance_id, pack_script_args(blob)],
-        )
-        return int(code), status.decode() if isinstance(status, bytes) else str(status)
+        first = Status.RUNNING if seed is not None else Status.PENDING
+        push_queue = step_message[0] if step_message else None
+        replacing: tuple[str, str] | None = None
+        while True:
+            blob["old_name"], blob["old_status"] = replacing or ("", "")
+            reply = self.scripts.create(k, instance_id, pack_script_args(blob), name=name, first_status=first,
+                                        replacing=replacing, push_queue=push_queue)
+            if reply.code != CreateCode.NEEDS_KEYS:
+                return int(reply.code), reply.status
+            replacing = (reply.name, reply.status)  # the finished instance it replaces: unindex that one
 
     def deliver(
         self,
@@ -289,13 +303,9 @@ class RedisStore:
 
     def _deliver_call(self, instance_id: str, event: HistoryEvent, token: str, task_key: str, now: int,
                       control: bool, failure: bool, idempotency_key: str, load: str, client: Any = None) -> Any:
-        k = self.keys.instance(instance_id)
-        return self._deliver(
-            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist],
-            args=[self.prefix, instance_id, task_key, token, pack_event(event), now,
-                  "1" if control else "0", "1" if failure else "0", idempotency_key, load],
-            client=client,
-        )
+        return self.scripts.deliver(self.keys.instance(instance_id), instance_id, task_key=task_key, token=token,
+                                    packed=pack_event(event), now=now, control=control, failure=failure,
+                                    idempotency_key=idempotency_key, load=load, client=client)
 
     def get_meta(self, instance_id: str) -> InstanceMeta | None:
         raw = self.redis.hgetall(self.keys.instance(instance_id).meta)
@@ -334,14 +344,19 @@ class RedisStore:
             "keep_wait": c.keep_wait, "reset": c.reset,
             "inbox_add": [item for pair in c.inbox_add for item in pair],
             "drop_tasks": c.drop_tasks, "activities": c.activities,
-            "pushes": [item for pair in c.pushes.items() for item in pair],
             "eager": f"{c.eager['gen']}.{c.eager['seq']}" if c.eager is not None else "",
         }
-        code, version, rerun = self._commit(
-            keys=[k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children],
-            args=[self.prefix, instance_id, pack_script_args(blob)],
-        )
-        return CommitResult(ok=code == 1, version=int(version), rerun=bool(rerun), gone=code == -1)
+        push_queues = list(c.pushes)
+        blob["pushes"] = [c.pushes[q] for q in push_queues]
+        name, old_status = c.name, c.old_status
+        while True:
+            blob["name"], blob["old_status"] = name or "", old_status or ""
+            reply = self.scripts.commit(k, instance_id, pack_script_args(blob), name=name or "",
+                                        old_status=old_status or c.status, status=c.status, push_queues=push_queues)
+            if reply.code != CommitCode.NEEDS_KEYS:
+                return CommitResult(ok=reply.code == CommitCode.COMMITTED, version=reply.version, rerun=reply.rerun,
+                                    gone=reply.code == CommitCode.GONE)
+            name, old_status = reply.name, reply.status  # a caller that did not say: now with the right keys
 
     def task_outstanding(self, instance_id: str, task_key: str) -> bool:
         """Does the instance still await the task ``<gen>.<seq>``?"""
@@ -355,7 +370,7 @@ class RedisStore:
         pipe = self.redis.pipeline(transaction=False)
         for instance_id, task_key in attempts:
             pipe.hexists(self.keys.instance(instance_id).tasks, task_key)
-        pipe.zadd(self.keys.activities, {f"{i}|{k}": now for i, k in attempts}, xx=True)
+        pipe.zadd(self.keys.activities, {member(i, k): now for i, k in attempts}, xx=True)
         return [bool(v) for v in pipe.execute()[:-1]]
 
     def eager_tasks(self, instance_id: str) -> list[str]:
@@ -378,14 +393,21 @@ class RedisStore:
     def release(self, instance_id: str) -> bool:
         """Let go of an instance a step found nothing to do for; True if it must run again."""
         k = self.keys.instance(instance_id)
-        return bool(self._release(keys=[k.meta, k.inbox], args=[self.prefix, instance_id]))
+        return self.scripts.release(k, instance_id) == ReleaseCode.AGAIN
 
-    def purge(self, instance_id: str) -> tuple[int, list[str]]:
+    def purge(self, instance_id: str, *, name: str = "", status: str = "") -> tuple[int, list[str]]:
         """(1, child ids) when purged, (-1, []) unknown, (-2, [status]) still running, (-3, [status])
-        finished but its last dispatches are not yet published."""
+        finished but its last dispatches are not yet published. ``name`` / ``status``: what the
+        caller knows of the instance (saves a round trip when right; a wrong guess writes nothing)."""
         k = self.keys.instance(instance_id)
-        reply = self._purge(keys=k.all(), args=[self.prefix, instance_id])
-        return int(reply[0]), [v.decode() for v in reply[1:]]
+        while True:
+            reply = self.scripts.purge(k, instance_id, name=name, status=status)
+            if reply.code == PurgeCode.NEEDS_KEYS:
+                name, status = reply.name, reply.status
+                continue
+            if reply.code == PurgeCode.PURGED:
+                return int(reply.code), list(reply.children)
+            return int(reply.code), [reply.status] if reply.status else []
 
     # -- outbox ---------------------------------------------------------------------------------
     def read_outbox(self, instance_id: str) -> dict[str, bytes]:
@@ -395,14 +417,14 @@ class RedisStore:
     def ack_outbox(self, instance_id: str, dispatch_ids: Iterable[str]) -> None:
         ids = list(dispatch_ids)
         if ids:
-            self._ack(keys=[self.keys.instance(instance_id).outbox], args=[self.prefix, instance_id, *ids])
+            self.scripts.ack_outbox(self.keys.instance(instance_id), instance_id, ids)
 
     def claim_stale(self, which: str, cutoff: int, now: int, limit: int = 500) -> list[str]:
         """Instances in ``ready`` or ``outbox`` marked before ``cutoff``: a step or a publish that a
         crash interrupted; or ``activities`` entries (``<id>|<gen>.<seq>``) silent since ``cutoff``.
         Re-stamped so concurrent sweepers split the work."""
         key = {"ready": self.keys.ready, "outbox": self.keys.outbox, "activities": self.keys.activities}[which]
-        return [v.decode() for v in self._claim(keys=[key], args=[cutoff, now, limit])]
+        return self.scripts.claim_stale(key, cutoff, now, limit)
 
     # -- timers ---------------------------------------------------------------------------------
     def due_timers(self, now: int, limit: int = 1000) -> list[str]:
@@ -410,22 +432,22 @@ class RedisStore:
 
     def fire_timer(self, member: str, event: HistoryEvent | None, now: int) -> tuple[str, int]:
         """Fire one timer index entry (``<id>|<gen>.<seq>`` or ``<id>|start``) at most once."""
-        instance_id, _, key = member.rpartition("|")
+        instance_id, key = split_member(member)
         k = self.keys.instance(instance_id)
-        if key == "start":
-            args = [self.prefix, instance_id, member, "", "", "", now]
+        if key == START_KEY:
+            code = self.scripts.fire_timer(k, instance_id, member=member, task_key="", token="", packed="", now=now)
         else:
-            seq = key.rpartition(".")[2]
             assert event is not None
-            args = [self.prefix, instance_id, member, key, f"t:{seq}", pack_event(event), now]
-        return instance_id, int(self._fire(keys=[k.meta, k.inbox, k.tasks, k.wait], args=args))
+            code = self.scripts.fire_timer(k, instance_id, member=member, task_key=key, token=task_token(seq_of(key)),
+                                           packed=pack_event(event), now=now)
+        return instance_id, int(code)
 
     def drop_timer(self, member: str) -> bool:
         """Remove one timer index entry (the poller drops malformed ones)."""
         return bool(self.redis.zrem(self.keys.timers, member))
 
     def timer_member(self, instance_id: str, generation: int, seq: int) -> str:
-        return f"{instance_id}|{generation}.{seq}"
+        return member(instance_id, make_task_key(generation, seq))
 
     # -- registry of workflow names served by worker pools ---------------------------------------
     def pool_heartbeat(self, app_id: str, now: int) -> None:

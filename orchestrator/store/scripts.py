@@ -1,19 +1,92 @@
-"""Lua scripts: every state change of an instance is one of these, so each is atomic.
+"""The Lua scripts (``store/lua/*.lua``): every state change of an instance is one of them, so each is atomic.
 
-Arguments that are lists or maps travel as one msgpack blob (``cmsgpack`` in Redis; packed without the
-bin type, which Redis's cmsgpack does not read). Wake-up protocol, shared by every script:
+One typed wrapper per script, each with its own result codes (an ``IntEnum``, written into the
+script's header as ``CODE.<NAME>``, so Lua and Python name the same numbers). The wrappers take the
+keys from ``keys.py``'s bundles and pass every one in ``KEYS``: no script builds a key name.
+
+Arguments that are lists or maps travel as one msgpack blob (``cmsgpack`` in Redis; see
+``codec.pack_script_args``). Wake-up protocol, shared by every script (``lua/prelude.lua``):
 
 * a delivery (activity result, timer, event, control) is appended to the inbox with its wake token;
 * it wakes the instance (adds it to ``ready``) only when the blocked workflow's wait is satisfied:
   any awaited token in ``any`` mode, the last one in ``all`` mode, a failure, or a control event;
-* ``ZADD ready NX`` makes exactly one caller responsible for publishing the step (return code 2);
+* ``ZADD ready NX`` makes exactly one caller responsible for publishing the step (``WAKE``);
 * a commit replaces the wait set and re-checks the inbox events that arrived during the step, so a
   delivery that raced with the step is never stranded.
+
+A script that finds it was given the index keys of another name or status than the instance has
+(a caller that did not know them) answers ``NEEDS_KEYS`` with the right ones before writing anything;
+its wrapper asks again with those, so no caller needs an extra read to find them.
 """
 
 from __future__ import annotations
 
-from ..core.vocabulary import CONTROL_TOKEN, TERMINAL, WAIT_ALL, Status
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+from typing import Any
+
+import redis
+
+from ..core.vocabulary import (
+    CONTROL_TOKEN,
+    EAGER_MARK,
+    MEMBER_SEPARATOR,
+    START_KEY,
+    TERMINAL,
+    WAIT_ALL,
+    Status,
+)
+from .keys import InstanceKeys
+
+
+class DeliverCode(IntEnum):
+    UNKNOWN = -1  # no such instance
+    FINISHED = -2  # the instance has finished: nothing is delivered to it any more
+    DUPLICATE = 0  # a result no longer awaited (delivered already, timed out) or a seen idempotency key
+    STORED = 1
+    WAKE = 2  # stored, and the caller must have the step run
+
+
+class FireTimerCode(IntEnum):
+    ALREADY_FIRED = -3  # another poller fired it
+    UNKNOWN = -1
+    FINISHED = -2
+    DUPLICATE = 0
+    STORED = 1
+    WAKE = 2
+
+
+class CreateCode(IntEnum):
+    NEEDS_KEYS = -4
+    TAKEN = -1  # the id belongs to another instance (or a running one)
+    SAME_CALL = 0  # the same child call, published again: it exists already
+    CREATED = 1  # created; its step is scheduled (a later start) or already queued
+    DUE = 2  # created and due now: the caller publishes its step unless the script pushed it
+
+
+class CommitCode(IntEnum):
+    NEEDS_KEYS = -4
+    GONE = -1  # purged meanwhile
+    CONFLICT = 0  # computed from a stale history version: nothing written
+    COMMITTED = 1
+
+
+class ReleaseCode(IntEnum):
+    RELEASED = 0
+    AGAIN = 1  # something arrived meanwhile: run another step
+
+
+class PurgeCode(IntEnum):
+    NEEDS_KEYS = -4
+    PUBLISHING = -3  # finished, but its last dispatches are not yet published
+    RUNNING = -2
+    UNKNOWN = -1
+    PURGED = 1
+
+
+def _lua_table(codes: type[IntEnum]) -> str:
+    return "{" + ", ".join(f"{c.name} = {c.value}" for c in codes) + "}"
 
 
 def _vocabulary() -> str:
@@ -21,317 +94,129 @@ def _vocabulary() -> str:
     statuses = "".join(f"local {s.name} = '{s.value}'\n" for s in Status)
     terminal = ", ".join(f"[{Status(s).name}] = true" for s in sorted(TERMINAL))
     return (f"{statuses}local TERMINAL = {{{terminal}}}\n"
-            f"local CONTROL_TOKEN = '{CONTROL_TOKEN}'\nlocal WAIT_ALL = '{WAIT_ALL}'\n")
+            f"local CONTROL_TOKEN, WAIT_ALL, EAGER_MARK = '{CONTROL_TOKEN}', '{WAIT_ALL}', '{EAGER_MARK}'\n"
+            f"local MEMBER_SEPARATOR, START_KEY = '{MEMBER_SEPARATOR}', '{START_KEY}'\n"
+            f"local DELIVERED = {_lua_table(DeliverCode)}\n")
 
 
-PRELUDE = _vocabulary() + r"""
-local function is_terminal(s)
-  return TERMINAL[s] == true
-end
+def source(name: str, codes: type[IntEnum] | None = None, *, prelude: bool = True) -> str:
+    """The text Redis runs for ``lua/<name>.lua``: the vocabulary, the script's codes, the prelude, the script."""
+    lua = resources.files(__package__).joinpath("lua")
+    parts = [_vocabulary()]
+    if codes is not None:
+        parts.append(f"local CODE = {_lua_table(codes)}\n")
+    if prelude:
+        parts.append(lua.joinpath("prelude.lua").read_text())
+    parts.append(lua.joinpath(f"{name}.lua").read_text())
+    return "\n".join(parts)
 
--- Status indexes: one per status and one per (workflow name, status), so listing by status and name
--- is a range read of one sorted set instead of a filtered walk.
-local function reindex(prefix, id, name, old, new, created)
-  if old then
-    redis.call('ZREM', prefix .. ':idx:status:' .. old, id)
-    redis.call('ZREM', prefix .. ':idx:ns:' .. name .. ':' .. old, id)
-  end
-  if new then
-    redis.call('ZADD', prefix .. ':idx:status:' .. new, created, id)
-    redis.call('ZADD', prefix .. ':idx:ns:' .. name .. ':' .. new, created, id)
-  end
-end
 
--- Drop an instance from every listing index (purge, replace).
-local function unindex(prefix, id, name, status)
-  reindex(prefix, id, name, status, nil, 0)
-  redis.call('ZREM', prefix .. ':idx:all', id)
-  local by_name = prefix .. ':idx:name:' .. name
-  redis.call('ZREM', by_name, id)
-  if redis.call('EXISTS', by_name) == 0 then redis.call('SREM', prefix .. ':idx:names', name) end
-end
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
--- Returns -1 unknown instance, -2 finished, 0 duplicate/late (dropped), 1 stored, 2 stored + wake.
-local function deliver(prefix, id, meta, inbox, tasks, wait, task_key, token, packed, now, control, failure)
-  local status = redis.call('HGET', meta, 'status')
-  if not status then return -1 end
-  if is_terminal(status) then return -2 end
-  if task_key ~= '' then
-    if redis.call('HDEL', tasks, task_key) == 0 then return 0 end
-    redis.call('ZREM', prefix .. ':activities', id .. '|' .. task_key)  -- the attempt is accounted for
-  end
-  redis.call('XADD', inbox, '*', 't', token, 'f', failure, 'e', packed)
-  local wake = false
-  if control == '1' then
-    wake = true
-  elseif status ~= SUSPENDED and status ~= PENDING and redis.call('SREM', wait, token) == 1 then
-    if failure == '1' or redis.call('HGET', meta, 'wmode') ~= WAIT_ALL then
-      wake = true
-    elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
-      wake = true
-    end
-  end
-  if wake and redis.call('ZADD', prefix .. ':ready', 'NX', now, id) == 1 then return 2 end
-  return 1
-end
 
--- After the wait set was replaced: do inbox events that arrived meanwhile satisfy it?
-local function rescan(meta, inbox, wait, status)
-  local mode = redis.call('HGET', meta, 'wmode')
-  local satisfied = false
-  for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
-    local f = entry[2]
-    local token, failure = f[2], f[4]
-    if token == CONTROL_TOKEN then
-      satisfied = true
-    elseif status ~= SUSPENDED and redis.call('SREM', wait, token) == 1 then
-      if failure == '1' or mode ~= WAIT_ALL then
-        satisfied = true
-      elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
-        satisfied = true
-      end
-    end
-  end
-  return satisfied
-end
-"""
+@dataclass(frozen=True)
+class CreateReply:
+    code: CreateCode
+    status: str  # the new instance's, or the existing one's
+    name: str = ""  # with NEEDS_KEYS: the existing instance's name
 
-# KEYS: meta inbox hist tasks wait outbox children ekeys | ARGV: prefix id blob
-CREATE = PRELUDE + r"""
-local meta, inbox = KEYS[1], KEYS[2]
-local prefix, id = ARGV[1], ARGV[2]
-local c = cmsgpack.unpack(ARGV[3])
-local status = redis.call('HGET', meta, 'status')
-if status then
-  local old = redis.call('HMGET', meta, 'name', 'parent', 'parent_run', 'parent_key')
-  -- The same call (parent run, generation and sequence) of the same parent: a republished outbox.
-  if c.parent ~= '' and old[2] == c.parent and old[3] == c.parent_run and old[4] == c.parent_key then
-    return {0, status}
-  end
-  -- A finished child of an earlier call of the same parent (an earlier generation, a replaced run,
-  -- or the same explicit child id called again): the id is the parent's to reuse, so it starts over.
-  local stale_child = c.parent ~= '' and old[2] == c.parent and is_terminal(status)
-  if not ((c.replace or stale_child) and is_terminal(status)) then return {-1, status} end
-  unindex(prefix, id, old[1], status)
-  redis.call('DEL', unpack(KEYS))
-end
-local seed = c.seed
-local first = seed and RUNNING or PENDING
-redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', first, 'input', c.input,
-  'created', c.now, 'updated', c.now, 'ver', 0, 'gen', 0)
-if c.parent ~= '' then
-  redis.call('HSET', meta, 'parent', c.parent, 'parent_key', c.parent_key, 'parent_app', c.parent_app,
-    'parent_run', c.parent_run)
-end
-redis.call('ZADD', prefix .. ':idx:all', c.now, id)
-redis.call('ZADD', prefix .. ':idx:name:' .. c.name, c.now, id)
-redis.call('SADD', prefix .. ':idx:names', c.name)
-reindex(prefix, id, c.name, nil, first, c.now)
-if seed then
-  -- A rerun (client.rerun_workflow): created already holding the history it takes over (version 1),
-  -- its first step's inbox, and the timers it re-arms, in this one write.
-  if seed.batch ~= '' then redis.call('XADD', KEYS[3], '1-1', 'e', seed.batch) end
-  redis.call('HSET', meta, 'ver', 1)
-  for k, v in pairs(seed.fields) do redis.call('HSET', meta, k, v) end
-  for _, key in ipairs(seed.tasks) do redis.call('HSET', KEYS[4], key, 1) end
-  for i = 1, #seed.timers, 2 do redis.call('ZADD', prefix .. ':timers', seed.timers[i], seed.timers[i + 1]) end
-  for _, packed in ipairs(seed.inbox) do redis.call('XADD', inbox, '*', 't', CONTROL_TOKEN, 'f', '0', 'e', packed) end
-else
-  redis.call('XADD', inbox, '*', 't', CONTROL_TOKEN, 'f', '0', 'e', c.started)
-end
-if c.start_at > c.now then
-  redis.call('ZADD', prefix .. ':timers', c.start_at, id .. '|start')
-  return {1, first}
-end
-if redis.call('ZADD', prefix .. ':ready', 'NX', c.now, id) == 1 then
-  -- The first step's message, when the broker is this Redis: queued iff the instance exists.
-  if c.push_queue and c.push_queue ~= '' then redis.call('LPUSH', c.push_queue, c.push_message) end
-  return {2, first}
-end
-return {1, first}
-"""
 
-# KEYS: meta inbox tasks wait ekeys hist | ARGV: prefix id task_key token packed now control failure
-#       idempotency_key load
-# An external event raised with an idempotency key the instance has already received is dropped
-# (code 0, like a duplicate task result); the key is remembered only when the event was stored.
-# With ``load`` ('-' for all history, or a version: only what was committed after it), a delivery
-# that wakes the instance also returns what its step reads, {2, meta, history, inbox}, in one atomic
-# reply: the deliverer runs that step next, and saves itself the round trip of loading it.
-DELIVER = PRELUDE + r"""
-local idem = ARGV[9] or ''
-if idem ~= '' and redis.call('SISMEMBER', KEYS[5], idem) == 1 then return 0 end
-local code = deliver(ARGV[1], ARGV[2], KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5],
-  tonumber(ARGV[6]), ARGV[7], ARGV[8])
-if idem ~= '' and code > 0 then redis.call('SADD', KEYS[5], idem) end
-local load = ARGV[10] or ''
-if code ~= 2 or load == '' then return code end
-local after = load == '-' and '-' or ('(' .. load .. '-1')
-return {code, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[6], after, '+'),
-  redis.call('XRANGE', KEYS[2], '-', '+')}
-"""
+@dataclass(frozen=True)
+class CommitReply:
+    code: CommitCode
+    version: int = 0
+    rerun: bool = False
+    status: str = ""  # with NEEDS_KEYS: the instance's status and name
+    name: str = ""
 
-# KEYS: meta inbox tasks wait | ARGV: prefix id member task_key token packed now
-# Removing the timer from the index and delivering it happen together: many pollers, one firing.
-FIRE_TIMER = PRELUDE + r"""
-local prefix, id = ARGV[1], ARGV[2]
-if redis.call('ZREM', prefix .. ':timers', ARGV[3]) == 0 then return -3 end
-if ARGV[4] == '' then
-  local status = redis.call('HGET', KEYS[1], 'status')
-  if not status or is_terminal(status) then return -2 end
-  if redis.call('ZADD', prefix .. ':ready', 'NX', tonumber(ARGV[7]), id) == 1 then return 2 end
-  return 1
-end
-return deliver(prefix, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6],
-  tonumber(ARGV[7]), '0', '0')
-"""
 
-# KEYS: meta hist inbox tasks wait outbox children | ARGV: prefix id blob
-# Returns {1, version, rerun} on success, {0, current version} on a version conflict, {-1} if gone.
-COMMIT = PRELUDE + r"""
-local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local prefix, id = ARGV[1], ARGV[2]
-local c = cmsgpack.unpack(ARGV[3])
-local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
-if not cur[1] then return {-1, 0, 0} end
-local ver = tonumber(cur[1])
-if ver ~= c.ver then return {0, ver, 0} end
-for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
--- An emptied stream still holds a preallocated node; the next delivery recreates it.
-if #c.consumed > 0 and redis.call('XLEN', inbox) == 0 then redis.call('DEL', inbox) end
-if c.reset then
-  -- Timers the old generation left pending would fire into the new one's task keys: drop them.
-  for _, key in ipairs(redis.call('HKEYS', tasks)) do
-    redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
-    redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
-  end
-  redis.call('DEL', hist, tasks)
-  redis.call('HINCRBY', meta, 'gen', 1)
-end
-ver = ver + 1
-if c.batch ~= '' then redis.call('XADD', hist, ver .. '-1', 'e', c.batch) end
-redis.call('HSET', meta, 'ver', ver, 'updated', c.now, 'status', c.status)
-for k, v in pairs(c.fields) do redis.call('HSET', meta, k, v) end
-for _, k in ipairs(c.drop_fields) do redis.call('HDEL', meta, k) end
--- Tasks the step stopped waiting for (a timed-out attempt, a disarmed timeout timer): a late
--- delivery for them is then dropped by deliver(), and a pending timer never fires.
-for _, key in ipairs(c.drop_tasks or {}) do
-  redis.call('HDEL', tasks, key)
-  redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
-  redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
-end
-for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
--- An activity the committing process runs itself (eager): marked, so that the redelivery of that
--- process's message after a crash can find it and queue it.
-if c.eager and c.eager ~= '' then redis.call('HSET', tasks, c.eager, 'e') end
--- Activity attempts dispatched by this step: a sweeper publishes one again if it shows no sign of
--- life for a visibility timeout (its message can be lost between a worker's fetch and its ack record).
-for _, key in ipairs(c.activities or {}) do redis.call('ZADD', prefix .. ':activities', c.now, id .. '|' .. key) end
-if #c.outbox > 0 then
-  for i = 1, #c.outbox, 2 do redis.call('HSET', outbox, c.outbox[i], c.outbox[i + 1]) end
-  redis.call('ZADD', prefix .. ':outbox', 'NX', c.now, id)
-end
--- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
-local pushes = c.pushes or {}
-for i = 1, #pushes, 2 do
-  local queue, messages = pushes[i], pushes[i + 1]
-  for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
-end
-for i = 1, #c.timers, 2 do redis.call('ZADD', prefix .. ':timers', c.timers[i], c.timers[i + 1]) end
-for _, child in ipairs(c.children) do redis.call('SADD', children, child) end
-for i = 1, #c.inbox_add, 2 do
-  redis.call('XADD', inbox, '*', 't', c.inbox_add[i], 'f', '0', 'e', c.inbox_add[i + 1])
-end
-if cur[2] ~= c.status then reindex(prefix, id, cur[4], cur[2], c.status, cur[3]) end
-if is_terminal(c.status) then
-  for _, key in ipairs(redis.call('HKEYS', tasks)) do
-    redis.call('ZREM', prefix .. ':timers', id .. '|' .. key)
-    redis.call('ZREM', prefix .. ':activities', id .. '|' .. key)
-  end
-  redis.call('ZREM', prefix .. ':timers', id .. '|start')  -- terminated before its scheduled start
-  redis.call('DEL', wait, tasks)
-  redis.call('HDEL', meta, 'wmode', 'wleft')
-  redis.call('ZREM', prefix .. ':ready', id)
-  return {1, ver, 0}
-end
-if not c.keep_wait then
-  redis.call('DEL', wait)
-  for i = 1, #c.wait, 500 do
-    redis.call('SADD', wait, unpack(c.wait, i, math.min(i + 499, #c.wait)))
-  end
-  redis.call('HSET', meta, 'wmode', c.wait_mode, 'wleft', #c.wait)
-end
-if rescan(meta, inbox, wait, c.status) then
-  redis.call('ZADD', prefix .. ':ready', c.now, id)
-  return {1, ver, 1}
-end
-redis.call('ZREM', prefix .. ':ready', id)
-return {1, ver, 0}
-"""
+@dataclass(frozen=True)
+class PurgeReply:
+    code: PurgeCode
+    status: str = ""
+    name: str = ""
+    children: tuple[str, ...] = ()
 
-# KEYS: meta inbox | ARGV: prefix id
-# A step that found nothing to consume lets go of the instance, unless something arrived since.
-RELEASE = PRELUDE + r"""
-local prefix, id = ARGV[1], ARGV[2]
-local status = redis.call('HGET', KEYS[1], 'status')
-if status and not is_terminal(status) then
-  if status == SUSPENDED then
-    for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
-      if entry[2][2] == CONTROL_TOKEN then return 1 end
-    end
-  elseif redis.call('XLEN', KEYS[2]) > 0 then
-    return 1
-  end
-end
-redis.call('ZREM', prefix .. ':ready', id)
-return 0
-"""
 
-# KEYS: outbox | ARGV: prefix id dispatch_id...
-ACK_OUTBOX = r"""
-for i = 3, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', ARGV[1] .. ':outbox', ARGV[2]) end
-return 1
-"""
+class Scripts:
+    """The store's scripts registered on one client; one typed method per script."""
 
-# KEYS: zset | ARGV: cutoff now limit — take entries older than cutoff and re-stamp them, so two
-# sweepers running at once do not both pick the same entry.
-CLAIM_STALE = r"""
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
-return ids
-"""
+    def __init__(self, client: redis.Redis) -> None:
+        self._create = client.register_script(source("create", CreateCode))
+        self._deliver = client.register_script(source("deliver", DeliverCode))
+        self._fire_timer = client.register_script(source("fire_timer", FireTimerCode))
+        self._commit = client.register_script(source("commit", CommitCode))
+        self._release = client.register_script(source("release", ReleaseCode))
+        self._purge = client.register_script(source("purge", PurgeCode))
+        self._ack_outbox = client.register_script(source("ack_outbox", prelude=False))
+        self._claim_stale = client.register_script(source("claim_stale", prelude=False))
+        self._circuit_failure = client.register_script(source("circuit_failure", prelude=False))
 
-# KEYS: meta hist inbox tasks wait outbox children | ARGV: prefix id
-# Returns {-1} unknown, {-2, status} still running, {-3, status} finished but its last dispatches
-# (parent notification, recursive terminate) are not yet published, {1, child ids...} purged.
-PURGE = PRELUDE + r"""
-local prefix, id = ARGV[1], ARGV[2]
-local m = redis.call('HMGET', KEYS[1], 'status', 'name')
-if not m[1] then return {-1} end
-if not is_terminal(m[1]) then return {-2, m[1]} end
-if redis.call('EXISTS', KEYS[6]) == 1 then return {-3, m[1]} end
-local kids = redis.call('SMEMBERS', KEYS[7])
-unindex(prefix, id, m[2], m[1])
-redis.call('ZREM', prefix .. ':timers', id .. '|start')
-redis.call('ZREM', prefix .. ':ready', id)
-redis.call('ZREM', prefix .. ':outbox', id)
-redis.call('DEL', unpack(KEYS))
-local out = {1}
-for _, k in ipairs(kids) do table.insert(out, k) end
-return out
-"""
+    def create(self, k: InstanceKeys, instance_id: str, blob: bytes, *, name: str, first_status: str,
+               replacing: tuple[str, str] | None, push_queue: str | None) -> CreateReply:
+        """``replacing``: (name, status) of the finished instance the caller expects to replace."""
+        old_name, old_status = replacing or (name, first_status)
+        keys = [*k.own(), k.shard.ready, k.shard.timers, k.shard.index_all, k.shard.index_names,
+                *k.shard.listing(name, first_status), *k.shard.listing(old_name, old_status)]
+        if push_queue:
+            keys.append(push_queue)
+        reply = self._create(keys=keys, args=[instance_id, blob])
+        return CreateReply(CreateCode(int(reply[0])), _text(reply[1]), _text(reply[2]) if len(reply) > 2 else "")
 
-# KEYS: circuit hash of one activity (see worker/circuit.py) | ARGV: now threshold cooldown_ms
-# One more consecutive failure; at the threshold the circuit opens until now + cooldown and keeps
-# threshold - 1 failures, so after the cool-down one more failure reopens it at once (half-open).
-# Returns the open-until time in ms when this failure opened it, else 0.
-CIRCUIT_FAILURE = r"""
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local threshold = tonumber(ARGV[2])
-if failures < threshold then return 0 end
-local open_until = tonumber(ARGV[1]) + tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], 'failures', threshold - 1, 'open_until', open_until)
-redis.call('HINCRBY', KEYS[1], 'opened', 1)
-return open_until
-"""
+    def deliver(self, k: InstanceKeys, instance_id: str, *, task_key: str, token: str, packed: bytes, now: int,
+                control: bool, failure: bool, idempotency_key: str = "", load: str = "", client: Any = None) -> Any:
+        """A ``DeliverCode``, or with ``load`` and a wake ``[code, meta, history, inbox]`` raw from Redis.
+        With ``client`` a pipeline, queued on it (the caller reads the code from its results)."""
+        return self._deliver(
+            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist, k.shard.activities, k.shard.ready],
+            args=[instance_id, task_key, token, packed, now, "1" if control else "0", "1" if failure else "0",
+                  idempotency_key, load],
+            client=client)
+
+    def fire_timer(self, k: InstanceKeys, instance_id: str, *, member: str, task_key: str, token: str,
+                   packed: bytes | str, now: int) -> FireTimerCode:
+        reply = self._fire_timer(keys=[k.meta, k.inbox, k.tasks, k.wait, k.shard.timers, k.shard.activities,
+                                       k.shard.ready],
+                                 args=[instance_id, member, task_key, token, packed, now])
+        return FireTimerCode(int(reply))
+
+    def commit(self, k: InstanceKeys, instance_id: str, blob: bytes, *, name: str, old_status: str,
+               status: str, push_queues: list[str]) -> CommitReply:
+        keys = [k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children, k.shard.ready, k.shard.outbox,
+                k.shard.timers, k.shard.activities, k.shard.status_index(old_status),
+                k.shard.name_status_index(name, old_status), k.shard.status_index(status),
+                k.shard.name_status_index(name, status), *push_queues]
+        code, first, second = self._commit(keys=keys, args=[instance_id, blob])
+        if int(code) == CommitCode.NEEDS_KEYS:
+            return CommitReply(CommitCode.NEEDS_KEYS, status=_text(first), name=_text(second))
+        return CommitReply(CommitCode(int(code)), int(first), bool(second))
+
+    def release(self, k: InstanceKeys, instance_id: str) -> ReleaseCode:
+        return ReleaseCode(int(self._release(keys=[k.meta, k.inbox, k.shard.ready], args=[instance_id])))
+
+    def purge(self, k: InstanceKeys, instance_id: str, *, name: str, status: str) -> PurgeReply:
+        keys = [*k.own(), k.shard.ready, k.shard.outbox, k.shard.timers, k.shard.index_all, k.shard.index_names,
+                *k.shard.listing(name, status)]
+        reply = self._purge(keys=keys, args=[instance_id, status, name])
+        code = PurgeCode(int(reply[0]))
+        rest = [_text(v) for v in reply[1:]]
+        if code == PurgeCode.PURGED:
+            return PurgeReply(code, children=tuple(rest))
+        if code == PurgeCode.NEEDS_KEYS:
+            return PurgeReply(code, rest[0], rest[1])
+        return PurgeReply(code, rest[0] if rest else "")
+
+    def ack_outbox(self, k: InstanceKeys, instance_id: str, dispatch_ids: list[str]) -> None:
+        self._ack_outbox(keys=[k.outbox, k.shard.outbox], args=[instance_id, *dispatch_ids])
+
+    def claim_stale(self, key: str, cutoff: int, now: int, limit: int) -> list[str]:
+        return [_text(v) for v in self._claim_stale(keys=[key], args=[cutoff, now, limit])]
+
+    def circuit_failure(self, key: str, now: int, threshold: int, cooldown_ms: int) -> int:
+        """The open-until time (ms) when this failure opened the circuit, else 0."""
+        return int(self._circuit_failure(keys=[key], args=[now, threshold, cooldown_ms]))
+
+
+__all__ = ["CommitCode", "CommitReply", "CreateCode", "CreateReply", "DeliverCode", "FireTimerCode", "PurgeCode",
+           "PurgeReply", "ReleaseCode", "Scripts", "source"]

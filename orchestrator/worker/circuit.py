@@ -37,7 +37,7 @@ class CircuitBreaker:
         self.app_id = app_id
         self.threshold = threshold
         self.cooldown_ms = int(cooldown * 1000)
-        self._failure = client.register_script(scripts.CIRCUIT_FAILURE)
+        self._failure = client.register_script(scripts.source("circuit_failure", prelude=False))
 
     @property
     def enabled(self) -> bool:

@@ -141,6 +141,7 @@ class Engine:
                     continue
                 return
             commit, execution = decision
+            commit.name, commit.old_status = snap.meta.name, snap.meta.status
             result = self.store.commit(instance_id, commit)
             if result.gone:
                 return

@@ -129,7 +129,8 @@ def fail_unreadable(engine: Engine, instance_id: str, err: HistoryFormatError) -
                              "are left as they are", "HistoryFormatError", None)
     log.error("%s", failure.message, extra={"instance_id": instance_id, "workflow": meta.name})
     commit = Commit(version=meta.version, now=now, status=Status.FAILED, keep_wait=True,
-                    fields={"failure": pack_value(failure.to_list()), "completed": now})
+                    fields={"failure": pack_value(failure.to_list()), "completed": now},
+                    name=meta.name, old_status=meta.status)
     engine._notify_parent(meta, commit, ok=False, value=failure)
     result = store.commit(instance_id, commit)
     if result.ok:

@@ -1,0 +1,89 @@
+-- COMMIT: one orchestration step's writes, applied iff the history version is still c.ver.
+-- KEYS: meta hist inbox tasks wait outbox children (the instance's), ready outbox-index timers
+--       activities (its shard's), the status index and name x status index of the status the
+--       caller read (c.old_status) and of the status it commits (c.status), then the queues of
+--       c.pushes in order.
+-- ARGV: id, blob (msgpack: see RedisStore.commit).
+-- Returns {CODE.COMMITTED, version, rerun}, {CODE.CONFLICT, current version, 0} (a stale step,
+-- nothing written), {CODE.GONE, 0, 0}, or {CODE.NEEDS_KEYS, status, name} when the status moves
+-- but the caller's c.old_status / c.name are not the instance's (nothing written).
+local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local id = ARGV[1]
+local c = cmsgpack.unpack(ARGV[2])
+local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
+if not cur[1] then return {CODE.GONE, 0, 0} end
+local ver = tonumber(cur[1])
+if ver ~= c.ver then return {CODE.CONFLICT, ver, 0} end
+local moves = cur[2] ~= c.status
+if moves and (cur[2] ~= c.old_status or cur[4] ~= c.name) then return {CODE.NEEDS_KEYS, cur[2], cur[4]} end
+for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
+-- An emptied stream still holds a preallocated node; the next delivery recreates it.
+if #c.consumed > 0 and redis.call('XLEN', inbox) == 0 then redis.call('DEL', inbox) end
+if c.reset then
+  -- Timers the old generation left pending would fire into the new one's task keys: drop them.
+  for _, key in ipairs(redis.call('HKEYS', tasks)) do
+    redis.call('ZREM', timers, member(id, key))
+    redis.call('ZREM', activities, member(id, key))
+  end
+  redis.call('DEL', hist, tasks)
+  redis.call('HINCRBY', meta, 'gen', 1)
+end
+ver = ver + 1
+if c.batch ~= '' then redis.call('XADD', hist, ver .. '-1', 'e', c.batch) end
+redis.call('HSET', meta, 'ver', ver, 'updated', c.now, 'status', c.status)
+for f, v in pairs(c.fields) do redis.call('HSET', meta, f, v) end
+for _, f in ipairs(c.drop_fields) do redis.call('HDEL', meta, f) end
+-- Tasks the step stopped waiting for (a timed-out attempt, a disarmed timeout timer): a late
+-- delivery for them is then dropped by deliver(), and a pending timer never fires.
+for _, key in ipairs(c.drop_tasks or {}) do
+  redis.call('HDEL', tasks, key)
+  redis.call('ZREM', timers, member(id, key))
+  redis.call('ZREM', activities, member(id, key))
+end
+for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
+-- An activity the committing process runs itself (eager): marked, so that the redelivery of that
+-- process's message after a crash can find it and queue it.
+if c.eager and c.eager ~= '' then redis.call('HSET', tasks, c.eager, EAGER_MARK) end
+-- Activity attempts dispatched by this step: a sweeper publishes one again if it shows no sign of
+-- life for a visibility timeout (its message can be lost between a worker's fetch and its ack record).
+for _, key in ipairs(c.activities or {}) do redis.call('ZADD', activities, c.now, member(id, key)) end
+if #c.outbox > 0 then
+  for i = 1, #c.outbox, 2 do redis.call('HSET', outbox, c.outbox[i], c.outbox[i + 1]) end
+  redis.call('ZADD', outbox_index, 'NX', c.now, id)
+end
+-- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
+for q, messages in ipairs(c.pushes or {}) do
+  local queue = KEYS[15 + q]
+  for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
+end
+for i = 1, #c.timers, 2 do redis.call('ZADD', timers, c.timers[i], c.timers[i + 1]) end
+for _, child in ipairs(c.children) do redis.call('SADD', children, child) end
+for i = 1, #c.inbox_add, 2 do
+  redis.call('XADD', inbox, '*', 't', c.inbox_add[i], 'f', '0', 'e', c.inbox_add[i + 1])
+end
+if moves then reindex(id, {KEYS[12], KEYS[13]}, {KEYS[14], KEYS[15]}, cur[3]) end
+if is_terminal(c.status) then
+  for _, key in ipairs(redis.call('HKEYS', tasks)) do
+    redis.call('ZREM', timers, member(id, key))
+    redis.call('ZREM', activities, member(id, key))
+  end
+  redis.call('ZREM', timers, member(id, START_KEY))  -- terminated before its scheduled start
+  redis.call('DEL', wait, tasks)
+  redis.call('HDEL', meta, 'wmode', 'wleft')
+  redis.call('ZREM', ready, id)
+  return {CODE.COMMITTED, ver, 0}
+end
+if not c.keep_wait then
+  redis.call('DEL', wait)
+  for i = 1, #c.wait, 500 do
+    redis.call('SADD', wait, unpack(c.wait, i, math.min(i + 499, #c.wait)))
+  end
+  redis.call('HSET', meta, 'wmode', c.wait_mode, 'wleft', #c.wait)
+end
+if rescan(meta, inbox, wait, c.status) then
+  redis.call('ZADD', ready, c.now, id)
+  return {CODE.COMMITTED, ver, 1}
+end
+redis.call('ZREM', ready, id)
+return {CODE.COMMITTED, ver, 0}

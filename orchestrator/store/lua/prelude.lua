@@ -1,0 +1,79 @@
+-- Shared by the instance scripts (create, deliver, fire_timer, commit, release, purge). The loader
+-- (store/scripts.py) puts before it the vocabulary (statuses, TERMINAL, tokens) and the script's own
+-- result codes (CODE.*). No key is built here: every key arrives in KEYS, in the order keys.py gives.
+
+local function is_terminal(s)
+  return TERMINAL[s] == true
+end
+
+local function member(id, key)
+  return id .. MEMBER_SEPARATOR .. key
+end
+
+-- Status indexes: one per status and one per (workflow name, status), so listing by status and name
+-- is a range read of one sorted set instead of a filtered walk. ``old`` / ``new`` are
+-- {status index, name x status index} of the status left / entered, or nil.
+local function reindex(id, old, new, created)
+  if old then
+    redis.call('ZREM', old[1], id)
+    redis.call('ZREM', old[2], id)
+  end
+  if new then
+    redis.call('ZADD', new[1], created, id)
+    redis.call('ZADD', new[2], created, id)
+  end
+end
+
+-- Drop an instance from every listing index (purge, replace). ``idx`` = {all, names, name index,
+-- status index, name x status index} of the instance's name and status.
+local function unindex(id, name, idx)
+  reindex(id, {idx[4], idx[5]}, nil, 0)
+  redis.call('ZREM', idx[1], id)
+  redis.call('ZREM', idx[3], id)
+  if redis.call('EXISTS', idx[3]) == 0 then redis.call('SREM', idx[2], name) end
+end
+
+-- Put a delivery in the inbox and wake the instance when the blocked workflow's wait is satisfied.
+-- ``k`` = {meta, inbox, tasks, wait, activities, ready}. Returns a DELIVERED code.
+local function deliver(id, k, task_key, token, packed, now, control, failure)
+  local status = redis.call('HGET', k.meta, 'status')
+  if not status then return DELIVERED.UNKNOWN end
+  if is_terminal(status) then return DELIVERED.FINISHED end
+  if task_key ~= '' then
+    if redis.call('HDEL', k.tasks, task_key) == 0 then return DELIVERED.DUPLICATE end
+    redis.call('ZREM', k.activities, member(id, task_key))  -- the attempt is accounted for
+  end
+  redis.call('XADD', k.inbox, '*', 't', token, 'f', failure, 'e', packed)
+  local wake = false
+  if control == '1' then
+    wake = true
+  elseif status ~= SUSPENDED and status ~= PENDING and redis.call('SREM', k.wait, token) == 1 then
+    if failure == '1' or redis.call('HGET', k.meta, 'wmode') ~= WAIT_ALL then
+      wake = true
+    elseif redis.call('HINCRBY', k.meta, 'wleft', -1) <= 0 then
+      wake = true
+    end
+  end
+  if wake and redis.call('ZADD', k.ready, 'NX', now, id) == 1 then return DELIVERED.WAKE end
+  return DELIVERED.STORED
+end
+
+-- After the wait set was replaced: do inbox events that arrived meanwhile satisfy it?
+local function rescan(meta, inbox, wait, status)
+  local mode = redis.call('HGET', meta, 'wmode')
+  local satisfied = false
+  for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
+    local f = entry[2]
+    local token, failure = f[2], f[4]
+    if token == CONTROL_TOKEN then
+      satisfied = true
+    elseif status ~= SUSPENDED and redis.call('SREM', wait, token) == 1 then
+      if failure == '1' or mode ~= WAIT_ALL then
+        satisfied = true
+      elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
+        satisfied = true
+      end
+    end
+  end
+  return satisfied
+end
