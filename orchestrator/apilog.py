@@ -28,12 +28,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import redis
-
 from .core.context import registered_name
+from .store import monitoring
+from .store.connection import StoreError
+from .store.keys import KeySchema
 
 log = logging.getLogger("orchestrator.apilog")
-MAXLEN = 10_000
+MAXLEN = monitoring.API_LOG_MAXLEN
 FIELDS = ("ts", "caller", "op", "instance", "result", "detail")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +43,7 @@ _listeners: list[Callable[[dict[str, str]], None]] = []
 
 
 def stream_key(prefix: str) -> str:
-    return f"{prefix}:apilog"
+    return KeySchema(prefix).apilog
 
 
 @contextlib.contextmanager
@@ -65,15 +66,14 @@ def remove_listener(fn: Callable[[dict[str, str]], None]) -> None:
         _listeners.remove(fn)
 
 
-def write(client: redis.Redis, prefix: str, *, caller: str, op: str, instance: str, result: str,
+def write(store: Any, *, caller: str, op: str, instance: str, result: str,
           detail: str = "", ts: int | None = None) -> dict[str, str]:
     """Append one entry; returns it (with its stream ``id`` when the write succeeded)."""
     entry = {"ts": str(ts if ts is not None else int(time.time() * 1000)), "caller": caller, "op": op,
              "instance": instance, "result": result[:500], "detail": detail[:200]}
     try:
-        entry_id = client.xadd(stream_key(prefix), entry, maxlen=MAXLEN, approximate=True)
-        entry["id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    except redis.RedisError as exc:
+        entry["id"] = monitoring.append_api_log(store, entry)
+    except StoreError as exc:
         log.warning("could not write the API log entry %s: %s", entry, exc)
     for listener in list(_listeners):
         try:
@@ -83,7 +83,7 @@ def write(client: redis.Redis, prefix: str, *, caller: str, op: str, instance: s
     return entry
 
 
-def read(client: redis.Redis, prefix: str, *, after: str | None = None, before: str | None = None,
+def read(store: Any, *, after: str | None = None, before: str | None = None,
          limit: int = 100) -> list[dict[str, str]]:
     """Newest first. ``after``: only entries newer than that stream id (for live polling);
     ``before``: only entries older than it (for paging back)."""
@@ -91,13 +91,7 @@ def read(client: redis.Redis, prefix: str, *, after: str | None = None, before: 
         raise ValueError(f"limit must be between 1 and 1000, got {limit}")
     high = f"({before}" if before else "+"
     low = f"({after}" if after else "-"
-    rows = client.xrevrange(stream_key(prefix), high, low, count=limit)
-    out = []
-    for entry_id, fields in rows:
-        item = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-        item["id"] = entry_id.decode()
-        out.append(item)
-    return out
+    return monitoring.read_api_log(store, high=high, low=low, limit=limit)
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -145,7 +139,7 @@ def _record(client: Any, op: str, instance: str, result: str, detail: str) -> No
     if store is None:
         return
     caller = _caller.get() or getattr(client, "caller", None) or "client"
-    write(store.redis, store.prefix, caller=caller, op=op, instance=instance, result=result, detail=detail)
+    write(store, caller=caller, op=op, instance=instance, result=result, detail=detail)
 
 
 __all__ = ["MAXLEN", "FIELDS", "stream_key", "as_caller", "add_listener", "remove_listener", "write", "read",

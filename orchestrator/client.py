@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import kombu.exceptions
-import redis
 
-from . import apilog
+from . import apilog, metrics
 from .codec import pack_value
 from .core.context import registered_name, to_ms
 from .core.errors import (
@@ -39,11 +38,13 @@ from .core.history import (
 from .core.payload import to_json_compatible
 from .core.registry import Registry
 from .core.rerun import KEEP_INPUT, plan_rerun
-from .core.vocabulary import CONTROL_TOKEN, event_token
+from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
 from .query import InstancePage, InstanceQuery
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
+from .store import monitoring
+from .store.connection import StoreError, StoreUnavailable
 from .store.keys import validate_instance_id
 from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed
 from .worker.celery_app import CeleryPublisher, create_celery_app
@@ -67,6 +68,7 @@ class WorkflowClient:
         self.store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
         self._publisher = CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
         self._apps: dict[str, tuple[float, str]] = {}  # workflow name -> (looked up at, app id)
+        self._broker: Any = None  # the broker's Redis client, for queue lengths (built on first use)
         self.caller = "client"  # who the API log names for this client's calls (the CLI/HTTP set theirs)
 
     # -- starting -------------------------------------------------------------------------------
@@ -242,6 +244,30 @@ class WorkflowClient:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return InstanceQuery(self.store).pending_calls(instance_id)
 
+    # -- operations (the HTTP API's health and /metrics) ---------------------------------------
+    def ping(self) -> bool:
+        """Does the store answer? Raises when it cannot be reached."""
+        return self.store.ping()
+
+    def recorded_metrics(self) -> dict[str, Any]:
+        """The metrics every process recorded, aggregated (``orchestrator.metrics.read_recorded``)."""
+        return metrics.read_recorded(self.store)
+
+    def backlog(self) -> dict[str, float]:
+        """Ready and outbox instances, pending and due timers, the oldest due timer's lag (seconds)."""
+        return metrics.live_gauges(self.store, _now_ms())
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Messages waiting in the Celery queue of every app that registered workflows (Redis brokers
+        only: empty for another broker)."""
+        broker = self.settings.broker
+        if not broker.startswith(("redis://", "rediss://", "unix://")):
+            return {}
+        if self._broker is None:
+            self._broker = monitoring.broker_client(self.store, broker)
+        apps = set(self.store.registered_workflows().values())
+        return monitoring.queue_lengths(self._broker, (queue_name(app) for app in apps))
+
     # -- steering -------------------------------------------------------------------------------
     @apilog.logged("raise_event")
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None,
@@ -351,7 +377,7 @@ class WorkflowClient:
         step within ``stale_after`` seconds: the call has succeeded and must not invite a retry."""
         try:
             self._publisher.send_step(instance_id, app)
-        except (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError) as exc:
+        except (kombu.exceptions.OperationalError, StoreUnavailable) as exc:
             log.warning("instance %s: could not publish its step (%s); a sweeper will", instance_id, exc)
 
     def _payload(self, value: Any, what: str) -> Any:
@@ -364,3 +390,6 @@ class WorkflowClient:
 
 
 DaprWorkflowClient = WorkflowClient
+# What a call raises when the store cannot be used (redis-py's errors; see store/connection.py), for the
+# edges (CLI, HTTP, dashboard) to catch without importing the store.
+__all__ = ["DaprWorkflowClient", "StoreError", "StoreUnavailable", "WorkflowClient"]

@@ -19,9 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from .store.connection import Probe
 
 __all__ = ["EmbeddedRedis", "find_redis_server", "free_port"]
 
@@ -157,26 +155,17 @@ class EmbeddedRedis:
         deadline = time.monotonic() + _START_TIMEOUT_S
         # No client-side retries: redis-py's default backoff would stall each
         # failed PING for seconds and delay noticing that the process died.
-        client = redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            socket_connect_timeout=0.5,
-            socket_timeout=0.5,
-            retry=Retry(NoBackoff(), 0),
-        )
+        probe = Probe("127.0.0.1", self.port)
         try:
             while time.monotonic() < deadline:
                 assert self._proc is not None
                 if self._proc.poll() is not None:
                     self._fail(f"redis-server exited with code {self._proc.returncode}")
-                try:
-                    if client.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-                    pass
+                if probe.answers():
+                    return
                 time.sleep(0.05)
         finally:
-            client.close()
+            probe.close()
         self.kill()
         self._fail(f"redis-server did not answer PING within {_START_TIMEOUT_S:.0f}s")
 

@@ -9,8 +9,8 @@ second. The HTTP API's ``/metrics`` turns that hash, plus gauges read live from 
 (ready/outbox/timer backlog, queue lengths, instances by status), into Prometheus exposition.
 
 So recording needs nothing but redis-py (workers do not need prometheus_client), and ``/metrics``
-on any API replica shows cluster-wide totals. Exposition uses prometheus_client (extra ``http``);
-without it :func:`render` raises :class:`MetricsUnavailable` and recording still works. A crash
+on any API replica shows cluster-wide totals. Exposition (``orchestrator.http.prometheus``) uses
+prometheus_client (extra ``http``); recording works without it. A crash
 loses at most the last second of increments, which is acceptable for monitoring (never for
 workflow state, which is not kept here).
 
@@ -27,17 +27,16 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from .core.vocabulary import TERMINAL, Status
+from .store import monitoring
+from .store.connection import StoreError
 
 log = logging.getLogger("orchestrator.metrics")
 FLUSH_INTERVAL_S = 1.0
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 COUNT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -90,7 +89,7 @@ _BY_NAME = {m.name: m for m in RECORDED}
 class _Buffer:
     """Increments for one Redis hash, waiting for the next flush."""
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
+    def __init__(self, client: Any, key: str) -> None:
         self.client_ref, self.key = weakref.ref(client), key  # weak: a dropped store is not kept alive
         self.pending: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -106,11 +105,8 @@ class _Buffer:
         if not batch or client is None:
             return
         try:
-            pipe = client.pipeline(transaction=False)
-            for field, amount in batch.items():
-                pipe.hincrbyfloat(self.key, field, amount)
-            pipe.execute()
-        except redis.RedisError as exc:
+            monitoring.add_metric_increments(client, self.key, batch)
+        except StoreError as exc:
             log.debug("metrics flush to %s failed (%s); keeping the increments for the next one", self.key, exc)
             with self.lock:
                 for field, amount in batch.items():
@@ -118,7 +114,7 @@ class _Buffer:
 
 
 # redis client -> {hash key: buffer}; weak keys, so stores that are dropped leave no trace here.
-_buffers: weakref.WeakKeyDictionary[redis.Redis, dict[str, _Buffer]] = weakref.WeakKeyDictionary()
+_buffers: weakref.WeakKeyDictionary[Any, dict[str, _Buffer]] = weakref.WeakKeyDictionary()
 _state_lock = threading.Lock()
 _flusher: threading.Thread | None = None
 
@@ -231,7 +227,7 @@ class Sample:
 def read_recorded(store: Any) -> dict[str, dict[tuple[str, ...], Sample]]:
     """The aggregated hash as {metric name: {label values: Sample}}; unknown fields are ignored."""
     out: dict[str, dict[tuple[str, ...], Sample]] = {m.name: {} for m in RECORDED}
-    for raw_field, raw_value in store.redis.hgetall(store.keys.metrics).items():
+    for raw_field, raw_value in monitoring.read_metrics(store).items():
         try:
             name, labels, part = json.loads(raw_field)
             metric, value = _BY_NAME[name], float(raw_value)
@@ -250,124 +246,22 @@ def read_recorded(store: Any) -> dict[str, dict[tuple[str, ...], Sample]]:
     return out
 
 
-def queue_lengths(client: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
+def queue_lengths(client: Any, queues: Iterable[str]) -> dict[str, int]:
     """Messages waiting in each Celery queue on a Redis broker (kombu keeps one list per priority)."""
-    queues = sorted(set(queues))
-    pipe = client.pipeline(transaction=False)
-    for queue in queues:
-        for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169"):
-            pipe.llen(queue + suffix)
-    lengths = pipe.execute()
-    return {q: sum(lengths[i * 4:(i + 1) * 4]) for i, q in enumerate(queues)}
+    return monitoring.queue_lengths(client, queues)
 
 
 def live_gauges(store: Any, now_ms: int | None = None) -> dict[str, float]:
-    """Backlog gauges read from the store's global indexes at scrape time."""
+    """Backlog gauges read from the store's work indexes at scrape time."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    keys = store.keys
-    pipe = store.redis.pipeline(transaction=False)
-    pipe.zcard(keys.ready)
-    pipe.zcard(keys.outbox)
-    pipe.zcard(keys.timers)
-    pipe.zcount(keys.timers, "-inf", now)
-    pipe.zrangebyscore(keys.timers, "-inf", now, start=0, num=1, withscores=True)
-    ready, outbox, timers, due, oldest = pipe.execute()
-    lag = max(0.0, (now - oldest[0][1]) / 1000) if oldest else 0.0
-    return {"ready": ready, "outbox": outbox, "timers": timers, "timers_due": due, "timer_lag": lag}
-
-
-class MetricsUnavailable(RuntimeError):
-    """prometheus_client is not installed (install the ``http`` extra)."""
-
-
-def render(store: Any, counts: Callable[[], dict[str, Any]] | None = None,
-           queues: Callable[[], dict[str, int]] | None = None) -> bytes:
-    """Prometheus text exposition of the recorded metrics and the live gauges.
-
-    ``counts`` returns ``{"by_name": {workflow: {"by_status": {status: n}}}}`` (the client's
-    ``count_workflows``: instances currently in each status);
-    ``queues`` returns Celery queue lengths. Either may be omitted."""
-    try:
-        import prometheus_client.core as families
-        from prometheus_client import CollectorRegistry, generate_latest
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise MetricsUnavailable("prometheus_client is not installed: pip install 'orchestrator[http]'") from exc
-
-    class _Collector:
-        def collect(self) -> Iterator[Any]:
-            yield from _recorded_families(families, read_recorded(store))
-            yield from _gauge_families(families, live_gauges(store))
-            if counts is not None:
-                yield _instances_family(families, counts())
-            if queues is not None:
-                yield _queues_family(families, queues())
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector())  # type: ignore[arg-type]
-    return generate_latest(registry)
-
-
-def _recorded_families(families: Any, recorded: dict[str, dict[tuple[str, ...], Sample]]) -> Iterator[Any]:
-    for metric in RECORDED:
-        samples = recorded[metric.name].values()
-        if metric.kind == "counter":
-            family: Any = families.CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
-            for s in samples:
-                family.add_metric(list(s.labels), s.value)
-        else:
-            family = families.HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
-            for s in samples:
-                family.add_metric(list(s.labels), _cumulative(metric, s), s.sum)
-        yield family
-
-
-def _cumulative(metric: Metric, sample: Sample) -> list[tuple[str, float]]:
-    """A histogram sample's per-bucket counts as Prometheus's cumulative ``le`` buckets."""
-    per_bucket, running, cumulative = sample.buckets or [0.0] * (len(metric.buckets) + 1), 0.0, []
-    for bound, n in zip([*map(_bound, metric.buckets), "+Inf"], per_bucket):
-        running += n
-        cumulative.append((bound, running))
-    return cumulative
-
-
-_GAUGES = (
-    ("orchestrator_ready_instances", "ready", "Instances with delivered events waiting for a step."),
-    ("orchestrator_outbox_instances", "outbox", "Instances with committed dispatches not yet published."),
-    ("orchestrator_timers_pending", "timers", "Durable timers (and scheduled starts) not yet fired."),
-    ("orchestrator_timers_due", "timers_due", "Timers whose fire time has passed but have not fired."),
-    ("orchestrator_timer_lag_seconds", "timer_lag", "Age of the oldest due but unfired timer."),
-)
-
-
-def _gauge_families(families: Any, gauges: dict[str, float]) -> Iterator[Any]:
-    for name, key, text in _GAUGES:
-        yield families.GaugeMetricFamily(name, text, value=gauges[key])
-
-
-def _instances_family(families: Any, counts: dict[str, Any]) -> Any:
-    family = families.GaugeMetricFamily("orchestrator_instances", "Instances currently in each status.",
-                                        labels=("workflow", "status"))
-    for workflow, per_name in sorted(counts.get("by_name", {}).items()):
-        for status, n in sorted(per_name.get("by_status", {}).items()):
-            family.add_metric([workflow, status], n)
-    return family
-
-
-def _queues_family(families: Any, queues: dict[str, int]) -> Any:
-    family = families.GaugeMetricFamily("orchestrator_queue_messages", "Messages waiting in each Celery queue.",
-                                        labels=("queue",))
-    for queue, n in sorted(queues.items()):
-        family.add_metric([queue], n)
-    return family
-
-
-def _bound(value: float) -> str:
-    return repr(float(value))
+    backlog = monitoring.backlog(store, now)
+    oldest = backlog.pop("oldest_due")
+    lag = max(0.0, (now - oldest) / 1000) if oldest is not None else 0.0
+    return {**backlog, "timer_lag": lag}
 
 
 __all__ = [
     "Metric",
-    "MetricsUnavailable",
     "RECORDED",
     "flush",
     "inc",
@@ -379,5 +273,4 @@ __all__ = [
     "record_history_warning",
     "record_step",
     "record_step_conflict",
-    "render",
 ]

@@ -15,12 +15,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import redis
 from celery import Celery
 
 from .core.registry import Registry
 from .settings import Settings, load_settings
-from .store.connection import RedisAuthError
+from .store.connection import STORE_UNREACHABLE, RedisAuthError
 from .store.redis_store import RedisStore
 from .worker.celery_app import BackgroundDuties, CeleryPublisher, create_celery_app, queue_name
 from .worker.circuit import CircuitBreaker
@@ -95,7 +94,7 @@ class WorkflowRuntime:
         store, celery = self.store, self.celery_app
         with self._lock:
             if self._engine is None:
-                circuit = CircuitBreaker(store.redis, store.keys, self.app_id,
+                circuit = CircuitBreaker(store, self.app_id,
                                          self.settings.circuit_failure_threshold, self.settings.circuit_cooldown)
                 self._engine = Engine(
                     store,
@@ -130,7 +129,7 @@ class WorkflowRuntime:
                 return
             except RedisAuthError:
                 raise
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            except STORE_UNREACHABLE as exc:
                 log.warning("%s; retrying in %.1f s", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -33,7 +33,6 @@ Nothing in the engine imports this module.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,14 +40,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgpack
-import redis
-
 from .core.context import from_ms, registered_name, to_ms
 from .core.errors import WorkflowNotRegisteredError
 from .core.registry import Registry
 from .core.vocabulary import TERMINAL
 from .replayer import Replayer, ReplayReport, ReplayResult, assert_replays
+from .store.fake import fake_redis
 from .store.redis_store import RedisStore
 
 # A WorkflowClient, a WorkflowRuntime (anything with a ``store``) or a RedisStore.
@@ -91,14 +88,9 @@ def _deadline_ms(until: datetime | timedelta | None, now_ms: int) -> float:
 
 
 def _entries(store: RedisStore, instance_id: str | None, max_ms: float) -> list[tuple[str, str, int]]:
-    upper = "+inf" if max_ms == float("inf") else int(max_ms)
-    raw = store.redis.zrangebyscore(store.keys.timers, "-inf", upper, withscores=True)
-    out = []
-    for member, score in raw:
-        owner, _, key = member.decode().rpartition("|")
-        if instance_id is None or owner == instance_id:
-            out.append((owner, key, int(score)))
-    return out
+    return [(owner, key, fire_at) for owner, key, fire_at in store.timer_entries(None if max_ms == float("inf")
+                                                                                  else int(max_ms))
+            if instance_id is None or owner == instance_id]
 
 
 def pending_timers(target: StoreLike, instance_id: str | None = None) -> list[PendingTimer]:
@@ -123,11 +115,7 @@ def skip_timers(target: StoreLike, instance_id: str | None = None,
              if score > now]
     if not moved:
         return 0
-    pipe = store.redis.pipeline(transaction=False)
-    for owner, key in moved:
-        # XX: never re-add a timer a poller fired meanwhile; LT: never make one later.
-        pipe.zadd(store.keys.timers, {f"{owner}|{key}": now}, xx=True, lt=True, ch=True)
-    return sum(pipe.execute())
+    return store.bring_timers_forward(moved, now)
 
 
 def wait_for_timers(target: StoreLike, instance_id: str | None = None, count: int = 1,
@@ -147,41 +135,6 @@ def wait_for_timers(target: StoreLike, instance_id: str | None = None, count: in
 
 
 # -- the in-process engine ----------------------------------------------------------------------
-def fake_redis() -> redis.Redis:
-    """An in-memory Redis (fakeredis) that runs this package's Lua scripts.
-
-    fakeredis runs Lua through lupa but lacks Redis's built-in ``cmsgpack``; the scripts need only
-    ``cmsgpack.unpack``, provided here by msgpack. Needs ``fakeredis`` and ``lupa`` (extra ``test``)."""
-    try:
-        import fakeredis
-    except ImportError:
-        fakeredis = None
-    if fakeredis is None or importlib.util.find_spec("lupa") is None:  # fakeredis runs EVAL with lupa
-        raise RuntimeError("the in-process test engine needs fakeredis and lupa: pip install 'orchestrator[test]'")
-    server = fakeredis.FakeServer()
-    client = fakeredis.FakeRedis(server=server)
-    client.eval("return 1", 0)  # creates the server's Lua runtime
-    runtime = getattr(server, "_lua_runtime", None)
-    expected = getattr(server, "_lua_expected_globals", None)
-    if runtime is None or not isinstance(expected, set):
-        raise RuntimeError(f"fakeredis {getattr(fakeredis, '__version__', '?')} keeps its Lua runtime elsewhere; "
-                           "use a real redis-server (orchestrator.embedded.EmbeddedRedis) instead")
-
-    def to_lua(value: Any) -> Any:
-        if isinstance(value, dict):
-            return runtime.table_from({to_lua(k): to_lua(v) for k, v in value.items()})
-        if isinstance(value, (list, tuple)):
-            return runtime.table_from([to_lua(v) for v in value])
-        return value
-
-    def unpack(data: bytes) -> Any:
-        return to_lua(msgpack.unpackb(data, raw=True, strict_map_key=False))
-
-    runtime.globals().cmsgpack = runtime.table_from({b"unpack": unpack})
-    expected.add(b"cmsgpack")
-    return client
-
-
 class EagerPublisher:
     """The eager worker: runs each step and activity in this thread, in the order they were sent.
 
@@ -243,7 +196,7 @@ class WorkflowTestEnvironment:
     pass several runtimes for a multi-app test (or ``{"app": runtime}``). ``client`` is a real
     ``WorkflowClient`` wired to it, so every client call works; the helpers below are shortcuts."""
 
-    def __init__(self, *runtimes: Any, apps: dict[str, Any] | None = None, redis_client: redis.Redis | None = None,
+    def __init__(self, *runtimes: Any, apps: dict[str, Any] | None = None, redis_client: Any = None,
                  prefix: str = "orch") -> None:
         from .client import WorkflowClient
         from .settings import Settings
@@ -300,8 +253,7 @@ class WorkflowTestEnvironment:
         return next(iter(self.publisher.engines.values())).fire_due_timers()
 
     def _next_timer_ms(self) -> int | None:
-        head = self.redis.zrange(self.store.keys.timers, 0, 0, withscores=True)
-        return int(head[0][1]) if head else None
+        return self.store.next_timer_at()
 
     # -- driving workflows --------------------------------------------------------------------------
     def start(self, workflow: Callable[..., Any] | str, *, input: Any = None, instance_id: str | None = None,

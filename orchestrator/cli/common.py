@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
-import redis
 
 from ..core.errors import OrchestratorError
 from ..settings import Settings, load_settings
+from ..store.connection import StoreError  # redis-py's errors, without loading the client
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -108,7 +108,7 @@ def operation(fn: F) -> F:
             _report(as_json, exc.kind, exc.message, exc.data)
         except (OrchestratorError, ValueError, TimeoutError) as exc:
             _report(as_json, type(exc).__name__, str(exc))
-        except redis.RedisError as exc:
+        except StoreError as exc:
             _report(as_json, type(exc).__name__, f"cannot use Redis at {_safe_url(settings().redis_url)}: {exc}")
         raise SystemExit(EXIT_FAILED)
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,21 +134,44 @@ def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop()
 
 
+@dataclass(frozen=True)
+class ApiServer:
+    """How ``serve`` and ``dev`` run the HTTP API. The command line does not import the HTTP package
+    (the edges are independent): ``orchestrator.main``, the program's composition point, plugs it in."""
+
+    serve: Callable[..., None]  # (settings, host, port, *, log_format) -> None, until stopped
+    check_exposure: Callable[[str, str | None], None]  # raises ``exposure_error`` when unsafe
+    exposure_error: type[Exception]
+
+
+_api_server: ApiServer | None = None
+
+
+def use_api_server(server: ApiServer) -> None:
+    global _api_server
+    _api_server = server
+
+
+def _server() -> ApiServer:
+    if _api_server is None:
+        raise click.ClickException("this program has no HTTP API plugged in: run `orchestrator` or "
+                                   "`python -m orchestrator` (orchestrator.main)")
+    return _api_server
+
+
 def _run_api(s: Any, host: str, port: int, log_format: str) -> None:
     try:
-        from ..http.server import serve as serve_http
+        _server().serve(s, host, port, log_format=log_format)
     except ImportError as exc:
         raise click.ClickException(
             f"the HTTP API needs the 'http' extra (pip install 'orchestrator[http]'): {exc}") from exc
-    serve_http(s, host, port, log_format=log_format)
 
 
 def _check_exposure(host: str, token: str | None) -> None:
-    from ..http.server import ExposureError, check_exposure
-
+    server = _server()
     try:
-        check_exposure(host, token)
-    except ExposureError as exc:
+        server.check_exposure(host, token)
+    except server.exposure_error as exc:
         raise click.UsageError(str(exc)) from exc
 
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
-import redis
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from .. import apilog
+from ..client import StoreError
 from ..core.errors import InstanceNotFoundError, OrchestratorError, PayloadError
 from .execution import build_execution
 from .present import event_full, event_view, instance_payload, instance_view, step_numbers
@@ -199,7 +199,7 @@ def _act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
         raise HTTPException(400, str(exc)) from None
     except OrchestratorError as exc:  # finished / still running / any other refusal the client names
         raise HTTPException(409, str(exc)) from None
-    except redis.RedisError as exc:
+    except StoreError as exc:
         raise HTTPException(503, f"the Redis store is unavailable: {exc}") from None
     return {"ok": True, "result": result}
 
@@ -241,7 +241,7 @@ def _apilog_routes(router: APIRouter, client: Any) -> None:
         for label, value in (("after", after), ("before", before)):
             if value is not None and not _is_stream_id(value):
                 raise HTTPException(400, f"{label} must be a stream id like 1700000000000-0, got {value!r}")
-        return {"entries": apilog.read(client.store.redis, client.store.prefix, after=after, before=before,
+        return {"entries": apilog.read(client.store, after=after, before=before,
                                        limit=limit)}
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import redis
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from .. import metrics
-from ..core.vocabulary import queue_name
 from ..query import MAX_PAGE
+from . import prometheus
 from .app import ApiError, call, error_body
 from .dapr import ErrorResponse
 
@@ -108,7 +106,7 @@ async def counts(request: Request,
 @router.get("/healthz", tags=["Operations"], summary="200 when Redis answers, 503 otherwise (no token needed)")
 async def healthz(request: Request) -> Any:
     try:
-        await call("ERR_HEALTH", request.app.state.client.store.redis.ping)
+        await call("ERR_HEALTH", request.app.state.client.ping)
     except ApiError as exc:
         return JSONResponse(error_body(exc.code, exc.message), status_code=503)
     return {"status": "ok"}
@@ -119,24 +117,11 @@ async def healthz(request: Request) -> Any:
 async def metrics_endpoint(request: Request) -> Any:
     client = request.app.state.client
     try:
-        body = await call("ERR_METRICS", metrics.render, client.store, client.count_workflows,
-                          lambda: _queue_lengths(request))
-    except metrics.MetricsUnavailable as exc:  # pragma: no cover - only without the extra
+        body = await call("ERR_METRICS", prometheus.render, client.recorded_metrics, client.backlog,
+                          client.count_workflows, client.queue_lengths)
+    except prometheus.MetricsUnavailable as exc:  # pragma: no cover - only without the extra
         raise ApiError(501, "ERR_METRICS_UNAVAILABLE", str(exc)) from exc
-    return PlainTextResponse(body, media_type=metrics.CONTENT_TYPE)
-
-
-def _queue_lengths(request: Request) -> dict[str, int]:
-    """Celery queue lengths of every app that registered workflows (Redis brokers only)."""
-    settings, client = request.app.state.settings, request.app.state.client
-    if not settings.broker.startswith(("redis://", "rediss://", "unix://")):
-        return {}
-    broker = getattr(request.app.state, "broker_redis", None)
-    if broker is None:
-        broker = client.store.redis if settings.broker == settings.redis_url else redis.Redis.from_url(settings.broker)
-        request.app.state.broker_redis = broker
-    apps = {a.decode() for a in client.store.redis.hvals(client.store.keys.workflows)}
-    return metrics.queue_lengths(broker, (queue_name(a) for a in apps))
+    return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
 
 
 __all__ = ["router"]

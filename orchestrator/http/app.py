@@ -26,13 +26,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..client import WorkflowClient
+from ..client import StoreError, WorkflowClient
 from ..core.errors import (
     InstanceAlreadyExistsError,
     InstanceFinishedError,
@@ -89,7 +88,7 @@ async def call(op_code: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) 
         raise ApiError(400, code, str(exc)) from exc
     except OrchestratorError as exc:  # any other refusal the client names (e.g. not purgeable yet)
         raise ApiError(409, op_code, str(exc)) from exc
-    except redis.RedisError as exc:
+    except StoreError as exc:
         raise ApiError(503, "ERR_STORE_UNAVAILABLE", f"the Redis store is unavailable: {exc}") from exc
 
 

@@ -22,6 +22,13 @@ import redis.client
 
 _UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
+# What callers outside store/ catch, so that none of them imports redis-py:
+StoreError = redis.exceptions.RedisError  # any failure of a store call
+StoreUnavailable = redis.exceptions.ConnectionError  # the store cannot be reached (RedisUnavailableError is one)
+STORE_UNREACHABLE: tuple[type[Exception], ...] = _UNREACHABLE  # unreachable, or a call timed out
+# Worth retrying: unreachable, timed out, or still loading its data after a restart.
+STORE_RETRYABLE: tuple[type[Exception], ...] = (*_UNREACHABLE, redis.exceptions.BusyLoadingError)
+
 
 class RedisUnavailableError(redis.exceptions.ConnectionError):
     """Redis could not be reached, or the connection was lost during a call. Deliberately not an
@@ -89,6 +96,27 @@ class NamedPipeline(redis.client.Pipeline):
             raise describe(self.described_url, exc) from exc
 
 
+class Probe:
+    """Answers whether a Redis answers PING, without redis-py's retries and backoff (which would stall
+    each failed PING for seconds): for waiting on a server that is starting."""
+
+    def __init__(self, host: str, port: int, timeout: float = 0.5) -> None:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self._client = redis.Redis(host=host, port=port, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                   retry=Retry(NoBackoff(), 0))
+
+    def answers(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except STORE_RETRYABLE:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def connect(url: str, **kwargs: Any) -> NamedRedis:
     """A client for ``url`` (no connection is made until the first command)."""
     try:
@@ -99,4 +127,5 @@ def connect(url: str, **kwargs: Any) -> NamedRedis:
     return client
 
 
-__all__ = ["NamedRedis", "RedisAuthError", "RedisUnavailableError", "connect", "describe", "redact_url"]
+__all__ = ["STORE_RETRYABLE", "STORE_UNREACHABLE", "NamedRedis", "Probe", "RedisAuthError", "RedisUnavailableError",
+           "StoreError", "StoreUnavailable", "connect", "describe", "redact_url"]

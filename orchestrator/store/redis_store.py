@@ -442,6 +442,30 @@ class RedisStore:
                                            packed=pack_event(event), now=now)
         return instance_id, int(code)
 
+    def timer_entries(self, until: int | None = None) -> list[tuple[str, str, int]]:
+        """``(instance id, task key, fire at ms)`` of every pending timer due by ``until`` (all: None),
+        soonest first (the test toolkit's time skipping)."""
+        out = []
+        for shard in self.keys.shards():
+            raw = self.redis.zrangebyscore(shard.timers, "-inf", "+inf" if until is None else until, withscores=True)
+            out += [(*split_member(entry.decode()), int(score)) for entry, score in raw]
+        return sorted(out, key=lambda e: e[2])
+
+    def bring_timers_forward(self, timers: list[tuple[str, str]], now: int) -> int:
+        """Make the timers ``(instance id, task key)`` due at ``now``; how many moved. Only earlier, and
+        only timers still pending (ZADD XX LT): a fired timer is never re-armed, none is delayed."""
+        pipe = self.redis.pipeline(transaction=False)
+        for instance_id, key in timers:
+            pipe.zadd(self.keys.shard_of(instance_id).timers, {member(instance_id, key): now}, xx=True, lt=True,
+                      ch=True)
+        return sum(pipe.execute())
+
+    def next_timer_at(self) -> int | None:
+        """When the soonest pending timer is due (ms), or None."""
+        heads = [self.redis.zrange(shard.timers, 0, 0, withscores=True) for shard in self.keys.shards()]
+        due = [int(head[0][1]) for head in heads if head]
+        return min(due) if due else None
+
     def drop_timer(self, member: str) -> bool:
         """Remove one timer index entry (the poller drops malformed ones)."""
         return bool(self.redis.zrem(self.keys.timers, member))
@@ -462,6 +486,13 @@ class RedisStore:
         mapping = {name: app_id for name in names}
         if mapping:
             self.redis.hset(self.keys.workflows, mapping=mapping)
+
+    def registered_workflows(self) -> dict[str, str]:
+        """Workflow name -> the app id of the pools serving it, as they announced it."""
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self.keys.workflows).items()}
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
 
     def workflow_app(self, name: str) -> str | None:
         value = self.redis.hget(self.keys.workflows, name)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import redis
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
@@ -24,13 +23,14 @@ from celery.signals import worker_ready, worker_shutdown
 from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
 from ..settings import Settings
+from ..store.connection import STORE_RETRYABLE, StoreError
 from .broker import transport_for
 from .engine import Engine
 from .envelope import task_message
 
 log = logging.getLogger("orchestrator.worker")
 STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK = "orchestrator.step", "orchestrator.activity", "orchestrator.activities"
-_RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
+_RETRYABLE = STORE_RETRYABLE
 
 
 def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:
@@ -120,7 +120,7 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
             # Plain `celery worker` pools announce their workflows too, so clients can route starts.
             try:
                 eng.store.register_workflows(eng.app_id, eng.registry.workflows)
-            except redis.exceptions.RedisError as exc:  # the duties must start even if Redis just went away
+            except StoreError as exc:  # the duties must start even if Redis just went away
                 log.warning("could not announce this pool's workflows: %s", exc)
             duties["d"] = BackgroundDuties(eng, settings.timer_poll_interval, settings.sweep_interval)
             duties["d"].start()
@@ -240,7 +240,7 @@ class BackgroundDuties(threading.Thread):
                 backoff = self.timer_interval
                 if fired:
                     continue
-            except redis.exceptions.RedisError as exc:
+            except StoreError as exc:
                 log.warning("background duties: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception:  # noqa: BLE001 - keep the duty loop alive whatever one round hit

@@ -14,12 +14,10 @@ except ``NonRetryableError`` (a business "no" says nothing about the dependency'
 from __future__ import annotations
 
 import logging
-
-import redis
+from typing import Any
 
 from ..core.errors import FailureDetails
-from ..store import scripts
-from ..store.keys import KeySchema
+from ..store import monitoring
 
 log = logging.getLogger("orchestrator.circuit")
 
@@ -27,31 +25,27 @@ log = logging.getLogger("orchestrator.circuit")
 class CircuitBreaker:
     """Consecutive-failure breaker per activity name of one app; ``threshold`` 0 disables it."""
 
-    def __init__(self, client: redis.Redis, keys: KeySchema, app_id: str, threshold: int, cooldown: float) -> None:
+    def __init__(self, store: Any, app_id: str, threshold: int, cooldown: float) -> None:
+        """``store``: the RedisStore whose ``<prefix>:circuit:*`` hashes hold the state."""
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
             raise ValueError(f"circuit_failure_threshold must be an int >= 0 (0 disables), got {threshold!r}")
         if not isinstance(cooldown, (int, float)) or not cooldown > 0:
             raise ValueError(f"circuit_cooldown must be a positive number of seconds, got {cooldown!r}")
-        self.redis = client
-        self.keys = keys
+        self.store = store
         self.app_id = app_id
         self.threshold = threshold
         self.cooldown_ms = int(cooldown * 1000)
-        self._failure = client.register_script(scripts.source("circuit_failure", prelude=False))
 
     @property
     def enabled(self) -> bool:
         return self.threshold > 0
 
-    def _key(self, activity: str) -> str:
-        return self.keys.circuit(self.app_id, activity)
-
     def blocked_for(self, activity: str, now_ms: int) -> int:
         """Milliseconds the circuit of ``activity`` stays open; 0 when calls may run."""
         if not self.enabled:
             return 0
-        raw = self.redis.hget(self._key(activity), "open_until")
-        return max(0, int(raw) - now_ms) if raw is not None else 0
+        open_until = monitoring.circuit_open_until(self.store, self.app_id, activity)
+        return max(0, open_until - now_ms) if open_until is not None else 0
 
     def refusal(self, activity: str, wait_ms: int) -> FailureDetails:
         """The failure delivered for an attempt refused by the open circuit."""
@@ -67,17 +61,16 @@ class CircuitBreaker:
         if not self.enabled:
             return
         if ok:
-            self.redis.delete(self._key(activity))
+            monitoring.circuit_reset(self.store, self.app_id, activity)
             return
-        opened = int(self._failure(keys=[self._key(activity)], args=[now_ms, self.threshold, self.cooldown_ms]))
+        opened = monitoring.circuit_failure(self.store, self.app_id, activity, now_ms, self.threshold, self.cooldown_ms)
         if opened:
             log.warning("circuit for activity %r opened for %.1f s after %d consecutive failures",
                         activity, self.cooldown_ms / 1000, self.threshold)
 
     def state(self, activity: str) -> dict[str, int]:
         """``failures``, ``open_until`` (ms, 0 if never opened) and ``opened`` (times), for ops and tests."""
-        raw = self.redis.hgetall(self._key(activity))
-        return {k: int(raw.get(k.encode(), 0)) for k in ("failures", "open_until", "opened")}
+        return monitoring.circuit_state(self.store, self.app_id, activity)
 
 
 __all__ = ["CircuitBreaker"]

@@ -324,10 +324,11 @@ def bulk_create(client, count: int, batch: int = 2_000, threads: int = 3) -> Non
 
     def create(part: range) -> None:
         store = RedisStore(redis.Redis.from_url(client.settings.redis_url), client.store.prefix)
-        script = store._create
+        script = store.scripts._create
         for start in range(part.start, part.stop, batch):
             pipe = store.redis.pipeline(transaction=False)
-            store._create = lambda keys, args, pipe=pipe: (script(keys=keys, args=args, client=pipe), (2, b"PENDING"))[1]
+            store.scripts._create = lambda keys, args, pipe=pipe: (script(keys=keys, args=args, client=pipe),
+                                                                   (2, b"PENDING"))[1]
             for i in range(start, min(part.stop, start + batch)):
                 name = ("orders", "billing", "shipping")[i % 3]
                 ts = now + i

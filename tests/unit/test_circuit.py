@@ -2,14 +2,14 @@
 
 import pytest
 
-from orchestrator.store.keys import KeySchema
+from orchestrator.store.redis_store import RedisStore
 from orchestrator.worker.circuit import CircuitBreaker
 
 NOW = 1_700_000_000_000
 
 
 def breaker(redis_client, threshold=3, cooldown=10.0, app="shop"):
-    return CircuitBreaker(redis_client, KeySchema("orch"), app, threshold, cooldown)
+    return CircuitBreaker(RedisStore(redis_client, "orch"), app, threshold, cooldown)
 
 
 def test_opens_after_threshold_consecutive_failures(redis_client):

@@ -6,18 +6,14 @@ import fakeredis
 import pytest
 
 from orchestrator import apilog
-
-
-class FakeStore:
-    def __init__(self, r) -> None:
-        self.redis, self.prefix = r, "orch"
+from orchestrator.store.redis_store import RedisStore
 
 
 class Api:
     """Stands in for WorkflowClient: the decorator needs ``store`` and ``caller`` only."""
 
     def __init__(self, r) -> None:
-        self.store = FakeStore(r)
+        self.store = RedisStore(r, "orch")
         self.caller = "client"
 
     @apilog.logged("start")
@@ -39,7 +35,7 @@ def test_calls_are_logged_with_caller_op_instance_detail_and_result(r):
     api = Api(r)
     assert api.schedule_new_workflow("checkout", input=1) == "generated-id"
     api.raise_workflow_event("abc", "approval", data={"ok": True})
-    entries = apilog.read(r, "orch")
+    entries = apilog.read(RedisStore(r, "orch"))
     assert [(e["op"], e["instance"], e["detail"], e["result"], e["caller"]) for e in entries] == [
         ("raise_event", "abc", "approval", "ok", "client"),
         ("start", "generated-id", "checkout", "ok", "client"),
@@ -51,7 +47,7 @@ def test_a_failed_call_is_logged_with_its_error_and_still_raises(r):
     api = Api(r)
     with pytest.raises(LookupError):
         api.raise_workflow_event("missing", "go")
-    (entry,) = apilog.read(r, "orch")
+    (entry,) = apilog.read(RedisStore(r, "orch"))
     assert entry["result"] == "LookupError: no workflow instance with id 'missing'"
     assert entry["instance"] == "missing"
 
@@ -63,20 +59,20 @@ def test_caller_comes_from_the_client_attribute_or_the_as_caller_block(r):
     with apilog.as_caller("dashboard"):
         api.schedule_new_workflow("a", instance_id="two")
     api.schedule_new_workflow("a", instance_id="three")
-    callers = {e["instance"]: e["caller"] for e in apilog.read(r, "orch")}
+    callers = {e["instance"]: e["caller"] for e in apilog.read(RedisStore(r, "orch"))}
     assert callers == {"one": "cli", "two": "dashboard", "three": "cli"}
 
 
 def test_stream_is_capped_and_pages_newest_first(r):
     for i in range(apilog.MAXLEN + 500):
-        apilog.write(r, "orch", caller="client", op="start", instance=f"i{i}", result="ok")
+        apilog.write(RedisStore(r, "orch"), caller="client", op="start", instance=f"i{i}", result="ok")
     # MAXLEN ~ trims whole macro nodes, so the length stays near the cap, never far above it.
     assert r.xlen(apilog.stream_key("orch")) <= apilog.MAXLEN + 200
-    page = apilog.read(r, "orch", limit=3)
+    page = apilog.read(RedisStore(r, "orch"), limit=3)
     assert [e["instance"] for e in page] == [f"i{apilog.MAXLEN + 499}", f"i{apilog.MAXLEN + 498}", f"i{apilog.MAXLEN + 497}"]
-    older = apilog.read(r, "orch", before=page[-1]["id"], limit=2)
+    older = apilog.read(RedisStore(r, "orch"), before=page[-1]["id"], limit=2)
     assert [e["instance"] for e in older] == [f"i{apilog.MAXLEN + 496}", f"i{apilog.MAXLEN + 495}"]
-    newer = apilog.read(r, "orch", after=page[1]["id"])
+    newer = apilog.read(RedisStore(r, "orch"), after=page[1]["id"])
     assert [e["instance"] for e in newer] == [f"i{apilog.MAXLEN + 499}"]
 
 
@@ -98,4 +94,4 @@ def test_listeners_see_entries_and_a_failing_listener_does_not_break_the_call(r)
 
 def test_read_refuses_a_silly_limit(r):
     with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
-        apilog.read(r, "orch", limit=0)
+        apilog.read(RedisStore(r, "orch"), limit=0)

@@ -11,7 +11,12 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import metrics
+from orchestrator.http import prometheus
 from orchestrator.store.redis_store import RedisStore
+
+
+def render(store: RedisStore, **sources) -> bytes:
+    return prometheus.render(lambda: metrics.read_recorded(store), lambda: metrics.live_gauges(store), **sources)
 
 
 @pytest.fixture
@@ -33,7 +38,7 @@ def test_counters_and_histograms_add_up_across_flushes(store: RedisStore) -> Non
     metrics.record_activity(store, "act", 0.02, failed=True)
     metrics.record_step_conflict(store, "wf")
     metrics.flush()
-    got = samples(metrics.render(store))
+    got = samples(render(store))
     wf = (("workflow", "wf"),)
     assert got[("orchestrator_workflows_started_total", wf)] == 1
     assert got[("orchestrator_workflows_finished_total", (("status", "COMPLETED"), ("workflow", "wf")))] == 1
@@ -59,7 +64,7 @@ def test_live_gauges_read_the_indexes(store: RedisStore) -> None:
     r.zadd(k.ready, {"x": 1})
     gauges = metrics.live_gauges(store, now_ms=10_000)
     assert gauges == {"ready": 1, "outbox": 0, "timers": 3, "timers_due": 2, "timer_lag": 9.0}
-    text = metrics.render(store, counts=lambda: {"by_name": {"wf": {"by_status": {"RUNNING": 2}}}},
+    text = render(store, counts=lambda: {"by_name": {"wf": {"by_status": {"RUNNING": 2}}}},
                           queues=lambda: {"orchestrator.default": 4})
     got = samples(text)
     assert got[("orchestrator_instances", (("status", "RUNNING"), ("workflow", "wf")))] == 2
@@ -85,7 +90,7 @@ def test_a_failed_flush_keeps_the_increments(store: RedisStore, monkeypatch: pyt
     metrics.flush()  # logs and keeps the batch
     monkeypatch.setattr(store.redis, "pipeline", real)
     metrics.flush()
-    got = samples(metrics.render(store))
+    got = samples(render(store))
     assert got[("orchestrator_activity_attempts_total", (("activity", "flaky"),))] == 1
 
 
@@ -94,5 +99,5 @@ def test_recording_never_raises_and_render_needs_prometheus_client(store: RedisS
     metrics.record_step(object(), "wf", "PENDING", "RUNNING", 0.1, history_events=1, inbox_events=1)  # logged
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
     metrics.record_activity(store, "still-recorded", 0.1, failed=False)
-    with pytest.raises(metrics.MetricsUnavailable, match="orchestrator\\[http\\]"):
-        metrics.render(store)
+    with pytest.raises(prometheus.MetricsUnavailable, match="orchestrator\\[http\\]"):
+        render(store)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import orchestrator
 
@@ -34,3 +36,11 @@ def test_an_unknown_name_raises_attribute_error() -> None:
         assert "NoSuchThing" in str(exc)
     else:
         raise AssertionError("orchestrator.NoSuchThing resolved")
+
+
+def test_no_module_outside_the_store_imports_redis() -> None:
+    root = Path(orchestrator.__file__).parent
+    pattern = re.compile(r"^\s*(import redis$|import redis\.|from redis[ .])", re.M)
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if "store" not in p.relative_to(root).parts[:1] and pattern.search(p.read_text()))
+    assert found == ["worker/broker.py"]  # kombu's Redis transport (the broker's side), see pyproject.toml
