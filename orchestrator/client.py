@@ -43,9 +43,10 @@ from .history_export import export_document
 from .query import InstancePage, InstanceQuery
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
-from .store import monitoring
+from .store import monitoring, records
 from .store.connection import StoreError, StoreUnavailable
 from .store.keys import validate_instance_id
+from .store.queries import StoreQueries
 from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed
 from .worker.celery_app import CeleryPublisher, create_celery_app
 from .worker.engine import Engine
@@ -68,6 +69,7 @@ class WorkflowClient:
         self.store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
         self._publisher = CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
         self._apps: dict[str, tuple[float, str]] = {}  # workflow name -> (looked up at, app id)
+        self._queries: StoreQueries | None = None
         self._broker: Any = None  # the broker's Redis client, for queue lengths (built on first use)
         self.caller = "client"  # who the API log names for this client's calls (the CLI/HTTP set theirs)
 
@@ -193,10 +195,8 @@ class WorkflowClient:
             input = self._payload(input, f"input of workflow {meta.name!r}")
         plan = plan_rerun(snap.history, from_step, input=input)
         new_id = validate_instance_id(new_instance_id) if new_instance_id is not None else uuid.uuid4().hex
-        fields: dict[str, Any] = {"rerun_of": instance_id, "rerun_from": from_step}
-        if plan.started.version is not None:
-            fields["wver"] = plan.started.version
-        seed = Seed(history=plan.history, inbox=plan.inbox, fields=fields,
+        seed = Seed(history=plan.history, inbox=plan.inbox,
+                    fields=records.rerun_fields(instance_id, from_step, plan.started.version),
                     timers=[(t.fire_at, f"0.{t.seq}") for t in plan.timers])
         build = getattr(self._publisher, "step_message", None)
         step = build(new_id, meta.app) if build is not None else None
@@ -224,7 +224,7 @@ class WorkflowClient:
                         created_from: datetime | None = None, created_to: datetime | None = None,
                         fetch_payloads: bool = False) -> InstancePage:
         """One page of ``list_workflows`` with ``total`` (all matching) and ``next_offset``."""
-        return InstanceQuery(self.store).page(
+        return InstanceQuery(self.queries).page(
             status=status, name=name, parent=parent_instance_id, offset=offset, limit=limit,
             created_from=to_ms(created_from) if created_from is not None else None,
             created_to=to_ms(created_to) if created_to is not None else None, fetch_payloads=fetch_payloads)
@@ -233,7 +233,7 @@ class WorkflowClient:
                         created_to: datetime | None = None) -> dict[str, Any]:
         """``{"total", "by_status": {S: n}, "by_name": {name: {"total", "by_status"}}}``, optionally
         for instances created in a time range; each figure is one index read, however many exist."""
-        return InstanceQuery(self.store).counts(
+        return InstanceQuery(self.queries).counts(
             created_from=to_ms(created_from) if created_from is not None else None,
             created_to=to_ms(created_to) if created_to is not None else None).to_dict()
 
@@ -242,7 +242,15 @@ class WorkflowClient:
         child workflows (and their status), timers. Empty for a finished instance."""
         if self.store.get_meta(instance_id) is None:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
-        return InstanceQuery(self.store).pending_calls(instance_id)
+        return InstanceQuery(self.queries).pending_calls(instance_id)
+
+    @property
+    def queries(self) -> StoreQueries:
+        """The store's read-only queries (listing, counts, stats, one instance's inbox and waits): what
+        the CLI, the HTTP API and the dashboard read through."""
+        if self._queries is None or self._queries.store is not self.store:
+            self._queries = StoreQueries(self.store)
+        return self._queries
 
     # -- operations (the HTTP API's health and /metrics) ---------------------------------------
     def ping(self) -> bool:
@@ -392,4 +400,4 @@ class WorkflowClient:
 DaprWorkflowClient = WorkflowClient
 # What a call raises when the store cannot be used (redis-py's errors; see store/connection.py), for the
 # edges (CLI, HTTP, dashboard) to catch without importing the store.
-__all__ = ["DaprWorkflowClient", "StoreError", "StoreUnavailable", "WorkflowClient"]
+__all__ = ["DaprWorkflowClient", "StoreError", "StoreQueries", "StoreUnavailable", "WorkflowClient"]

@@ -93,8 +93,9 @@ class ReplayReport:
 def _registry(workflows: Workflows) -> Registry:
     if isinstance(workflows, Registry):
         return workflows
-    if isinstance(getattr(workflows, "registry", None), Registry):
-        return workflows.registry
+    held = getattr(workflows, "registry", None)
+    if isinstance(held, Registry):
+        return held
     registry = Registry()
     if isinstance(workflows, Mapping):
         for name, fn in workflows.items():
@@ -131,8 +132,8 @@ class Replayer:
         except (HistoryFormatError, OSError) as exc:
             return ReplayResult(str(history) if isinstance(history, (str, Path)) else "", "?", "?", None,
                                 problem="error", message=str(exc))
-        base = dict(source=exported.source, instance_id=exported.instance_id, workflow=exported.name,
-                    version=exported.version)
+        base: dict[str, Any] = dict(source=exported.source, instance_id=exported.instance_id,
+                                    workflow=exported.name, version=exported.version)
         fn = self.registry.workflow(exported.name, exported.version)
         if fn is None:
             wanted = f"version {exported.version!r}" if exported.version else "unversioned"

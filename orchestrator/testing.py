@@ -46,6 +46,7 @@ from .core.registry import Registry
 from .core.vocabulary import TERMINAL
 from .replayer import Replayer, ReplayReport, ReplayResult, assert_replays
 from .store.fake import fake_redis
+from .store.records import ActivityRecord
 from .store.redis_store import RedisStore
 
 # A WorkflowClient, a WorkflowRuntime (anything with a ``store``) or a RedisStore.
@@ -146,14 +147,14 @@ class EagerPublisher:
         self.engines: dict[str, Any] = {}
         self.queue: deque[tuple[str, Any, str]] = deque()
         self.stalled: list[tuple[str, Any, str, str]] = []  # (kind, payload, app, why)
-        self.activities_run: list[dict[str, Any]] = []
+        self.activities_run: list[ActivityRecord] = []
         self._running = False
 
     def send_step(self, instance_id: str, app_id: str) -> None:
         self.queue.append(("step", instance_id, app_id))
         self.drain()
 
-    def send_activity(self, record: dict[str, Any], app_id: str) -> None:
+    def send_activity(self, record: ActivityRecord, app_id: str) -> None:
         self.queue.append(("activity", record, app_id))
         self.drain()
 

@@ -235,8 +235,8 @@ class _Builder:
             ts = self.step_ts[step]
             for index, event in consumed:
                 self._consume(walk, step, index, event)
-            fresh = [self.by_seq[e.seq].call for _, e in scheduled
-                     if self.by_seq[e.seq].call == self.by_seq[e.seq].id]
+            calls = [self.by_seq[e.seq] for _, e in scheduled if isinstance(e, _SCHEDULES)]
+            fresh = [node.call for node in calls if node.call == node.id]
             if fresh:
                 walk.current = self._new_stage(step, ts, fresh, walk.pending, walk.current, walk.finished)
                 walk.pending = []
@@ -262,12 +262,12 @@ class _Builder:
             walk.finished.add(node.call)
             walk.pending.append(node.call)
         elif isinstance(event, _OUTCOMES):
-            node = self.by_seq.get(event.seq)
-            if node is None or self._is_internal(node) or node.done_index != index:
+            outcome = self.by_seq.get(event.seq)
+            if outcome is None or self._is_internal(outcome) or outcome.done_index != index:
                 return
-            walk.finished.add(node.call)
-            if not self.nodes[node.call].lost:
-                walk.pending.append(node.call)
+            walk.finished.add(outcome.call)
+            if not self.nodes[outcome.call].lost:
+                walk.pending.append(outcome.call)
         elif isinstance(event, (ExecutionCompleted, ExecutionTerminated, ContinuedAsNew)):
             self._finish(step, index, event, walk.pending, walk.current, walk.finished)
             walk.pending = []
@@ -308,6 +308,7 @@ class _Builder:
 
     def _finish(self, step: int, index: int, event: HistoryEvent, pending: list[str], current: Stage | None,
                 finished: set[str]) -> None:
+        status: str
         if isinstance(event, ExecutionTerminated):
             status = Status.TERMINATED
         elif isinstance(event, ContinuedAsNew):

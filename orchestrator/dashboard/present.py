@@ -77,7 +77,7 @@ def event_view(index: int, step: int, event: HistoryEvent) -> dict[str, Any]:
     """One history event with its payload fields clipped; ``index`` is its position in history."""
     raw = event_to_dict(event)
     out: dict[str, Any] = {"index": index, "step": step, "kind": raw.pop("kind"), "ts": raw.pop("ts")}
-    payloads = {}
+    payloads: dict[str, Any] = {}
     for key in PAYLOAD_FIELDS:
         if key in raw:
             value = raw.pop(key)

@@ -1,6 +1,6 @@
 """The dashboard's HTTP surface: its page, its static files and its JSON endpoints.
 
-Reads go through ``DashboardQueries`` (read-only Redis); actions call the ``WorkflowClient`` inside
+Reads go through ``client.queries`` (the store's read-only queries); actions call the ``WorkflowClient`` inside
 ``apilog.as_caller("dashboard")`` so the API log names the dashboard as their caller. Actions only
 accept JSON requests that carry the ``X-Orchestrator-Dashboard`` header: a cross-site form cannot
 set it, so another web page open in the same browser cannot terminate a run through the dashboard.
@@ -20,11 +20,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from .. import apilog
-from ..client import StoreError
+from ..client import StoreError, StoreQueries
 from ..core.errors import InstanceNotFoundError, OrchestratorError, PayloadError
 from .execution import build_execution
 from .present import event_full, event_view, instance_payload, instance_view, step_numbers
-from .queries import DashboardQueries
 
 ACTION_HEADER = "x-orchestrator-dashboard"
 STATIC = resources.files(__package__) / "static"
@@ -63,7 +62,7 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     Mount it with ``app.include_router(create_dashboard(client))``."""
     if not prefix.startswith("/") or prefix.endswith("/"):
         raise ValueError(f"prefix must start with '/' and not end with it, got {prefix!r}")
-    q = DashboardQueries(client.store)
+    q = client.queries
     files = _static_files()
     router = APIRouter(prefix=prefix, dependencies=[Depends(d) for d in dependencies], tags=["dashboard"])
 
@@ -93,13 +92,14 @@ def _page_routes(router: APIRouter, prefix: str, files: dict[str, Any]) -> None:
         return _file(files, path)
 
 
-def _list_routes(router: APIRouter, q: DashboardQueries) -> None:
+def _list_routes(router: APIRouter, q: StoreQueries) -> None:
     """Overview, workflow names and the runs list."""
     @router.get("/api/overview")
     def overview(window: int = Query(86400, ge=60, le=MAX_WINDOW_S, description="seconds"),
                  buckets: int = Query(24, ge=1, le=200)) -> dict[str, Any]:
         with _bad_request():
-            return {"counts": q.counts(), "stats": q.stats(now=_now_ms(), window_ms=window * 1000, buckets=buckets)}
+            return {"counts": q.status_totals(),
+                    "stats": q.stats(now=_now_ms(), window_ms=window * 1000, buckets=buckets)}
 
     @router.get("/api/workflows")
     def workflows() -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _list_routes(router: APIRouter, q: DashboardQueries) -> None:
                                prefix=prefix or None, offset=offset, limit=limit)
 
 
-def _run_routes(router: APIRouter, q: DashboardQueries) -> None:
+def _run_routes(router: APIRouter, q: StoreQueries) -> None:
     """One run: its state, history, execution model."""
     @router.get("/api/runs/{instance_id}")
     def run(instance_id: str) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _run_routes(router: APIRouter, q: DashboardQueries) -> None:
             return {"field": field, "value": instance_payload(meta, field)}
 
 
-def _history_routes(router: APIRouter, q: DashboardQueries) -> None:
+def _history_routes(router: APIRouter, q: StoreQueries) -> None:
     """One run's history (pages, download, one event) and its execution model."""
     @router.get("/api/runs/{instance_id}/history")
     def history(instance_id: str, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
@@ -266,7 +266,7 @@ def _is_stream_id(value: str) -> bool:
     return ms.isdigit() and (seq == "" or seq.isdigit())
 
 
-def _history(q: DashboardQueries, instance_id: str) -> list[Any]:
+def _history(q: StoreQueries, instance_id: str) -> list[Any]:
     if q.meta(instance_id) is None:
         raise _not_found(instance_id)
     return q.history(instance_id)

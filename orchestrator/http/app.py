@@ -23,7 +23,7 @@ import hmac
 import importlib
 import importlib.util
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,9 +45,9 @@ from ..settings import Settings, load_settings
 
 log = logging.getLogger("orchestrator.http")
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class ApiError(Exception):
@@ -124,7 +124,7 @@ class GuardMiddleware:
                 return
         received = 0
 
-        async def limited_receive() -> dict[str, Any]:
+        async def limited_receive() -> MutableMapping[str, Any]:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":

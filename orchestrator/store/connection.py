@@ -120,7 +120,7 @@ class Probe:
 def connect(url: str, **kwargs: Any) -> NamedRedis:
     """A client for ``url`` (no connection is made until the first command)."""
     try:
-        client = NamedRedis.from_url(url, **kwargs)
+        client: NamedRedis = NamedRedis.from_url(url, **kwargs)  # type: ignore[assignment]  # from_url is cls(...)
     except ValueError as exc:  # redis-py's message for a bad scheme lists the valid ones
         raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {exc}") from exc
     client.described_url = url

@@ -13,13 +13,10 @@ from typing import Any
 
 import redis
 
-from ..codec import pack_event, pack_events, pack_script_args, pack_value, unpack_event, unpack_events, unpack_value
-from ..core.errors import FailureDetails
+from ..codec import pack_event, pack_events, pack_script_args, pack_value, unpack_event, unpack_events
 from ..core.history import HistoryEvent, HistoryFormatError
 from ..core.vocabulary import (
     START_KEY,
-    TERMINAL,
-    UNKNOWN_STATUS,
     WAIT_ANY,
     Status,
     member,
@@ -30,6 +27,7 @@ from ..core.vocabulary import (
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
+from .records import InstanceMeta
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
 # The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
@@ -43,60 +41,6 @@ class InboxEntry:
     entry_id: str
     token: str
     event: HistoryEvent
-
-
-@dataclass
-class InstanceMeta:
-    """Everything the metadata hash says about an instance."""
-
-    instance_id: str
-    name: str
-    app: str
-    status: str
-    version: int
-    generation: int
-    created: int
-    updated: int
-    completed: int | None = None
-    input: Any = None
-    output: Any = None
-    custom_status: Any = None
-    failure: FailureDetails | None = None
-    parent: str | None = None
-    parent_key: str | None = None
-    parent_app: str | None = None
-    workflow_version: str | None = None  # the registered version it runs (None: unversioned)
-    rerun_of: str | None = None  # the instance this one reruns (client.rerun_workflow)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    @classmethod
-    def from_hash(cls, instance_id: str, raw: dict[bytes, bytes]) -> InstanceMeta:
-        get = lambda k: raw.get(k.encode())  # noqa: E731
-        text = lambda k: (v.decode() if (v := get(k)) is not None else None)  # noqa: E731
-        failure = unpack_value(get("failure"))
-        return cls(
-            instance_id=instance_id,
-            name=text("name") or "",
-            app=text("app") or "",
-            status=text("status") or UNKNOWN_STATUS,
-            version=int(get("ver") or 0),
-            generation=int(get("gen") or 0),
-            created=int(get("created") or 0),
-            updated=int(get("updated") or 0),
-            completed=int(c) if (c := get("completed")) else None,
-            input=unpack_value(get("input")),
-            output=unpack_value(get("output")),
-            custom_status=unpack_value(get("custom")),
-            failure=FailureDetails.from_list(failure) if failure else None,
-            parent=text("parent"),
-            parent_key=text("parent_key"),
-            parent_app=text("parent_app"),
-            workflow_version=text("wver"),
-            rerun_of=text("rerun_of"),
-        )
 
 
 @dataclass
@@ -155,6 +99,24 @@ class CommitResult:
     gone: bool = False
 
 
+def _text(value: Any) -> str:
+    """A Redis reply as text (this store's client returns bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _hash(raw: Any) -> dict[bytes, bytes]:
+    """A hash reply with bytes keys and values (HGETALL, or a script's flat [field, value, ...])."""
+    if isinstance(raw, dict):
+        return {k if isinstance(k, bytes) else str(k).encode(): v if isinstance(v, bytes) else str(v).encode()
+                for k, v in raw.items()}
+    return dict(zip(raw[::2], raw[1::2]))
+
+
+def _stream(raw: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE entries as redis-py parses them."""
+    return [(eid, fields) for eid, fields in (raw or [])]
+
+
 def _entries(raw: list[list[Any]]) -> list[tuple[bytes, dict[bytes, bytes]]]:
     """Stream entries as a script returns them (``[id, [field, value, ...]]``) in redis-py's XRANGE shape."""
     return [(eid, dict(zip(flat[::2], flat[1::2]))) for eid, flat in raw]
@@ -168,7 +130,7 @@ def _decode_history(key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -
             events.extend(unpack_events(fields[b"e"]))
         except (HistoryFormatError, KeyError) as exc:
             why = "has no field 'e'" if isinstance(exc, KeyError) else str(exc)
-            raise HistoryFormatError(f"history entry {eid.decode()} of {key} is malformed: {why}") from exc
+            raise HistoryFormatError(f"history entry {_text(eid)} of {key} is malformed: {why}") from exc
     return events
 
 
@@ -176,10 +138,10 @@ def _decode_inbox(key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> 
     out = []
     for eid, fields in entries:
         try:
-            out.append(InboxEntry(eid.decode(), fields[b"t"].decode(), unpack_event(fields[b"e"])))
+            out.append(InboxEntry(_text(eid), fields[b"t"].decode(), unpack_event(fields[b"e"])))
         except (HistoryFormatError, KeyError, UnicodeDecodeError) as exc:
             why = f"has no field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise HistoryFormatError(f"inbox entry {eid.decode()} of {key} is malformed: {why}") from exc
+            raise HistoryFormatError(f"inbox entry {_text(eid)} of {key} is malformed: {why}") from exc
     return out
 
 
@@ -288,7 +250,7 @@ class RedisStore:
             return int(reply), None
         code, flat_meta, hist, inbox = reply
         k = self.keys.instance(instance_id)
-        raw_meta = dict(zip(flat_meta[::2], flat_meta[1::2]))
+        raw_meta = _hash(flat_meta)
         snapshot = Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), _decode_history(k.hist, _entries(hist)),
                             _decode_inbox(k.inbox, _entries(inbox)), after_version)
         return int(code), snapshot
@@ -308,12 +270,12 @@ class RedisStore:
                                     idempotency_key=idempotency_key, load=load, client=client)
 
     def get_meta(self, instance_id: str) -> InstanceMeta | None:
-        raw = self.redis.hgetall(self.keys.instance(instance_id).meta)
+        raw = _hash(self.redis.hgetall(self.keys.instance(instance_id).meta))
         return InstanceMeta.from_hash(instance_id, raw) if raw else None
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         key = self.keys.instance(instance_id).hist
-        return _decode_history(key, self.redis.xrange(key))
+        return _decode_history(key, _stream(self.redis.xrange(key)))
 
     def load(self, instance_id: str, after_version: int | None = None) -> Snapshot | None:
         """Metadata, history and inbox read in one MULTI, so they belong to the same version.
@@ -376,7 +338,7 @@ class RedisStore:
     def eager_tasks(self, instance_id: str) -> list[str]:
         """Task keys of the instance's activities committed for eager execution and still awaited."""
         raw = self.redis.hgetall(self.keys.instance(instance_id).tasks)
-        return sorted(key.decode() for key, mark in raw.items() if mark == b"e")
+        return sorted(_text(key) for key, mark in raw.items() if mark == b"e")
 
     def forget_activity(self, member: str) -> None:
         """Drop an ``<id>|<gen>.<seq>`` entry the redelivery sweep found no longer awaited."""
@@ -384,7 +346,7 @@ class RedisStore:
 
     def child_ids(self, instance_id: str) -> list[str]:
         """Ids of the child instances the instance started (all generations)."""
-        return sorted(c.decode() for c in self.redis.smembers(self.keys.instance(instance_id).children))
+        return sorted(_text(c) for c in self.redis.smembers(self.keys.instance(instance_id).children))
 
     def forget_child(self, parent_id: str, child_id: str) -> None:
         """Drop an id from the parent's children (it turned out to be another instance's)."""
@@ -411,8 +373,8 @@ class RedisStore:
 
     # -- outbox ---------------------------------------------------------------------------------
     def read_outbox(self, instance_id: str) -> dict[str, bytes]:
-        raw = self.redis.hgetall(self.keys.instance(instance_id).outbox)
-        return {key.decode(): value for key, value in raw.items()}
+        raw = _hash(self.redis.hgetall(self.keys.instance(instance_id).outbox))
+        return {_text(key): value for key, value in raw.items()}
 
     def ack_outbox(self, instance_id: str, dispatch_ids: Iterable[str]) -> None:
         ids = list(dispatch_ids)
@@ -428,7 +390,7 @@ class RedisStore:
 
     # -- timers ---------------------------------------------------------------------------------
     def due_timers(self, now: int, limit: int = 1000) -> list[str]:
-        return [m.decode() for m in self.redis.zrangebyscore(self.keys.timers, "-inf", now, start=0, num=limit)]
+        return [_text(m) for m in self.redis.zrangebyscore(self.keys.timers, "-inf", now, start=0, num=limit)]
 
     def fire_timer(self, member: str, event: HistoryEvent | None, now: int) -> tuple[str, int]:
         """Fire one timer index entry (``<id>|<gen>.<seq>`` or ``<id>|start``) at most once."""
@@ -445,10 +407,13 @@ class RedisStore:
     def timer_entries(self, until: int | None = None) -> list[tuple[str, str, int]]:
         """``(instance id, task key, fire at ms)`` of every pending timer due by ``until`` (all: None),
         soonest first (the test toolkit's time skipping)."""
-        out = []
+        out: list[tuple[str, str, int]] = []
         for shard in self.keys.shards():
-            raw = self.redis.zrangebyscore(shard.timers, "-inf", "+inf" if until is None else until, withscores=True)
-            out += [(*split_member(entry.decode()), int(score)) for entry, score in raw]
+            raw: list[Any] = self.redis.zrangebyscore(shard.timers, "-inf", "+inf" if until is None else until,
+                                                      withscores=True)
+            for entry, score in raw:
+                owner, key = split_member(_text(entry))
+                out.append((owner, key, int(score)))
         return sorted(out, key=lambda e: e[2])
 
     def bring_timers_forward(self, timers: list[tuple[str, str]], now: int) -> int:
@@ -480,23 +445,23 @@ class RedisStore:
 
     def live_apps(self, since: int) -> set[str]:
         """Apps with a pool heartbeat at or after ``since`` (ms)."""
-        return {app.decode() for app, ts in self.redis.hgetall(self.keys.pools).items() if int(ts) >= since}
+        return {_text(app) for app, ts in self.redis.hgetall(self.keys.pools).items() if int(ts) >= since}
 
     def register_workflows(self, app_id: str, names: Iterable[str]) -> None:
-        mapping = {name: app_id for name in names}
+        mapping: dict[Any, Any] = {name: app_id for name in names}
         if mapping:
             self.redis.hset(self.keys.workflows, mapping=mapping)
 
     def registered_workflows(self) -> dict[str, str]:
         """Workflow name -> the app id of the pools serving it, as they announced it."""
-        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self.keys.workflows).items()}
+        return {_text(k): _text(v) for k, v in self.redis.hgetall(self.keys.workflows).items()}
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
     def workflow_app(self, name: str) -> str | None:
         value = self.redis.hget(self.keys.workflows, name)
-        return value.decode() if value is not None else None
+        return _text(value) if value is not None else None
 
     # -- queries --------------------------------------------------------------------------------
     def list_instance_ids(self, status: str | None = None, name: str | None = None,
@@ -504,4 +469,4 @@ class RedisStore:
         key = (self.keys.name_status_index(name, status) if status and name else
                self.keys.status_index(status) if status else
                self.keys.name_index(name) if name else self.keys.index_all)
-        return [i.decode() for i in self.redis.zrevrange(key, offset, offset + limit - 1)]
+        return [_text(i) for i in self.redis.zrevrange(key, offset, offset + limit - 1)]

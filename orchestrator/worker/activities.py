@@ -38,6 +38,7 @@ from ..core.history import TaskCompleted, TaskFailed
 from ..core.payload import to_json_compatible
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import task_token
+from ..store.records import ActivityRecord, activity_task_key
 from ..store.redis_store import DUPLICATE, WAKE
 from .guards import check_payload
 
@@ -58,16 +59,15 @@ class ActivityContext:
 
 @dataclass
 class Outcome:
-    record: dict[str, Any]
+    record: ActivityRecord
     result: Any = None
     failure: FailureDetails | None = None
 
 
-def task_key(rec: dict[str, Any]) -> str:
-    return f"{rec['gen']}.{rec['seq']}"
+task_key = activity_task_key  # the attempt's task key ``<gen>.<seq>``
 
 
-def batches(records: list[dict[str, Any]], parallelism: int, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+def batches(records: list[ActivityRecord], parallelism: int, batch_size: int) -> Iterator[list[ActivityRecord]]:
     """Split one step's activities for one app into messages: one each up to ``parallelism``
     activities, else ``max(parallelism, ceil(n / batch_size))`` near-equal consecutive groups."""
     n = len(records)
@@ -84,7 +84,7 @@ def batches(records: list[dict[str, Any]], parallelism: int, batch_size: int) ->
         start = end
 
 
-def run_one(engine: Engine, rec: dict[str, Any]) -> None:
+def run_one(engine: Engine, rec: ActivityRecord) -> None:
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
     if not engine.store.activities_started([(rec["id"], task_key(rec))], engine.clock())[0]:
@@ -94,7 +94,7 @@ def run_one(engine: Engine, rec: dict[str, Any]) -> None:
     deliver(engine, outcome.record, outcome.result, outcome.failure)
 
 
-def run_batch(engine: Engine, records: list[dict[str, Any]]) -> None:
+def run_batch(engine: Engine, records: list[ActivityRecord]) -> None:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly."""
     awaited = engine.store.activities_started([(r["id"], task_key(r)) for r in records], engine.clock())
     done: list[Outcome] = []
@@ -115,7 +115,7 @@ def run_batch(engine: Engine, records: list[dict[str, Any]]) -> None:
     _deliver_many(engine, done)
 
 
-def execute(engine: Engine, rec: dict[str, Any]) -> Outcome:
+def execute(engine: Engine, rec: ActivityRecord) -> Outcome:
     """Run one attempt (unless unregistered or its circuit is open); failures become the outcome."""
     name, seq = rec["name"], rec["seq"]
     fn = engine.registry.activities.get(name)
@@ -148,7 +148,7 @@ def execute(engine: Engine, rec: dict[str, Any]) -> Outcome:
     return outcome
 
 
-def deliver(engine: Engine, rec: dict[str, Any], result: Any, failure: FailureDetails | None,
+def deliver(engine: Engine, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
             *, inline: bool = True) -> None:
     """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
     (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
@@ -175,7 +175,7 @@ def _deliver_many(engine: Engine, outcomes: list[Outcome]) -> None:
         _after_delivery(engine, outcome.record, code, True, None)
 
 
-def _after_delivery(engine: Engine, rec: dict[str, Any], code: int, inline: bool, snap: Any) -> None:
+def _after_delivery(engine: Engine, rec: ActivityRecord, code: int, inline: bool, snap: Any) -> None:
     if code == DUPLICATE:
         log.info("dropped the result of activity %s (task %s, attempt %s) of %s: no longer awaited "
                  "(timed out or already delivered)", rec["name"], task_key(rec), rec.get("attempt", 1), rec["id"])
@@ -185,7 +185,7 @@ def _after_delivery(engine: Engine, rec: dict[str, Any], code: int, inline: bool
         engine.publisher.send_step(rec["id"], rec["wapp"])
 
 
-def _event(rec: dict[str, Any], result: Any, failure: FailureDetails | None, now: int) -> TaskCompleted | TaskFailed:
+def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now: int) -> TaskCompleted | TaskFailed:
     seq = rec["seq"]
     return (
         TaskCompleted(ts=now, seq=seq, result=result)
@@ -194,7 +194,7 @@ def _event(rec: dict[str, Any], result: Any, failure: FailureDetails | None, now
     )
 
 
-def _skipped(rec: dict[str, Any]) -> None:
+def _skipped(rec: ActivityRecord) -> None:
     # Already delivered, or the instance finished, was terminated or continued as new since the
     # message was sent: running the activity now would do work nobody awaits.
     log.info("activity %s of %s is no longer awaited; skipped", rec["name"], rec["id"])

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
@@ -24,6 +24,7 @@ from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
 from ..settings import Settings
 from ..store.connection import STORE_RETRYABLE, StoreError
+from ..store.records import ActivityRecord
 from .broker import transport_for
 from .engine import Engine
 from .envelope import task_message
@@ -89,7 +90,7 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
 
         def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
             if isinstance(exc, TimeLimitExceeded) and args and isinstance(args[0], dict):
-                rec = args[0]
+                rec = cast(ActivityRecord, args[0])
                 failure = FailureDetails(
                     f"activity {rec.get('name')!r} exceeded the worker's hard time limit "
                     f"({settings.activity_time_limit} s); its process was killed",
@@ -100,12 +101,12 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
                 eng.deliver_attempt(rec, None, failure, inline=False)
 
     @app.task(name=ACTIVITY_TASK, base=ActivityTask, bind=True, **retry_opts, **_time_limits(settings))
-    def activity(task: Any, record: dict[str, Any]) -> None:
+    def activity(task: Any, record: ActivityRecord) -> None:
         engine().run_activity(record, redelivered=_redelivered(task))
 
     # Several attempts of one wide fan-out (worker/activities.py); never sent when time limits are set.
     @app.task(name=ACTIVITIES_TASK, bind=True, **retry_opts)
-    def activities(task: Any, records: list[dict[str, Any]]) -> None:
+    def activities(task: Any, records: list[ActivityRecord]) -> None:
         engine().run_activities(records, redelivered=_redelivered(task))
 
 
@@ -179,7 +180,7 @@ class CeleryPublisher:
         self.app.send_task(STEP_TASK, args=[instance_id], queue=queue_name(app_id),
                            argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None))
 
-    def send_activity(self, record: dict[str, Any], app_id: str) -> None:
+    def send_activity(self, record: ActivityRecord, app_id: str) -> None:
         self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=_activity_task_id(record),
                            argsrepr=_activity_label(record), kwargsrepr="{}",
                            producer=getattr(self._held, "producer", None))
@@ -193,7 +194,7 @@ class CeleryPublisher:
             STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id
         )
 
-    def activity_message(self, records: list[dict[str, Any]], app_id: str) -> tuple[str, bytes] | None:
+    def activity_message(self, records: list[ActivityRecord], app_id: str) -> tuple[str, bytes] | None:
         """(queue key, message bytes) of one message running ``records`` for the store to push, or
         None: publish through the outbox."""
         if not self.direct:
@@ -208,12 +209,12 @@ class CeleryPublisher:
         return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label)
 
 
-def _activity_task_id(record: dict[str, Any]) -> str:
+def _activity_task_id(record: ActivityRecord) -> str:
     """One Celery task id per attempt: ``<instance>|<gen>.<seq>|<attempt>``."""
     return f"{record['id']}|{record['gen']}.{record['seq']}|{record.get('attempt', 1)}"
 
 
-def _activity_label(record: dict[str, Any]) -> str:
+def _activity_label(record: ActivityRecord) -> str:
     return f"{record['name']} of {record['id']}"
 
 

@@ -19,10 +19,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import msgpack
-
 from .. import metrics
-from ..codec import pack_event, pack_value
+from ..codec import pack_event
 from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError
 from ..core.history import (
     ChildCompleted,
@@ -46,6 +44,8 @@ from ..core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from ..core.registry import Registry
 from ..core.replay import WorkflowExecution
 from ..core.vocabulary import CONTROL_TOKEN, TERMINAL, Status, event_token, task_token
+from ..store import records
+from ..store.records import ActivityRecord
 from ..store.redis_store import DUPLICATE, WAKE, Commit, RedisStore, Snapshot
 from . import activities, recovery
 from .circuit import CircuitBreaker
@@ -68,7 +68,7 @@ class Publisher(Protocol):
 
     def send_step(self, instance_id: str, app_id: str) -> None: ...
 
-    def send_activity(self, record: dict[str, Any], app_id: str) -> None: ...
+    def send_activity(self, record: ActivityRecord, app_id: str) -> None: ...
 
 
 class Engine:
@@ -110,12 +110,12 @@ class Engine:
 
         ``prefetched``: the snapshot the waking delivery returned, used if it still fits the cache.
         An activity the step kept for eager execution runs here once the step is committed."""
-        eager: list[dict[str, Any]] = []
+        eager: list[ActivityRecord] = []
         self._step_rounds(instance_id, prefetched, eager)
         for record in eager:
             activities.run_one(self, record)
 
-    def _step_rounds(self, instance_id: str, prefetched: Snapshot | None, eager: list[dict[str, Any]]) -> None:  # noqa: C901 (to split)
+    def _step_rounds(self, instance_id: str, prefetched: Snapshot | None, eager: list[ActivityRecord]) -> None:  # noqa: C901 (to split)
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
             cached = self.executions.take(instance_id)
@@ -215,7 +215,7 @@ class Engine:
             failure = FailureDetails(str(err), "NonDeterminismError", None)
             # History stays exactly as it was; the inbox too, so nothing delivered is lost.
             commit = Commit(version=meta.version, now=now, status=Status.FAILED, keep_wait=True,
-                            fields={"failure": pack_value(failure.to_list()), "completed": now})
+                            fields=records.finished_fields(now, failure=failure))
             self._notify_parent(meta, commit, ok=False, value=failure)
             return commit, None
         too_big = oversized_decision(meta.name, outcome, self.max_payload_bytes)
@@ -227,27 +227,27 @@ class Engine:
             commit = Commit(version=meta.version, now=now, status=Status.FAILED,
                             consumed=[e.entry_id for e in snap.inbox],
                             events=new + [ExecutionCompleted(ts=now, status=Status.FAILED, failure=failure)],
-                            fields={"failure": pack_value(failure.to_list()), "completed": now})
+                            fields=records.finished_fields(now, failure=failure))
             self._notify_parent(meta, commit, ok=False, value=failure)
             return commit, None
         commit = Commit(version=meta.version, now=now, status=Status.RUNNING,
                         consumed=[e.entry_id for e in snap.inbox])
         for event in events:
             if isinstance(event, ExecutionStarted) and event.version is not None:
-                commit.fields["wver"] = event.version  # shown as WorkflowState.workflow_version
+                commit.fields.update(records.workflow_version_fields(event.version))
         if outcome.custom_status is not None:
-            commit.fields["custom"] = pack_value(outcome.custom_status)
+            commit.fields.update(records.custom_status_fields(outcome.custom_status))
         completion = outcome.completion
         if isinstance(completion, ContinuedAsNew):
             # Fresh history, same id: the new generation starts from the inbox, like a new instance.
             commit.reset = True
-            commit.fields["input"] = pack_value(completion.input)
+            commit.fields.update(records.input_fields(completion.input))
             restart = ExecutionStarted(ts=now, name=meta.name, input=completion.input)
             commit.inbox_add = [(CONTROL_TOKEN, pack_event(restart))]
             commit.inbox_add += [(event_token(e.name), pack_event(e)) for e in outcome.carryover]
             return commit, execution
         commit.events = new + outcome.actions
-        scheduled: list[dict[str, Any]] = []
+        scheduled: list[ActivityRecord] = []
         for action in outcome.actions:
             self._plan_action(meta, action, commit, scheduled)
         self._dispatch_activities(scheduled, commit)
@@ -256,12 +256,11 @@ class Engine:
         if completion is not None:
             commit.events.append(completion)
             commit.status = completion.status
-            commit.fields["completed"] = now
             if completion.status == Status.COMPLETED:
-                commit.fields["output"] = pack_value(completion.result)
+                commit.fields.update(records.finished_fields(now, output=completion.result))
                 self._notify_parent(meta, commit, ok=True, value=completion.result)
             else:
-                commit.fields["failure"] = pack_value(completion.failure.to_list())
+                commit.fields.update(records.finished_fields(now, failure=completion.failure))
                 self._notify_parent(meta, commit, ok=False, value=completion.failure)
         elif outcome.wait is not None:
             commit.wait_mode, commit.wait_tokens = outcome.wait.mode, list(outcome.wait.tokens)
@@ -297,7 +296,7 @@ class Engine:
             )
         return workflow, events
 
-    def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit, scheduled: list[dict[str, Any]]) -> None:
+    def _plan_action(self, meta: Any, action: HistoryEvent, commit: Commit, scheduled: list[ActivityRecord]) -> None:
         if isinstance(action, PatchMarker):
             return  # recorded in history only: nothing to dispatch
         key = f"{meta.generation}.{action.seq}"  # type: ignore[attr-defined]
@@ -313,20 +312,17 @@ class Engine:
         elif isinstance(action, ChildScheduled):
             commit.tasks.append(key)
             commit.children.append(action.instance_id)
-            commit.outbox[key] = _pack_record({
-                "k": "c", "id": meta.instance_id, "key": key, "child": action.instance_id,
-                "name": action.name, "input": action.input, "app": action.app_id or meta.app,
-                "papp": meta.app, "prun": str(meta.created),
-            })
+            commit.outbox[key] = records.pack_dispatch(
+                records.child_start(meta, key, action.instance_id, action.name, action.input, action.app_id))
 
-    def _dispatch_activities(self, records: list[dict[str, Any]], commit: Commit) -> None:
+    def _dispatch_activities(self, scheduled: list[ActivityRecord], commit: Commit) -> None:
         """Activity messages ride in the commit when the publisher can build them (a wide fan-out
         packed several per message); otherwise each attempt goes through the outbox."""
-        if len(records) == 1 and self._may_run_eagerly(records[0]):
-            commit.eager = records[0]  # run here after the commit (run_step), not queued
+        if len(scheduled) == 1 and self._may_run_eagerly(scheduled[0]):
+            commit.eager = scheduled[0]  # run here after the commit (run_step), not queued
             return
-        by_app: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
+        by_app: dict[str, list[ActivityRecord]] = {}
+        for record in scheduled:
             by_app.setdefault(record["app"], []).append(record)
         for app, group in by_app.items():
             for batch in activities.batches(group, self.fanout_parallelism, self.activity_batch_size):
@@ -335,20 +331,20 @@ class Engine:
                     commit.pushes.setdefault(message[0], []).append(message[1])
                     continue
                 for record in batch:
-                    commit.outbox[activities.task_key(record)] = _pack_record(record)
+                    commit.outbox[records.activity_task_key(record)] = records.pack_dispatch(record)
 
     def _terminate(self, snap: Snapshot, request: ExecutionTerminated, now: int) -> Commit:
         meta = snap.meta
         commit = Commit(version=meta.version, now=now, status=Status.TERMINATED,
                         consumed=[e.entry_id for e in snap.inbox],
                         events=[StepStarted(ts=now)] + [e.event for e in snap.inbox],
-                        fields={"output": pack_value(request.output), "completed": now})
+                        fields=records.finished_fields(now, output=request.output))
         if request.recursive:
             # Every child ever started (the snapshot may hold only recent history); finished ones
             # simply refuse the terminate.
             for child in self.store.child_ids(meta.instance_id):
-                commit.outbox[f"term.{child}"] = _pack_record({"k": "t", "id": child, "output": request.output,
-                                                               "parent": meta.instance_id})
+                commit.outbox[records.terminate_id(child)] = records.pack_dispatch(
+                    records.child_terminate(child, request.output, meta.instance_id))
         failure = FailureDetails(f"workflow {meta.instance_id!r} was terminated", "WorkflowTerminatedError")
         self._notify_parent(meta, commit, ok=False, value=failure)
         return commit
@@ -357,26 +353,23 @@ class Engine:
     def _notify_parent(meta: Any, commit: Commit, ok: bool, value: Any) -> None:
         if not meta.parent:
             return
-        commit.outbox["parent"] = _pack_record({
-            "k": "p", "id": meta.parent, "key": meta.parent_key, "app": meta.parent_app, "ok": ok,
-            "value": value if ok else value.to_list(),
-        })
+        commit.outbox[records.PARENT_NOTICE_ID] = records.pack_dispatch(records.parent_notice(meta, ok, value))
 
     # -- after commit: the outbox ---------------------------------------------------------------
-    def publish_outbox(self, instance_id: str, records: dict[str, bytes]) -> None:
-        if not records:
+    def publish_outbox(self, instance_id: str, entries: dict[str, bytes]) -> None:
+        if not entries:
             return
         with self.publishing():
-            for record in records.values():
-                self._publish(msgpack.unpackb(record, raw=False))
-        self.store.ack_outbox(instance_id, records.keys())
+            for record in entries.values():
+                self._publish(records.unpack_dispatch(record))
+        self.store.ack_outbox(instance_id, entries.keys())
 
     def publishing(self) -> Any:
         """The publisher's batch context (one producer for many messages), if it has one."""
         batch = getattr(self.publisher, "batch", None)
         return batch() if batch is not None else nullcontext()
 
-    def _publish(self, rec: dict[str, Any]) -> None:
+    def _publish(self, rec: records.Dispatch) -> None:
         kind, now = rec["k"], self.clock()
         if kind == "a":
             self.publisher.send_activity(rec, rec["app"])
@@ -439,18 +432,18 @@ class Engine:
             self.publisher.send_step(instance_id, app)
 
     # -- activities (worker/activities.py) --------------------------------------------------------
-    def run_activity(self, rec: dict[str, Any], *, redelivered: bool = False) -> None:
+    def run_activity(self, rec: ActivityRecord, *, redelivered: bool = False) -> None:
         """Run the attempt of one activity message and deliver its outcome."""
         with self._handling([rec], redelivered):
             activities.run_one(self, rec)
 
-    def run_activities(self, records: list[dict[str, Any]], *, redelivered: bool = False) -> None:
+    def run_activities(self, records: list[ActivityRecord], *, redelivered: bool = False) -> None:
         """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes."""
         with self._handling(records, redelivered):
             activities.run_batch(self, records)
 
     @contextmanager
-    def _handling(self, records: list[dict[str, Any]], redelivered: bool) -> Iterator[None]:
+    def _handling(self, records: list[ActivityRecord], redelivered: bool) -> Iterator[None]:
         """While an activity message runs: the budget and hop count of its eager activities. A
         redelivered message means the process that ran it before may have died mid-way through an
         eager activity, which had no message of its own: afterwards, queue those still awaited."""
@@ -474,7 +467,7 @@ class Engine:
         elapsed = self.message_seconds()
         return elapsed is not None and elapsed > self.message_budget_seconds
 
-    def _may_run_eagerly(self, record: dict[str, Any]) -> bool:
+    def _may_run_eagerly(self, record: ActivityRecord) -> bool:
         message = self._message
         if not self.eager_activity_hops or self.message_seconds() is None:
             return False  # off, or not inside an activity message (a step message, a sweeper, a client)
@@ -485,7 +478,7 @@ class Engine:
         message.hops += 1
         return True
 
-    def deliver_attempt(self, rec: dict[str, Any], result: Any, failure: FailureDetails | None,
+    def deliver_attempt(self, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
                         *, inline: bool = True) -> None:
         activities.deliver(self, rec, result, failure, inline=inline)
 
@@ -576,11 +569,6 @@ class ExecutionCache:
             self._entries.move_to_end(instance_id)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-
-def _pack_record(record: dict[str, Any]) -> bytes:
-    return msgpack.packb(record, use_bin_type=True)
-
 
 
 __all__ = ["Engine", "Publisher"]

@@ -29,7 +29,7 @@ def task_message(task: str, args: list[Any], *, task_id: str, queue: str, argsre
     """The bytes kombu's Redis transport LPUSHes to ``queue`` for ``send_task(task, args, ...)``
     with msgpack serialization, priority 0 and no result backend."""
     body = msgpack.packb((args, {}, _EMBED), use_bin_type=True)
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None, "expires": None,
         "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
         "root_id": task_id, "parent_id": None, "argsrepr": argsrepr, "kwargsrepr": "{}",

@@ -21,10 +21,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import metrics
-from ..codec import pack_value
 from ..core.errors import FailureDetails
 from ..core.history import HistoryFormatError, TaskScheduled
 from ..core.vocabulary import Status
+from ..store import records
 from ..store.redis_store import Commit
 
 if TYPE_CHECKING:
@@ -33,11 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchestrator.engine")
 
 
-def activity_record(meta: Any, action: TaskScheduled) -> dict[str, Any]:
+def activity_record(meta: Any, action: TaskScheduled) -> records.ActivityRecord:
     """The message of one activity attempt (sent by its step, or again by the sweeper)."""
-    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": action.seq,
-            "name": action.name, "input": action.input, "app": action.app_id or meta.app,
-            "wf": meta.name, "wapp": meta.app, "attempt": action.attempt}
+    return records.activity_record(meta, action.seq, action.name, action.input, action.app_id, action.attempt)
 
 
 def redeliver_silent_activities(engine: Engine, now: int) -> int:
@@ -129,7 +127,7 @@ def fail_unreadable(engine: Engine, instance_id: str, err: HistoryFormatError) -
                              "are left as they are", "HistoryFormatError", None)
     log.error("%s", failure.message, extra={"instance_id": instance_id, "workflow": meta.name})
     commit = Commit(version=meta.version, now=now, status=Status.FAILED, keep_wait=True,
-                    fields={"failure": pack_value(failure.to_list()), "completed": now},
+                    fields=records.finished_fields(now, failure=failure),
                     name=meta.name, old_status=meta.status)
     engine._notify_parent(meta, commit, ok=False, value=failure)
     result = store.commit(instance_id, commit)

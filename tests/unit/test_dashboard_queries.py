@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 
 from orchestrator.dashboard.present import clip
-from orchestrator.dashboard.queries import DashboardQueries, percentile
+from orchestrator.store.queries import StoreQueries, percentile
 from orchestrator.store.redis_store import RedisStore
 
 
@@ -36,7 +36,7 @@ def q():
         done = 1000 + i * 10 + (50 + i if status == "COMPLETED" else 20) if status != "RUNNING" else None
         rows.append((f"{'ord' if i < 20 else 'inv'}-{i:03d}", name, status, 1000 + i * 10, done))
     seed(store, rows)
-    return DashboardQueries(store)
+    return StoreQueries(store)
 
 
 def ids(page):
@@ -44,7 +44,7 @@ def ids(page):
 
 
 def test_counts_by_status_and_total(q):
-    counts = q.counts()
+    counts = q.status_totals()
     assert counts["TOTAL"] == 30
     assert counts["FAILED"] == 6 and counts["COMPLETED"] == 12 and counts["RUNNING"] == 12
     assert counts["PENDING"] == counts["SUSPENDED"] == counts["TERMINATED"] == 0

@@ -1,0 +1,229 @@
+"""The store's records: the instance metadata hash and the dispatch records, each known here only.
+
+**Metadata hash** (``<prefix>:{id}:meta``): ``InstanceMeta`` reads it; the ``*_fields`` builders
+write the fields a step, a start or a rerun sets (the Lua scripts keep the bookkeeping ones: ``ver``,
+``gen``, ``status``, ``updated``, ``wmode`` / ``wleft``). Payload fields (``input``, ``output``,
+``custom``, ``failure``) are msgpack (``codec.pack_value``).
+
+**Dispatch records** say what must leave the engine after a step: an activity attempt (the Celery
+message's argument as well, so its wire form is a plain dict with short keys: a ``TypedDict``), and
+the outbox's child start, parent notification and child terminate. ``pack_dispatch`` /
+``unpack_dispatch`` are their outbox form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+from ..codec import pack_value, unpack_value
+from ..core.errors import FailureDetails
+from ..core.vocabulary import TERMINAL, UNKNOWN_STATUS, task_key
+
+# -- the metadata hash ------------------------------------------------------------------------------
+# What a listing reads (payloads, which can be large, stay in Redis).
+LIST_FIELDS = ("name", "app", "status", "ver", "gen", "created", "updated", "completed", "failure",
+               "parent", "parent_key", "parent_app")
+# What a dashboard summary row reads.
+SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "parent")
+VERSION_FIELDS = ("ver", "status", "updated")  # what changes on every step (live pages poll it)
+DURATION_FIELDS = ("name", "completed")
+
+
+@dataclass
+class InstanceMeta:
+    """Everything the metadata hash says about an instance."""
+
+    instance_id: str
+    name: str
+    app: str
+    status: str
+    version: int
+    generation: int
+    created: int
+    updated: int
+    completed: int | None = None
+    input: Any = None
+    output: Any = None
+    custom_status: Any = None
+    failure: FailureDetails | None = None
+    parent: str | None = None
+    parent_key: str | None = None
+    parent_app: str | None = None
+    workflow_version: str | None = None  # the registered version it runs (None: unversioned)
+    rerun_of: str | None = None  # the instance this one reruns (client.rerun_workflow)
+    parent_run: str | None = None  # the parent's creation time when it started this child
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_hash(cls, instance_id: str, raw: dict[bytes, bytes]) -> InstanceMeta:
+        def get(k: str) -> bytes | None:
+            return raw.get(k.encode())
+
+        def text(k: str) -> str | None:
+            v = get(k)
+            return v.decode() if v is not None else None
+
+        failure = unpack_value(get("failure"))
+        completed = get("completed")
+        return cls(
+            instance_id=instance_id,
+            name=text("name") or "",
+            app=text("app") or "",
+            status=text("status") or UNKNOWN_STATUS,
+            version=int(get("ver") or 0),
+            generation=int(get("gen") or 0),
+            created=int(get("created") or 0),
+            updated=int(get("updated") or 0),
+            completed=int(completed) if completed else None,
+            input=unpack_value(get("input")),
+            output=unpack_value(get("output")),
+            custom_status=unpack_value(get("custom")),
+            failure=FailureDetails.from_list(failure) if failure else None,
+            parent=text("parent"),
+            parent_key=text("parent_key"),
+            parent_app=text("parent_app"),
+            workflow_version=text("wver"),
+            rerun_of=text("rerun_of"),
+            parent_run=text("parent_run"),
+        )
+
+    @classmethod
+    def from_fields(cls, instance_id: str, names: tuple[str, ...], values: list[bytes | None]) -> InstanceMeta | None:
+        """From an ``HMGET`` of ``names``; None when the instance does not exist."""
+        raw = {f.encode(): v for f, v in zip(names, values) if v is not None}
+        return cls.from_hash(instance_id, raw) if raw else None
+
+
+def finished_fields(now: int, *, output: Any = None, failure: FailureDetails | None = None) -> dict[str, Any]:
+    """A step that ends the instance: its output (completed, terminated) or its failure."""
+    if failure is not None:
+        return {"failure": pack_value(failure.to_list()), "completed": now}
+    return {"output": pack_value(output), "completed": now}
+
+
+def custom_status_fields(value: Any) -> dict[str, Any]:
+    return {"custom": pack_value(value)}
+
+
+def input_fields(value: Any) -> dict[str, Any]:
+    """A new generation's input (continue-as-new)."""
+    return {"input": pack_value(value)}
+
+
+def workflow_version_fields(version: str) -> dict[str, Any]:
+    """The registered version the instance runs (shown as ``WorkflowState.workflow_version``)."""
+    return {"wver": version}
+
+
+def rerun_fields(of: str, from_step: int, version: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"rerun_of": of, "rerun_from": from_step}
+    if version is not None:
+        fields.update(workflow_version_fields(version))
+    return fields
+
+
+# -- dispatch records ---------------------------------------------------------------------------------
+class ActivityRecord(TypedDict):
+    """One activity attempt: the argument of its Celery message and the outbox entry when it has none."""
+
+    k: Literal["a"]
+    id: str  # the instance
+    gen: int  # its generation
+    seq: int  # the call
+    name: str  # the activity
+    input: Any
+    app: str  # the app whose pool runs it
+    wf: str  # the workflow (for logs, and whether its step can run where the activity ran)
+    wapp: str  # the app that runs the workflow's steps
+    attempt: int
+
+
+class ChildStart(TypedDict):
+    """Create a child instance (the parent's call ``key``) and run its first step."""
+
+    k: Literal["c"]
+    id: str  # the parent
+    key: str  # the call's task key in the parent
+    child: str
+    name: str
+    input: Any
+    app: str  # the child's app
+    papp: str  # the parent's app
+    prun: str  # the parent's creation time: which run of the parent id made the call
+
+
+class ParentNotice(TypedDict):
+    """Deliver a finished child's outcome to its parent's call ``key``."""
+
+    k: Literal["p"]
+    id: str  # the parent
+    key: str
+    app: str | None  # the parent's app (None: look it up)
+    ok: bool
+    value: Any  # the output, or the failure's list form
+
+
+class ChildTerminate(TypedDict):
+    """Terminate a child (recursive terminate); ``parent`` guards against an id reused by another."""
+
+    k: Literal["t"]
+    id: str  # the child
+    output: Any
+    parent: str
+
+
+Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
+
+
+def activity_record(meta: InstanceMeta, seq: int, name: str, input: Any, app_id: str | None,
+                    attempt: int) -> ActivityRecord:
+    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "name": name, "input": input,
+            "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app, "attempt": attempt}
+
+
+def activity_task_key(record: ActivityRecord) -> str:
+    return task_key(record["gen"], record["seq"])
+
+
+def child_start(meta: InstanceMeta, key: str, child: str, name: str, input: Any, app_id: str | None) -> ChildStart:
+    return {"k": "c", "id": meta.instance_id, "key": key, "child": child, "name": name, "input": input,
+            "app": app_id or meta.app, "papp": meta.app, "prun": str(meta.created)}
+
+
+def parent_notice(meta: InstanceMeta, ok: bool, value: Any) -> ParentNotice:
+    """For ``meta``'s parent (which it must have): its outcome, a value or a ``FailureDetails``."""
+    assert meta.parent is not None and meta.parent_key is not None
+    return {"k": "p", "id": meta.parent, "key": meta.parent_key, "app": meta.parent_app, "ok": ok,
+            "value": value if ok else value.to_list()}
+
+
+def child_terminate(child: str, output: Any, parent: str) -> ChildTerminate:
+    return {"k": "t", "id": child, "output": output, "parent": parent}
+
+
+def pack_dispatch(record: Dispatch) -> bytes:
+    return pack_value(record)
+
+
+def unpack_dispatch(data: bytes) -> Dispatch:
+    record: Dispatch = unpack_value(data)
+    return record
+
+
+# Outbox entry ids: the call's task key for activities and children, these for the others.
+PARENT_NOTICE_ID = "parent"
+
+
+def terminate_id(child: str) -> str:
+    return f"term.{child}"
+
+
+__all__ = ["ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", "Dispatch", "InstanceMeta",
+           "LIST_FIELDS", "PARENT_NOTICE_ID", "ParentNotice", "SUMMARY_FIELDS", "VERSION_FIELDS", "activity_record",
+           "activity_task_key", "child_start", "child_terminate", "custom_status_fields", "finished_fields",
+           "input_fields", "pack_dispatch", "rerun_fields", "terminate_id", "unpack_dispatch",
+           "workflow_version_fields"]
