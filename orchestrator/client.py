@@ -13,8 +13,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import kombu.exceptions
-
 from . import apilog, metrics
 from .codec import pack_value
 from .core.context import registered_name, to_ms
@@ -36,7 +34,6 @@ from .core.history import (
     event_to_dict,
 )
 from .core.payload import to_json_compatible
-from .core.registry import Registry
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
@@ -48,8 +45,8 @@ from .store.connection import StoreError, StoreUnavailable
 from .store.keys import validate_instance_id
 from .store.queries import StoreQueries
 from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed
-from .worker.celery_app import CeleryPublisher, create_celery_app
-from .worker.engine import Engine
+from .worker.celery_app import PUBLISH_ERRORS, CeleryPublisher, create_celery_app
+from .worker.control import Controller
 
 log = logging.getLogger("orchestrator.client")
 
@@ -299,12 +296,12 @@ class WorkflowClient:
         payload = self._payload(output, "terminate output")
         self._send(instance_id, ExecutionTerminated(ts=_now_ms(), output=payload, recursive=recursive),
                    token=CONTROL_TOKEN, control=True, what="terminate")
-        self._control_engine().apply_controls(instance_id)
+        self._controller().apply(instance_id)
 
     @apilog.logged("suspend")
     def pause_workflow(self, instance_id: str) -> None:
         self._send(instance_id, ExecutionSuspended(ts=_now_ms()), token=CONTROL_TOKEN, control=True, what="suspend")
-        self._control_engine().apply_controls(instance_id)
+        self._controller().apply(instance_id)
 
     @apilog.logged("resume")
     def resume_workflow(self, instance_id: str) -> None:
@@ -325,7 +322,7 @@ class WorkflowClient:
             if code == -3:
                 # Finished, but its last dispatches (parent notification, child terminations) were
                 # not published yet: publish them here (they are idempotent), then purge.
-                self._control_engine().publish_outbox(member, self.store.read_outbox(member))
+                self._controller().publish_outbox(member, self.store.read_outbox(member))
                 code, rest = self.store.purge(member)
             if code == -1 and member != instance_id:
                 continue  # a child that was never created, or purged already
@@ -361,10 +358,10 @@ class WorkflowClient:
                     queue.append(child)
         return order
 
-    def _control_engine(self) -> Engine:
-        """An engine without workflow code: terminate and suspend need none, so they take effect when
-        the call returns instead of queueing behind the app's backlog (see Engine.apply_controls)."""
-        return Engine(self.store, Registry(), self._publisher, "client", inline_steps=False)
+    def _controller(self) -> Controller:
+        """Terminate and suspend need no workflow code, so they take effect when the call returns
+        instead of queueing behind the app's backlog (see worker/control.py)."""
+        return Controller(self.store, self._publisher, _now_ms, self.settings)
 
     def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str,
               idempotency_key: str = "") -> None:
@@ -385,7 +382,7 @@ class WorkflowClient:
         step within ``stale_after`` seconds: the call has succeeded and must not invite a retry."""
         try:
             self._publisher.send_step(instance_id, app)
-        except (kombu.exceptions.OperationalError, StoreUnavailable) as exc:
+        except PUBLISH_ERRORS as exc:
             log.warning("instance %s: could not publish its step (%s); a sweeper will", instance_id, exc)
 
     def _payload(self, value: Any, what: str) -> Any:

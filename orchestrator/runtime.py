@@ -8,22 +8,21 @@ registrations as separate processes with ``orchestrator worker MODULE`` (or plai
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import Celery
-
 from .core.registry import Registry
 from .settings import Settings, load_settings
 from .store.connection import STORE_UNREACHABLE, RedisAuthError
 from .store.redis_store import RedisStore
-from .worker.celery_app import BackgroundDuties, CeleryPublisher, create_celery_app, queue_name
+from .worker.celery_app import CeleryPublisher, create_celery_app
 from .worker.circuit import CircuitBreaker
+from .worker.duties import BackgroundDuties
 from .worker.engine import Engine
+from .worker.pool import CeleryApp, InProcessWorker, run_pool
 
 log = logging.getLogger("orchestrator.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +37,7 @@ class WorkflowRuntime:
         self.settings = (settings or load_settings()).replace(redis_url=redis_url, app_id=app_id)
         self.registry = Registry()
         self._store: RedisStore | None = None
-        self._celery: Celery | None = None
+        self._celery: CeleryApp | None = None
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -83,7 +82,7 @@ class WorkflowRuntime:
             return self._store
 
     @property
-    def celery_app(self) -> Celery:
+    def celery_app(self) -> CeleryApp:
         with self._lock:
             if self._celery is None:
                 self._celery = create_celery_app(self.settings, engine=lambda: self.engine)
@@ -96,23 +95,8 @@ class WorkflowRuntime:
             if self._engine is None:
                 circuit = CircuitBreaker(store, self.app_id,
                                          self.settings.circuit_failure_threshold, self.settings.circuit_cooldown)
-                self._engine = Engine(
-                    store,
-                    self.registry,
-                    CeleryPublisher(celery, direct=self.settings.broker_is_store),
-                    self.app_id,
-                    inline_steps=self.settings.inline_steps,
-                    replay_cache_size=self.settings.replay_cache_size,
-                    stale_after=self.settings.stale_after,
-                    circuit=circuit,
-                    redeliver_after=self.settings.visibility_timeout,
-                    max_payload_bytes=self.settings.max_payload_bytes,
-                    history_warn_events=self.settings.history_warn_events,
-                    activity_batch_size=self.settings.effective_batch_size,
-                    fanout_parallelism=self.settings.fanout_parallelism,
-                    message_budget_seconds=self.settings.message_budget_seconds,
-                    eager_activity_hops=self.settings.effective_eager_hops,
-                )
+                publisher = CeleryPublisher(celery, direct=self.settings.broker_is_store)
+                self._engine = Engine.from_settings(self.settings, store, self.registry, publisher, circuit=circuit)
             return self._engine
 
     def announce(self) -> None:
@@ -139,28 +123,10 @@ class WorkflowRuntime:
         """Run a worker (threads) and the timer poller inside this process until ``shutdown()``."""
         if self._thread is not None:
             return
-        from celery.worker import WorkController
-
         self.announce()
-        app = self.celery_app
-        # Celery's trace falls back to current_app (thread-local, else the default app) for the
-        # accepted content types; pool threads must see this app, which accepts msgpack only.
-        app.set_current()
-        app.set_default()
-        started = threading.Event()
-
-        class _Worker(WorkController):  # type: ignore[misc]
-            def on_consumer_ready(self, consumer: Any) -> None:
-                started.set()
-
-        self._worker = _Worker(
-            app=app, pool="threads", concurrency=concurrency or self.settings.concurrency,
-            queues=[queue_name(self.app_id)], loglevel="WARNING", without_heartbeat=True,
-            without_mingle=True, without_gossip=True, hostname=f"{self.app_id}-inproc-{os.getpid()}@localhost",
-        )
-        self._thread = threading.Thread(target=self._worker.start, name="orchestrator-worker", daemon=True)
-        self._thread.start()
-        if not started.wait(30):
+        self._worker = InProcessWorker(self.celery_app, self.app_id, concurrency or self.settings.concurrency)
+        self._thread = self._worker.start()
+        if self._thread is None:
             raise RuntimeError(f"the in-process worker did not connect to the broker {self.settings.broker}")
         self._duties = BackgroundDuties(self.engine, self.settings.timer_poll_interval, self.settings.sweep_interval)
         self._duties.start()
@@ -169,12 +135,8 @@ class WorkflowRuntime:
         if self._duties is not None:
             self._duties.stop()
             self._duties = None
-        if self._thread is not None:
-            from celery.worker import state
-
-            state.should_terminate = 0
-            self._thread.join(15)
-            state.should_terminate = None
+        if self._worker is not None:
+            self._worker.stop()
             self._thread = None
             self._worker = None
 
@@ -190,10 +152,7 @@ class WorkflowRuntime:
                    loglevel: str = "INFO", pool: str = "prefork") -> None:
         """Run a Celery worker pool in this process; blocks until it is stopped."""
         self._announce_when_reachable()
-        argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or self.settings.concurrency}",
-                f"--queues={','.join(queues or [queue_name(self.app_id)])}", f"--pool={pool}",
-                f"--hostname={self.app_id}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
-        self.celery_app.worker_main(argv)
+        run_pool(self.celery_app, self.app_id, concurrency or self.settings.concurrency, queues, loglevel, pool)
 
 
 def runtimes() -> list[WorkflowRuntime]:

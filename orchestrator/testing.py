@@ -214,8 +214,10 @@ class WorkflowTestEnvironment:
         self.publisher = EagerPublisher()
         self.registries = {app: _copy_registry(runtime) for app, runtime in served.items()}
         for app, registry in self.registries.items():
-            self.publisher.engines[app] = Engine(self.store, registry, self.publisher, app, inline_steps=False,
-                                                 clock=self.now_ms)
+            # Steps run as the eager worker sends them, never inline in an activity: the order of a pool.
+            settings = Settings(app_id=app, key_prefix=prefix, inline_steps=False)
+            self.publisher.engines[app] = Engine.from_settings(settings, self.store, registry, self.publisher,
+                                                               clock=self.now_ms)
             self.store.register_workflows(app, registry.workflows)
         self.client = WorkflowClient(settings=Settings(redis_url="redis://in-process.invalid:1/0", key_prefix=prefix))
         self.client.store, self.client._publisher, self.client.caller = self.store, self.publisher, "test"

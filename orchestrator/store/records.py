@@ -14,7 +14,7 @@ the outbox's child start, parent notification and child terminate. ``pack_dispat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from ..codec import pack_value, unpack_value
 from ..core.errors import FailureDetails
@@ -153,7 +153,7 @@ class ChildStart(TypedDict):
     input: Any
     app: str  # the child's app
     papp: str  # the parent's app
-    prun: str  # the parent's creation time: which run of the parent id made the call
+    prun: NotRequired[str]  # the parent's creation time: which run of the parent id made the call
 
 
 class ParentNotice(TypedDict):
@@ -173,7 +173,7 @@ class ChildTerminate(TypedDict):
     k: Literal["t"]
     id: str  # the child
     output: Any
-    parent: str
+    parent: NotRequired[str]  # (records written before it was added have none)
 
 
 Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate

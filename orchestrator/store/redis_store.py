@@ -27,7 +27,7 @@ from ..core.vocabulary import (
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
-from .records import InstanceMeta
+from .records import ActivityRecord, InstanceMeta
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
 # The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
@@ -74,7 +74,7 @@ class Commit:
     drop_tasks: list[str] = field(default_factory=list)  # task keys no longer awaited (timed out, disarmed)
     activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
     pushes: dict[str, list[bytes]] = field(default_factory=dict)  # queue key -> task messages to LPUSH
-    eager: dict[str, Any] | None = None  # the activity record run in this process after the commit
+    eager: ActivityRecord | None = None  # the activity attempt run in this process after the commit
     # The instance's name and the status the step read it in (its snapshot's): they name the index
     # keys a status change moves it between. Unset, the store finds them (one more round trip).
     name: str | None = None

@@ -14,7 +14,7 @@ schedules exactly one activity this pool serves, that activity runs here right a
 up to ``eager_activity_hops`` in a row and within ``message_budget_seconds`` of the message's
 start. The commit marks it in the instance's task hash. If the process dies mid-way, Celery
 redelivers the message it was running; that redelivery finds the mark and queues the activity
-(``recovery.requeue_eager``). The activity index sweeper covers a lost redelivery as well.
+(``Duties.requeue_eager``, worker/duties.py). The activity index sweeper covers a lost redelivery as well.
 
 Every attempt keeps its own identity (task key, activity index entry, delivery), so a batch lost
 with its worker is redelivered by kombu or republished per attempt by the sweeper like any message,
@@ -30,20 +30,42 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import metrics
 from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
 from ..core.payload import to_json_compatible
+from ..core.registry import Registry
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import task_token
 from ..store.records import ActivityRecord, activity_task_key
-from ..store.redis_store import DUPLICATE, WAKE
+from ..store.redis_store import RedisStore, Snapshot
+from ..store.scripts import DeliverCode
+from .budget import MessageBudget
+from .cache import ExecutionCache
+from .circuit import CircuitBreaker
 from .guards import check_payload
+from .publisher import Publisher
 
-if TYPE_CHECKING:
-    from .engine import Engine
+
+class ActivityHost(Protocol):
+    """What running attempts needs of the engine (worker/engine.py implements it)."""
+
+    store: RedisStore
+    registry: Registry
+    app_id: str
+    circuit: CircuitBreaker | None
+    max_payload_bytes: int
+    budget: MessageBudget
+    executions: ExecutionCache
+    outgoing: Publisher
+    clock: Callable[[], int]
+
+    def runs_here(self, app: str | None, workflow: str | None) -> bool: ...
+
+    def wake(self, instance_id: str, app: str | None, workflow: str | None = None,
+             prefetched: Snapshot | None = None) -> None: ...
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -55,6 +77,16 @@ class ActivityContext:
     workflow_id: str
     task_id: int
     attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Woken:
+    """A delivery woke its instance, whose step the deliverer runs next (with the snapshot it read)."""
+
+    instance_id: str
+    app: str
+    workflow: str
+    snapshot: Snapshot | None
 
 
 @dataclass
@@ -84,48 +116,49 @@ def batches(records: list[ActivityRecord], parallelism: int, batch_size: int) ->
         start = end
 
 
-def run_one(engine: Engine, rec: ActivityRecord) -> None:
+def run_one(host: ActivityHost, rec: ActivityRecord) -> Woken | None:
+    """Run one attempt and deliver its outcome; the step it woke, for the caller to run."""
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
-    if not engine.store.activities_started([(rec["id"], task_key(rec))], engine.clock())[0]:
+    if not host.store.activities_started([(rec["id"], task_key(rec))], host.clock())[0]:
         _skipped(rec)
-        return
-    outcome = execute(engine, rec)
-    deliver(engine, outcome.record, outcome.result, outcome.failure)
+        return None
+    outcome = execute(host, rec)
+    return deliver(host, outcome.record, outcome.result, outcome.failure)
 
 
-def run_batch(engine: Engine, records: list[ActivityRecord]) -> None:
+def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> None:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly."""
-    awaited = engine.store.activities_started([(r["id"], task_key(r)) for r in records], engine.clock())
+    awaited = host.store.activities_started([(r["id"], task_key(r)) for r in records], host.clock())
     done: list[Outcome] = []
     for i, (rec, ok) in enumerate(zip(records, awaited)):
-        if i and engine.over_budget():
-            _deliver_many(engine, done)  # before requeueing: the requeued may be needed by the same wake
+        if i and host.budget.over():
+            _deliver_many(host, done)  # before requeueing: the requeued may be needed by the same wake
             rest = [r for r, still in zip(records[i:], awaited[i:]) if still]
             log.info("activity batch ran %.1f s; sent %d remaining attempts back to the queue singly",
-                     engine.message_seconds() or 0.0, len(rest))
-            with engine.publishing():
+                     host.budget.elapsed() or 0.0, len(rest))
+            with host.outgoing.batch():
                 for r in rest:
-                    engine.publisher.send_activity(r, r["app"])
+                    host.outgoing.send_activity(r, r["app"])
             return
         if ok:
-            done.append(execute(engine, rec))
+            done.append(execute(host, rec))
         else:
             _skipped(rec)
-    _deliver_many(engine, done)
+    _deliver_many(host, done)
 
 
-def execute(engine: Engine, rec: ActivityRecord) -> Outcome:
+def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
     """Run one attempt (unless unregistered or its circuit is open); failures become the outcome."""
     name, seq = rec["name"], rec["seq"]
-    fn = engine.registry.activities.get(name)
+    fn = host.registry.activities.get(name)
     outcome = Outcome(rec)
     began = time.perf_counter()
-    breaker = engine.circuit if engine.circuit is not None and engine.circuit.enabled else None
-    refused_for = breaker.blocked_for(name, engine.clock()) if breaker is not None and fn is not None else 0
+    breaker = host.circuit if host.circuit is not None and host.circuit.enabled else None
+    refused_for = breaker.blocked_for(name, host.clock()) if breaker is not None and fn is not None else 0
     if fn is None:
         outcome.failure = FailureDetails(
-            f"activity {name!r} is not registered in app {engine.app_id!r}", "ActivityNotRegisteredError")
+            f"activity {name!r} is not registered in app {host.app_id!r}", "ActivityNotRegisteredError")
     elif refused_for:
         assert breaker is not None
         outcome.failure = breaker.refusal(name, refused_for)  # not run, so not counted by the breaker
@@ -134,55 +167,58 @@ def execute(engine: Engine, rec: ActivityRecord) -> Outcome:
         try:
             ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
             outcome.result = to_json_compatible(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
-            check_payload(outcome.result, f"output of activity {name!r}", engine.max_payload_bytes)
+            check_payload(outcome.result, f"output of activity {name!r}", host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
             unhealthy = not isinstance(exc, NonRetryableError)
         if breaker is not None and (unhealthy or outcome.failure is None):
-            breaker.record(name, ok=outcome.failure is None, now_ms=engine.clock())
+            breaker.record(name, ok=outcome.failure is None, now_ms=host.clock())
     seconds = time.perf_counter() - began
-    metrics.record_activity(engine.store, name, seconds, failed=outcome.failure is not None)
+    metrics.record_activity(host.store, name, seconds, failed=outcome.failure is not None)
     log.info("activity %s", "failed" if outcome.failure else "completed", extra={
         "instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name, "task_id": task_key(rec),
         "attempt": rec.get("attempt", 1), "duration_ms": round(seconds * 1000, 1)})
     return outcome
 
 
-def deliver(engine: Engine, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
-            *, inline: bool = True) -> None:
-    """Hand an attempt's outcome to its instance; also used when Celery's hard time limit killed it
-    (then from the worker's main process, which must not run steps: ``inline=False`` publishes)."""
-    now, seq = engine.clock(), rec["seq"]
-    args: dict[str, Any] = dict(token=task_token(seq), task_key=task_key(rec), now=now, failure=failure is not None)
-    snap = None
-    if inline and engine.runs_here(rec["wapp"], rec["wf"]):
+def deliver(host: ActivityHost, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
+            *, inline: bool = True) -> Woken | None:
+    """Hand an attempt's outcome to its instance; the step it woke, when the caller is to run it here.
+    Also used when Celery's hard time limit killed the attempt (then from the worker's main process,
+    which must not run steps: ``inline=False`` publishes the step)."""
+    now, seq = host.clock(), rec["seq"]
+    event, key, failed = _event(rec, result, failure, now), task_key(rec), failure is not None
+    if inline and host.runs_here(rec["wapp"], rec["wf"]):
         # The step this delivery may wake runs next, here: have the delivery read it too.
-        code, snap = engine.store.deliver_and_load(rec["id"], _event(rec, result, failure, now),
-                                                   after_version=engine.executions.version_of(rec["id"]), **args)
+        code, snap = host.store.deliver_and_load(rec["id"], event, token=task_token(seq), task_key=key, now=now,
+                                                 failure=failed, after_version=host.executions.version_of(rec["id"]))
+        if code == DeliverCode.WAKE:
+            return Woken(rec["id"], rec["wapp"], rec["wf"], snap)
     else:
-        code = engine.store.deliver(rec["id"], _event(rec, result, failure, now), **args)
-    _after_delivery(engine, rec, code, inline, snap)
+        code = host.store.deliver(rec["id"], event, token=task_token(seq), task_key=key, now=now, failure=failed)
+    _after_delivery(host, rec, code, inline)
+    return None
 
 
-def _deliver_many(engine: Engine, outcomes: list[Outcome]) -> None:
+def _deliver_many(host: ActivityHost, outcomes: list[Outcome]) -> None:
     if not outcomes:
         return
-    now = engine.clock()
-    codes = engine.store.deliver_many([
+    now = host.clock()
+    codes = host.store.deliver_many([
         (o.record["id"], _event(o.record, o.result, o.failure, now), task_token(o.record["seq"]), task_key(o.record),
          o.failure is not None) for o in outcomes], now)
     for outcome, code in zip(outcomes, codes):
-        _after_delivery(engine, outcome.record, code, True, None)
+        _after_delivery(host, outcome.record, code, True)
 
 
-def _after_delivery(engine: Engine, rec: ActivityRecord, code: int, inline: bool, snap: Any) -> None:
-    if code == DUPLICATE:
+def _after_delivery(host: ActivityHost, rec: ActivityRecord, code: int, inline: bool) -> None:
+    if code == DeliverCode.DUPLICATE:
         log.info("dropped the result of activity %s (task %s, attempt %s) of %s: no longer awaited "
                  "(timed out or already delivered)", rec["name"], task_key(rec), rec.get("attempt", 1), rec["id"])
-    elif code == WAKE and inline:
-        engine.wake(rec["id"], rec["wapp"], rec["wf"], snap)
-    elif code == WAKE:
-        engine.publisher.send_step(rec["id"], rec["wapp"])
+    elif code == DeliverCode.WAKE and inline:
+        host.wake(rec["id"], rec["wapp"], rec["wf"])
+    elif code == DeliverCode.WAKE:
+        host.outgoing.send_step(rec["id"], rec["wapp"])
 
 
 def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now: int) -> TaskCompleted | TaskFailed:
@@ -223,4 +259,5 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-__all__ = ["ActivityContext", "batches", "call_activity", "deliver", "execute", "run_batch", "run_one"]
+__all__ = ["ActivityContext", "ActivityHost", "Woken", "batches", "call_activity", "deliver", "execute", "run_batch",
+           "run_one"]

@@ -1,4 +1,4 @@
-"""Everything Celery: the app, its two tasks, the publisher, and the worker's background duties.
+"""Everything Celery: the app, its tasks, the publisher, and starting the pool's background duties.
 
 Messages are msgpack only (no other serializer is accepted, so a message on the broker can never
 execute code). Tasks are ``acks_late`` and rejected on worker loss, so a killed worker's message is
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+import kombu.exceptions
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
@@ -23,13 +23,17 @@ from celery.signals import worker_ready, worker_shutdown
 from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
 from ..settings import Settings
-from ..store.connection import STORE_RETRYABLE, StoreError
+from ..store.connection import STORE_RETRYABLE, StoreError, StoreUnavailable
 from ..store.records import ActivityRecord
 from .broker import transport_for
+from .duties import BackgroundDuties
 from .engine import Engine
 from .envelope import task_message
 
 log = logging.getLogger("orchestrator.worker")
+# What publishing a message raises when the broker cannot take it now (the store marked the step
+# ready, so a sweeper publishes it later: callers log these and carry on).
+PUBLISH_ERRORS: tuple[type[Exception], ...] = (kombu.exceptions.OperationalError, StoreUnavailable)
 STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK = "orchestrator.step", "orchestrator.activity", "orchestrator.activities"
 _RETRYABLE = STORE_RETRYABLE
 
@@ -216,39 +220,3 @@ def _activity_task_id(record: ActivityRecord) -> str:
 
 def _activity_label(record: ActivityRecord) -> str:
     return f"{record['name']} of {record['id']}"
-
-
-class BackgroundDuties(threading.Thread):
-    """Fires due durable timers and sweeps what crashes left behind. Every pool runs one; the store's
-    scripts make concurrent pollers safe (a timer fires once, a sweep claim is taken once)."""
-
-    def __init__(self, engine: Engine, timer_interval: float, sweep_interval: float) -> None:
-        super().__init__(name="orchestrator-duties", daemon=True)
-        self.engine = engine
-        self.timer_interval = timer_interval
-        self.sweep_interval = sweep_interval
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        next_sweep = 0.0
-        backoff = self.timer_interval
-        while not self._stop_event.is_set():
-            try:
-                fired = self.engine.fire_due_timers()
-                if time.monotonic() >= next_sweep:
-                    self.engine.sweep()
-                    next_sweep = time.monotonic() + self.sweep_interval
-                backoff = self.timer_interval
-                if fired:
-                    continue
-            except StoreError as exc:
-                log.warning("background duties: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:  # noqa: BLE001 - keep the duty loop alive whatever one round hit
-                log.exception("background duties: unexpected error")
-            self._stop_event.wait(backoff)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(5)

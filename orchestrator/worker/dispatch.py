@@ -1,0 +1,123 @@
+"""Dispatch: what leaves the engine after a step's commit, and how activities travel.
+
+Activities ride in the commit itself when the publisher can build their messages (the COMMIT script
+pushes them, a wide fan-out packed several per message: worker/activities.py ``batches``), or run
+here right after the commit when eager (``may_run_eagerly``); otherwise each attempt goes through
+the outbox. The outbox (child starts, parent notices, child terminations, activities without a
+direct message) is published after the commit and acknowledged; a sweeper republishes what a crash
+left unpublished, and every record is idempotent (a child start is recognised by its parent call,
+a delivery by its task key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from ..core.errors import FailureDetails
+from ..core.history import ChildCompleted, ChildFailed, ExecutionStarted, ExecutionTerminated
+from ..core.vocabulary import CONTROL_TOKEN, seq_of, task_token
+from ..store import records
+from ..store.records import ActivityRecord
+from ..store.redis_store import Commit, RedisStore
+from ..store.scripts import CreateCode, DeliverCode
+from .activities import batches
+from .publisher import Publisher
+
+
+class Dispatcher:
+    def __init__(self, store: RedisStore, publisher: Publisher, clock: Callable[[], int], *,
+                 fanout_parallelism: int, activity_batch_size: int,
+                 may_run_eagerly: Callable[[ActivityRecord], bool],
+                 wake: Callable[[str, str | None], None], apply_controls: Callable[[str], None]) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+        self.fanout_parallelism = fanout_parallelism
+        self.activity_batch_size = activity_batch_size
+        self.may_run_eagerly = may_run_eagerly
+        self.wake = wake  # (instance id, app or None): a delivery woke it
+        self.apply_controls = apply_controls  # a terminate was delivered to a child
+
+    # -- in the commit ---------------------------------------------------------------------------------
+    def route_activities(self, scheduled: list[ActivityRecord], commit: Commit) -> None:
+        """Put a step's activity attempts in its commit: eager, pushed by the script, or in the outbox."""
+        if len(scheduled) == 1 and self.may_run_eagerly(scheduled[0]):
+            commit.eager = scheduled[0]  # run here after the commit (Engine.run_step), not queued
+            return
+        by_app: dict[str, list[ActivityRecord]] = {}
+        for record in scheduled:
+            by_app.setdefault(record["app"], []).append(record)
+        for app, group in by_app.items():
+            for batch in batches(group, self.fanout_parallelism, self.activity_batch_size):
+                message = self.publisher.activity_message(batch, app)
+                if message is not None:
+                    commit.pushes.setdefault(message[0], []).append(message[1])
+                    continue
+                for record in batch:
+                    commit.outbox[records.activity_task_key(record)] = records.pack_dispatch(record)
+
+    # -- after the commit: the outbox ---------------------------------------------------------------------
+    def publishing(self) -> AbstractContextManager[None]:
+        """The publisher's batch context (one producer for many messages)."""
+        return self.publisher.batch()
+
+    def publish_outbox(self, instance_id: str, entries: dict[str, bytes]) -> None:
+        if not entries:
+            return
+        with self.publishing():
+            for entry in entries.values():
+                self.publish(records.unpack_dispatch(entry))
+        self.store.ack_outbox(instance_id, entries.keys())
+
+    def publish(self, rec: records.Dispatch) -> None:
+        if rec["k"] == "a":
+            self.publisher.send_activity(rec, rec["app"])
+        elif rec["k"] == "c":
+            self._start_child(rec)
+        elif rec["k"] == "p":
+            value = rec["value"] if rec["ok"] else FailureDetails.from_list(rec["value"])
+            self.deliver_child_result(rec["id"], rec["key"], rec["app"], rec["ok"], value)
+        elif rec["k"] == "t":
+            self._terminate_child(rec)
+
+    def _start_child(self, rec: records.ChildStart) -> None:
+        now = self.clock()
+        started = ExecutionStarted(ts=now, name=rec["name"], input=rec["input"])
+        step = self.publisher.step_message(rec["child"], rec["app"])
+        code, _status = self.store.create_instance(
+            rec["child"], rec["name"], rec["app"], started, rec["input"], now,
+            parent=rec["id"], parent_key=rec["key"], parent_app=rec["papp"], parent_run=rec.get("prun", ""),
+            step_message=step,
+        )
+        if code == CreateCode.DUE and step is None:
+            self.publisher.send_step(rec["child"], rec["app"])
+        elif code == CreateCode.TAKEN:
+            # Someone else's instance is not our child: recursive terminate/purge must not reach it.
+            holder = self.store.get_meta(rec["child"])
+            if holder is not None and holder.parent != rec["id"]:
+                self.store.forget_child(rec["id"], rec["child"])
+            failure = FailureDetails(f"child instance id {rec['child']!r} is already taken",
+                                     "InstanceAlreadyExistsError")
+            self.deliver_child_result(rec["id"], rec["key"], rec["papp"], False, failure)
+
+    def _terminate_child(self, rec: records.ChildTerminate) -> None:
+        now = self.clock()
+        child = self.store.get_meta(rec["id"])
+        if child is None or ("parent" in rec and child.parent != rec["parent"]):
+            return  # gone, or an id that was never this parent's child
+        code = self.store.deliver(rec["id"], ExecutionTerminated(ts=now, output=rec["output"], recursive=True),
+                                  token=CONTROL_TOKEN, now=now, control=True)
+        if code > DeliverCode.DUPLICATE:  # stored, whoever holds the step: terminate the child now, here
+            self.apply_controls(rec["id"])
+
+    def deliver_child_result(self, parent: str, key: str, app: str | None, ok: bool, value: object) -> None:
+        now, seq = self.clock(), seq_of(key)
+        event = ChildCompleted(ts=now, seq=seq, result=value) if ok else \
+            ChildFailed(ts=now, seq=seq, failure=value)  # type: ignore[arg-type]  # a FailureDetails when not ok
+        code = self.store.deliver(parent, event, token=task_token(seq), task_key=key, now=now, failure=not ok)
+        if code == DeliverCode.WAKE:
+            self.wake(parent, app)
+
+
+__all__ = ["Dispatcher"]

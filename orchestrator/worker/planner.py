@@ -1,0 +1,246 @@
+"""The step planner: from an instance's snapshot (and its replayed workflow, when cached) to the one
+commit that records the step. It runs the workflow's code through the pure core and writes nothing;
+the step loop (worker/steps.py) commits what it returns.
+
+Controls come first and need no code: a terminate ends the instance (and, recursively, its
+children); while suspended only suspend / resume are consumed, everything else waits in the inbox.
+Then the code runs; a ``NonDeterminismError`` fails the instance leaving history and inbox as they
+were; a decided value over ``max_payload_bytes`` fails it as if the workflow had raised
+``PayloadError``. What the step decided becomes task keys, timers, children and dispatch records;
+the activities go to ``route_activities`` (worker/dispatch.py), which puts them in the commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..codec import pack_event
+from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError
+from ..core.history import (
+    ChildScheduled,
+    ContinuedAsNew,
+    ExecutionCompleted,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    PatchMarker,
+    StepStarted,
+    TaskScheduled,
+    TimerCreated,
+)
+from ..core.registry import Registry
+from ..core.replay import StepResult, WorkflowExecution
+from ..core.vocabulary import CONTROL_TOKEN, Status, event_token, member, task_key
+from ..store import records
+from ..store.records import ActivityRecord, InstanceMeta
+from ..store.redis_store import Commit, Snapshot
+from .cache import CachedExecution
+from .guards import oversized_decision
+
+log = logging.getLogger("orchestrator.engine")
+
+Decision = tuple[Commit, WorkflowExecution | None]  # the commit, and the execution when the code ran
+
+
+def notify_parent(meta: InstanceMeta, commit: Commit, ok: bool, value: Any) -> None:
+    """A child that ends tells its parent, through the outbox of the commit that ends it."""
+    if meta.parent:
+        commit.outbox[records.PARENT_NOTICE_ID] = records.pack_dispatch(records.parent_notice(meta, ok, value))
+
+
+def failed_commit(meta: InstanceMeta, now: int, failure: FailureDetails) -> Commit:
+    """Fail the instance without consuming or recording anything (history and inbox stay as they are)."""
+    commit = Commit(version=meta.version, now=now, status=Status.FAILED, keep_wait=True,
+                    fields=records.finished_fields(now, failure=failure), name=meta.name, old_status=meta.status)
+    notify_parent(meta, commit, ok=False, value=failure)
+    return commit
+
+
+class StepPlanner:
+    """Plans steps for the workflows of ``registry`` (an empty one plans controls only)."""
+
+    def __init__(self, registry: Registry, app_id: str, clock: Callable[[], int], max_payload_bytes: int,
+                 child_ids: Callable[[str], list[str]],
+                 route_activities: Callable[[list[ActivityRecord], Commit], None]) -> None:
+        self.registry = registry
+        self.app_id = app_id
+        self.clock = clock
+        self.max_payload_bytes = max_payload_bytes
+        self.child_ids = child_ids  # every child an instance started (recursive terminate)
+        self.route_activities = route_activities
+
+    def decide(self, snap: Snapshot, cached: CachedExecution | None) -> Decision | None:
+        """The step's commit, or None when the inbox holds nothing this step may consume."""
+        meta, now = snap.meta, self.clock()
+        events = [entry.event for entry in snap.inbox]
+        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+        if terminate is not None:
+            return self.terminate(snap, terminate, now), None
+        if self._suspended(meta, events):
+            commit = self.suspend(snap, now)
+            return (commit, None) if commit is not None else None
+        return self._run_code(snap, cached, events, now)
+
+    # -- controls ----------------------------------------------------------------------------------
+    @staticmethod
+    def _suspended(meta: InstanceMeta, events: list[HistoryEvent]) -> bool:
+        suspended = meta.status == Status.SUSPENDED
+        for event in events:
+            if isinstance(event, (ExecutionSuspended, ExecutionResumed)):
+                suspended = isinstance(event, ExecutionSuspended)
+        return suspended
+
+    @staticmethod
+    def suspend(snap: Snapshot, now: int) -> Commit | None:
+        """Consume only suspend/resume: everything else waits in the inbox until resumed."""
+        controls = [e for e in snap.inbox if isinstance(e.event, (ExecutionSuspended, ExecutionResumed))]
+        if not controls:
+            return None
+        return Commit(version=snap.meta.version, now=now, status=Status.SUSPENDED, keep_wait=True,
+                      consumed=[e.entry_id for e in controls],
+                      events=[StepStarted(ts=now)] + [e.event for e in controls])
+
+    def terminate(self, snap: Snapshot, request: ExecutionTerminated, now: int) -> Commit:
+        meta = snap.meta
+        commit = Commit(version=meta.version, now=now, status=Status.TERMINATED,
+                        consumed=[e.entry_id for e in snap.inbox],
+                        events=[StepStarted(ts=now)] + [e.event for e in snap.inbox],
+                        fields=records.finished_fields(now, output=request.output))
+        if request.recursive:
+            # Every child ever started (the snapshot may hold only recent history); finished ones
+            # simply refuse the terminate.
+            for child in self.child_ids(meta.instance_id):
+                commit.outbox[records.terminate_id(child)] = records.pack_dispatch(
+                    records.child_terminate(child, request.output, meta.instance_id))
+        failure = FailureDetails(f"workflow {meta.instance_id!r} was terminated", "WorkflowTerminatedError")
+        notify_parent(meta, commit, ok=False, value=failure)
+        return commit
+
+    # -- the workflow's code ---------------------------------------------------------------------------
+    def _run_code(self, snap: Snapshot, cached: CachedExecution | None, events: list[HistoryEvent],
+                  now: int) -> Decision:
+        meta = snap.meta
+        if cached is None:
+            workflow, events = self.workflow_for(meta, snap.history, events)
+            execution = WorkflowExecution(workflow, meta.instance_id, meta.generation)
+        else:
+            execution = cached.execution
+        new: list[HistoryEvent] = [StepStarted(ts=now), *events]
+        try:
+            execution.catch_up(snap.history)  # only what was recorded since `cached` was taken
+            outcome = execution.step(new)
+        except NonDeterminismError as err:
+            log.error("%s", err, extra={"instance_id": meta.instance_id, "workflow": meta.name})
+            return failed_commit(meta, now, FailureDetails(str(err), "NonDeterminismError", None)), None
+        too_big = oversized_decision(meta.name, outcome, self.max_payload_bytes)
+        if too_big is not None:
+            # As if the workflow had raised PayloadError at this step: the oversized value is not stored.
+            log.error("%s; failing instance %s", too_big, meta.instance_id,
+                      extra={"instance_id": meta.instance_id, "workflow": meta.name})
+            failure = FailureDetails(too_big, "PayloadError", None)
+            commit = Commit(version=meta.version, now=now, status=Status.FAILED,
+                            consumed=[e.entry_id for e in snap.inbox],
+                            events=new + [ExecutionCompleted(ts=now, status=Status.FAILED, failure=failure)],
+                            fields=records.finished_fields(now, failure=failure))
+            notify_parent(meta, commit, ok=False, value=failure)
+            return commit, None
+        return self._record(snap, events, new, outcome, now), execution
+
+    def _record(self, snap: Snapshot, events: list[HistoryEvent], new: list[HistoryEvent], outcome: StepResult,
+                now: int) -> Commit:
+        """The commit of a step whose code ran and decided ``outcome``."""
+        meta = snap.meta
+        commit = Commit(version=meta.version, now=now, status=Status.RUNNING, consumed=[e.entry_id for e in snap.inbox])
+        for event in events:
+            if isinstance(event, ExecutionStarted) and event.version is not None:
+                commit.fields.update(records.workflow_version_fields(event.version))
+        if outcome.custom_status is not None:
+            commit.fields.update(records.custom_status_fields(outcome.custom_status))
+        completion = outcome.completion
+        if isinstance(completion, ContinuedAsNew):
+            # Fresh history, same id: the new generation starts from the inbox, like a new instance.
+            commit.reset = True
+            commit.fields.update(records.input_fields(completion.input))
+            restart = ExecutionStarted(ts=now, name=meta.name, input=completion.input)
+            commit.inbox_add = [(CONTROL_TOKEN, pack_event(restart))]
+            commit.inbox_add += [(event_token(e.name), pack_event(e)) for e in outcome.carryover]
+            return commit
+        commit.events = new + outcome.actions
+        scheduled: list[ActivityRecord] = []
+        for action in outcome.actions:
+            self._plan_action(meta, action, commit, scheduled)
+        self.route_activities(scheduled, commit)
+        # Timed-out attempts and disarmed timeout timers: their late deliveries are dropped by the store.
+        commit.drop_tasks = [task_key(meta.generation, seq) for seq in outcome.abandoned]
+        if isinstance(completion, ExecutionCompleted):
+            commit.events.append(completion)
+            commit.status = completion.status
+            if completion.status == Status.COMPLETED:
+                commit.fields.update(records.finished_fields(now, output=completion.result))
+                notify_parent(meta, commit, ok=True, value=completion.result)
+            else:
+                commit.fields.update(records.finished_fields(now, failure=completion.failure))
+                notify_parent(meta, commit, ok=False, value=completion.failure)
+        elif outcome.wait is not None:
+            commit.wait_mode, commit.wait_tokens = outcome.wait.mode, list(outcome.wait.tokens)
+        return commit
+
+    def workflow_for(self, meta: InstanceMeta, history: list[HistoryEvent],
+                     events: list[HistoryEvent]) -> tuple[Callable[..., Any], list[HistoryEvent]]:
+        """The function of the workflow version the instance runs. A first step (its ExecutionStarted
+        still in the inbox, without a version) takes the latest version and records it there."""
+        started = next((e for e in history if isinstance(e, ExecutionStarted)), None)
+        if started is None:
+            for i, event in enumerate(events):
+                if isinstance(event, ExecutionStarted):
+                    latest = self.registry.latest_version(meta.name)
+                    if event.version is None and latest is not None:
+                        event = dataclasses.replace(event, version=latest)
+                        events = [*events[:i], event, *events[i + 1:]]
+                    started = event
+                    break
+        version = started.version if started is not None else None
+        workflow = self.registry.workflow(meta.name, version)
+        if workflow is None:
+            raise WorkflowNotRegisteredError(self._not_registered(meta, version))
+        return workflow, events
+
+    def _not_registered(self, meta: InstanceMeta, version: str | None) -> str:
+        if meta.name not in self.registry.workflows:
+            return (f"workflow {meta.name!r} of instance {meta.instance_id!r} is not registered in app "
+                    f"{self.app_id!r}; the step stays queued for a pool that registers it")
+        wanted = f"version {version!r}" if version is not None else \
+            "unversioned (it started before versions were registered; register its function without a version)"
+        return (f"workflow {meta.name!r} of instance {meta.instance_id!r} runs {wanted}, which is not "
+                f"registered in app {self.app_id!r} (registered: {self.registry.describe_versions(meta.name)}); "
+                "the step stays queued for a pool that registers it")
+
+    @staticmethod
+    def _plan_action(meta: InstanceMeta, action: HistoryEvent, commit: Commit,
+                     scheduled: list[ActivityRecord]) -> None:
+        if isinstance(action, PatchMarker):
+            return  # recorded in history only: nothing to dispatch
+        if isinstance(action, TaskScheduled):
+            key = task_key(meta.generation, action.seq)
+            commit.tasks.append(key)
+            commit.activities.append(key)
+            scheduled.append(records.activity_record(meta, action.seq, action.name, action.input, action.app_id,
+                                                     action.attempt))
+        elif isinstance(action, TimerCreated):
+            key = task_key(meta.generation, action.seq)
+            commit.tasks.append(key)
+            commit.timers.append((action.fire_at, member(meta.instance_id, key)))
+        elif isinstance(action, ChildScheduled):
+            key = task_key(meta.generation, action.seq)
+            commit.tasks.append(key)
+            commit.children.append(action.instance_id)
+            commit.outbox[key] = records.pack_dispatch(
+                records.child_start(meta, key, action.instance_id, action.name, action.input, action.app_id))
+
+
+__all__ = ["Decision", "StepPlanner", "failed_commit", "notify_parent"]

@@ -1,0 +1,67 @@
+"""Running a pool: the in-process worker (``WorkflowRuntime.start``, threads) and a process pool
+(``orchestrator worker``, Celery's ``worker_main``). Celery is imported here, not by the runtime."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.worker import WorkController
+
+from ..core.vocabulary import queue_name
+
+CeleryApp = Celery
+
+
+class InProcessWorker:
+    """A Celery worker on threads inside this process, consuming the app's queue."""
+
+    def __init__(self, app: Celery, app_id: str, concurrency: int) -> None:
+        self.app, self.app_id, self.concurrency = app, app_id, concurrency
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30) -> threading.Thread | None:
+        """Start it; its thread once it consumes, or None when it did not connect within ``timeout``."""
+        app = self.app
+        # Celery's trace falls back to current_app (thread-local, else the default app) for the
+        # accepted content types; pool threads must see this app, which accepts msgpack only.
+        app.set_current()
+        app.set_default()
+        started = threading.Event()
+
+        class _Worker(WorkController):  # type: ignore[misc]
+            def on_consumer_ready(self, consumer: Any) -> None:
+                started.set()
+
+        worker = _Worker(
+            app=app, pool="threads", concurrency=self.concurrency, queues=[queue_name(self.app_id)],
+            loglevel="WARNING", without_heartbeat=True, without_mingle=True, without_gossip=True,
+            hostname=f"{self.app_id}-inproc-{os.getpid()}@localhost",
+        )
+        self._thread = threading.Thread(target=worker.start, name="orchestrator-worker", daemon=True)
+        self._thread.start()
+        return self._thread if started.wait(timeout) else None
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        from celery.worker import state
+
+        state.should_terminate = 0
+        self._thread.join(15)
+        state.should_terminate = None
+        self._thread = None
+
+
+def run_pool(app: Celery, app_id: str, concurrency: int, queues: list[str] | None, loglevel: str,
+             pool: str) -> None:
+    """Run a Celery worker pool in this process; blocks until it is stopped."""
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+            f"--queues={','.join(queues or [queue_name(app_id)])}", f"--pool={pool}",
+            f"--hostname={app_id}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)
+
+
+__all__ = ["CeleryApp", "InProcessWorker", "run_pool"]

@@ -1,0 +1,128 @@
+"""The step loop: load, plan, commit, record, publish; again while the commit says more arrived.
+
+Safe to run twice at once: the commit's version check lets exactly one take effect and the other
+re-reads. ``prefetched`` is the snapshot a waking delivery returned (worker/activities.py), used if
+it still fits the cached execution. The loop returns the activity a step kept for eager execution,
+which the engine runs next (Engine.run_step: the eager-activity loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from .. import metrics
+from ..core.errors import FailureDetails
+from ..core.history import HistoryFormatError
+from ..core.replay import WorkflowExecution
+from ..core.vocabulary import TERMINAL
+from ..store.records import ActivityRecord, InstanceMeta
+from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
+from . import recovery
+from .cache import CachedExecution, ExecutionCache
+from .planner import StepPlanner, failed_commit
+
+log = logging.getLogger("orchestrator.engine")
+MAX_STEP_ROUNDS = 1000
+
+
+class StepRunner:
+    def __init__(self, store: RedisStore, planner: StepPlanner, cache: ExecutionCache, clock: Callable[[], int],
+                 publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int) -> None:
+        self.store = store
+        self.planner = planner
+        self.cache = cache
+        self.clock = clock
+        self.publish_outbox = publish_outbox
+        self.history_warn_events = history_warn_events
+
+    def run(self, instance_id: str, prefetched: Snapshot | None = None) -> list[ActivityRecord]:
+        """Bring the instance up to date with its inbox; the activities its steps kept to run eagerly."""
+        eager: list[ActivityRecord] = []
+        for _ in range(MAX_STEP_ROUNDS):
+            began = time.perf_counter()
+            cached = self.cache.take(instance_id)
+            try:
+                snap, cached = self._load(instance_id, cached, prefetched)
+            except HistoryFormatError as err:
+                if self.fail_unreadable(instance_id, err):
+                    continue
+                return eager
+            prefetched = None
+            if snap is None:
+                return eager
+            decision = None if snap.meta.is_terminal or not snap.inbox else self.planner.decide(snap, cached)
+            if decision is None:
+                self.cache.put_back(instance_id, cached)
+                if self.store.release(instance_id):
+                    continue
+                return eager
+            commit, execution = decision
+            commit.name, commit.old_status = snap.meta.name, snap.meta.status
+            result = self.store.commit(instance_id, commit)
+            if result.gone:
+                return eager
+            if not result.ok:
+                log.debug("step of %s lost the race at version %s; retrying", instance_id, commit.version)
+                metrics.record_step_conflict(self.store, snap.meta.name)
+                continue
+            self._committed(instance_id, snap, cached, commit, execution, result, time.perf_counter() - began)
+            if commit.eager is not None:
+                eager.append(commit.eager)
+            if not result.rerun:
+                return eager
+        log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
+                    instance_id, MAX_STEP_ROUNDS)
+        return eager
+
+    def _load(self, instance_id: str, cached: CachedExecution | None,
+              prefetched: Snapshot | None) -> tuple[Snapshot | None, CachedExecution | None]:
+        after = cached.version if cached else None
+        snap = prefetched if prefetched is not None and prefetched.after_version == after else \
+            self.store.load(instance_id, after)
+        if snap is not None and cached and (cached.generation != snap.meta.generation
+                                            or cached.version > snap.meta.version):
+            cached = None  # continued as new, or purged and recreated: start from scratch
+            snap = self.store.load(instance_id)
+        return snap, cached
+
+    def _committed(self, instance_id: str, snap: Snapshot, cached: CachedExecution | None, commit: Commit,
+                   execution: WorkflowExecution | None, result: CommitResult, seconds: float) -> None:
+        """After a commit: the cache, the log, metrics, the history-size warning, the outbox."""
+        # History size after this step: what the cached entry knew, plus what was read, plus the new entry.
+        history_events = (
+            0 if commit.reset else (cached.events if cached else 0) + len(snap.history) + len(commit.events)
+        )
+        if execution is None:
+            if commit.status not in TERMINAL:
+                self.cache.put_back(instance_id, cached)  # code did not run: replay still holds
+        elif not (execution.finished or commit.reset):
+            execution.committed()
+            self.cache.put(instance_id, execution, result.version, history_events)
+        log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
+                                          "version": result.version, "status": commit.status})
+        metrics.record_step(self.store, snap.meta.name, snap.meta.status, commit.status, seconds,
+                            inbox_events=len(snap.inbox), history_events=history_events)
+        recovery.warn_history_size(self.store, self.history_warn_events, snap.meta.name, instance_id,
+                                   history_events, len(commit.events))
+        self.publish_outbox(instance_id, commit.outbox)
+
+    def fail_unreadable(self, instance_id: str, err: HistoryFormatError) -> bool:
+        """Fail an instance whose history or inbox does not decode (see worker/recovery.py). True when
+        a concurrent step changed the instance first (the caller looks again)."""
+        meta: InstanceMeta | None = self.store.get_meta(instance_id)
+        if meta is None or meta.is_terminal:
+            self.store.release(instance_id)
+            return False
+        failure = FailureDetails(f"instance {instance_id!r} cannot be replayed: {err}; its history and inbox "
+                                 "are left as they are", "HistoryFormatError", None)
+        log.error("%s", failure.message, extra={"instance_id": instance_id, "workflow": meta.name})
+        commit = failed_commit(meta, self.clock(), failure)
+        result = self.store.commit(instance_id, commit)
+        if result.ok:
+            self.publish_outbox(instance_id, commit.outbox)
+        return not (result.ok or result.gone)
+
+
+__all__ = ["MAX_STEP_ROUNDS", "StepRunner"]
