@@ -44,9 +44,11 @@ from .store import monitoring, records
 from .store.connection import StoreError, StoreUnavailable
 from .store.keys import validate_instance_id
 from .store.queries import StoreQueries
+from .store.records import InstanceMeta
 from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed
 from .worker.celery_app import PUBLISH_ERRORS, CeleryPublisher, create_celery_app
 from .worker.control import Controller
+from .worker.publisher import SendingPublisher, full_publisher
 
 log = logging.getLogger("orchestrator.client")
 
@@ -59,12 +61,27 @@ APP_LOOKUP_TTL = 5.0  # seconds a client trusts its lookup of which app serves a
 
 
 class WorkflowClient:
-    def __init__(self, host: str | None = None, port: str | None = None, *, redis_url: str | None = None,
-                 settings: Settings | None = None, **_dapr_options: Any) -> None:
-        """``host``/``port`` (the Dapr sidecar's) are accepted for compatibility and unused."""
+    def __init__(self, host: str | Settings | None = None, port: str | None = None, *,
+                 settings: Settings | None = None, store: RedisStore | None = None,
+                 publisher: SendingPublisher | None = None, clock: Callable[[], int] | None = None,
+                 redis_url: str | None = None, **_dapr_options: Any) -> None:
+        """``WorkflowClient()`` reads the settings (``load_settings``); ``WorkflowClient(settings)`` or
+        ``settings=`` uses those. ``host``/``port`` (the Dapr sidecar's, as in Dapr's
+        ``DaprWorkflowClient(host, port)``) are accepted for compatibility and unused.
+
+        The injection seams, for tests and embedders: ``store`` (a ``RedisStore``; default: one on
+        ``settings.redis_url``), ``publisher`` (how steps and activities are sent; default: Celery on
+        ``settings.broker``), ``clock`` (ms since the epoch; default: the wall clock), the one clock
+        every timestamp this client writes comes from."""
+        if isinstance(host, Settings):
+            settings, host = host, None
         self.settings = (settings or load_settings()).replace(redis_url=redis_url)
-        self.store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
-        self._publisher = CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
+        self.store = store if store is not None else RedisStore.from_url(self.settings.redis_url,
+                                                                         self.settings.key_prefix)
+        self._publisher: SendingPublisher = publisher if publisher is not None else \
+            CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
+        self._outgoing = full_publisher(self._publisher)
+        self.clock: Callable[[], int] = clock if clock is not None else _now_ms
         self._apps: dict[str, tuple[float, str]] = {}  # workflow name -> (looked up at, app id)
         self._queries: StoreQueries | None = None
         self._broker: Any = None  # the broker's Redis client, for queue lengths (built on first use)
@@ -95,12 +112,11 @@ class WorkflowClient:
         payload = self._payload(input, f"input of workflow {name!r}")
         if reuse_id_policy not in (None, "error", "replace"):
             raise ValueError(f"reuse_id_policy must be 'error' or 'replace', got {reuse_id_policy!r}")
-        now = _now_ms()
+        now = self.clock()
         due = to_ms(start_at) if start_at is not None else 0
         started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
         # The first step's message, pushed by the store iff the start is due now (when the publisher can build it).
-        build = getattr(self._publisher, "step_message", None)
-        step = build(instance_id, app) if build is not None else None
+        step = self._outgoing.step_message(instance_id, app)
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
                                                   start_at=due, replace=reuse_id_policy == "replace",
                                                   step_message=step)
@@ -195,10 +211,9 @@ class WorkflowClient:
         seed = Seed(history=plan.history, inbox=plan.inbox,
                     fields=records.rerun_fields(instance_id, from_step, plan.started.version),
                     timers=[(t.fire_at, f"0.{t.seq}") for t in plan.timers])
-        build = getattr(self._publisher, "step_message", None)
-        step = build(new_id, meta.app) if build is not None else None
+        step = self._outgoing.step_message(new_id, meta.app)
         code, status = self.store.create_instance(new_id, meta.name, meta.app, plan.started, plan.started.input,
-                                                  _now_ms(), seed=seed, step_message=step)
+                                                  self.clock(), seed=seed, step_message=step)
         if code == -1:
             raise InstanceAlreadyExistsError(f"an instance with id {new_id!r} already exists ({status})")
         if code == WAKE and step is None:
@@ -249,6 +264,14 @@ class WorkflowClient:
             self._queries = StoreQueries(self.store)
         return self._queries
 
+    def serving_app(self, workflow: str) -> str | None:
+        """The app whose pools announced they serve ``workflow`` (None: no pool has yet)."""
+        return self.store.workflow_app(workflow)
+
+    def api_log(self, *, after: str | None = None, before: str | None = None, limit: int = 100) -> list[dict[str, str]]:
+        """The API log's entries, newest first (see ``orchestrator.apilog.read``)."""
+        return apilog.read(self.store, after=after, before=before, limit=limit)
+
     # -- operations (the HTTP API's health and /metrics) ---------------------------------------
     def ping(self) -> bool:
         """Does the store answer? Raises when it cannot be reached."""
@@ -260,7 +283,7 @@ class WorkflowClient:
 
     def backlog(self) -> dict[str, float]:
         """Ready and outbox instances, pending and due timers, the oldest due timer's lag (seconds)."""
-        return metrics.live_gauges(self.store, _now_ms())
+        return metrics.live_gauges(self.store, self.clock())
 
     def queue_lengths(self) -> dict[str, int]:
         """Messages waiting in the Celery queue of every app that registered workflows (Redis brokers
@@ -287,25 +310,25 @@ class WorkflowClient:
         ):
             raise ValueError(f"idempotency_key must be a string of 1-200 characters, got {idempotency_key!r}")
         payload = self._payload(data, f"data of event {event_name!r}")
-        self._send(instance_id, EventRaised(ts=_now_ms(), name=event_name, data=payload),
+        self._send(instance_id, EventRaised(ts=self.clock(), name=event_name, data=payload),
                    token=event_token(event_name), control=False, what=f"raise event {event_name!r} to",
                    idempotency_key=idempotency_key or "")
 
     @apilog.logged("terminate")
     def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
         payload = self._payload(output, "terminate output")
-        self._send(instance_id, ExecutionTerminated(ts=_now_ms(), output=payload, recursive=recursive),
+        self._send(instance_id, ExecutionTerminated(ts=self.clock(), output=payload, recursive=recursive),
                    token=CONTROL_TOKEN, control=True, what="terminate")
         self._controller().apply(instance_id)
 
     @apilog.logged("suspend")
     def pause_workflow(self, instance_id: str) -> None:
-        self._send(instance_id, ExecutionSuspended(ts=_now_ms()), token=CONTROL_TOKEN, control=True, what="suspend")
+        self._send(instance_id, ExecutionSuspended(ts=self.clock()), token=CONTROL_TOKEN, control=True, what="suspend")
         self._controller().apply(instance_id)
 
     @apilog.logged("resume")
     def resume_workflow(self, instance_id: str) -> None:
-        self._send(instance_id, ExecutionResumed(ts=_now_ms()), token=CONTROL_TOKEN, control=True, what="resume")
+        self._send(instance_id, ExecutionResumed(ts=self.clock()), token=CONTROL_TOKEN, control=True, what="resume")
 
     suspend_workflow = pause_workflow
 
@@ -361,11 +384,11 @@ class WorkflowClient:
     def _controller(self) -> Controller:
         """Terminate and suspend need no workflow code, so they take effect when the call returns
         instead of queueing behind the app's backlog (see worker/control.py)."""
-        return Controller(self.store, self._publisher, _now_ms, self.settings)
+        return Controller(self.store, self._publisher, self.clock, self.settings)
 
     def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str,
               idempotency_key: str = "") -> None:
-        code = self.store.deliver(instance_id, event, token=token, now=_now_ms(), control=control,
+        code = self.store.deliver(instance_id, event, token=token, now=self.clock(), control=control,
                                   idempotency_key=idempotency_key)
         if code == UNKNOWN:
             raise InstanceNotFoundError(f"cannot {what} instance {instance_id!r}: no such instance")
@@ -397,4 +420,4 @@ class WorkflowClient:
 DaprWorkflowClient = WorkflowClient
 # What a call raises when the store cannot be used (redis-py's errors; see store/connection.py), for the
 # edges (CLI, HTTP, dashboard) to catch without importing the store.
-__all__ = ["DaprWorkflowClient", "StoreError", "StoreQueries", "StoreUnavailable", "WorkflowClient"]
+__all__ = ["DaprWorkflowClient", "InstanceMeta", "StoreError", "StoreQueries", "StoreUnavailable", "WorkflowClient"]

@@ -219,8 +219,9 @@ class WorkflowTestEnvironment:
             self.publisher.engines[app] = Engine.from_settings(settings, self.store, registry, self.publisher,
                                                                clock=self.now_ms)
             self.store.register_workflows(app, registry.workflows)
-        self.client = WorkflowClient(settings=Settings(redis_url="redis://in-process.invalid:1/0", key_prefix=prefix))
-        self.client.store, self.client._publisher, self.client.caller = self.store, self.publisher, "test"
+        self.client = WorkflowClient(Settings(redis_url="redis://in-process.invalid:1/0", key_prefix=prefix),
+                                     store=self.store, publisher=self.publisher, clock=self.now_ms)
+        self.client.caller = "test"
 
     # -- time -------------------------------------------------------------------------------------
     def now_ms(self) -> int:

@@ -58,9 +58,9 @@ def _wait_and_report(c: Any, instance_id: str, timeout: float | None, quiet: boo
     """Wait with progress, print the final state, exit 1 unless it COMPLETED, 130 on Ctrl-C."""
     progress = Progress(instance_id, enabled=not quiet)
     try:
-        status = wait_for(c.store, instance_id, timeout=timeout, progress=progress)
+        status = wait_for(c.queries, instance_id, timeout=timeout, progress=progress)
     except KeyboardInterrupt:
-        meta = c.store.get_meta(instance_id)
+        meta = c.queries.meta(instance_id)
         now = meta.status if meta else "unknown"
         click.echo(f"stopped waiting after {progress.elapsed():.1f}s; instance {instance_id} is {now} "
                    "and keeps running", err=True)

@@ -51,16 +51,17 @@ class Progress:
             self.stream.flush()
 
 
-def wait_for(store: Any, instance_id: str, *, timeout: float | None, progress: Progress,
+def wait_for(queries: Any, instance_id: str, *, timeout: float | None, progress: Progress,
              until: frozenset[str] = FINAL) -> str:
-    """Poll the instance until its status is in ``until``; return it. Raises ``InstanceNotFoundError`` if the
+    """Poll the instance (through ``queries``, the client's ``queries``) until its status is in
+    ``until``; return it. Raises ``InstanceNotFoundError`` if the
     instance is missing, ``TimeoutError`` after ``timeout`` seconds, ``KeyboardInterrupt`` on Ctrl-C
     (the caller reports it; nothing is sent to the instance)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.02
     try:
         while True:
-            meta = store.get_meta(instance_id)
+            meta = queries.meta(instance_id)
             if meta is None:
                 raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
             progress.update(meta.status, meta.version)

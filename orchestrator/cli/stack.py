@@ -107,7 +107,7 @@ class PoolProcess:
     def wait_for_registration(self, client: Any, names: list[str], timeout: float = 30) -> None:
         """Until the pool has announced one of ``names`` (it does so as it starts)."""
         deadline = time.monotonic() + timeout
-        while not any(client.store.workflow_app(n) for n in names):
+        while not any(client.serving_app(n) for n in names):
             if self.proc.poll() is not None:
                 raise click.ClickException(f"the worker pool exited with code {self.proc.returncode}")
             if time.monotonic() > deadline:

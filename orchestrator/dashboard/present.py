@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..client import InstanceMeta
 from ..core.errors import FailureDetails
 from ..core.history import HistoryEvent, event_to_dict
-from ..store.redis_store import InstanceMeta
 
 CLIP_CHARS = 4000
 PAYLOAD_FIELDS = ("input", "result", "data", "output", "failure")

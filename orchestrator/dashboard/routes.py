@@ -241,7 +241,7 @@ def _apilog_routes(router: APIRouter, client: Any) -> None:
         for label, value in (("after", after), ("before", before)):
             if value is not None and not _is_stream_id(value):
                 raise HTTPException(400, f"{label} must be a stream id like 1700000000000-0, got {value!r}")
-        return {"entries": apilog.read(client.store, after=after, before=before,
+        return {"entries": client.api_log(after=after, before=before,
                                        limit=limit)}
 
 
