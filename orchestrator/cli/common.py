@@ -20,9 +20,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ..core.errors import OrchestratorError
+from ..errors import OrchestratorError, StoreError  # without loading the client
 from ..settings import Settings, load_settings
-from ..store.connection import StoreError  # redis-py's errors, without loading the client
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130

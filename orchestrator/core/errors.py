@@ -1,7 +1,37 @@
 """Errors of the engine and the failure record that travels with a failed task or workflow.
 
-All of them live in the pure core so that every outer layer (store, worker, client, HTTP) raises and
-recognises the same types.
+Every error the package raises on purpose is an ``OrchestratorError``; the outer layers (store,
+worker, client, HTTP, CLI) raise and recognise these same types, and ``orchestrator.errors``
+gathers them. Every one survives a pickle round trip (Celery's result machinery and
+multiprocessing pass exceptions that way; the engine's own wire stays msgpack and JSON)::
+
+    OrchestratorError
+     +-- TaskFailedError              an awaited activity or child workflow failed (inside a workflow)
+     +-- NonDeterminismError          the code asked for something else than history recorded
+     +-- ActivityTimeoutError         an attempt outlived call_activity's timeout (recorded by name)
+     +-- CircuitOpenError             an attempt refused by its open circuit breaker (recorded by name)
+     +-- WorkflowNotRegisteredError   no pool registers the workflow (or that version of it)
+     +-- ActivityNotRegisteredError   the pool an activity was routed to does not register it
+     +-- InstanceNotFoundError        no instance with that id
+     +-- InstanceAlreadyExistsError   the id is taken
+     +-- InstanceFinishedError        the operation needs a live instance
+     +-- InstanceRunningError         the operation needs a finished instance
+     +-- PayloadError (TypeError)     an input or output that is not JSON-compatible, or too large
+     +-- HistoryFormatError (ValueError)   core.history: a stored record does not decode
+     +-- RerunError (ValueError)      core.rerun: a rerun cannot be built from that history
+     +-- NonRetryableError            core.retry: raised by an activity, fails it without retrying
+     +-- ExposureError (ValueError)   http.server: the API would be open to other machines
+     +-- MetricsUnavailable (RuntimeError)   http.prometheus: prometheus_client is not installed
+
+Documented exceptions, deliberately outside the tree:
+
+* ``RedisUnavailableError`` and its ``RedisAuthError`` (store.connection) subclass redis-py's
+  ``ConnectionError``: the store being unreachable is not the engine refusing something, and every
+  retry path (Celery's autoretry, the pools' duties) handles it as redis-py's error; callers catch
+  ``StoreError`` / ``StoreUnavailable`` (store.connection, re-exported by ``orchestrator.errors``).
+* ``TimeoutError`` (builtin) from the client's ``wait_for_workflow_*``, as in Dapr's client.
+* The edges' internal control flow: ``http.app.ApiError`` / ``BodyTooLarge`` (become HTTP
+  responses) and ``cli.common.Failed`` (click's exception: an exit code and a message).
 """
 
 from __future__ import annotations
@@ -62,6 +92,18 @@ class FailureDetails:
 
 class OrchestratorError(Exception):
     """Base of the errors this package raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other constructor arguments than ``args`` holds (TaskFailedError's details,
+        # NonDeterminismError's fields): rebuild from args and attributes instead of calling __init__.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type[OrchestratorError], args: tuple[Any, ...], state: dict[str, Any]) -> OrchestratorError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class TaskFailedError(OrchestratorError):

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .errors import FailureDetails
+from .errors import FailureDetails, OrchestratorError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +180,7 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
 CONTROL_EVENTS = (ExecutionTerminated, ExecutionSuspended, ExecutionResumed)
 
 
-class HistoryFormatError(ValueError):
+class HistoryFormatError(OrchestratorError, ValueError):
     """A stored record could not be decoded into a history event."""
 
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import OrchestratorError
 from .history import (
     ChildCompleted,
     ChildFailed,
@@ -51,7 +52,7 @@ _OUTCOMES = (TaskCompleted, TaskFailed, TimerFired, ChildCompleted, ChildFailed)
 _ATTEMPT_ID = re.compile(r"^(.*)-attempt(\d+)$")
 
 
-class RerunError(ValueError):
+class RerunError(OrchestratorError, ValueError):
     """The requested rerun cannot be built from this history (the message says why and what works)."""
 
 

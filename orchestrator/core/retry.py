@@ -20,6 +20,8 @@ from dataclasses import KW_ONLY, dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from .errors import OrchestratorError
+
 Wait = Callable[["RetryState"], float]  # seconds to wait
 Predicate = Callable[["RetryState"], bool]
 _MASK64 = (1 << 64) - 1
@@ -37,7 +39,7 @@ class RetryState:
     seed: int
 
 
-class NonRetryableError(Exception):
+class NonRetryableError(OrchestratorError):
     """Raise from an activity to fail it without retrying, whatever the policy says."""
 
 

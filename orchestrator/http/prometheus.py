@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..core.errors import OrchestratorError
 from ..metrics import RECORDED, Metric, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class MetricsUnavailable(RuntimeError):
+class MetricsUnavailable(OrchestratorError, RuntimeError):
     """prometheus_client is not installed (install the ``http`` extra)."""
 
 

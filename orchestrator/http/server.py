@@ -11,12 +11,13 @@ import ipaddress
 import logging
 from typing import Any
 
+from ..core.errors import OrchestratorError
 from ..settings import Settings
 
 MIN_TOKEN_LENGTH = 16
 
 
-class ExposureError(ValueError):
+class ExposureError(OrchestratorError, ValueError):
     """The API would be reachable from other machines without a (strong enough) token."""
 
 

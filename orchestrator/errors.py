@@ -1,0 +1,36 @@
+"""Every error the package raises, importable from one place (the tree is drawn in ``core/errors.py``).
+
+``StoreError`` / ``StoreUnavailable`` are what a call raises when the Redis store cannot be used
+(redis-py's errors: see ``store/connection.py``), so that callers, the command line included, catch
+them without importing the store.
+"""
+
+from __future__ import annotations
+
+from .core.errors import (
+    ActivityNotRegisteredError,
+    ActivityTimeoutError,
+    CircuitOpenError,
+    FailureDetails,
+    InstanceAlreadyExistsError,
+    InstanceFinishedError,
+    InstanceNotFoundError,
+    InstanceRunningError,
+    NonDeterminismError,
+    OrchestratorError,
+    PayloadError,
+    TaskFailedError,
+    WorkflowNotRegisteredError,
+)
+from .core.history import HistoryFormatError
+from .core.rerun import RerunError
+from .core.retry import NonRetryableError
+from .store.connection import RedisAuthError, RedisUnavailableError, StoreError, StoreUnavailable
+
+__all__ = [
+    "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "FailureDetails", "HistoryFormatError",
+    "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
+    "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "RedisAuthError",
+    "RedisUnavailableError", "RerunError", "StoreError", "StoreUnavailable", "TaskFailedError",
+    "WorkflowNotRegisteredError",
+]
