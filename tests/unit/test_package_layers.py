@@ -44,3 +44,14 @@ def test_no_module_outside_the_store_imports_redis() -> None:
     found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                    if "store" not in p.relative_to(root).parts[:1] and pattern.search(p.read_text()))
     assert found == ["worker/broker.py"]  # kombu's Redis transport (the broker's side), see pyproject.toml
+
+
+def test_the_readme_module_map_names_every_module() -> None:
+    root = Path(orchestrator.__file__).parent
+    readme = (root.parent / "README.md").read_text()
+    start = readme.index("## How it works")
+    block = readme[readme.index("```", start) + 3:]
+    block = block[:block.index("```")]
+    modules = {p.name for p in root.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    missing = sorted(m for m in modules if m not in block)
+    assert missing == []
