@@ -25,13 +25,7 @@ def pack_events(events: Iterable[HistoryEvent]) -> bytes:
 
 
 def unpack_events(data: bytes) -> list[HistoryEvent]:
-    try:
-        records = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise HistoryFormatError(f"undecodable history batch: {exc}") from exc
-    if not isinstance(records, list):
-        raise HistoryFormatError(f"history batch is {type(records).__name__}, expected a list")
-    return [from_record(r) for r in records]
+    return [from_record(r) for r in _unpack_list(data, "history batch")]
 
 
 def pack_event(event: HistoryEvent) -> bytes:
@@ -39,13 +33,17 @@ def pack_event(event: HistoryEvent) -> bytes:
 
 
 def unpack_event(data: bytes) -> HistoryEvent:
+    return from_record(_unpack_list(data, "event"))
+
+
+def _unpack_list(data: bytes, what: str) -> list[Any]:
     try:
-        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        value = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:
-        raise HistoryFormatError(f"undecodable event: {exc}") from exc
-    if not isinstance(record, list):
-        raise HistoryFormatError(f"event is {type(record).__name__}, expected a list")
-    return from_record(record)
+        raise HistoryFormatError(f"undecodable {what}: {exc}") from exc
+    if not isinstance(value, list):
+        raise HistoryFormatError(f"{what} is {type(value).__name__}, expected a list")
+    return value
 
 
 def pack_value(value: Any) -> bytes:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from ..codec import pack_event, pack_events, pack_script_args, pack_value, unpack_event, unpack_events
 from ..core.history import HistoryEvent, HistoryFormatError
 from ..core.vocabulary import (
+    EAGER_MARK,
     START_KEY,
     WAIT_ANY,
     Status,
@@ -27,7 +28,7 @@ from ..core.vocabulary import (
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
-from .records import ActivityRecord, InstanceMeta
+from .records import ActivityRecord, InstanceMeta, activity_task_key
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
 # The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
@@ -107,8 +108,7 @@ def _text(value: Any) -> str:
 def _hash(raw: Any) -> dict[bytes, bytes]:
     """A hash reply with bytes keys and values (HGETALL, or a script's flat [field, value, ...])."""
     if isinstance(raw, dict):
-        return {k if isinstance(k, bytes) else str(k).encode(): v if isinstance(v, bytes) else str(v).encode()
-                for k, v in raw.items()}
+        return cast(dict[bytes, bytes], raw)  # this store's client does not decode replies
     return dict(zip(raw[::2], raw[1::2]))
 
 
@@ -306,7 +306,7 @@ class RedisStore:
             "keep_wait": c.keep_wait, "reset": c.reset,
             "inbox_add": [item for pair in c.inbox_add for item in pair],
             "drop_tasks": c.drop_tasks, "activities": c.activities,
-            "eager": f"{c.eager['gen']}.{c.eager['seq']}" if c.eager is not None else "",
+            "eager": activity_task_key(c.eager) if c.eager is not None else "",
         }
         push_queues = list(c.pushes)
         blob["pushes"] = [c.pushes[q] for q in push_queues]
@@ -332,17 +332,21 @@ class RedisStore:
         pipe = self.redis.pipeline(transaction=False)
         for instance_id, task_key in attempts:
             pipe.hexists(self.keys.instance(instance_id).tasks, task_key)
-        pipe.zadd(self.keys.activities, {member(i, k): now for i, k in attempts}, xx=True)
-        return [bool(v) for v in pipe.execute()[:-1]]
+        by_shard: dict[str, dict[str, int]] = {}
+        for i, k in attempts:
+            by_shard.setdefault(self.keys.shard_of(i).activities, {})[member(i, k)] = now
+        for key, stamps in by_shard.items():
+            pipe.zadd(key, stamps, xx=True)
+        return [bool(v) for v in pipe.execute()[:len(attempts)]]
 
     def eager_tasks(self, instance_id: str) -> list[str]:
         """Task keys of the instance's activities committed for eager execution and still awaited."""
         raw = self.redis.hgetall(self.keys.instance(instance_id).tasks)
-        return sorted(_text(key) for key, mark in raw.items() if mark == b"e")
+        return sorted(_text(key) for key, mark in raw.items() if _text(mark) == EAGER_MARK)
 
     def forget_activity(self, member: str) -> None:
         """Drop an ``<id>|<gen>.<seq>`` entry the redelivery sweep found no longer awaited."""
-        self.redis.zrem(self.keys.activities, member)
+        self.redis.zrem(self.keys.shard_of(split_member(member)[0]).activities, member)
 
     def child_ids(self, instance_id: str) -> list[str]:
         """Ids of the child instances the instance started (all generations)."""
@@ -385,12 +389,14 @@ class RedisStore:
         """Instances in ``ready`` or ``outbox`` marked before ``cutoff``: a step or a publish that a
         crash interrupted; or ``activities`` entries (``<id>|<gen>.<seq>``) silent since ``cutoff``.
         Re-stamped so concurrent sweepers split the work."""
-        key = {"ready": self.keys.ready, "outbox": self.keys.outbox, "activities": self.keys.activities}[which]
-        return self.scripts.claim_stale(key, cutoff, now, limit)
+        keys = [{"ready": shard.ready, "outbox": shard.outbox, "activities": shard.activities}[which]
+                for shard in self.keys.shards()]
+        return [entry for key in keys for entry in self.scripts.claim_stale(key, cutoff, now, limit)]
 
     # -- timers ---------------------------------------------------------------------------------
     def due_timers(self, now: int, limit: int = 1000) -> list[str]:
-        return [_text(m) for m in self.redis.zrangebyscore(self.keys.timers, "-inf", now, start=0, num=limit)]
+        return [_text(m) for shard in self.keys.shards()
+                for m in self.redis.zrangebyscore(shard.timers, "-inf", now, start=0, num=limit)]
 
     def fire_timer(self, member: str, event: HistoryEvent | None, now: int) -> tuple[str, int]:
         """Fire one timer index entry (``<id>|<gen>.<seq>`` or ``<id>|start``) at most once."""
@@ -433,7 +439,7 @@ class RedisStore:
 
     def drop_timer(self, member: str) -> bool:
         """Remove one timer index entry (the poller drops malformed ones)."""
-        return bool(self.redis.zrem(self.keys.timers, member))
+        return bool(self.redis.zrem(self.keys.shard_of(split_member(member)[0]).timers, member))
 
     def timer_member(self, instance_id: str, generation: int, seq: int) -> str:
         return member(instance_id, make_task_key(generation, seq))
