@@ -2,8 +2,11 @@
 
 Every event is a frozen dataclass with an explicit numeric ``KIND``. Its record (``to_record``) is
 the array ``[KIND, ts, *fields]`` (field order = dataclass order); ``orchestrator.codec`` packs
-records with msgpack, which keeps a history step of a chain workflow to a few dozen bytes. Times are
-integer milliseconds since the Unix epoch (UTC), so nothing here depends on time zones or float rounding.
+records with msgpack, which keeps a history step of a chain workflow to a few dozen bytes. A kind may
+end in ``OPTIONAL_TAIL`` optional fields that are left off the record (and out of the JSON form)
+while they are None, so adding one to a kind keeps every record written before it byte-for-byte the
+same, and those records still decode. Times are integer milliseconds since the Unix epoch (UTC), so
+nothing here depends on time zones or float rounding.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ class HistoryEvent:
     """Base of every history record; ``ts`` is when the event happened (ms since epoch)."""
 
     KIND: ClassVar[int] = 0
+    OPTIONAL_TAIL: ClassVar[int] = 0  # trailing fields omitted from the record while None
     ts: int = 0
 
     @property
@@ -29,9 +33,41 @@ class HistoryEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class StepStarted(HistoryEvent):
-    """Opens the batch of one orchestration step; its ``ts`` is the workflow's deterministic 'now'."""
+    """Opens the batch of one orchestration step; its ``ts`` is the workflow's deterministic 'now'.
+
+    ``awaited`` records what the code's ``yield``s received during this step, in order, and ``lost``
+    the ``when_any`` losers they let go (see ``task_ref``): the execution picture is drawn from them
+    instead of guessed from timing. Both are None in steps that ran no workflow code and in
+    histories written before they existed; an empty ``awaited`` is a step whose yields received
+    nothing (the first step, a retry's backoff)."""
 
     KIND: ClassVar[int] = 1
+    OPTIONAL_TAIL: ClassVar[int] = 2
+    awaited: tuple[int, ...] | None = None
+    lost: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # Decoded records carry lists; keep tuples so events stay hashable and compare equal.
+        for name in ("awaited", "lost"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+
+def task_ref(seq: int | None = None, *, event_index: int | None = None) -> int:
+    """How ``StepStarted.awaited`` / ``lost`` name what a yield waited on: a call, timer or child by
+    its sequence number (>= 1), an external event by the history index of its ``EventRaised`` as
+    ``-(index + 1)`` (events take no sequence number)."""
+    if event_index is not None:
+        return -(event_index + 1)
+    if seq is None or seq < 1:
+        raise ValueError(f"a task reference needs a sequence number >= 1 or an event index, got {seq!r}")
+    return seq
+
+
+def ref_event_index(ref: int) -> int | None:
+    """The history index a negative ``task_ref`` names (None for a sequence number)."""
+    return -ref - 1 if ref < 0 else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,10 +226,19 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+def _present_fields(event: HistoryEvent) -> tuple[str, ...]:
+    """The event's fields less its optional tail's trailing None values."""
+    names = _FIELDS[type(event)]
+    end, stop = len(names), len(names) - type(event).OPTIONAL_TAIL
+    while end > stop and getattr(event, names[end - 1]) is None:
+        end -= 1
+    return names[:end]
+
+
 def to_record(event: HistoryEvent) -> list[Any]:
     """The msgpack-ready array form of ``event``."""
     cls = type(event)
-    return [cls.KIND] + [_encode_value(getattr(event, name)) for name in _FIELDS[cls]]
+    return [cls.KIND] + [_encode_value(getattr(event, name)) for name in _present_fields(event)]
 
 
 def from_record(record: list[Any]) -> HistoryEvent:
@@ -211,9 +256,10 @@ def from_record(record: list[Any]) -> HistoryEvent:
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
     """A JSON-friendly view of an event, for the client, CLI, HTTP API and dashboard."""
     out: dict[str, Any] = {"kind": event.kind}
-    for name in _FIELDS[type(event)]:
+    for name in _present_fields(event):
         value = getattr(event, name)
-        out[name] = value.to_dict() if isinstance(value, FailureDetails) else value
+        out[name] = value.to_dict() if isinstance(value, FailureDetails) else list(value) if isinstance(
+            value, tuple) else value
     return out
 
 

@@ -9,6 +9,7 @@ custom status, and what the workflow now waits for. It is pure: no I/O, no clock
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import zlib
 from collections import deque
@@ -35,15 +36,18 @@ from .history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    task_ref,
 )
 from .payload import to_json_compatible
 from .tasks import (
     ActivityTask,
+    ChildWorkflowTask,
     CompletableTask,
     CompositeTask,
     ExternalEventTask,
     RetryableTask,
     Task,
+    TimerTask,
     WhenAllTask,
     WhenAnyTask,
 )
@@ -66,6 +70,9 @@ class StepResult:
     custom_status: Any = None
     carryover: list[EventRaised] = field(default_factory=list)  # events kept across continue-as-new
     abandoned: list[int] = field(default_factory=list)  # seqs no longer awaited: drop their task keys
+    # The step's StepStarted stamped with what its yields received (``awaited``) and let go (``lost``):
+    # the record to write in its place, so the execution picture is drawn from fact.
+    step_started: StepStarted | None = None
 
 
 def _describe(event: HistoryEvent) -> str:
@@ -91,6 +98,9 @@ class _Replayer:
         self.completion: ExecutionCompleted | ContinuedAsNew | None = None
         self.position = 0
         self.step = 0  # orchestration steps (StepStarted batches) applied so far
+        self.received: list[Task[Any]] = []  # tasks whose outcome the code's yields received this step
+        self._event_index: dict[ExternalEventTask[Any], int] = {}  # waiter -> history index of its event
+        self._buffered_index: dict[int, int] = {}  # id(buffered EventRaised) -> its history index
 
     # -- driving the generator ------------------------------------------------------------------
     def start(self, event: ExecutionStarted) -> None:
@@ -135,6 +145,7 @@ class _Replayer:
             if not yielded.is_complete:
                 self.blocked_on = yielded
                 return
+            self.received.append(yielded)
             value, error = self._outcome(yielded)
 
     @staticmethod
@@ -147,6 +158,7 @@ class _Replayer:
         task = self.blocked_on
         if task is not None and task.is_complete and self.completion is None:
             self.blocked_on = None
+            self.received.append(task)
             self._detach_losers(task)
             value, error = self._outcome(task)
             self._advance(value, error)
@@ -175,7 +187,11 @@ class _Replayer:
             if isinstance(leaf, ExternalEventTask) and not leaf.is_complete and not leaf.waiting:
                 buffered = self.ctx._buffered.get(leaf.key)
                 if buffered:
-                    leaf.complete(buffered.popleft().data)
+                    event = buffered.popleft()
+                    index = self._buffered_index.pop(id(event), None)
+                    if index is not None:
+                        self._event_index[leaf] = index
+                    leaf.complete(event.data)
                 else:
                     leaf.waiting = True
                     self.ctx._waiters.setdefault(leaf.key, []).append(leaf)
@@ -223,8 +239,10 @@ class _Replayer:
         if waiters:
             waiter = waiters.pop(0)
             waiter.waiting = False
+            self._event_index[waiter] = self.position - 1
             waiter.complete(event.data)
         else:
+            self._buffered_index[id(event)] = self.position - 1
             ctx._buffered.setdefault(event_key(event.name), deque()).append(event)
 
     def _match(self, recorded: HistoryEvent) -> None:
@@ -334,6 +352,44 @@ class _Replayer:
         return WaitSpec(WAIT_ALL if plain_all and len(tokens) > 1 and not raced else WAIT_ANY, tokens)
 
 
+    def received_refs(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(awaited, lost): ``task_ref``s of what this step's yields received, and of the
+        ``when_any`` losers they let go, each in order and once."""
+        got: list[int] = []
+        lost: list[int] = []
+        for task in self.received:
+            self._collect(task, got, lost)
+        awaited = tuple(dict.fromkeys(got))
+        return awaited, tuple(ref for ref in dict.fromkeys(lost) if ref not in awaited)
+
+    def _collect(self, task: Task[Any], got: list[int], lost: list[int]) -> None:
+        if isinstance(task, WhenAnyTask):
+            winner = task._result if task.is_complete else None
+            if isinstance(winner, Task):
+                self._collect(winner, got, lost)
+            for child in task.children:
+                if child is not winner:
+                    lost.extend(ref for ref in map(self._ref, child.leaves()) if ref is not None)
+        elif isinstance(task, CompositeTask):
+            for child in task.children:
+                if child.is_complete:
+                    self._collect(child, got, lost)
+        else:
+            ref = self._ref(task)
+            if ref is not None:
+                got.append(ref)
+
+    def _ref(self, leaf: Task[Any]) -> int | None:
+        if isinstance(leaf, RetryableTask):
+            leaf = leaf.current  # the attempt (or backoff timer) it is at: the same call
+        if isinstance(leaf, (ActivityTask, ChildWorkflowTask, TimerTask)):
+            return task_ref(leaf.seq)
+        if isinstance(leaf, ExternalEventTask):
+            index = self._event_index.get(leaf)
+            return None if index is None else task_ref(event_index=index)
+        return None
+
+
 # How ``_Replayer.apply`` handles each kind of recorded event (kinds not listed carry no work for the code).
 _APPLY: dict[type[HistoryEvent], Callable[[_Replayer, Any], None]] = {
     StepStarted: _Replayer._on_step_started,
@@ -394,8 +450,13 @@ class WorkflowExecution:
         r, ctx = self._r, self._r.ctx
         ctx.is_replaying = False
         ctx._abandoned = []
+        r.received = []
         for event in new:
             r.apply(event)
+        opened = new[0] if new and isinstance(new[0], StepStarted) else None
+        if opened is not None:
+            awaited, lost = r.received_refs()
+            opened = dataclasses.replace(opened, awaited=awaited, lost=lost or None)
         carry: list[EventRaised] = []
         if isinstance(r.completion, ContinuedAsNew) and ctx._continue_as_new and ctx._continue_as_new[1]:
             carry = [e for queue in ctx._buffered.values() for e in queue]
@@ -406,6 +467,7 @@ class WorkflowExecution:
             custom_status=ctx._custom_status,
             carryover=carry,
             abandoned=list(ctx._abandoned),
+            step_started=opened,
         )
 
     def committed(self) -> None:

@@ -14,10 +14,17 @@ that alone this module rebuilds:
 * **races**: when the workflow moves on while calls of the current stage are still open, those calls
   were not awaited (the losers of a ``when_any``) and the outcomes it did consume are the winners.
 
-History does not record the ``yield`` itself, so two things are inferred and documented as such: an
-external event joins the stage whose calls were still open when it arrived (``when_any([event,
-timer])`` draws as two branches) or else forms a stage of its own; and a call left open when the
-workflow moved on is shown as not awaited even if the code awaits it later (rare in practice).
+What the code's ``yield``s received is recorded on each step's ``StepStarted`` (``awaited`` and the
+``when_any`` losers it let go, ``lost``: see ``core.history.task_ref``). With that record the picture
+is exact: a stage is triggered by what the step's yields received, a call the code has not awaited
+yet stays open (it feeds whichever later stage or end awaits it), and only a recorded ``when_any``
+is a race. Histories written before the record (``exact: false`` in the model) are drawn by
+inference: a stage is triggered by the outcomes consumed since the previous one, and a call left open
+when the workflow moved on is taken for a ``when_any`` loser.
+
+An external event joins the stage of the calls it raced (or, inferred, whose calls were still open
+when it arrived) or else forms a stage of its own. ``progress`` (the calls' live state, from the
+client) splits calls still open in history into queued, running, and delivered but not yet consumed.
 Pure: no Redis, no clock (``now`` is passed in).
 """
 
@@ -46,6 +53,7 @@ from ..core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    ref_event_index,
 )
 from ..core.vocabulary import CONTINUED_AS_NEW, Status
 
@@ -64,7 +72,8 @@ class Node:
     step: int
     seq: int | None = None
     attempt: int = 1
-    # running | completed | failed | fired | waiting | received | cancelled (terminated) | abandoned (run ended)
+    # queued | running | completed | failed | fired | waiting | received | cancelled (terminated) |
+    # abandoned (the run ended before it) | lost (a race loser the run ended before)
     status: str = "running"
     end: int | None = None
     done_index: int | None = None
@@ -75,6 +84,8 @@ class Node:
     call: str = ""
     won: bool = False
     lost: bool = False
+    delivered: bool = False  # its outcome is in the inbox, not yet consumed by a step
+    started: int | None = None  # when its attempt started running (live progress), if known
 
     @property
     def duration(self) -> int | None:
@@ -88,6 +99,7 @@ class Stage:
     branches: list[str] = field(default_factory=list)  # call ids
     triggers: list[str] = field(default_factory=list)  # call ids (or "start")
     race: bool = False
+    progress: dict[str, int] = field(default_factory=dict)  # branch outcomes by status (filled at the end)
 
 
 def _attempt_of(event: HistoryEvent) -> int:
@@ -122,6 +134,7 @@ class _Builder:
         self.step_ts: list[int] = []
         self.pending: list[str] = []  # outcomes consumed after the last stage: what the run continues from
         self.markers: list[dict[str, Any]] = []  # suspend / resume, drawn on the timeline
+        self.records: list[tuple[tuple[int, ...], tuple[int, ...]] | None] = []  # per step: (awaited, lost)
 
     # -- pass 1: nodes and per-step consumed/scheduled lists --------------------------------------
     def collect(self) -> None:
@@ -134,10 +147,12 @@ class _Builder:
                     self.steps.append((step, consumed, scheduled))
                 step, consumed, scheduled = step + 1, [], []
                 self.step_ts.append(event.ts)
+                self.records.append(None if event.awaited is None else (event.awaited, event.lost or ()))
                 continue
             if step < 0:
                 step = 0
                 self.step_ts.append(event.ts)
+                self.records.append(None)
             if isinstance(event, _SCHEDULES):
                 self._add_scheduled(index, step, event)
                 scheduled.append((index, event))
@@ -271,6 +286,108 @@ class _Builder:
         elif isinstance(event, (ExecutionCompleted, ExecutionTerminated, ContinuedAsNew)):
             self._finish(step, index, event, walk.pending, walk.current, walk.finished)
             walk.pending = []
+    # -- pass 3, exact: from the recorded yields ---------------------------------------------------
+    @property
+    def exact(self) -> bool:
+        """Does the history record what its yields received (written since the record existed)?"""
+        return any(record is not None for record in self.records)
+
+    def _call_of(self, ref: int) -> str | None:
+        index = ref_event_index(ref)
+        node = self.nodes.get(f"ev{index}") if index is not None else self.by_seq.get(ref)
+        return node.call if node is not None else None
+
+    def build_exact_stages(self) -> None:
+        pending: list[str] = []  # calls whose outcome the code received since the last stage
+        stage_of: dict[str, Stage] = {}
+        for step, consumed, scheduled in self.steps:
+            awaited, lost = self.records[step] or ((), ())
+            got = [c for c in map(self._call_of, awaited) if c is not None]
+            let_go = [c for c in map(self._call_of, lost) if c is not None]
+            end: tuple[int, HistoryEvent] | None = None
+            for index, event in consumed:
+                if isinstance(event, ExecutionStarted):
+                    pending.append("start")
+                elif isinstance(event, EventRaised):
+                    pending = self._place_event(step, index, got, let_go, pending, stage_of)
+                elif isinstance(event, (ExecutionCompleted, ExecutionTerminated, ContinuedAsNew)):
+                    end = (index, event)
+            pending.extend(got)
+            self._mark_race(got, let_go, stage_of)
+            triggers = list(dict.fromkeys(pending))
+            fresh = [self.by_seq[e.seq].call for _, e in scheduled
+                     if self.by_seq[e.seq].call == self.by_seq[e.seq].id]
+            if fresh:
+                stage = Stage(step=step, ts=self.step_ts[step], branches=fresh, triggers=triggers)
+                self.stages.append(stage)
+                stage_of.update((call, stage) for call in fresh)
+                pending = []
+            if end is not None:
+                self.end = self._end_of(step, *end, triggers)
+                pending = []
+        self.pending = list(dict.fromkeys(pending))
+        if self.end is not None:
+            terminated = self.end["status"] == Status.TERMINATED
+            for node in self.nodes.values():
+                if node.status in ("running", "waiting"):
+                    node.status = "cancelled" if terminated else "lost" if node.lost else "abandoned"
+
+    def _place_event(self, step: int, index: int, got: list[str], let_go: list[str], pending: list[str],
+                     stage_of: dict[str, Stage]) -> list[str]:
+        """An external event joins the stage of the calls it raced, or forms its own; returns what
+        is still pending after it."""
+        node = self.nodes[f"ev{index}"]
+        rivals = [stage_of[c] for c in [*let_go, *got] if c != node.call and c in stage_of]
+        if rivals:
+            rivals[0].branches.append(node.call)
+            stage_of[node.call] = rivals[0]
+            return pending
+        stage = Stage(step=step, ts=node.start, branches=[node.call], triggers=list(dict.fromkeys(pending)))
+        self.stages.append(stage)
+        stage_of[node.call] = stage
+        # Received now: what it waited after is its trigger. Buffered for later: it triggers nothing yet.
+        return [] if node.call in got else pending
+
+    def _mark_race(self, got: list[str], let_go: list[str], stage_of: dict[str, Stage]) -> None:
+        """A recorded when_any: its losers let go, the winners in the same stage marked."""
+        for call in let_go:
+            for node_id in self.calls.get(call, [call]):
+                self.nodes[node_id].lost = True
+            stage = stage_of.get(call)
+            if stage is None:
+                continue
+            stage.race = True
+            for winner in got:
+                if winner in stage.branches:
+                    self.nodes[winner].won = True
+                    self.call_outcome(winner).won = True
+
+    def _end_of(self, step: int, index: int, event: HistoryEvent, triggers: list[str]) -> dict[str, Any]:
+        status: str
+        if isinstance(event, ExecutionTerminated):
+            status = Status.TERMINATED
+        elif isinstance(event, ContinuedAsNew):
+            status = CONTINUED_AS_NEW
+        else:
+            status = event.status  # type: ignore[attr-defined]
+        return {"status": status, "ts": event.ts, "index": index, "step": step, "triggers": triggers}
+
+    # -- live progress of the calls still open in history -------------------------------------------
+    def apply_progress(self, progress: dict[int, dict[str, Any]]) -> None:
+        """Open activities and children as the store sees them now: queued, running, or delivered
+        (completed / failed) and waiting for the step that consumes them."""
+        for seq, live in progress.items():
+            node = self.by_seq.get(seq)
+            if node is None or node.status != "running":
+                continue
+            state = live.get("state")
+            if state in ("queued", "running"):
+                node.status = state
+                node.started = live.get("started")
+            elif state in ("completed", "failed"):
+                node.status, node.delivered = state, True
+                node.end = live.get("ts")
+                node.error = live.get("error")
 
     def _open_branches(self, stage: Stage, finished: set[str]) -> list[str]:
         return [c for c in stage.branches if c not in finished and not self.nodes[c].lost]
@@ -320,15 +437,26 @@ class _Builder:
                     "triggers": list(dict.fromkeys(pending))}
 
 
-def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = Status.RUNNING) -> dict[str, Any]:
+def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = Status.RUNNING,
+                    progress: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The execution model of one instance's history (see the module docstring), JSON-ready.
 
     ``now`` closes the bars of steps still running; ``status`` is the instance's status, so a
-    suspended or pending run is labelled as such."""
+    suspended or pending run is labelled as such; ``progress`` (seq -> ``{"state", ...}``, from
+    ``WorkflowClient.get_call_progress``) is the live state of calls still open in history."""
     b = _Builder(events)
     b.collect()
     b.link_retries()
-    b.build_stages()
+    if b.exact:
+        b.build_exact_stages()
+    else:
+        b.build_stages()
+    if progress:
+        b.apply_progress(progress)
+    for stage in b.stages:
+        for call in stage.branches:
+            outcome = b.call_outcome(call).status
+            stage.progress[outcome] = stage.progress.get(outcome, 0) + 1
     nodes = []
     for node in sorted(b.nodes.values(), key=lambda n: (n.start, n.sched_index)):
         item = dict(vars(node))  # flat fields only: cheaper than asdict for thousands of nodes
@@ -338,6 +466,7 @@ def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = S
     start = b.start_ts if b.start_ts is not None else (events[0].ts if events else now)
     finish = b.end["ts"] if b.end else None
     return {
+        "exact": b.exact,
         "status": status,
         "start": start,
         "end": finish,
@@ -359,7 +488,18 @@ def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = S
             "retries": sum(n.kind in ("activity", "child") and n.attempt > 1 for n in b.nodes.values()),
             "max_parallel": max((len(s.branches) for s in b.stages), default=0),
         },
+        "progress": _progress(b),
     }
+
+
+def _progress(b: _Builder) -> dict[str, int]:
+    """Activities and children by their current status (the outcome of each call's last attempt)."""
+    out: dict[str, int] = {}
+    for call in b.calls:
+        node = b.call_outcome(call)
+        if node.kind in ("activity", "child"):
+            out[node.status] = out.get(node.status, 0) + 1
+    return out
 
 
 __all__ = ["build_execution", "Node", "Stage"]

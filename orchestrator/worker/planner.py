@@ -170,7 +170,8 @@ class StepPlanner:
             commit.inbox_add = [(CONTROL_TOKEN, pack_event(restart))]
             commit.inbox_add += [(event_token(e.name), pack_event(e)) for e in outcome.carryover]
             return commit
-        commit.events = new + outcome.actions
+        # The step's StepStarted as replay stamped it: what its yields received (the execution picture).
+        commit.events = [outcome.step_started or new[0], *new[1:], *outcome.actions]
         scheduled: list[ActivityRecord] = []
         for action in outcome.actions:
             self._plan_action(meta, action, commit, scheduled)

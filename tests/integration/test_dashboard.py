@@ -186,7 +186,7 @@ def test_run_page_models_fan_out_retries_races_events_and_children(client, start
 
     race = by_id(dash.get("/api/runs/race/execution"))
     assert sorted((n["won"], n["lost"], n["status"]) for n in race.values()) == [
-        (False, True, "abandoned"), (True, False, "completed")]
+        (False, True, "lost"), (True, False, "completed")]
 
     appr = dash.get("/api/runs/appr/execution")
     race_stage = appr["stages"][0]

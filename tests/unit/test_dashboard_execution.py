@@ -169,3 +169,114 @@ def test_terminate_cancels_open_steps_and_suspend_is_a_marker():
     assert not m["by_id"]["n1"]["lost"]
     assert m["markers"] == [{"kind": "suspended", "ts": 195, "index": 5}]
     assert m["steps"] == 3
+
+
+# -- drawn from the recorded yields (StepStarted.awaited / lost) -----------------------------------
+from datetime import timedelta  # noqa: E402
+
+from orchestrator.core.replay import replay  # noqa: E402
+from orchestrator.core.tasks import when_any  # noqa: E402
+
+
+def drive(workflow, *batches):
+    """A history written by the replay core itself, step by step: each batch is the list of events
+    the next step consumes (given that step's timestamp)."""
+    history, ts = [], 100
+    new = [StepStarted(ts=ts), ExecutionStarted(ts=ts, name=workflow.__name__)]
+    for batch in [*batches, None]:
+        result = replay(workflow, "i", history, new)
+        history += [result.step_started, *new[1:], *result.actions]
+        if result.completion is not None:
+            history.append(result.completion)
+            break
+        if batch is None:
+            break
+        ts += 100
+        new = [StepStarted(ts=ts), *batch(ts)]
+    return history
+
+
+def a_b_c(ctx, _):
+    a = ctx.call_activity("a")
+    b = ctx.call_activity("b")
+    yield a
+    yield ctx.call_activity("c")
+    yield b
+    return "done"
+
+
+def test_awaiting_one_of_two_open_calls_is_not_a_race_and_the_other_feeds_the_end():
+    history = drive(a_b_c,
+                    lambda ts: [TaskCompleted(ts=ts - 5, seq=1, result=1), TaskCompleted(ts=ts - 1, seq=2, result=2)],
+                    lambda ts: [TaskCompleted(ts=ts - 5, seq=3, result=3)])
+    assert [e.awaited for e in history if isinstance(e, StepStarted)] == [(), (1,), (3, 2)]
+    m = model(history)
+    assert m["exact"] is True
+    first, second = m["stages"]
+    assert first["branches"] == ["n1", "n2"] and first["triggers"] == ["start"] and not first["race"]
+    assert second["branches"] == ["n3"] and second["triggers"] == ["n1"]  # b did not trigger c
+    assert m["finish"]["triggers"] == ["n3", "n2"]  # b feeds the end
+    assert not any(n["won"] or n["lost"] for n in m["nodes"])
+    assert {n["id"]: n["status"] for n in m["nodes"]} == {"n1": "completed", "n2": "completed", "n3": "completed"}
+
+
+def race(ctx, _):
+    fast, slow = ctx.call_activity("fast"), ctx.call_activity("slow")
+    winner = yield when_any([fast, slow])
+    return winner == fast
+
+
+def test_a_recorded_when_any_is_a_race_and_the_loser_is_lost_not_abandoned():
+    history = drive(race, lambda ts: [TaskCompleted(ts=ts - 1, seq=1, result=1)])
+    assert [(e.awaited, e.lost) for e in history if isinstance(e, StepStarted)] == [((), None), ((1,), (2,))]
+    m = model(history)
+    (stage,) = m["stages"]
+    assert stage["race"] is True and m["finish"]["triggers"] == ["n1"]
+    assert (m["by_id"]["n1"]["won"], m["by_id"]["n1"]["status"]) == (True, "completed")
+    assert (m["by_id"]["n2"]["lost"], m["by_id"]["n2"]["status"]) == (True, "lost")
+
+
+def approval(ctx, _):
+    event = ctx.wait_for_external_event("approve")
+    timer = ctx.create_timer(timedelta(minutes=5))
+    winner = yield when_any([event, timer])
+    if winner == event:
+        yield ctx.call_activity("ship")
+    return winner == event
+
+
+def test_an_event_that_beats_its_timer_joins_the_timer_stage_as_the_winner():
+    history = drive(approval, lambda ts: [EventRaised(ts=ts - 1, name="approve", data=1)],
+                    lambda ts: [TaskCompleted(ts=ts - 1, seq=2, result=None)])
+    m = model(history)
+    race_stage, ship = m["stages"]
+    event_id = next(n["id"] for n in m["nodes"] if n["kind"] == "event")
+    assert race_stage["race"] is True and sorted(race_stage["branches"]) == sorted(["n1", event_id])
+    assert m["by_id"][event_id]["won"] is True and m["by_id"]["n1"]["lost"] is True
+    assert ship["triggers"] == [event_id] and m["finish"]["triggers"] == ["n2"]
+
+
+def waiter(ctx, _):
+    yield ctx.call_activity("prepare")
+    return (yield ctx.wait_for_external_event("go"))
+
+
+def test_an_event_awaited_after_a_call_forms_its_own_stage_triggered_by_that_call():
+    history = drive(waiter, lambda ts: [TaskCompleted(ts=ts - 1, seq=1, result=None)],
+                    lambda ts: [EventRaised(ts=ts - 1, name="go", data=7)])
+    m = model(history)
+    prepare, event_stage = m["stages"]
+    assert event_stage["triggers"] == ["n1"] and m["finish"]["triggers"] == event_stage["branches"]
+
+
+def test_live_progress_splits_open_calls_into_queued_running_and_delivered():
+    events = [StepStarted(ts=100, awaited=()), ExecutionStarted(ts=100, name="fan")]
+    events += [TaskScheduled(ts=100, seq=i, name="work", input=i) for i in (1, 2, 3, 4)]
+    progress = {1: {"state": "queued"}, 2: {"state": "running", "started": 120},
+                3: {"state": "completed", "ts": 150}, 4: {"state": "failed", "ts": 160, "error": "ValueError: no"}}
+    m = build_execution(events, now=200, status="RUNNING", progress=progress)
+    by_id = {n["id"]: n for n in m["nodes"]}
+    assert [by_id[f"n{i}"]["status"] for i in (1, 2, 3, 4)] == ["queued", "running", "completed", "failed"]
+    assert by_id["n3"]["delivered"] and by_id["n4"]["error"] == "ValueError: no" and by_id["n2"]["started"] == 120
+    assert m["stages"][0]["progress"] == {"queued": 1, "running": 1, "completed": 1, "failed": 1}
+    assert m["progress"] == {"queued": 1, "running": 1, "completed": 1, "failed": 1}
