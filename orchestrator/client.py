@@ -21,6 +21,7 @@ from .core.errors import (
     InstanceFinishedError,
     InstanceNotFoundError,
     InstanceRunningError,
+    OrchestratorError,
     PayloadError,
     WorkflowNotRegisteredError,
 )
@@ -37,7 +38,7 @@ from .core.payload import to_json_compatible
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
-from .query import InstancePage, InstanceQuery
+from .query import InstancePage, InstanceQuery, parse_status
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store import monitoring, records
@@ -58,6 +59,8 @@ def _now_ms() -> int:
 
 
 APP_LOOKUP_TTL = 5.0  # seconds a client trusts its lookup of which app serves a workflow
+BATCH_OPERATIONS = ("terminate", "purge", "rerun")
+BATCH_LIMIT = 10_000  # instances one batch call acts on at most (repeat it for more)
 
 
 class WorkflowClient:
@@ -295,6 +298,59 @@ class WorkflowClient:
             self._broker = monitoring.broker_client(self.store, broker)
         apps = set(self.store.registered_workflows().values())
         return monitoring.queue_lengths(self._broker, (queue_name(app) for app in apps))
+
+    def get_call_progress(self, instance_id: str) -> dict[int, dict[str, Any]]:
+        """The live state of the calls a running instance awaits, by sequence number: ``queued``,
+        ``running`` (``started`` ms), or delivered (``completed`` / ``failed``, ``ts``) and waiting
+        for the step that consumes it; children by their own status. What the dashboard's
+        progress counts and ``orchestrator wait``'s progress bar show. Empty once finished."""
+        if self.store.get_meta(instance_id) is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        return self.queries.call_progress(instance_id)
+
+    def batch_workflows(self, operation: str, *, status: str | WorkflowStatus | None = None, name: str | None = None,
+                        error_type: str | None = None, id_prefix: str | None = None,
+                        created_from: datetime | None = None, created_to: datetime | None = None,
+                        limit: int = BATCH_LIMIT, dry_run: bool = False) -> dict[str, Any]:
+        """Apply ``operation`` ("terminate", "purge" or "rerun" from the first step) to every instance
+        the filters match (newest first, at most ``limit``); ``dry_run`` only counts them.
+
+        Returns ``{"operation", "matched", "capped", "done", "skipped", "failed", "new_ids"}``: the
+        ids acted on, ``{id: reason}`` for those the operation does not apply to (terminating a
+        finished run, purging or rerunning a running one), ``{id: "Type: message"}`` for errors, and
+        for a rerun ``{id: new id}``. One instance's refusal never stops the others."""
+        if operation not in BATCH_OPERATIONS:
+            raise ValueError(f"unknown batch operation {operation!r}; expected one of {', '.join(BATCH_OPERATIONS)}")
+        if not isinstance(limit, int) or not 1 <= limit <= BATCH_LIMIT:
+            raise ValueError(f"limit must be an integer from 1 to {BATCH_LIMIT}, got {limit!r}")
+        found = self.queries.select(
+            status=parse_status(status), name=name, error_type=error_type, id_prefix=id_prefix,
+            created_from=to_ms(created_from) if created_from is not None else None,
+            created_to=to_ms(created_to) if created_to is not None else None, limit=limit + 1)
+        ids = found.ids[:limit]
+        out: dict[str, Any] = {"operation": operation, "matched": len(ids), "capped": len(found.ids) > limit,
+                               "done": [], "skipped": {}, "failed": {}, "new_ids": {}}
+        if dry_run:
+            return out
+        for instance_id in ids:
+            try:
+                if operation == "terminate":
+                    self.terminate_workflow(instance_id)
+                elif operation == "purge":
+                    self.purge_workflow(instance_id)
+                else:
+                    out["new_ids"][instance_id] = self.rerun_workflow(instance_id, from_step=1)
+            except (InstanceFinishedError, InstanceRunningError) as exc:
+                out["skipped"][instance_id] = str(exc)
+                continue
+            except InstanceNotFoundError:
+                out["skipped"][instance_id] = "purged meanwhile"
+                continue
+            except (OrchestratorError, ValueError) as exc:
+                out["failed"][instance_id] = f"{type(exc).__name__}: {exc}"
+                continue
+            out["done"].append(instance_id)
+        return out
 
     # -- steering -------------------------------------------------------------------------------
     @apilog.logged("raise_event")

@@ -94,16 +94,25 @@ class TaskScheduled(HistoryEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskCompleted(HistoryEvent):
+    """An attempt's result; ``run_ms`` is how long the activity function ran (the rest of the time
+    since it was scheduled it waited in the queue), None where unknown."""
+
     KIND: ClassVar[int] = 4
+    OPTIONAL_TAIL: ClassVar[int] = 1
     seq: int
     result: Any = None
+    run_ms: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskFailed(HistoryEvent):
+    """An attempt's failure; ``run_ms`` as for ``TaskCompleted``."""
+
     KIND: ClassVar[int] = 5
+    OPTIONAL_TAIL: ClassVar[int] = 1
     seq: int
     failure: FailureDetails
+    run_ms: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

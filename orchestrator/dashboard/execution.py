@@ -30,6 +30,7 @@ Pure: no Redis, no clock (``now`` is passed in).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,7 +86,8 @@ class Node:
     won: bool = False
     lost: bool = False
     delivered: bool = False  # its outcome is in the inbox, not yet consumed by a step
-    started: int | None = None  # when its attempt started running (live progress), if known
+    started: int | None = None  # when its attempt started running (recorded run time, or live progress)
+    summary: str = ""  # its input in a few characters: which call a row is
 
     @property
     def duration(self) -> int | None:
@@ -187,7 +189,8 @@ class _Builder:
             kind = "activity" if isinstance(event, TaskScheduled) else "child"
             node = Node(id=f"n{seq}", kind=kind, name=event.name, start=event.ts,  # type: ignore[attr-defined]
                         sched_index=index, step=step, seq=seq, attempt=_attempt_of(event),
-                        child=event.instance_id if isinstance(event, ChildScheduled) else None)
+                        child=event.instance_id if isinstance(event, ChildScheduled) else None,
+                        summary=_summary(event.input))  # type: ignore[attr-defined]
         node.call = node.id
         self.nodes[node.id] = node
         self.by_seq[seq] = node
@@ -197,6 +200,9 @@ class _Builder:
         if node is None or node.done_index is not None:
             return
         node.end, node.done_index, node.done_step = event.ts, index, step
+        run_ms = getattr(event, "run_ms", None)
+        if run_ms is not None:
+            node.started = max(node.start, event.ts - run_ms)
         if isinstance(event, TimerFired):
             node.status = "fired"
         elif isinstance(event, (TaskFailed, ChildFailed)):
@@ -315,8 +321,8 @@ class _Builder:
             pending.extend(got)
             self._mark_race(got, let_go, stage_of)
             triggers = list(dict.fromkeys(pending))
-            fresh = [self.by_seq[e.seq].call for _, e in scheduled
-                     if self.by_seq[e.seq].call == self.by_seq[e.seq].id]
+            calls = [self.by_seq[e.seq] for _, e in scheduled if isinstance(e, _SCHEDULES)]
+            fresh = [node.call for node in calls if node.call == node.id]
             if fresh:
                 stage = Stage(step=step, ts=self.step_ts[step], branches=fresh, triggers=triggers)
                 self.stages.append(stage)
@@ -490,6 +496,13 @@ def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = S
         },
         "progress": _progress(b),
     }
+
+
+def _summary(value: Any, width: int = 28) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _progress(b: _Builder) -> dict[str, int]:

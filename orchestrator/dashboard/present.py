@@ -62,6 +62,7 @@ def instance_view(meta: InstanceMeta) -> dict[str, Any]:
         "updated": meta.updated,
         "completed": meta.completed,
         "parent": meta.parent,
+        "rerun_of": meta.rerun_of,
         "input": clip(meta.input),
         "output": clip(meta.output),
         "custom_status": clip(meta.custom_status),
@@ -73,10 +74,24 @@ def instance_view(meta: InstanceMeta) -> dict[str, Any]:
     }
 
 
-def event_view(index: int, step: int, event: HistoryEvent) -> dict[str, Any]:
-    """One history event with its payload fields clipped; ``index`` is its position in history."""
+def call_names(events: list[HistoryEvent]) -> dict[int, str]:
+    """seq -> the name of the activity or child workflow (or "timer") that call is."""
+    names: dict[int, str] = {}
+    for event in events:
+        seq = getattr(event, "seq", None)
+        if seq is not None and seq not in names and event.kind in ("TaskScheduled", "ChildScheduled", "TimerCreated"):
+            names[seq] = getattr(event, "name", None) or ("retry backoff" if getattr(event, "purpose", "") else "timer")
+    return names
+
+
+def event_view(index: int, step: int, event: HistoryEvent, names: dict[int, str] | None = None) -> dict[str, Any]:
+    """One history event with its payload fields clipped; ``index`` is its position in history;
+    a result names the call it answers (``call``, from ``names``)."""
     raw = event_to_dict(event)
     out: dict[str, Any] = {"index": index, "step": step, "kind": raw.pop("kind"), "ts": raw.pop("ts")}
+    seq = raw.get("seq")
+    if names is not None and seq is not None and "name" not in raw:
+        out["call"] = names.get(seq)
     payloads: dict[str, Any] = {}
     for key in PAYLOAD_FIELDS:
         if key in raw:
@@ -107,4 +122,5 @@ def step_numbers(events: list[HistoryEvent]) -> list[int]:
     return out
 
 
-__all__ = ["clip", "instance_view", "instance_payload", "event_view", "event_full", "step_numbers", "CLIP_CHARS"]
+__all__ = ["call_names", "clip", "instance_view", "instance_payload", "event_view", "event_full", "step_numbers",
+           "CLIP_CHARS"]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -23,7 +24,7 @@ from .. import apilog
 from ..client import StoreError, StoreQueries
 from ..core.errors import InstanceNotFoundError, OrchestratorError, PayloadError
 from .execution import build_execution
-from .present import event_full, event_view, instance_payload, instance_view, step_numbers
+from .present import call_names, event_full, event_view, instance_payload, instance_view, step_numbers
 
 ACTION_HEADER = "x-orchestrator-dashboard"
 STATIC = resources.files(__package__) / "static"
@@ -69,7 +70,7 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     _page_routes(router, prefix, files)
     _list_routes(router, q)
     _run_routes(router, q)
-    _history_routes(router, q)
+    _history_routes(router, q, client)
     _action_routes(router, client)
     _apilog_routes(router, client)
     return router
@@ -107,11 +108,12 @@ def _list_routes(router: APIRouter, q: StoreQueries) -> None:
 
     @router.get("/api/runs")
     def runs(status: str | None = None, name: str | None = None, prefix: str | None = Query(None, alias="id"),
+             error: str | None = Query(None, description="error type of failed runs (short or qualified name)"),
              since: int | None = None, until: int | None = None,
              offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
         with _bad_request():
             return q.list_runs(status=status or None, name=name or None, since=since, until=until,
-                               prefix=prefix or None, offset=offset, limit=limit)
+                               prefix=prefix or None, error_type=error or None, offset=offset, limit=limit)
 
 
 def _run_routes(router: APIRouter, q: StoreQueries) -> None:
@@ -146,17 +148,18 @@ def _run_routes(router: APIRouter, q: StoreQueries) -> None:
             return {"field": field, "value": instance_payload(meta, field)}
 
 
-def _history_routes(router: APIRouter, q: StoreQueries) -> None:
+def _history_routes(router: APIRouter, q: StoreQueries, client: Any) -> None:
     """One run's history (pages, download, one event) and its execution model."""
     @router.get("/api/runs/{instance_id}/history")
     def history(instance_id: str, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
                 kind: str | None = None) -> Response:
         events = _history(q, instance_id)
         steps = step_numbers(events)
+        names = call_names(events)
         indexed = [(i, e) for i, e in enumerate(events) if not kind or e.kind == kind]
         page = indexed[offset:offset + limit]
         return _json({"total": len(indexed), "offset": offset, "limit": limit,
-                      "events": [event_view(i, steps[i], e) for i, e in page]})
+                      "events": [event_view(i, steps[i], e, names) for i, e in page]})
 
     @router.get("/api/runs/{instance_id}/history.json")
     def download(instance_id: str) -> Response:
@@ -181,7 +184,8 @@ def _history_routes(router: APIRouter, q: StoreQueries) -> None:
         meta = q.meta(instance_id)
         if meta is None:
             raise _not_found(instance_id)
-        model = build_execution(q.history(instance_id), now=_now_ms(), status=meta.status)
+        progress = {} if meta.is_terminal else _progress(client, instance_id)
+        model = build_execution(q.history(instance_id), now=_now_ms(), status=meta.status, progress=progress)
         model["version"] = meta.version
         return _json(model)
 
@@ -206,6 +210,16 @@ def _act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
 
 def _action_routes(router: APIRouter, client: Any) -> None:
     """Terminate, suspend, resume, purge, raise: through the client, logged as the dashboard's."""
+    # Declared before the per-run actions, whose /api/runs/{instance_id}/... would take 'batch' for an id.
+    @router.post("/api/runs/batch/{operation}")
+    def batch(operation: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+        """Terminate, purge or rerun every run the runs list's filters match (``dry_run``: count them)."""
+        since, until = body.get("since"), body.get("until")
+        return _act(request, lambda: client.batch_workflows(
+            operation, status=body.get("status") or None, name=body.get("name") or None,
+            error_type=body.get("error_type") or None, id_prefix=body.get("id_prefix") or None,
+            created_from=_moment(since), created_to=_moment(until), dry_run=bool(body.get("dry_run"))))
+
     @router.post("/api/runs/{instance_id}/terminate")
     def terminate(
         instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)
@@ -232,6 +246,17 @@ def _action_routes(router: APIRouter, client: Any) -> None:
             raise HTTPException(400, "the event needs a non-empty 'name'")
         return _act(request, lambda: client.raise_workflow_event(instance_id, name.strip(), data=body.get("data")))
 
+    @router.post("/api/runs/{instance_id}/rerun")
+    def rerun(instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+        step = body.get("from_step", 1)
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise HTTPException(400, f"from_step must be a whole number from 1, got {step!r}")
+        options: dict[str, Any] = {"from_step": step, "new_instance_id": body.get("new_instance_id") or None}
+        if "input" in body:
+            options["input"] = body["input"]
+        return _act(request, lambda: client.rerun_workflow(instance_id, **options))
+
+    # -- API log --------------------------------------------------------------------------------------
 
 def _apilog_routes(router: APIRouter, client: Any) -> None:
     """The API log."""
@@ -244,6 +269,21 @@ def _apilog_routes(router: APIRouter, client: Any) -> None:
         return {"entries": client.api_log(after=after, before=before,
                                        limit=limit)}
 
+
+
+def _moment(ms: Any) -> datetime | None:
+    if ms is None:
+        return None
+    if isinstance(ms, bool) or not isinstance(ms, int):
+        raise ValueError(f"a time must be milliseconds since the epoch, got {ms!r}")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _progress(client: Any, instance_id: str) -> dict[int, dict[str, Any]]:
+    try:
+        return dict(client.get_call_progress(instance_id))
+    except InstanceNotFoundError:
+        return {}
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> Response:

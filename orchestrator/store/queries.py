@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..codec import unpack_event
-from ..core.history import ChildScheduled, HistoryEvent, TaskScheduled, TimerCreated
+from ..core.errors import FailureDetails
+from ..core.history import ChildScheduled, HistoryEvent, TaskCompleted, TaskFailed, TaskScheduled, TimerCreated
 from ..core.vocabulary import (
+    EAGER_MARK,
     EVENT_TOKEN_PREFIX,
     NOT_CREATED,
     PURGED,
@@ -39,9 +41,19 @@ from ..core.vocabulary import (
     TASK_TOKEN_PREFIX,
     TERMINAL,
     Status,
+    member,
+    task_key,
 )
 from .keys import validate_instance_id
-from .records import DURATION_FIELDS, LIST_FIELDS, SUMMARY_FIELDS, VERSION_FIELDS, InstanceMeta
+from .records import (
+    DURATION_FIELDS,
+    FAILURE_FIELD,
+    LIST_FIELDS,
+    SUMMARY_FIELDS,
+    VERSION_FIELDS,
+    InstanceMeta,
+    failure_of,
+)
 from .redis_store import RedisStore
 
 MAX_PAGE = 1000  # the client's listing
@@ -77,6 +89,23 @@ def dashboard_status(status: str | None) -> str | None:
     return upper
 
 
+def error_matches(failure: FailureDetails | None, error_type: str) -> bool:
+    """Does ``failure`` have ``error_type``? A short name matches a qualified one (``ValueError``
+    matches ``pkg.errors.ValueError``)."""
+    if failure is None:
+        return False
+    return failure.error_type == error_type or failure.error_type.endswith("." + error_type)
+
+
+@dataclass
+class Selection:
+    """Ids a filtered walk found, newest first; ``exhausted``: the walk saw every candidate."""
+
+    ids: list[str]
+    exhausted: bool
+    scanned: int
+
+
 @dataclass
 class Counts:
     """Instance counts: overall, by status, and by workflow name (each with its own by-status split)."""
@@ -97,6 +126,15 @@ def _type_stats(name: str, counts: dict[Any, int], ordered: list[int]) -> dict[s
         "success_rate": counts[Status.COMPLETED] / finished if finished else None,
         "p50_ms": percentile(ordered, 50), "p95_ms": percentile(ordered, 95), "measured": len(ordered),
     }
+
+
+def _count_error(errors: dict[tuple[str, str], dict[str, Any]], name: str, failure: FailureDetails,
+                 done: int) -> None:
+    entry = errors.setdefault((name, failure.error_type), {
+        "name": name, "error_type": failure.error_type, "message": failure.message[:500], "count": 0, "latest": done})
+    entry["count"] += 1
+    if done > entry["latest"]:
+        entry["latest"], entry["message"] = done, failure.message[:500]
 
 
 def percentile(sorted_values: list[int], q: float) -> int | None:
@@ -236,6 +274,79 @@ class StoreQueries:
                               "seq": event.seq, "fire_at": event.fire_at, "scheduled_at": event.ts})
         return calls
 
+    def call_progress(self, instance_id: str) -> dict[int, dict[str, Any]]:
+        """The live state of every activity and child the instance awaits, by sequence number:
+        ``delivered`` results waiting in its inbox (``completed`` / ``failed``, with ``ts`` and
+        ``error``), attempts ``running`` (started since they were dispatched, with ``started``) and
+        ``queued`` ones; children by their own status. Empty for a finished instance."""
+        snap = self.store.load(instance_id)
+        if snap is None or snap.meta.is_terminal:
+            return {}
+        gen = snap.meta.generation
+        outstanding = {_text(k): v for k, v in self.redis.hgetall(self.keys.instance(instance_id).tasks).items()}
+        out: dict[int, dict[str, Any]] = {}
+        for entry in snap.inbox:
+            event = entry.event
+            if isinstance(event, TaskCompleted):
+                out[event.seq] = {"state": "completed", "ts": event.ts}
+            elif isinstance(event, TaskFailed):
+                out[event.seq] = {"state": "failed", "ts": event.ts,
+                                  "error": f"{event.failure.error_type}: {event.failure.message}"}
+        open_calls = [e for e in snap.history if isinstance(e, (TaskScheduled, ChildScheduled))
+                      and e.seq not in out and task_key(gen, e.seq) in outstanding]
+        activities = [e for e in open_calls if isinstance(e, TaskScheduled)]
+        if activities:
+            members = [member(instance_id, task_key(gen, e.seq)) for e in activities]
+            for event, score in zip(activities, self.redis.zmscore(self.keys.activities, members)):
+                # Dispatch scores an attempt with its step's time (its TaskScheduled ts); starting it, later.
+                eager = _opt_text(outstanding.get(task_key(gen, event.seq))) == EAGER_MARK
+                if eager or (score is not None and int(score) > event.ts):
+                    out[event.seq] = {"state": "running", "started": int(score) if score is not None else None}
+                else:
+                    out[event.seq] = {"state": "queued"}
+        for event in open_calls:
+            if isinstance(event, ChildScheduled):
+                child = self.store.get_meta(event.instance_id)
+                status = child.status if child is not None else Status.PENDING
+                out[event.seq] = {"state": "queued" if status == Status.PENDING else "running",
+                                  "child_status": status}
+        return out
+
+    def select(self, *, status: str | None = None, name: str | None = None, error_type: str | None = None,
+               id_prefix: str | None = None, created_from: int | None = None, created_to: int | None = None,
+               limit: int = 1000, budget: int = SCAN_BUDGET) -> Selection:
+        """Up to ``limit`` ids matching every filter, newest first. Status, name and the creation
+        range pick one index (as ``page_ids``); an id prefix and an error type, which no index orders,
+        are checked while walking it in chunks, for at most ``budget`` entries."""
+        if id_prefix and not _PREFIX.match(id_prefix):
+            raise ValueError(f"invalid id prefix {id_prefix!r}: instance ids use letters, digits and _ . : @ -")
+        if error_type is not None and (not isinstance(error_type, str) or not error_type.strip()):
+            raise ValueError(f"error type filter must be a non-empty string, got {error_type!r}")
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        low = "-inf" if created_from is None else int(created_from)
+        high = "+inf" if created_to is None else int(created_to)
+        key = self._index(status or None, name)
+        found: list[str] = []
+        pos = scanned = 0
+        exhausted = False
+        while len(found) < limit and scanned < budget:
+            chunk = [_text(i) for i in self.redis.zrevrangebyscore(key, high, low, start=pos, num=SCAN_CHUNK)]
+            pos += len(chunk)
+            scanned += len(chunk)
+            exhausted = len(chunk) < SCAN_CHUNK
+            if id_prefix:
+                chunk = [i for i in chunk if i.startswith(id_prefix)]
+            if error_type and chunk:
+                pipe = self.redis.pipeline(transaction=False)
+                for instance_id in chunk:
+                    pipe.hget(self.keys.instance(instance_id).meta, FAILURE_FIELD)
+                chunk = [i for i, raw in zip(chunk, pipe.execute()) if error_matches(failure_of(raw), error_type)]
+            found.extend(chunk)
+            if exhausted:
+                break
+        return Selection(found[:limit], exhausted and len(found) <= limit, scanned)
+
     # -- the dashboard's -----------------------------------------------------------------------------------
     def status_totals(self) -> dict[str, int]:
         """Instances in each status (the dashboard's order), and ``TOTAL``."""
@@ -263,18 +374,20 @@ class StoreQueries:
         for instance_id, row in zip(ids, pipe.execute()):
             if row[2] is None:
                 continue
-            name, app, status, created, updated, completed, parent = row
+            name, app, status, created, updated, completed, parent, failure = row
+            error = failure_of(failure)
             out.append({
                 "instance_id": instance_id, "name": _opt_text(name), "app_id": _opt_text(app),
                 "status": _opt_text(status),
                 "created": _int(created), "updated": _int(updated), "completed": _int(completed),
                 "parent": _opt_text(parent),
+                "error": None if error is None else {"error_type": error.error_type, "message": error.message[:500]},
             })
         return out
 
     def list_runs(self, *, status: str | None = None, name: str | None = None, since: int | None = None,
-                  until: int | None = None, prefix: str | None = None, offset: int = 0,
-                  limit: int = 50) -> dict[str, Any]:
+                  until: int | None = None, prefix: str | None = None, error_type: str | None = None,
+                  offset: int = 0, limit: int = 50) -> dict[str, Any]:
         """One page of instances, newest first (by creation time), with the filters combined.
 
         ``total`` is exact when the filters map onto one index (or the walk covered every
@@ -288,6 +401,14 @@ class StoreQueries:
             raise ValueError(f"invalid id prefix {prefix!r}: instance ids use letters, digits and _ . : @ -")
         if since is not None and until is not None and since > until:
             raise ValueError("the time range is empty: 'since' is after 'until'")
+        if error_type:
+            # No index orders failures by type: walk the narrowest index, checking each (``select``).
+            found = self.select(status=status, name=name, error_type=error_type, id_prefix=prefix,
+                                created_from=since, created_to=until, limit=offset + limit + 1)
+            page = found.ids[offset:offset + limit]
+            return {"items": self.summaries(page), "total": len(found.ids) if found.exhausted else None,
+                    "has_more": len(found.ids) > offset + limit, "offset": offset, "limit": limit,
+                    "partial": not found.exhausted and len(found.ids) <= offset + limit, "scanned": found.scanned}
         lo = since if since is not None else "-inf"
         hi = until if until is not None else "+inf"
         if status and name and hasattr(self.keys, "name_status_index"):
@@ -360,11 +481,13 @@ class StoreQueries:
         rows, sampled = self._newest_finished(start, now, sample)
         width = max(1, -(-window_ms // buckets))
         series = [{"t": start + k * width, "completed": 0, "failed": 0} for k in range(buckets)]
-        durations = self._durations(rows, start, width, series)
+        errors: dict[tuple[str, str], dict[str, Any]] = {}  # (workflow, error type) -> count, latest message
+        durations = self._durations(rows, start, width, series, errors)
         types = [_type_stats(name, counts, sorted(durations.get(name, [])))
                  for name, counts in sorted(counted.items()) if sum(counts.values())]
+        top_errors = sorted(errors.values(), key=lambda e: (-e["count"], -(e["latest"] or 0)))[:20]
         return {"window_ms": window_ms, "start": start, "now": now, "bucket_ms": width, "types": types,
-                "series": series, "sampled": sampled, "sample": sample}
+                "series": series, "sampled": sampled, "sample": sample, "top_errors": top_errors}
 
     def _newest_finished(self, start: int, now: int, sample: int) -> tuple[list[tuple[str, str, int]], bool]:
         """(status, id, created) of the newest ``sample`` completed and of the newest failed runs
@@ -383,19 +506,24 @@ class StoreQueries:
         return rows, sampled
 
     def _durations(self, rows: list[tuple[str, str, int]], start: int, width: int,
-                   series: list[dict[str, int]]) -> dict[str, list[int]]:
-        """Run durations by workflow name; each run's end is also counted in its ``series`` bucket."""
+                   series: list[dict[str, int]], errors: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[int]]:
+        """Run durations by workflow name; each run's end is also counted in its ``series`` bucket,
+        and each failed run's error in ``errors`` (the top errors)."""
         durations: dict[str, list[int]] = {}
         for batch_start in range(0, len(rows), 2000):
             batch = rows[batch_start:batch_start + 2000]
             pipe = self.redis.pipeline(transaction=False)
             for _, instance_id, _ in batch:
                 pipe.hmget(self.keys.instance(instance_id).meta, DURATION_FIELDS)
-            for (status, _, created), (raw_name, completed) in zip(batch, pipe.execute()):
+            for (status, _, created), (raw_name, completed, raw_failure) in zip(batch, pipe.execute()):
                 done = _int(completed)
                 if raw_name is None or done is None:
                     continue  # purged meanwhile
-                durations.setdefault(raw_name.decode(errors="replace"), []).append(max(0, done - created))
+                name = raw_name.decode(errors="replace")
+                durations.setdefault(name, []).append(max(0, done - created))
+                failure = failure_of(raw_failure) if status == Status.FAILED else None
+                if failure is not None:
+                    _count_error(errors, name, failure, done)
                 k = (done - start) // width
                 if 0 <= k < len(series):
                     series[k][status.lower()] += 1
@@ -410,8 +538,8 @@ class StoreQueries:
         key = self.keys.instance(instance_id).children
         total = int(self.redis.scard(key))
         members: set[bytes] = set()
-        for member in self.redis.sscan_iter(key, count=limit):
-            members.add(member)
+        for child in self.redis.sscan_iter(key, count=limit):
+            members.add(child)
             if len(members) >= limit:
                 break
         ids = sorted(_text(m) for m in members)

@@ -24,10 +24,21 @@ from ..core.vocabulary import TERMINAL, UNKNOWN_STATUS, task_key
 # What a listing reads (payloads, which can be large, stay in Redis).
 LIST_FIELDS = ("name", "app", "status", "ver", "gen", "created", "updated", "completed", "failure",
                "parent", "parent_key", "parent_app")
-# What a dashboard summary row reads.
-SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "parent")
+# What a dashboard summary row reads (a failed run's failure: its error in the runs list).
+SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "parent", "failure")
 VERSION_FIELDS = ("ver", "status", "updated")  # what changes on every step (live pages poll it)
-DURATION_FIELDS = ("name", "completed")
+DURATION_FIELDS = ("name", "completed", "failure")
+FAILURE_FIELD = "failure"
+
+
+def failure_of(raw: bytes | None) -> FailureDetails | None:
+    """The packed ``failure`` field, decoded (None when absent or unreadable)."""
+    if not raw:
+        return None
+    try:
+        return FailureDetails.from_list(unpack_value(raw))
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -222,7 +233,8 @@ def terminate_id(child: str) -> str:
     return f"term.{child}"
 
 
-__all__ = ["ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", "Dispatch", "InstanceMeta",
+__all__ = ["ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", "Dispatch", "FAILURE_FIELD",
+           "InstanceMeta", "failure_of",
            "LIST_FIELDS", "PARENT_NOTICE_ID", "ParentNotice", "SUMMARY_FIELDS", "VERSION_FIELDS", "activity_record",
            "activity_task_key", "child_start", "child_terminate", "custom_status_fields", "finished_fields",
            "input_fields", "pack_dispatch", "rerun_fields", "terminate_id", "unpack_dispatch",

@@ -94,6 +94,8 @@ class Outcome:
     record: ActivityRecord
     result: Any = None
     failure: FailureDetails | None = None
+    run_ms: int | None = None  # how long the function ran (recorded with the result)
+    woken: Woken | None = None  # the step its delivery woke, for the caller to run
 
 
 task_key = activity_task_key  # the attempt's task key ``<gen>.<seq>``
@@ -116,19 +118,22 @@ def batches(records: list[ActivityRecord], parallelism: int, batch_size: int) ->
         start = end
 
 
-def run_one(host: ActivityHost, rec: ActivityRecord) -> Woken | None:
-    """Run one attempt and deliver its outcome; the step it woke, for the caller to run."""
+def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
+    """Run one attempt and deliver its outcome (``woken``: the step it woke, for the caller to run);
+    None when it was no longer awaited (skipped)."""
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
     if not host.store.activities_started([(rec["id"], task_key(rec))], host.clock())[0]:
         _skipped(rec)
         return None
     outcome = execute(host, rec)
-    return deliver(host, outcome.record, outcome.result, outcome.failure)
+    outcome.woken = deliver(host, outcome.record, outcome.result, outcome.failure, run_ms=outcome.run_ms)
+    return outcome
 
 
-def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> None:
-    """Run a batch message's attempts in order; past the time budget, requeue the rest singly."""
+def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome]:
+    """Run a batch message's attempts in order; past the time budget, requeue the rest singly.
+    Returns the outcomes of the attempts it ran."""
     awaited = host.store.activities_started([(r["id"], task_key(r)) for r in records], host.clock())
     done: list[Outcome] = []
     for i, (rec, ok) in enumerate(zip(records, awaited)):
@@ -140,12 +145,13 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> None:
             with host.outgoing.batch():
                 for r in rest:
                     host.outgoing.send_activity(r, r["app"])
-            return
+            return done
         if ok:
             done.append(execute(host, rec))
         else:
             _skipped(rec)
     _deliver_many(host, done)
+    return done
 
 
 def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
@@ -174,20 +180,26 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
         if breaker is not None and (unhealthy or outcome.failure is None):
             breaker.record(name, ok=outcome.failure is None, now_ms=host.clock())
     seconds = time.perf_counter() - began
+    outcome.run_ms = int(seconds * 1000)
     metrics.record_activity(host.store, name, seconds, failed=outcome.failure is not None)
-    log.info("activity %s", "failed" if outcome.failure else "completed", extra={
-        "instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name, "task_id": task_key(rec),
-        "attempt": rec.get("attempt", 1), "duration_ms": round(seconds * 1000, 1)})
+    fields = {"instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name, "task_id": task_key(rec),
+              "attempt": rec.get("attempt", 1), "duration_ms": round(seconds * 1000, 1)}
+    if outcome.failure is None:
+        log.info("activity completed", extra=fields)
+    else:
+        # The error itself, so a log search finds why an attempt failed (the stack stays in history).
+        log.warning("activity failed: %s: %s", outcome.failure.error_type, outcome.failure.message,
+                    extra={**fields, "error_type": outcome.failure.error_type, "error": outcome.failure.message})
     return outcome
 
 
 def deliver(host: ActivityHost, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
-            *, inline: bool = True) -> Woken | None:
+            *, inline: bool = True, run_ms: int | None = None) -> Woken | None:
     """Hand an attempt's outcome to its instance; the step it woke, when the caller is to run it here.
     Also used when Celery's hard time limit killed the attempt (then from the worker's main process,
-    which must not run steps: ``inline=False`` publishes the step)."""
+    which must not run steps: ``inline=False`` publishes the step). ``run_ms`` is recorded with it."""
     now, seq = host.clock(), rec["seq"]
-    event, key, failed = _event(rec, result, failure, now), task_key(rec), failure is not None
+    event, key, failed = _event(rec, result, failure, now, run_ms), task_key(rec), failure is not None
     if inline and host.runs_here(rec["wapp"], rec["wf"]):
         # The step this delivery may wake runs next, here: have the delivery read it too.
         code, snap = host.store.deliver_and_load(rec["id"], event, token=task_token(seq), task_key=key, now=now,
@@ -205,8 +217,8 @@ def _deliver_many(host: ActivityHost, outcomes: list[Outcome]) -> None:
         return
     now = host.clock()
     codes = host.store.deliver_many([
-        (o.record["id"], _event(o.record, o.result, o.failure, now), task_token(o.record["seq"]), task_key(o.record),
-         o.failure is not None) for o in outcomes], now)
+        (o.record["id"], _event(o.record, o.result, o.failure, now, o.run_ms), task_token(o.record["seq"]),
+         task_key(o.record), o.failure is not None) for o in outcomes], now)
     for outcome, code in zip(outcomes, codes):
         _after_delivery(host, outcome.record, code, True)
 
@@ -221,12 +233,13 @@ def _after_delivery(host: ActivityHost, rec: ActivityRecord, code: int, inline: 
         host.outgoing.send_step(rec["id"], rec["wapp"])
 
 
-def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now: int) -> TaskCompleted | TaskFailed:
+def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now: int,
+           run_ms: int | None = None) -> TaskCompleted | TaskFailed:
     seq = rec["seq"]
     return (
-        TaskCompleted(ts=now, seq=seq, result=result)
+        TaskCompleted(ts=now, seq=seq, result=result, run_ms=run_ms)
         if failure is None
-        else TaskFailed(ts=now, seq=seq, failure=failure)
+        else TaskFailed(ts=now, seq=seq, failure=failure, run_ms=run_ms)
     )
 
 

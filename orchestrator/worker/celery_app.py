@@ -38,6 +38,26 @@ STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK = "orchestrator.step", "orchestrator.a
 _RETRYABLE = STORE_RETRYABLE
 
 
+class ActivityAttemptFailed(Exception):
+    """Raised by an activity task once its attempt's failure is delivered to the workflow, so that
+    Celery, its events and Flower report the message as FAILURE, not SUCCESS. It is in the task's
+    ``throws`` (logged on one line, no traceback) and not in ``autoretry_for``: Celery neither retries
+    nor rejects the message, and ``acks_late`` acknowledges it exactly as after a success. The
+    engine's own retry policy (a durable timer) decides what happens next."""
+
+    def __init__(self, failures: list[FailureDetails], attempts: int = 1) -> None:
+        first = failures[0]
+        what = f"{first.error_type}: {first.message}"
+        text = what if attempts == 1 else f"{len(failures)} of {attempts} attempts failed; first: {what}"
+        super().__init__(text)
+        self.error_type = first.error_type
+
+
+def _report(failures: list[FailureDetails], attempts: int = 1) -> None:
+    if failures:
+        raise ActivityAttemptFailed(failures, attempts)
+
+
 def create_celery_app(settings: Settings, engine: Callable[[], Engine] | None = None) -> Celery:
     """A Celery app for one worker pool (or, with ``engine=None``, for publishing only)."""
     app = Celery(f"orchestrator.{settings.app_id}", broker=settings.broker, set_as_current=False)
@@ -104,14 +124,15 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
                     eng.circuit.record(rec["name"], ok=False, now_ms=eng.clock())
                 eng.deliver_attempt(rec, None, failure, inline=False)
 
-    @app.task(name=ACTIVITY_TASK, base=ActivityTask, bind=True, **retry_opts, **_time_limits(settings))
+    @app.task(name=ACTIVITY_TASK, base=ActivityTask, bind=True, throws=(ActivityAttemptFailed,), **retry_opts,
+              **_time_limits(settings))
     def activity(task: Any, record: ActivityRecord) -> None:
-        engine().run_activity(record, redelivered=_redelivered(task))
+        _report(engine().run_activity(record, redelivered=_redelivered(task)))
 
     # Several attempts of one wide fan-out (worker/activities.py); never sent when time limits are set.
-    @app.task(name=ACTIVITIES_TASK, bind=True, **retry_opts)
+    @app.task(name=ACTIVITIES_TASK, bind=True, throws=(ActivityAttemptFailed,), **retry_opts)
     def activities(task: Any, records: list[ActivityRecord]) -> None:
-        engine().run_activities(records, redelivered=_redelivered(task))
+        _report(engine().run_activities(records, redelivered=_redelivered(task)), len(records))
 
 
 def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[], Engine]) -> None:

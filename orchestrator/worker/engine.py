@@ -99,7 +99,8 @@ class Engine:
         the loop cannot take any further goes the usual way (its step's message)."""
         pending = self.steps.run(instance_id, prefetched)
         while pending:
-            woken = activities.run_one(self, pending.pop(0))
+            outcome = activities.run_one(self, pending.pop(0))
+            woken = outcome.woken if outcome is not None else None
             if woken is None:
                 continue
             if not self.runs_here(woken.app, woken.workflow):
@@ -153,17 +154,22 @@ class Engine:
         return self.outgoing.batch()
 
     # -- activities (worker/activities.py) ------------------------------------------------------------
-    def run_activity(self, rec: ActivityRecord, *, redelivered: bool = False) -> None:
-        """Run the attempt of one activity message and deliver its outcome."""
+    def run_activity(self, rec: ActivityRecord, *, redelivered: bool = False) -> list[FailureDetails]:
+        """Run the attempt of one activity message and deliver its outcome; returns its failure, if
+        it failed (delivered already: the message's task reports it to Celery)."""
         with self._handling([rec], redelivered):
-            woken = activities.run_one(self, rec)
-            if woken is not None:
+            outcome = activities.run_one(self, rec)
+            if outcome is not None and outcome.woken is not None:
+                woken = outcome.woken
                 self.wake(woken.instance_id, woken.app, woken.workflow, woken.snapshot)
+        return [outcome.failure] if outcome is not None and outcome.failure is not None else []
 
-    def run_activities(self, batch: list[ActivityRecord], *, redelivered: bool = False) -> None:
-        """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes."""
+    def run_activities(self, batch: list[ActivityRecord], *, redelivered: bool = False) -> list[FailureDetails]:
+        """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes; returns
+        the failures among them."""
         with self._handling(batch, redelivered):
-            activities.run_batch(self, batch)
+            outcomes = activities.run_batch(self, batch)
+        return [o.failure for o in outcomes if o.failure is not None]
 
     @contextmanager
     def _handling(self, batch: list[ActivityRecord], redelivered: bool) -> Iterator[None]:

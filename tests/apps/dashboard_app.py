@@ -105,3 +105,34 @@ def waiter(ctx: DaprWorkflowContext, payload):
 @wfr.workflow(name="echo")
 def echo(ctx: DaprWorkflowContext, payload):
     return payload
+
+
+@wfr.activity(name="step")
+def step(ctx: WorkflowActivityContext, value: int) -> int:
+    return value + 1
+
+
+@wfr.workflow(name="a_b_c")
+def a_b_c(ctx: DaprWorkflowContext, _):
+    """Schedules a and b together, awaits a, calls c, then awaits b: no race anywhere."""
+    a = ctx.call_activity(pause, input=0.05)
+    b = ctx.call_activity(pause, input=0.3)
+    first = yield a
+    third = yield ctx.call_activity(pause, input=0.05)
+    second = yield b
+    return [first, second, third]
+
+
+@wfr.workflow(name="wide_fan_out")
+def wide_fan_out(ctx: DaprWorkflowContext, n: int):
+    """n slow branches, so a page opened mid-run sees some done, some running, some queued."""
+    done = yield when_all([ctx.call_activity(pause, input=0.25) for _ in range(n)])
+    return len(done)
+
+
+@wfr.workflow(name="long_chain")
+def long_chain(ctx: DaprWorkflowContext, n: int):
+    value = 0
+    for _ in range(n):
+        value = yield ctx.call_activity(step, input=value)
+    return value

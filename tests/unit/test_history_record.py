@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgpack
 
+from orchestrator.codec import pack_event, pack_events, unpack_event, unpack_events
 from orchestrator.core.history import (
     EventRaised,
     ExecutionStarted,
@@ -12,11 +13,7 @@ from orchestrator.core.history import (
     TaskScheduled,
     event_from_dict,
     event_to_dict,
-    pack_event,
-    pack_events,
     task_ref,
-    unpack_event,
-    unpack_events,
 )
 from orchestrator.core.replay import replay
 from orchestrator.core.tasks import when_all

@@ -1,6 +1,6 @@
 // Entry point: a hash router (#/overview, #/runs?..., #/run/<id>, #/apilog). Each view is
 // mount(container, params) -> cleanup, so timers of a page stop when the user leaves it.
-import { clear, errorBox } from "./core.js";
+import { clear, errorBox, timeZone, setTimeZone } from "./core.js";
 import { mountOverview } from "./overview.js";
 import { mountRuns } from "./runs.js";
 import { mountRun } from "./run.js";
@@ -33,5 +33,15 @@ function route() {
   window.scrollTo(0, 0);
 }
 
+// The local / UTC toggle: every time on the page is drawn again in the chosen zone.
+function zoneToggle() {
+  const el = document.getElementById("zone");
+  if (!el) return;
+  const show = () => { el.textContent = timeZone() === "utc" ? "Times: UTC" : "Times: local"; el.dataset.zone = timeZone(); };
+  el.addEventListener("click", () => { setTimeZone(timeZone() === "utc" ? "local" : "utc"); show(); route(); });
+  show();
+}
+
 window.addEventListener("hashchange", route);
+zoneToggle();
 route();

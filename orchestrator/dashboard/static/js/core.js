@@ -90,18 +90,41 @@ function setConnection(ok) {
 export const enc = encodeURIComponent;
 
 // -- formatting --------------------------------------------------------------------------------
+// Every time the page shows carries its date and its zone: UTC, or the browser's local zone with its
+// offset (the toggle in the top bar; remembered in localStorage).
 const pad = (n, w = 2) => String(n).padStart(w, "0");
+const ZONE_KEY = "orchestrator-dashboard-zone";
 
+export function timeZone() { return localStorage.getItem(ZONE_KEY) === "utc" ? "utc" : "local"; }
+export function setTimeZone(zone) { localStorage.setItem(ZONE_KEY, zone === "utc" ? "utc" : "local"); }
+
+function zoneLabel(d, utc) {
+  if (utc) return "UTC";
+  const off = -d.getTimezoneOffset();
+  return `UTC${off < 0 ? "−" : "+"}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+}
+
+/** "2026-12-02 01:12:40 UTC" (or local, with its offset); withMs adds milliseconds. */
 export function fmtTime(ms, withMs = false) {
   if (ms === null || ms === undefined) return "—";
   const d = new Date(ms);
-  const base = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  return withMs ? `${base}.${pad(d.getMilliseconds(), 3)}` : base;
+  const utc = timeZone() === "utc";
+  const f = utc
+    ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()];
+  const base = `${f[0]}-${pad(f[1])}-${pad(f[2])} ${pad(f[3])}:${pad(f[4])}:${pad(f[5])}`;
+  return `${withMs ? `${base}.${pad(f[6], 3)}` : base} ${zoneLabel(d, utc)}`;
 }
 
-export function fmtClock(ms) {
-  const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+/** A moment with milliseconds (history rows, tooltips): the date and zone are always there. */
+export function fmtClock(ms) { return fmtTime(ms, true); }
+
+/** "in 6 d 23 h" / "3 h 5 m ago" relative to now. */
+export function fmtRelative(ms, now = Date.now()) {
+  if (ms === null || ms === undefined) return "—";
+  const diff = ms - now;
+  const text = fmtDuration(Math.abs(diff)).replace(/\.\d+ s$/, " s");
+  return diff >= 0 ? `in ${text}` : `${text} ago`;
 }
 
 export function fmtDuration(ms) {
@@ -110,10 +133,10 @@ export function fmtDuration(ms) {
   const s = ms / 1000;
   if (s < 60) return `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;
   const m = Math.floor(s / 60), rs = Math.floor(s % 60);
-  if (m < 60) return `${m}m ${rs}s`;
+  if (m < 60) return `${m} m ${rs} s`;
   const hr = Math.floor(m / 60);
-  if (hr < 48) return `${hr}h ${m % 60}m`;
-  return `${Math.floor(hr / 24)}d ${hr % 24}h`;
+  if (hr < 48) return `${hr} h ${m % 60} m`;
+  return `${Math.floor(hr / 24)} d ${hr % 24} h`;
 }
 
 export function fmtAgo(ms) {

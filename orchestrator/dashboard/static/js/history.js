@@ -1,6 +1,6 @@
 // The history panel: every event of the run, paged (100 per page, so 10,000 events stay usable),
 // each expandable to its fields and payloads (clipped, with "Show all" fetching the full event).
-import { h, api, clear, enc, fmtClock, fmtDuration, payloadView, runLink } from "./core.js";
+import { h, api, clear, enc, fmtClock, fmtDuration, fmtRelative, payloadView, runLink } from "./core.js";
 
 const KINDS = ["StepStarted", "ExecutionStarted", "TaskScheduled", "TaskCompleted", "TaskFailed", "TimerCreated",
   "TimerFired", "EventRaised", "ChildScheduled", "ChildCompleted", "ChildFailed", "ExecutionCompleted",
@@ -49,7 +49,7 @@ export function historyPanel(instanceId) {
         h("td", { class: "num subtle", text: ev.index }),
         h("td", { class: "num subtle", text: ev.step }),
         h("td", { class: "mono", text: fmtClock(ev.ts) }),
-        h("td", { class: "num subtle", text: state.start !== null ? fmtDuration(ev.ts - state.start) : "" }),
+        h("td", { class: "num subtle", text: state.start !== null ? `+${fmtDuration(Math.max(0, ev.ts - state.start))}` : "" }),
         h("td", {}, h("span", { class: `ev-kind ${KIND_CLASS[ev.kind] || ""}`, text: ev.kind })),
         h("td", { class: "subtle", text: describe(ev) }));
       const detail = h("tr", { class: "ev-detail", "data-detail": ev.index }, h("td", { colspan: 7 }, eventDetail(instanceId, ev)));
@@ -79,8 +79,9 @@ export function historyPanel(instanceId) {
     if (row) row.scrollIntoView({ behavior: "smooth", block: "center" });
   }
 
-  /** Elapsed times are shown relative to this moment (the run's creation). */
-  const setStart = (ms) => { state.start = ms; };
+  /** Elapsed times are shown relative to this moment: the run's creation, or its first event if earlier
+   * (a rerun keeps the original's events), so an elapsed time is never negative. */
+  const setStart = (ms, firstEvent = null) => { state.start = firstEvent !== null ? Math.min(ms, firstEvent) : ms; };
 
   return { el, load, reveal, setStart };
 }
@@ -89,24 +90,29 @@ function describe(ev) {
   const f = ev.fields;
   const parts = [];
   if (f.name !== undefined) parts.push(f.name);
-  if (f.seq !== undefined) parts.push(`seq ${f.seq}`);
+  else if (ev.call) parts.push(ev.call);  // a result names the call it answers
+  if (f.seq !== undefined) parts.push(`call #${f.seq}`);
   if (f.attempt !== undefined && f.attempt > 1) parts.push(`attempt ${f.attempt}`);
   if (f.purpose) parts.push(`purpose ${f.purpose}`);
-  if (f.fire_at !== undefined) parts.push(`fires ${fmtClock(f.fire_at)}`);
+  if (f.fire_at !== undefined) parts.push(`fires ${fmtClock(f.fire_at)} (${fmtRelative(f.fire_at)})`);
+  if (f.awaited !== undefined) parts.push(f.awaited.length ? `received ${f.awaited.map(refText).join(", ")}` : "received nothing");
+  if (f.lost !== undefined) parts.push(`let go ${f.lost.map(refText).join(", ")}`);
   if (f.instance_id !== undefined) parts.push(`child ${f.instance_id}`);
   if (f.status !== undefined) parts.push(f.status);
   if (f.error_type) parts.push(f.error_type);
   return parts.join(" · ");
 }
 
+function refText(ref) { return ref < 0 ? `event #${-ref - 1}` : `call #${ref}`; }
+
 function eventDetail(instanceId, ev) {
   const kv = h("div", { class: "kv" });
   for (const [k, v] of Object.entries(ev.fields)) {
     if (v === null || v === undefined) continue;
-    const value = k === "instance_id" ? runLink(String(v)) : h("span", { text: k.endsWith("_at") || k === "fire_at" ? `${v} (${fmtClock(v)})` : JSON.stringify(v) });
+    const value = k === "instance_id" ? runLink(String(v)) : h("span", { text: k.endsWith("_at") || k === "fire_at" ? fmtClock(v) : JSON.stringify(v) });
     kv.append(h("span", { class: "k", text: k }), h("span", { class: "v" }, value));
   }
-  kv.append(h("span", { class: "k", text: "timestamp" }), h("span", { class: "v", text: `${ev.ts} (${new Date(ev.ts).toISOString()})` }));
+  kv.append(h("span", { class: "k", text: "timestamp" }), h("span", { class: "v", text: `${fmtClock(ev.ts)} (${new Date(ev.ts).toISOString()})` }));
   const out = h("div", {}, kv);
   for (const [name, clip] of Object.entries(ev.payloads)) {
     const stack = name === "stack_trace";

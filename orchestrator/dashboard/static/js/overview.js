@@ -12,6 +12,7 @@ export function mountOverview(root, query) {
   const seg = h("div", { class: "seg", role: "group", "aria-label": "Window" });
   const chartBody = h("div", { class: "card-body chart", id: "chart" });
   const tableBody = h("div", { class: "card-body flush", id: "types" });
+  const errorsBody = h("div", { class: "card-body flush", id: "top-errors" });
   const note = h("span", { class: "subtle" });
   for (const [label, secs] of WINDOWS) {
     const b = h("button", { text: label, class: secs === windowS ? "on" : "", "data-window": secs });
@@ -29,6 +30,8 @@ export function mountOverview(root, query) {
     h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: "Completions and failures" }),
       h("span", { class: "spacer" }), legend()), chartBody),
     h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: "By workflow type" })), tableBody),
+    h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: "Top errors" }),
+      h("span", { class: "subtle", text: "failed runs of the window, by workflow type and error type" })), errorsBody),
   );
 
   let last = null;
@@ -54,6 +57,7 @@ export function mountOverview(root, query) {
       (st.sampled ? ` · durations from the newest ${fmtNumber(st.sample)} runs per status` : "");
     renderChart(chartBody, st);
     renderTypes(tableBody, st);
+    renderErrors(errorsBody, st.top_errors || []);
   }
   return () => { poller.stop(); window.removeEventListener("resize", onResize); };
 }
@@ -105,9 +109,25 @@ function niceStep(max) {
 }
 
 function tickLabel(t, windowMs) {
-  const d = new Date(t);
-  const hm = `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
-  return windowMs > 2 * 86400000 ? `${d.getMonth() + 1}/${d.getDate()}` : hm;
+  // fmtTime: "YYYY-MM-DD HH:MM:SS ZONE" in the chosen zone; the axis shows the part that changes.
+  const [day, clock] = fmtTime(t).split(" ");
+  return windowMs > 2 * 86400000 ? day.slice(5) : clock.slice(0, 5);
+}
+
+function renderErrors(el, errors) {
+  clear(el);
+  const body = h("tbody");
+  if (!errors.length) body.appendChild(h("tr", {}, h("td", { class: "empty", colspan: 5, text: "No failed runs in this window." })));
+  for (const e of errors) {
+    body.appendChild(h("tr", { "data-error": e.error_type, "data-type": e.name },
+      h("td", {}, h("a", { href: `#/runs?status=FAILED&name=${enc(e.name)}`, text: e.name })),
+      h("td", {}, h("a", { class: "mono", href: `#/runs?status=FAILED&name=${enc(e.name)}&error=${enc(e.error_type)}`, text: e.error_type })),
+      h("td", { class: "msg", title: e.message, text: e.message }),
+      h("td", { class: "num", text: fmtNumber(e.count) }),
+      h("td", { class: "num subtle", text: fmtTime(e.latest) })));
+  }
+  el.appendChild(h("table", { class: "data top-errors" }, h("thead", {}, h("tr", {},
+    ["Workflow", "Error type", "Latest message", "Runs", "Latest"].map((t, i) => h("th", { class: i >= 3 ? "num" : "", text: t })))), body));
 }
 
 function renderTypes(el, st) {

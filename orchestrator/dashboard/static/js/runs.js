@@ -1,10 +1,13 @@
-// Runs list: filters (status, workflow type, creation time range, id prefix), newest first, paged.
-// The filters live in the URL (#/runs?status=FAILED&name=...), so a filtered list can be shared.
-import { h, api, clear, badge, runLink, fmtTime, fmtAgo, fmtDuration, fmtNumber, STATUSES, TERMINAL, Poller, errorBox, enc } from "./core.js";
+// Runs list: filters (status, workflow type, error type, creation time range, id prefix), newest first,
+// paged; a failed run shows its error. The filters live in the URL (#/runs?status=FAILED&name=...), so a
+// filtered list can be shared. Batch actions (terminate, purge, rerun) apply to every run the filters
+// match, after a confirmation that shows how many.
+import { h, api, clear, badge, runLink, fmtTime, fmtAgo, fmtDuration, fmtNumber, STATUSES, TERMINAL, Poller, errorBox,
+  confirmDialog, toast } from "./core.js";
 
 const RANGES = [["", "Any time"], ["900", "Last 15 minutes"], ["3600", "Last hour"], ["86400", "Last 24 hours"],
   ["604800", "Last 7 days"], ["custom", "Custom range"]];
-const KEYS = ["status", "name", "id", "range", "since", "until", "offset", "limit"];
+const KEYS = ["status", "name", "error", "id", "range", "since", "until", "offset", "limit"];
 
 export function mountRuns(root, query) {
   const state = Object.fromEntries(KEYS.map((k) => [k, query.get(k) || ""]));
@@ -15,6 +18,7 @@ export function mountRuns(root, query) {
     STATUSES.map((st) => h("option", { value: st, text: st.toLowerCase() })));
   const names = h("datalist", { id: "workflow-names" });
   const name = h("input", { id: "f-name", type: "search", list: "workflow-names", placeholder: "any workflow", "aria-label": "Workflow type" });
+  const errorType = h("input", { id: "f-error", type: "search", placeholder: "any error", "aria-label": "Error type", spellcheck: "false" });
   const idPrefix = h("input", { id: "f-id", type: "search", placeholder: "id prefix", "aria-label": "Instance id prefix", spellcheck: "false" });
   const range = h("select", { id: "f-range", "aria-label": "Created" }, RANGES.map(([v, t]) => h("option", { value: v, text: t })));
   const since = h("input", { id: "f-since", type: "datetime-local", step: "1", "aria-label": "Created after" });
@@ -24,6 +28,7 @@ export function mountRuns(root, query) {
   const reset = h("button", { class: "btn", text: "Reset" });
 
   status.value = state.status; name.value = state.name; idPrefix.value = state.id; range.value = state.range;
+  errorType.value = state.error;
   pageSize.value = String(state.limit);
   if (state.since) since.value = toLocalInput(Number(state.since));
   if (state.until) until.value = toLocalInput(Number(state.until));
@@ -42,15 +47,61 @@ export function mountRuns(root, query) {
       h("div", { class: "filters" },
         h("div", { class: "field" }, h("label", { for: "f-status", text: "Status" }), status),
         h("div", { class: "field" }, h("label", { for: "f-name", text: "Workflow" }), name, names),
+        h("div", { class: "field" }, h("label", { for: "f-error", text: "Error type" }), errorType),
         h("div", { class: "field" }, h("label", { for: "f-id", text: "Instance id" }), idPrefix),
         h("div", { class: "field" }, h("label", { for: "f-range", text: "Created" }), range),
         custom,
         h("div", { class: "field" }, h("label", { text: " " }), reset)),
       h("table", { class: "data" },
-        h("thead", {}, h("tr", {}, ["Instance", "Workflow", "Status", "Created", "Duration", "Last update"].map((t) => h("th", { text: t })))),
+        h("thead", {}, h("tr", {}, ["Instance", "Workflow", "Status", "Error", "Created", "Duration", "Last update"].map((t) => h("th", { text: t })))),
         table),
-      h("div", { class: "pager" }, summary, h("span", { class: "spacer" }), pageSize, prev, next)),
+      h("div", { class: "pager" }, summary, h("span", { class: "spacer" }), pageSize, prev, next),
+      h("div", { class: "batch", id: "batch" }, h("span", { class: "subtle", text: "Every run these filters match:" }),
+        batchButton("terminate", "Terminate all", "danger"), batchButton("purge", "Purge all", "danger"),
+        batchButton("rerun", "Rerun all", ""))),
   );
+
+  function batchButton(op, label, cls) {
+    const b = h("button", { class: `btn small ${cls}`, text: label, id: `batch-${op}` });
+    b.addEventListener("click", () => confirmBatch(op));
+    return b;
+  }
+
+  function batchFilters() {
+    const f = {};
+    if (state.status) f.status = state.status;
+    if (state.name) f.name = state.name;
+    if (state.error) f.error_type = state.error;
+    if (state.id) f.id_prefix = state.id;
+    const q = new URLSearchParams(apiQuery());
+    if (q.get("since")) f.since = Number(q.get("since"));
+    if (q.get("until")) f.until = Number(q.get("until"));
+    return f;
+  }
+
+  async function confirmBatch(op) {
+    const filters = batchFilters();
+    let preview;
+    try {
+      preview = await api(`/runs/batch/${op}`, { method: "POST", body: { ...filters, dry_run: true } });
+    } catch (err) { toast(err.message, true); return; }
+    const n = preview.result.matched;
+    const what = { terminate: "Terminate", purge: "Purge", rerun: "Rerun" }[op];
+    const note = { terminate: "Runs already finished are skipped; running children are terminated too.",
+      purge: "Only finished runs are purged; their history and data are deleted. This cannot be undone.",
+      rerun: "Each finished run is started again from its first step as a new run." }[op];
+    confirmDialog({
+      title: `${what} ${fmtNumber(n)} run${n === 1 ? "" : "s"}?`, danger: op !== "rerun", confirmText: `${what} ${fmtNumber(n)}`,
+      message: `${fmtNumber(n)} run${n === 1 ? "" : "s"} match the filters${preview.result.capped ? ` (the first ${fmtNumber(n)})` : ""}. ${note}`,
+      onConfirm: async () => {
+        const done = await api(`/runs/batch/${op}`, { method: "POST", body: filters });
+        const r = done.result;
+        toast(`${what}: ${fmtNumber(r.done.length)} done${Object.keys(r.skipped).length ? `, ${fmtNumber(Object.keys(r.skipped).length)} skipped` : ""}` +
+          `${Object.keys(r.failed).length ? `, ${Object.keys(r.failed).length} failed` : ""}`, Object.keys(r.failed).length > 0);
+        poller.stop(); poller.start();
+      },
+    });
+  }
 
   api("/workflows").then((d) => d.names.forEach((n) => names.appendChild(h("option", { value: n })))).catch(() => {});
 
@@ -60,6 +111,7 @@ export function mountRuns(root, query) {
   function readFilters() {
     state.status = status.value;
     state.name = name.value.trim();
+    state.error = errorType.value.trim();
     state.id = idPrefix.value.trim();
     state.range = range.value;
     state.limit = Number(pageSize.value);
@@ -85,6 +137,7 @@ export function mountRuns(root, query) {
     const p = new URLSearchParams();
     if (state.status) p.set("status", state.status);
     if (state.name) p.set("name", state.name);
+    if (state.error) p.set("error", state.error);
     if (state.id) p.set("id", state.id);
     if (state.range && state.range !== "custom") p.set("since", String(Date.now() - Number(state.range) * 1000));
     if (state.range === "custom") {
@@ -114,7 +167,7 @@ export function mountRuns(root, query) {
   function render(data) {
     clear(table);
     if (!data.items.length) {
-      table.appendChild(h("tr", {}, h("td", { class: "empty", colspan: 6, text: "No runs match these filters." })));
+      table.appendChild(h("tr", {}, h("td", { class: "empty", colspan: 7, text: "No runs match these filters." })));
     }
     const now = Date.now();
     for (const r of data.items) {
@@ -123,6 +176,8 @@ export function mountRuns(root, query) {
         h("td", { class: "id" }, runLink(r.instance_id)),
         h("td", { text: r.name }),
         h("td", {}, badge(r.status)),
+        r.error ? h("td", { class: "error", title: `${r.error.error_type}: ${r.error.message}` },
+          h("span", { class: "etype", text: shortType(r.error.error_type) }), r.error.message) : h("td", { class: "faint", text: "" }),
         h("td", { title: fmtAgo(r.created), text: fmtTime(r.created) }),
         h("td", { text: fmtDuration(end - r.created) }),
         h("td", { class: "subtle", text: fmtAgo(r.updated) })));
@@ -146,8 +201,9 @@ export function mountRuns(root, query) {
   pageSize.addEventListener("change", apply);
   name.addEventListener("input", applySoon);
   idPrefix.addEventListener("input", applySoon);
+  errorType.addEventListener("input", applySoon);
   reset.addEventListener("click", () => {
-    status.value = ""; name.value = ""; idPrefix.value = ""; range.value = ""; since.value = ""; until.value = "";
+    status.value = ""; name.value = ""; idPrefix.value = ""; errorType.value = ""; range.value = ""; since.value = ""; until.value = "";
     showCustom(); apply();
   });
   prev.addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); syncUrl(); poller.stop(); poller.start(); });
@@ -156,6 +212,8 @@ export function mountRuns(root, query) {
   const poller = new Poller(load, 5000).start();
   return () => { poller.stop(); clearTimeout(debounce); };
 }
+
+function shortType(t) { return t.split(".").pop(); }
 
 function toLocalInput(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);

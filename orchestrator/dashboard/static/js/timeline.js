@@ -1,14 +1,15 @@
 // The timeline (Gantt): one row per step (activity attempt, timer, child workflow, external event)
 // with its start, end and duration on a shared time axis. Rows are virtualized: only the rows in
-// view are drawn, so a run with thousands of steps scrolls smoothly.
-import { h, s, clear, fmtDuration, fmtClock } from "./core.js";
+// view are drawn, so a run with thousands of steps scrolls smoothly. A row names its call (#seq and a
+// summary of its input); an activity's bar is light while it waited in the queue, solid while it ran.
+import { h, s, clear, fmtDuration, fmtClock, fmtTime } from "./core.js";
 
 /** One line for the card head: how many steps, over how long. */
 export function timelineSummary(model) {
-  return `${model.nodes.length.toLocaleString("en-US")} step${model.nodes.length === 1 ? "" : "s"} over ${fmtDuration(Math.max(model.span_end, model.start) - model.start)}, from ${fmtClock(model.start)}`;
+  return `${model.nodes.length.toLocaleString("en-US")} step${model.nodes.length === 1 ? "" : "s"} over ${fmtDuration(Math.max(model.span_end, model.start) - model.start)}, from ${fmtTime(model.start)}`;
 }
 
-const ROW = 26, LABEL = 250, RIGHT = 90, AXIS_H = 28, OVERSCAN = 12;
+const ROW = 26, LABEL = 300, RIGHT = 90, AXIS_H = 28, OVERSCAN = 12;
 const COLOR = { completed: "#22a55a", failed: "#e5484d", running: "#3b82f6", waiting: "#f59e0b", fired: "#f59e0b",
   received: "#0891b2", cancelled: "#b8bec9", abandoned: "#b8bec9" };
 const KIND_COLOR = { activity: "#4f46e5", child: "#7c3aed", timer: "#d97706", retry_timer: "#d97706", event: "#0e7490" };
@@ -76,26 +77,32 @@ function row(n, y, xOf, now, closed, width, onNode) {
   const x1 = xOf(n.start), x2 = Math.max(xOf(end), x1 + 2);
   const color = COLOR[n.status] || "#9ca3af";
   const g = s("g", { class: `gantt-row${n.lost ? " lost" : ""}`, "data-id": n.id, "data-status": n.status, cursor: "pointer" });
-  const dur = n.end !== null ? fmtDuration(n.duration) : stopped ? n.status : n.status === "waiting" ? "waiting" : "running";
-  g.appendChild(s("title", { text: `${n.name}${n.attempt > 1 ? ` (attempt ${n.attempt})` : ""}: ${n.status}\n` +
-    `start ${fmtClock(n.start)}${n.end !== null ? `\nend ${fmtClock(n.end)}` : ""}\nduration ${dur}${n.error ? `\n${n.error}` : ""}` }));
+  const dur = n.end !== null ? fmtDuration(n.duration) : stopped ? n.status : n.status === "waiting" || n.status === "queued" ? n.status : "running";
+  const queued = n.started ? `\nqueued ${fmtDuration(n.started - n.start)}, ran ${n.end !== null ? fmtDuration(n.end - n.started) : "…"}` : "";
+  g.appendChild(s("title", { text: `${n.name}${n.seq ? ` (call #${n.seq})` : ""}${n.attempt > 1 ? ` attempt ${n.attempt}` : ""}: ${n.status}\n` +
+    `scheduled ${fmtClock(n.start)}${n.end !== null ? `\nend ${fmtClock(n.end)}` : ""}\nduration ${dur}${queued}${n.error ? `\n${n.error}` : ""}` }));
   g.appendChild(s("rect", { class: "row-bg", x: 0, y, width, height: ROW, fill: "transparent" }));
   g.appendChild(s("rect", { x: 12, y: y + 9, width: 8, height: 8, rx: n.kind === "event" ? 4 : 2, fill: KIND_COLOR[n.kind] || "#9ca3af" },
     s("title", { text: KIND_LABEL[n.kind] || n.kind })));
-  const label = `${n.name}${n.attempt > 1 ? ` #${n.attempt}` : ""}`;
+  const label = `${n.seq ? `#${n.seq} ` : ""}${n.name}${n.attempt > 1 ? ` (try ${n.attempt})` : ""}${n.summary ? ` ${n.summary}` : ""}`;
   g.appendChild(s("text", { x: 28, y: y + 17, "font-size": 12, fill: n.lost ? "#9aa1b1" : "#1d2433", "font-weight": 550,
-    text: label.length > 30 ? `${label.slice(0, 29)}…` : label }));
+    class: "row-label", text: label.length > 40 ? `${label.slice(0, 39)}…` : label }));
   if (n.kind === "event") {
     const cx = x1, cy = y + ROW / 2;
     g.appendChild(s("polygon", { points: `${cx},${cy - 6} ${cx + 6},${cy} ${cx},${cy + 6} ${cx - 6},${cy}`, fill: color }));
   } else {
     const running = n.end === null && !stopped;
-    g.appendChild(s("rect", { class: "bar", x: x1, y: y + 7, width: x2 - x1, height: ROW - 14, rx: 3,
-      fill: running ? "url(#stripes)" : stopped ? "url(#gray-stripes)" : color, stroke: running || stopped ? color : "none",
-      opacity: n.lost ? 0.55 : 1 }));
+    const queuedFill = n.status === "queued";
+    const xs = n.started ? Math.min(Math.max(xOf(n.started), x1), x2) : x1;
+    if (xs > x1 + 0.5) {  // the time it waited in the queue, before it started running
+      g.appendChild(s("rect", { class: "bar queued-part", x: x1, y: y + 9, width: xs - x1, height: ROW - 18, rx: 2, fill: color }));
+    }
+    g.appendChild(s("rect", { class: "bar", x: xs, y: y + 7, width: Math.max(2, x2 - xs), height: ROW - 14, rx: 3,
+      fill: queuedFill ? "url(#gray-stripes)" : running ? "url(#stripes)" : stopped ? "url(#gray-stripes)" : color,
+      stroke: running || stopped ? color : "none", opacity: n.lost ? 0.55 : 1 }));
   }
   const textX = Math.min(x2 + 6, width - 84);
-  g.appendChild(s("text", { x: textX, y: y + 17, "font-size": 11, fill: "#6b7385", text: n.kind === "event" ? fmtClock(n.start) : dur }));
+  g.appendChild(s("text", { x: textX, y: y + 17, "font-size": 11, fill: "#6b7385", text: n.kind === "event" ? "received" : dur }));
   g.appendChild(s("line", { x1: 0, x2: width, y1: y + ROW - 0.5, y2: y + ROW - 0.5, stroke: "#f3f4f6" }));
   if (onNode) g.addEventListener("click", () => onNode(n));
   return g;
