@@ -483,7 +483,7 @@ def test_browser_overview_filter_fan_out_terminate_and_api_log(client, start_poo
     # The failed run shows its failure and stack.
     open_run(page, base, "checkout-browser")
     page.wait_for_selector("#failure")
-    assert "ValueError" in page.inner_text("#failure") and "charge_card" in page.inner_text("#failure pre")
+    assert "ValueError" in page.inner_text("#failure") and "charge_card" in page.inner_text("#failure-frame")
     shot(page, "run-failed")
 
     # Terminate the running instance from its page, confirmed in the dialog; the page updates live.
@@ -519,7 +519,7 @@ def test_browser_long_history_is_paged_and_the_timeline_virtualized(client, dash
     drawn = page.locator("#gantt g.gantt-row").count()
     assert 0 < drawn < 100, f"{drawn} timeline rows drawn for 3,400 steps"
     assert page.inner_text("#history .pager span").startswith(f"Events 1–100 of {total:,}")
-    assert "Stages 3,385–3,400 of 3,400" in page.inner_text("#execution")  # the diagram pages through stages
+    assert "Stages 3,361–3,400 of 3,400" in page.inner_text("#execution")  # the diagram pages through stages
     page.click("#history >> text=Last »")
     page.wait_for_selector(f'#history-body tr[data-index="{total - 1}"]')
     page.evaluate("document.getElementById('gantt-scroll').scrollTop = 26 * 3000")
