@@ -132,11 +132,42 @@ def _safe_url(url: str) -> str:
 
 
 def fmt_time(value: datetime | int | None) -> str:
+    """ISO 8601 in UTC with milliseconds and its zone: ``2026-12-02T01:12:40.123Z`` (epoch ms or datetime)."""
     if value is None:
         return "-"
     if isinstance(value, int):
         value = datetime.fromtimestamp(value / 1000, tz=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # naive datetimes in this package are UTC
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# History fields holding epoch milliseconds: the command line shows them as ISO times.
+TIME_FIELDS = ("ts", "fire_at")
+
+
+def iso_times(event: dict[str, Any]) -> dict[str, Any]:
+    """A history event's JSON form with its times as ISO 8601 strings."""
+    return {k: fmt_time(v) if k in TIME_FIELDS and isinstance(v, int) else v for k, v in event.items()}
+
+
+class IsoTime(click.ParamType):
+    """A command-line time: ISO 8601 (``2026-12-02T10:00:00Z``, ``2026-12-02 10:00+01:00``, a date);
+    without a zone it is UTC."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"not an ISO 8601 time: {value!r} (e.g. 2026-12-02T10:00:00Z)", param, ctx)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+ISO_TIME = IsoTime()
 
 
 def compact(value: Any, width: int = 100) -> str:

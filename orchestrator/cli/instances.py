@@ -1,9 +1,11 @@
 """Commands on instances: start, wait, status, list, history, raise-event, terminate, suspend,
-resume, purge. Each talks to Redis directly through WorkflowClient (no API server needed)."""
+resume, purge, rerun, and batch operations on every instance a filter matches. Each talks to Redis
+through WorkflowClient (no API server needed). Every time printed is ISO 8601 with its zone (UTC)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -14,11 +16,15 @@ from ..state import WorkflowState, WorkflowStatus
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ISO_TIME,
     JSON,
+    Failed,
     client,
     compact,
     emit,
     fmt_time,
+    iso_times,
     json_option,
     operation,
     table,
@@ -44,6 +50,8 @@ def describe(state: WorkflowState) -> str:
         rows.append(("output", compact(state.output, 200)))
     if state.failure_details is not None:
         rows.append(("failure", f"{state.failure_details.error_type}: {state.failure_details.message}"))
+    if state.rerun_of:
+        rows.append(("rerun of", state.rerun_of))
     return "\n".join(f"{k:<14}{v}" for k, v in rows)
 
 
@@ -58,10 +66,10 @@ def _wait_and_report(c: Any, instance_id: str, timeout: float | None, quiet: boo
     """Wait with progress, print the final state, exit 1 unless it COMPLETED, 130 on Ctrl-C."""
     progress = Progress(instance_id, enabled=not quiet)
     try:
-        status = wait_for(c.queries, instance_id, timeout=timeout, progress=progress)
+        status = wait_for(c, instance_id, timeout=timeout, progress=progress)
     except KeyboardInterrupt:
-        meta = c.queries.meta(instance_id)
-        now = meta.status if meta else "unknown"
+        state = c.get_workflow_state(instance_id, fetch_payloads=False)
+        now = state.runtime_status.name if state else "unknown"
         click.echo(f"stopped waiting after {progress.elapsed():.1f}s; instance {instance_id} is {now} "
                    "and keeps running", err=True)
         if as_json:
@@ -88,13 +96,18 @@ def _ack(as_json: bool, instance_id: str, op: str, human: str) -> None:
     "--timeout", type=click.FloatRange(min=0), default=None, help="With --wait: give up after S seconds (exit 1)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="With --wait: no progress line on stderr.")
+@click.option("--reuse-id-policy", type=click.Choice(["error", "replace"]), default=None,
+              help="With --id: 'replace' replaces a finished instance of that id (default: error).")
+@click.option("--app-id", default=None, help="Route the start to this app's pool (default: the app serving NAME).")
+@click.option("--start-at", type=ISO_TIME, default=None, help="Start at this ISO 8601 time instead of now.")
 @json_option
 @operation
 def start(name: str, input_: Any, instance_id: str | None, wait: bool, timeout: float | None, quiet: bool,
-          as_json: bool) -> None:
+          reuse_id_policy: str | None, app_id: str | None, start_at: Any, as_json: bool) -> None:
     """Start workflow NAME. Prints the instance id (or, with --wait, its final state)."""
     c = client()
-    new_id = c.schedule_new_workflow(name, input=input_, instance_id=instance_id)
+    new_id = c.schedule_new_workflow(name, input=input_, instance_id=instance_id, reuse_id_policy=reuse_id_policy,
+                                     app_id=app_id, start_at=start_at)
     if not wait:
         emit(as_json, {"instance_id": new_id}, new_id)
         return
@@ -131,18 +144,24 @@ def status(instance_id: str, as_json: bool) -> None:
 @click.option("--parent", default=None, help="Only the children of this instance.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the newest N.")
+@click.option("--created-from", type=ISO_TIME, default=None, help="Only instances created at or after (ISO 8601).")
+@click.option("--created-to", type=ISO_TIME, default=None, help="Only instances created at or before (ISO 8601).")
+@click.option("--with-payloads", is_flag=True, help="Read inputs, outputs and custom status too (shown with --json).")
 @json_option
 @operation
-def list_(status_: str | None, name: str | None, parent: str | None, limit: int, offset: int, as_json: bool) -> None:
+def list_(status_: str | None, name: str | None, parent: str | None, limit: int, offset: int, created_from: Any,
+          created_to: Any, with_payloads: bool, as_json: bool) -> None:
     """List instances, newest first."""
-    states = client().list_workflows(status=status_, name=name, parent_instance_id=parent, offset=offset, limit=limit)
+    states = client().list_workflows(status=status_, name=name, parent_instance_id=parent, offset=offset, limit=limit,
+                                     created_from=created_from, created_to=created_to, fetch_payloads=with_payloads)
 
     def human() -> str:
         if not states:
             return "no instances"
-        rows = [[s.instance_id, s.name, s.runtime_status.name, fmt_time(s.created_at), fmt_time(s.last_updated_at)]
-                for s in states]
-        return table(rows, ["INSTANCE", "WORKFLOW", "STATUS", "CREATED", "UPDATED"])
+        rows = [[s.instance_id, s.name, s.runtime_status.name, fmt_time(s.created_at), fmt_time(s.last_updated_at),
+                 compact(f"{s.failure_details.error_type}: {s.failure_details.message}", 60).strip('"')
+                 if s.failure_details else ""] for s in states]
+        return table(rows, ["INSTANCE", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "ERROR"])
 
     emit(as_json, [s.to_dict() for s in states], human)
 
@@ -167,10 +186,10 @@ def history(instance_id: str, export_path: str | None, as_json: bool) -> None:
         emit(as_json, {"instance_id": instance_id, "exported": export_path, "events": len(doc["events"])},
              f"exported {len(doc['events'])} events of {instance_id} to {export_path}")
         return
-    events = client().get_workflow_history(instance_id)
+    events = [iso_times(e) for e in client().get_workflow_history(instance_id)]
 
     def human() -> str:
-        rows = [[str(i), fmt_time(e.get("ts")), e["kind"],
+        rows = [[str(i), e.get("ts", "-"), e["kind"],
                  compact({k: v for k, v in e.items() if k not in ("kind", "ts")}, 90)] for i, e in enumerate(events)]
         return table(rows, ["#", "TIME", "EVENT", "DETAILS"])
 
@@ -230,4 +249,88 @@ def purge(instance_id: str, as_json: bool) -> None:
     _ack(as_json, instance_id, "purge", f"purged {instance_id}")
 
 
-COMMANDS = [start, wait, status, list_, history, raise_event, terminate, suspend, resume, purge]
+@click.command()
+@click.argument("instance_id")
+@click.option("--from-step", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run this call (counted from 1) and everything after it again; earlier calls' results are reused.")
+@click.option("--input", "input_", type=JSON, default=None, help="A new input as JSON (default: the original's).")
+@click.option("--new-id", default=None, help="The new instance's id (default: a random one).")
+@click.option("--wait", is_flag=True, help="Wait until the new instance finishes; exit 1 unless it COMPLETED.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="With --wait: give up after S seconds.")
+@click.option("--quiet", "-q", is_flag=True, help="With --wait: no progress line on stderr.")
+@json_option
+@operation
+def rerun(instance_id: str, from_step: int, input_: Any, new_id: str | None, wait: bool, timeout: float | None,
+          quiet: bool, as_json: bool) -> None:
+    """Start a new instance from finished INSTANCE_ID, reusing its calls before --from-step."""
+    c = client()
+    options: dict[str, Any] = {"from_step": from_step, "new_instance_id": new_id}
+    if input_ is not None:
+        options["input"] = input_
+    started = c.rerun_workflow(instance_id, **options)
+    if not wait:
+        emit(as_json, {"instance_id": started, "rerun_of": instance_id, "from_step": from_step}, started)
+        return
+    if not as_json:
+        click.echo(f"rerun of {instance_id} from step {from_step} started as {started}", err=True)
+    _wait_and_report(c, started, timeout, quiet, as_json)
+
+
+_BATCH_VERB = {"terminate": "Terminate", "purge": "Purge", "rerun": "Rerun"}
+
+
+@click.command()
+@click.argument("operation", type=click.Choice(sorted(_BATCH_VERB)))
+@click.option("--status", "status_", type=click.Choice(STATUSES, case_sensitive=False), default=None)
+@click.option("--name", default=None, help="Only instances of this workflow.")
+@click.option("--error-type", default=None, help="Only failed instances with this error type (short or qualified).")
+@click.option("--id-prefix", default=None, help="Only instances whose id starts with this.")
+@click.option("--created-from", type=ISO_TIME, default=None, help="Created at or after (ISO 8601).")
+@click.option("--created-to", type=ISO_TIME, default=None, help="Created at or before (ISO 8601).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True,
+              help="Act on at most this many (newest first).")
+@click.option("--dry-run", is_flag=True, help="Only count what matches.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required when stdin is not a terminal).")
+@json_option
+@operation
+def batch(operation: str, status_: str | None, name: str | None, error_type: str | None, id_prefix: str | None,
+          created_from: Any, created_to: Any, limit: int, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Terminate, purge or rerun (from its first step) every instance the filters match.
+
+    Shows how many match and asks before acting (--yes skips that). Instances the operation does not
+    apply to (terminating a finished one, purging a running one) are skipped and listed."""
+    c = client()
+    filters: dict[str, Any] = dict(status=status_, name=name, error_type=error_type, id_prefix=id_prefix,
+                   created_from=created_from, created_to=created_to, limit=limit)
+    if not any(v is not None for k, v in filters.items() if k != "limit"):
+        raise click.UsageError("give at least one filter (--status, --name, --error-type, --id-prefix, "
+                               "--created-from, --created-to): a batch never acts on everything by default")
+    preview = c.batch_workflows(operation, dry_run=True, **filters)
+    matched = preview["matched"]
+    verb = _BATCH_VERB[operation]
+    more = " (the newest; raise --limit for more)" if preview["capped"] else ""
+    if dry_run or not matched:
+        emit(as_json, preview, f"{matched} instance(s) match{more}")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo(f"{matched} instance(s) match; pass --yes to {operation} them without a prompt", err=True)
+            raise SystemExit(EXIT_USAGE)
+        if not click.confirm(f"{verb} {matched} instance(s){more}?", err=True):
+            raise Failed("cancelled: nothing was changed", "Cancelled")
+    result = c.batch_workflows(operation, **filters)
+
+    def human() -> str:
+        lines = [f"{verb}: {len(result['done'])} done, {len(result['skipped'])} skipped, "
+                 f"{len(result['failed'])} failed of {result['matched']} matched"]
+        lines += [f"  skipped {i}: {why}" for i, why in result["skipped"].items()]
+        lines += [f"  failed  {i}: {why}" for i, why in result["failed"].items()]
+        lines += [f"  {old} -> {new}" for old, new in result["new_ids"].items()]
+        return "\n".join(lines)
+
+    emit(as_json, result, human)
+    if result["failed"]:
+        raise SystemExit(EXIT_FAILED)
+
+
+COMMANDS = [start, wait, status, list_, history, raise_event, terminate, suspend, resume, purge, rerun, batch]

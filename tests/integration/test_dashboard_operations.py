@@ -9,17 +9,12 @@ from __future__ import annotations
 import re
 
 from orchestrator import WorkflowStatus
-from tests.integration.test_dashboard import (  # noqa: F401 - fixtures
-    APP,
-    browser,
-    by_id,
-    dash,
-    finished,
-    open_run,
-    page,
-    shot,
-)
+from tests.integration import test_dashboard as base
+from tests.integration.test_dashboard import APP, by_id, finished, open_run, shot
 from tests.support.waiting import wait_until
+
+# The dashboard tests' fixtures: the served dashboard, one Chromium per module, a page per test.
+browser, dash, page = base.browser, base.dash, base.page
 
 DATED = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{3})? UTC([+−]\d{2}:\d{2})?")
 
