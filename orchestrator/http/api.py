@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from ..query import MAX_PAGE
 from . import prometheus
 from .app import ApiError, call, error_body
-from .dapr import ErrorResponse
+from .dapr import ErrorResponse, StartResponse, read_json
 
 router = APIRouter()
 
@@ -30,6 +30,8 @@ class InstanceModel(BaseModel):
     last_updated_at: str | None
     completed_at: str | None
     parent_instance_id: str | None
+    workflow_version: str | None = None
+    rerun_of: str | None = Field(None, description="the instance this one reruns")
     input: Any = None
     output: Any = None
     custom_status: Any = None
@@ -71,15 +73,78 @@ async def list_instances(request: Request,
                          parent_instance_id: str | None = Query(None, description="only this instance's children"),
                          created_from: datetime | None = Query(None, description="ISO 8601, inclusive (UTC if naive)"),
                          created_to: datetime | None = Query(None, description="ISO 8601, inclusive (UTC if naive)"),
-                         offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE)) -> Any:
+                         offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE),
+                         fetch_payloads: bool = Query(False, description="include input, output and custom status")
+                         ) -> Any:
     page = await call("ERR_LIST_WORKFLOWS", request.app.state.client.query_workflows, status=status, name=name,
                       parent_instance_id=parent_instance_id, created_from=created_from, created_to=created_to,
-                      offset=offset, limit=limit)
+                      offset=offset, limit=limit, fetch_payloads=fetch_payloads)
     return page.to_dict()
 
 
+class RerunRequest(BaseModel):
+    from_step: int = Field(1, ge=1, description="the call (counted from 1) to run again; earlier results are reused")
+    input: Any = Field(None, description="a new input (omit the field to keep the original's)")
+    new_instance_id: str | None = Field(None, description="the new instance's id (default: a random one)")
+
+
+class BatchRequest(BaseModel):
+    status: str | None = None
+    name: str | None = None
+    error_type: str | None = Field(None, description="failed runs with this error type (short or qualified name)")
+    id_prefix: str | None = None
+    created_from: datetime | None = Field(None, description="ISO 8601, inclusive (UTC if naive)")
+    created_to: datetime | None = Field(None, description="ISO 8601, inclusive (UTC if naive)")
+    limit: int = Field(1000, ge=1, le=10_000)
+    dry_run: bool = Field(False, description="only count the matching instances")
+
+
+class BatchResponse(BaseModel):
+    operation: str
+    matched: int
+    capped: bool = Field(description="more instances match than limit")
+    done: list[str]
+    skipped: dict[str, str] = Field(description="instance -> why the operation does not apply to it")
+    failed: dict[str, str]
+    new_ids: dict[str, str] = Field(description="rerun: instance -> the new instance")
+
+
+# Declared before the per-instance routes: /api/instances/{instance_id}/... would take "batch" for an id.
+@router.post("/api/instances/batch/{operation}", response_model=BatchResponse, responses=_ERRORS,
+             tags=["Instances"], summary="Terminate, purge or rerun every instance the filters match")
+async def batch(request: Request, operation: str) -> Any:
+    body = await read_json(request, "the batch filters")
+    try:
+        spec = BatchRequest.model_validate(body if body is not None else {})
+    except ValueError as exc:
+        raise ApiError(400, "ERR_MALFORMED_REQUEST", f"bad batch filters: {exc}") from exc
+    if not any(v is not None for v in (spec.status, spec.name, spec.error_type, spec.id_prefix,
+                                       spec.created_from, spec.created_to)):
+        raise ApiError(400, "ERR_MALFORMED_REQUEST", "give at least one filter: a batch never acts on every instance")
+    return await call("ERR_BATCH_WORKFLOWS", request.app.state.client.batch_workflows, operation,
+                      **spec.model_dump())
+
+
+@router.post("/api/instances/{instance_id}/rerun", status_code=202, response_model=StartResponse,
+             responses=_ERRORS | {409: {"model": ErrorResponse}}, tags=["Instances"],
+             summary="Start a new instance from a finished one, from a step (the async request-reply pattern)")
+async def rerun(request: Request, response: Response, instance_id: str) -> Any:
+    body = await read_json(request, "the rerun request")
+    try:
+        spec = RerunRequest.model_validate(body if body is not None else {})
+    except ValueError as exc:
+        raise ApiError(400, "ERR_MALFORMED_REQUEST", f"bad rerun request: {exc}") from exc
+    options: dict[str, Any] = {"from_step": spec.from_step, "new_instance_id": spec.new_instance_id}
+    if isinstance(body, dict) and "input" in body:
+        options["input"] = spec.input
+    new_id = await call("ERR_RERUN_WORKFLOW", request.app.state.client.rerun_workflow, instance_id, **options)
+    response.headers["Location"] = str(request.url_for("get_instance", instance_id=new_id))
+    response.headers["Retry-After"] = "1"
+    return {"instanceID": new_id}
+
+
 @router.get("/api/instances/{instance_id}", response_model=InstanceModel, responses=_ERRORS, tags=["Instances"],
-            summary="One instance with its input, output, custom status and failure")
+            name="get_instance", summary="One instance with its input, output, custom status and failure")
 async def get_instance(request: Request, instance_id: str) -> Any:
     state = await call("ERR_GET_WORKFLOW", request.app.state.client.get_workflow_state, instance_id)
     if state is None:

@@ -103,12 +103,17 @@ def dapr_state(state: WorkflowState) -> dict[str, Any]:
              responses=_errors(400, 401, 404, 409, 413), openapi_extra=_JSON_BODY,
              summary="Start a workflow instance (the body is its JSON input)")
 async def start_workflow(request: Request, response: Response, component: str, workflow_name: str,
-                         instanceID: str | None = Query(None, description="Optional id for the new instance")) -> Any:
+                         instanceID: str | None = Query(None, description="Optional id for the new instance"),
+                         reuseIdPolicy: str | None = Query(None, description=(
+                             "Our extension: 'replace' replaces a finished instance with that id (default 'error')")),
+                         appId: str | None = Query(None, description=(
+                             "Our extension: the app whose pool runs it (default: the app serving the workflow)"))
+                         ) -> Any:
     _component(component)
     payload = await read_json(request, "the workflow input")
     client = request.app.state.client
     instance_id = await call("ERR_START_WORKFLOW", client.schedule_new_workflow, workflow_name,
-                             input=payload, instance_id=instanceID)
+                             input=payload, instance_id=instanceID, reuse_id_policy=reuseIdPolicy, app_id=appId)
     response.headers["Location"] = str(request.url_for("get_workflow", component=component, instance_id=instance_id))
     response.headers["Retry-After"] = "1"
     return {"instanceID": instance_id}
