@@ -78,10 +78,15 @@ ACTIVITY_SECONDS = Metric("orchestrator_activity_duration_seconds", "histogram",
                           "Run time of one activity execution.", ("activity",), LATENCY_BUCKETS)
 HISTORY_WARNINGS = Metric("orchestrator_history_warnings", "counter",
                           "Times an instance's history passed a multiple of history_warn_events.", ("workflow",))
+# Workflows run from milliseconds to days: buckets from 10 ms to a week.
+RUN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
+WORKFLOW_SECONDS = Metric("orchestrator_workflow_duration_seconds", "histogram",
+                          "Time from an instance's creation to its final status, by workflow and status.",
+                          ("workflow", "status"), RUN_BUCKETS)
 
 RECORDED: tuple[Metric, ...] = (WORKFLOWS_STARTED, WORKFLOWS_FINISHED, STEP_SECONDS, STEP_CONFLICTS, STEP_INBOX,
                                 HISTORY_EVENTS, ACTIVITY_ATTEMPTS, ACTIVITY_FAILURES, ACTIVITY_SECONDS,
-                                HISTORY_WARNINGS)
+                                HISTORY_WARNINGS, WORKFLOW_SECONDS)
 _BY_NAME = {m.name: m for m in RECORDED}
 
 
@@ -176,13 +181,16 @@ def observe(store: Any, metric: Metric, labels: Iterable[str], value: float) -> 
 
 
 def record_step(store: Any, workflow: str, before: str, after: str, seconds: float, *,
-                history_events: int, inbox_events: int) -> None:
-    """A committed step of ``workflow`` moved an instance from status ``before`` to ``after``."""
+                history_events: int, inbox_events: int, lifetime: float | None = None) -> None:
+    """A committed step of ``workflow`` moved an instance from status ``before`` to ``after``;
+    ``lifetime``: seconds since the instance was created (its latency, once it is final)."""
     try:
         if before == Status.PENDING and after != Status.PENDING:
             inc(store, WORKFLOWS_STARTED, [workflow])
         if after in TERMINAL and before not in TERMINAL:
             inc(store, WORKFLOWS_FINISHED, [workflow, after])
+            if lifetime is not None:
+                observe(store, WORKFLOW_SECONDS, [workflow, after], max(0.0, lifetime))
         observe(store, STEP_SECONDS, [workflow], seconds)
         observe(store, STEP_INBOX, [workflow], inbox_events)
         observe(store, HISTORY_EVENTS, [workflow], history_events)

@@ -67,6 +67,9 @@ class Settings:
     api_port: int = 8080
     api_token: str | None = None  # clients send `Authorization: Bearer <token>`
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
+    # OpenTelemetry spans of steps, activity attempts, timers and children (worker/tracing.py); needs
+    # the ``otel`` extra. Off by default.
+    tracing: bool = False
 
     @property
     def broker(self) -> str:

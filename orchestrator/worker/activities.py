@@ -42,6 +42,7 @@ from ..core.vocabulary import task_token
 from ..store.records import ActivityRecord, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
 from ..store.scripts import DeliverCode
+from . import tracing
 from .budget import MessageBudget
 from .cache import ExecutionCache
 from .circuit import CircuitBreaker
@@ -159,7 +160,7 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
     name, seq = rec["name"], rec["seq"]
     fn = host.registry.activities.get(name)
     outcome = Outcome(rec)
-    began = time.perf_counter()
+    began, began_ns = time.perf_counter(), time.time_ns()
     breaker = host.circuit if host.circuit is not None and host.circuit.enabled else None
     refused_for = breaker.blocked_for(name, host.clock()) if breaker is not None and fn is not None else 0
     if fn is None:
@@ -190,6 +191,7 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
         # The error itself, so a log search finds why an attempt failed (the stack stays in history).
         log.warning("activity failed: %s: %s", outcome.failure.error_type, outcome.failure.message,
                     extra={**fields, "error_type": outcome.failure.error_type, "error": outcome.failure.message})
+    tracing.activity_attempt(rec, began_ns, outcome.failure)
     return outcome
 
 

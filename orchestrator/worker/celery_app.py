@@ -25,6 +25,7 @@ from ..core.vocabulary import queue_name
 from ..settings import Settings
 from ..store.connection import STORE_RETRYABLE, StoreError, StoreUnavailable
 from ..store.records import ActivityRecord
+from . import tracing
 from .broker import transport_for
 from .duties import BackgroundDuties
 from .engine import Engine
@@ -99,6 +100,9 @@ def _configure(app: Celery, settings: Settings) -> None:
 
 def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine]) -> None:
     """The step task, the activity task (one attempt) and the activities task (a fan-out batch)."""
+    if settings.tracing:
+        tracing.enable()
+        tracing.configure_from_env()
     retry_opts: dict[str, Any] = dict(
         acks_late=True, reject_on_worker_lost=True, ignore_result=True, autoretry_for=_RETRYABLE,
         retry_backoff=True, retry_backoff_max=30, retry_jitter=True, max_retries=None,
@@ -127,11 +131,13 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
     @app.task(name=ACTIVITY_TASK, base=ActivityTask, bind=True, throws=(ActivityAttemptFailed,), **retry_opts,
               **_time_limits(settings))
     def activity(task: Any, record: ActivityRecord) -> None:
+        tracing.from_message(task.request, [record])
         _report(engine().run_activity(record, redelivered=_redelivered(task)))
 
     # Several attempts of one wide fan-out (worker/activities.py); never sent when time limits are set.
     @app.task(name=ACTIVITIES_TASK, bind=True, throws=(ActivityAttemptFailed,), **retry_opts)
     def activities(task: Any, records: list[ActivityRecord]) -> None:
+        tracing.from_message(task.request, records)
         _report(engine().run_activities(records, redelivered=_redelivered(task)), len(records))
 
 
@@ -208,7 +214,8 @@ class CeleryPublisher:
     def send_activity(self, record: ActivityRecord, app_id: str) -> None:
         self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=_activity_task_id(record),
                            argsrepr=_activity_label(record), kwargsrepr="{}",
-                           producer=getattr(self._held, "producer", None))
+                           producer=getattr(self._held, "producer", None),
+                           headers=tracing.message_headers(record["id"]) or None)
 
     def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
         """(queue key, message bytes) of ``send_step`` for the store to push, or None: publish it."""
@@ -227,11 +234,13 @@ class CeleryPublisher:
         queue = queue_name(app_id)
         if len(records) == 1:
             return queue, task_message(ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
-                                       argsrepr=_activity_label(records[0]))
+                                       argsrepr=_activity_label(records[0]),
+                                       extra_headers=tracing.message_headers(records[0]["id"]))
         first, last = records[0], records[-1]
         task_id = f"{_activity_task_id(first)}+{len(records) - 1}"
         label = f"{len(records)} activities of {first['id']} (tasks {first['gen']}.{first['seq']}..{last['seq']})"
-        return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label)
+        return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label,
+                                   extra_headers=tracing.message_headers(first["id"]))
 
 
 def _activity_task_id(record: ActivityRecord) -> str:

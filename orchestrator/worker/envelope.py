@@ -25,9 +25,11 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 _HOST = socket.gethostname()
 
 
-def task_message(task: str, args: list[Any], *, task_id: str, queue: str, argsrepr: str) -> bytes:
+def task_message(task: str, args: list[Any], *, task_id: str, queue: str, argsrepr: str,
+                 extra_headers: dict[str, str] | None = None) -> bytes:
     """The bytes kombu's Redis transport LPUSHes to ``queue`` for ``send_task(task, args, ...)``
-    with msgpack serialization, priority 0 and no result backend."""
+    with msgpack serialization, priority 0 and no result backend; ``extra_headers`` as
+    ``send_task(headers=...)`` adds them (the trace context, ``worker/tracing.py``)."""
     body = msgpack.packb((args, {}, _EMBED), use_bin_type=True)
     headers: dict[str, Any] = {
         "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None, "expires": None,
@@ -36,6 +38,8 @@ def task_message(task: str, args: list[Any], *, task_id: str, queue: str, argsre
         "origin": f"gen{os.getpid()}@{_HOST}", "ignore_result": None, "replaced_task_nesting": 0,
         "stamped_headers": None, "stamps": {},
     }
+    if extra_headers:
+        headers.update(extra_headers)
     properties = {
         "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
         "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,

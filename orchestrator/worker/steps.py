@@ -19,7 +19,7 @@ from ..core.replay import WorkflowExecution
 from ..core.vocabulary import TERMINAL
 from ..store.records import ActivityRecord, InstanceMeta
 from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
-from . import recovery
+from . import recovery, tracing
 from .cache import CachedExecution, ExecutionCache
 from .planner import StepPlanner, failed_commit
 
@@ -52,8 +52,11 @@ class StepRunner:
             prefetched = None
             if snap is None:
                 return eager
+            started_ms = self.clock()
+            tracing.begin_step(snap.meta)
             decision = None if snap.meta.is_terminal or not snap.inbox else self.planner.decide(snap, cached)
             if decision is None:
+                tracing.end_step(snap.meta, None, started_ms, committed=False)
                 self.cache.put_back(instance_id, cached)
                 if self.store.release(instance_id):
                     continue
@@ -61,6 +64,7 @@ class StepRunner:
             commit, execution = decision
             commit.name, commit.old_status = snap.meta.name, snap.meta.status
             result = self.store.commit(instance_id, commit)
+            tracing.end_step(snap.meta, commit, started_ms, committed=result.ok)
             if result.gone:
                 return eager
             if not result.ok:
@@ -103,7 +107,8 @@ class StepRunner:
         log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
                                           "version": result.version, "status": commit.status})
         metrics.record_step(self.store, snap.meta.name, snap.meta.status, commit.status, seconds,
-                            inbox_events=len(snap.inbox), history_events=history_events)
+                            inbox_events=len(snap.inbox), history_events=history_events,
+                            lifetime=(commit.now - snap.meta.created) / 1000)
         recovery.warn_history_size(self.store, self.history_warn_events, snap.meta.name, instance_id,
                                    history_events, len(commit.events))
         self.publish_outbox(instance_id, commit.outbox)

@@ -101,3 +101,20 @@ def test_recording_never_raises_and_render_needs_prometheus_client(store: RedisS
     metrics.record_activity(store, "still-recorded", 0.1, failed=False)
     with pytest.raises(prometheus.MetricsUnavailable, match="orchestrator\\[http\\]"):
         render(store)
+
+
+def test_a_finished_instance_records_its_latency_per_workflow_type_and_status(store: RedisStore) -> None:
+    metrics.record_step(store, "orders", "RUNNING", "COMPLETED", 0.01, history_events=4, inbox_events=1, lifetime=42.0)
+    metrics.record_step(store, "orders", "RUNNING", "FAILED", 0.01, history_events=4, inbox_events=1, lifetime=0.2)
+    metrics.record_step(store, "billing", "PENDING", "COMPLETED", 0.01, history_events=4, inbox_events=1, lifetime=3.0)
+    metrics.record_step(store, "orders", "RUNNING", "RUNNING", 0.01, history_events=4, inbox_events=1, lifetime=9.0)
+    metrics.flush()
+    got = samples(render(store))
+    done = (("status", "COMPLETED"), ("workflow", "orders"))
+    assert got[("orchestrator_workflow_duration_seconds_count", done)] == 1
+    assert got[("orchestrator_workflow_duration_seconds_sum", done)] == 42.0
+    assert got[("orchestrator_workflow_duration_seconds_bucket", (("le", "30.0"), *done))] == 0
+    assert got[("orchestrator_workflow_duration_seconds_bucket", (("le", "60.0"), *done))] == 1
+    assert got[("orchestrator_workflow_duration_seconds_count", (("status", "FAILED"), ("workflow", "orders")))] == 1
+    assert got[("orchestrator_workflow_duration_seconds_count", (("status", "COMPLETED"), ("workflow", "billing")))] == 1
+    assert ("orchestrator_workflow_duration_seconds_count", (("status", "RUNNING"), ("workflow", "orders"))) not in got
