@@ -86,6 +86,8 @@ def configure_logging(fmt: str = "text", level: str | int = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level if isinstance(level, int) else level.upper())
+    # Python's warnings (Celery's "running as root", deprecations) as log records: JSON lines too.
+    logging.captureWarnings(fmt == "json")
 
 
 __all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "configure_logging", "record_fields"]

@@ -149,10 +149,13 @@ class WorkflowRuntime:
 
     # -- process pool (the CLI's `orchestrator worker`) -----------------------------------------
     def run_worker(self, concurrency: int | None = None, queues: list[str] | None = None,
-                   loglevel: str = "INFO", pool: str = "prefork") -> None:
-        """Run a Celery worker pool in this process; blocks until it is stopped."""
+                   loglevel: str = "INFO", pool: str = "prefork", json_logs: bool = False) -> None:
+        """Run a Celery worker pool in this process; blocks until it is stopped. ``json_logs``: every
+        line the pool writes is a JSON log record (Celery's banner becomes one record)."""
         self._announce_when_reachable()
-        run_pool(self.celery_app, self.app_id, concurrency or self.settings.concurrency, queues, loglevel, pool)
+        run_pool(self.celery_app, self.app_id, concurrency or self.settings.concurrency, queues, loglevel, pool,
+                 json_logs=json_logs, details={"workflows": sorted(self.registry.workflows),
+                                               "activities": sorted(self.registry.activities)})
 
 
 def runtimes() -> list[WorkflowRuntime]:

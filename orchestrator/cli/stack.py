@@ -187,7 +187,8 @@ def _check_exposure(host: str, token: str | None) -> None:
 def worker(module: str, concurrency: int | None, app_id: str | None, queues: str | None, pool: str, loglevel: str,
            log_format: str | None) -> None:
     """Run a worker pool for the workflows and activities MODULE registers."""
-    if _log_format(log_format) == "json":
+    json_logs = _log_format(log_format) == "json"
+    if json_logs:
         configure_logging("json", loglevel)  # Celery keeps a root logger that already has a handler
     if app_id:
         os.environ["ORCH_APP_ID"] = app_id  # before import, so the module's runtime picks it up
@@ -195,7 +196,7 @@ def worker(module: str, concurrency: int | None, app_id: str | None, queues: str
     if app_id:
         runtime.settings = runtime.settings.replace(app_id=app_id)
     runtime.run_worker(concurrency=concurrency, queues=queues.split(",") if queues else None,
-                       loglevel=loglevel, pool=pool)
+                       loglevel=loglevel, pool=pool, json_logs=json_logs)
 
 
 @click.command()

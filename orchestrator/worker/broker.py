@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
 
@@ -39,9 +40,16 @@ class Transport(kombu_redis.Transport):
 
 
 def transport_for(broker_url: str) -> str | None:
-    """This transport for ``redis://`` and ``rediss://`` brokers; None (kombu's choice) otherwise."""
+    """The ``broker_transport`` setting for ``broker_url``: None, kombu's choice by URL scheme, for
+    which ``redis://`` and ``rediss://`` now mean this transport.
+
+    Registered as kombu's ``redis`` alias rather than named as a ``module:Class`` transport, so the
+    connection's URL stays ``redis://...``: tools that read it (Flower's broker tab, ``celery
+    inspect``) recognise a Redis broker. The subclass changes nothing but the crash fix above."""
     scheme = broker_url.partition("://")[0].lower()
-    return f"{__name__}:Transport" if scheme in ("redis", "rediss") else None
+    if scheme in ("redis", "rediss"):
+        TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = f"{__name__}:Transport"
+    return None
 
 
 __all__ = ["Channel", "Transport", "transport_for"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -56,12 +57,29 @@ class InProcessWorker:
 
 
 def run_pool(app: Celery, app_id: str, concurrency: int, queues: list[str] | None, loglevel: str,
-             pool: str) -> None:
-    """Run a Celery worker pool in this process; blocks until it is stopped."""
+             pool: str, *, json_logs: bool = False, details: dict[str, Any] | None = None) -> None:
+    """Run a Celery worker pool in this process; blocks until it is stopped. ``json_logs``: every
+    line the pool writes is a JSON log record (Celery's banner becomes one record, with ``details``)."""
+    queues = queues or [queue_name(app_id)]
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
-            f"--queues={','.join(queues or [queue_name(app_id)])}", f"--pool={pool}",
+            f"--queues={','.join(queues)}", f"--pool={pool}",
             f"--hostname={app_id}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+    if json_logs:
+        route_worker_prints_to_logging()
+        argv.insert(0, "--quiet")  # an option of the celery command itself, before "worker"
+        logging.getLogger("orchestrator.worker").info("worker pool starting", extra={
+            "app_id": app_id, "queues": queues, "concurrency": concurrency, "pool": pool, **(details or {})})
     app.worker_main(argv)
 
 
-__all__ = ["CeleryApp", "InProcessWorker", "run_pool"]
+def route_worker_prints_to_logging() -> None:
+    """Celery's worker prints a few lines itself (shutdown notices, restart hints) straight to the
+    terminal; with JSON logs every line must be a record, so those go through logging instead. Its
+    banner is turned off with ``--quiet`` by the caller and replaced by one record."""
+    import celery.apps.worker as worker_module
+
+    printed = logging.getLogger("celery.apps.worker")
+    worker_module.safe_say = lambda msg, f=None: printed.warning("%s", str(msg).strip())  # type: ignore[attr-defined]
+
+
+__all__ = ["CeleryApp", "InProcessWorker", "route_worker_prints_to_logging", "run_pool"]

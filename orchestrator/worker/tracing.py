@@ -31,7 +31,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..core.errors import FailureDetails
@@ -164,7 +164,7 @@ def end_step(meta: Any, commit: Any, started_ms: int, committed: bool) -> None:
         log.exception("emitting the spans of a step failed")
 
 
-def from_message(request: Any, records: Iterable[dict[str, Any]]) -> None:
+def from_message(request: Any, records: Iterable[Mapping[str, Any]]) -> None:
     """A Celery message starts running: its attempts' parent is the step named in its header."""
     if not _state["on"]:
         return
@@ -176,7 +176,7 @@ def from_message(request: Any, records: Iterable[dict[str, Any]]) -> None:
     _local.parents = parents
 
 
-def activity_attempt(rec: dict[str, Any], started_ns: int, failure: FailureDetails | None) -> None:
+def activity_attempt(rec: Mapping[str, Any], started_ns: int, failure: FailureDetails | None) -> None:
     """An attempt ran from ``started_ns`` until now: its span, under the step that scheduled it."""
     if not _state["on"]:
         return

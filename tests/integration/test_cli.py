@@ -131,7 +131,13 @@ def test_worker_json_logs_carry_instance_workflow_step_and_task(redis_server: An
     pool = start_pool(APP, env={"ORCH_LOG_FORMAT": "json"})
     instance_id = client.schedule_new_workflow("hello", input="logs")
     client.wait_for_workflow_completion(instance_id, timeout_in_seconds=30)
-    records = [json.loads(line) for line in pool.log_path.read_text().splitlines() if line.startswith("{")]
+    client.schedule_new_workflow("doomed", input="no entry", instance_id="doomed-log")
+    client.wait_for_workflow_completion("doomed-log", timeout_in_seconds=30)
+    # Every line is a JSON record: Celery's banner, warnings and shutdown notices included.
+    records = [json.loads(line) for line in pool.log_path.read_text().splitlines()]
+    failed = next(r for r in records if r.get("instance_id") == "doomed-log" and r["message"].startswith("activity failed"))
+    assert (failed["level"], failed["error_type"], failed["error"]) == ("WARNING", "PermissionError", "no entry")
+    assert any(r["message"] == "worker pool starting" and r["queues"] == ["orchestrator.default"] for r in records)
     mine = [r for r in records if r.get("instance_id") == instance_id]
     activity = next(r for r in mine if r["message"] == "activity completed")
     assert activity["workflow"] == "hello" and activity["activity"] == "greet" and activity["task_id"] == "0.1"
@@ -140,6 +146,9 @@ def test_worker_json_logs_carry_instance_workflow_step_and_task(redis_server: An
     assert steps and all(r["workflow"] == "hello" and isinstance(r["version"], int) for r in steps)
     assert steps[-1]["status"] == "COMPLETED"
     assert any(r["message"].endswith("ready.") for r in records)  # Celery's own lines are JSON too
+    os.kill(pool.proc.pid, signal.SIGTERM)  # as a supervisor stops it: the main process, which stops its children
+    pool.proc.wait(30)
+    assert [line for line in pool.log_path.read_text().splitlines() if not line.startswith("{")] == []  # shutdown too
 
 
 def test_demo_still_runs_the_example(redis_server: Any, tmp_path: Path) -> None:
