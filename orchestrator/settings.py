@@ -1,17 +1,20 @@
 """Settings: every default of the engine in one place, overridable by a TOML file and the environment.
 
-Precedence, lowest first: the defaults below, the TOML file named by ``ORCH_CONFIG`` (keys as the
-field names, e.g. ``redis_url = "redis://..."``), environment variables (``REDIS_URL`` and
-``ORCH_<FIELD>`` in upper case), then keyword arguments given in code. ``config/orchestrator.toml``
-documents each one.
+Precedence, lowest first: the defaults below, the Redis of a running ``orchestrator dev`` (its
+address, recorded in ``dev_stack_path()``, is the default ``redis_url`` while that process lives),
+the TOML file named by ``ORCH_CONFIG`` (keys as the field names, e.g. ``redis_url = "redis://..."``),
+environment variables (``REDIS_URL`` and ``ORCH_<FIELD>`` in upper case), then keyword arguments given
+in code. ``config/orchestrator.toml`` documents each one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -114,10 +117,66 @@ def _coerce(field_type: Any, raw: str, name: str) -> Any:
     return raw
 
 
+def dev_stack_path() -> Path:
+    """Where ``orchestrator dev`` records its embedded Redis: ``$XDG_STATE_HOME/orchestrator/dev-stack.json``
+    (``~/.local/state/...`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "orchestrator" / "dev-stack.json"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
+
+
+def read_dev_stack() -> dict[str, Any] | None:
+    """The running dev stack's record (``redis_url``, ``pid``, ``data_dir``), None when there is
+    none or the process that wrote it is gone."""
+    try:
+        record = json.loads(dev_stack_path().read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("redis_url"), str) or not _alive(record.get("pid")):
+        return None
+    return record
+
+
+def write_dev_stack(redis_url: str, data_dir: str) -> Path:
+    """Record this process's dev Redis for the other terminals' CLI and ``orchestrator worker``."""
+    path = dev_stack_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"redis_url": redis_url, "pid": os.getpid(), "data_dir": os.path.abspath(data_dir)}))
+    tmp.replace(path)
+    return path
+
+
+def clear_dev_stack() -> None:
+    """Remove the record if it is this process's."""
+    path = dev_stack_path()
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Defaults < ORCH_CONFIG file < environment < ``overrides`` (None values are ignored)."""
+    """Defaults < a running dev stack's Redis < ORCH_CONFIG file < environment < ``overrides``
+    (None values are ignored)."""
     values: dict[str, Any] = {}
     known = {f.name: f for f in fields(Settings)}
+    if not os.environ.get("REDIS_URL"):
+        dev = read_dev_stack()
+        if dev is not None:
+            values["redis_url"] = dev["redis_url"]
     path = os.environ.get("ORCH_CONFIG")
     if path:
         with open(path, "rb") as fh:

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import click
 from ..core.vocabulary import Status
 from ..logs import FORMATS, configure_logging
 from ..runtime import WorkflowRuntime, runtimes
+from ..settings import clear_dev_stack, write_dev_stack
 from .common import settings
 
 EXAMPLE_MODULE = "workers.examples"
@@ -68,7 +70,7 @@ def _log_format(given: str | None) -> str:
 
 
 # -- helpers shared by dev and demo ------------------------------------------------------------------
-def _embedded_redis(data_dir: Path) -> Any:
+def _embedded_redis(data_dir: Path, port: int | None = None) -> Any:
     from ..embedded import EmbeddedRedis
 
     class OwnSessionRedis(EmbeddedRedis):
@@ -79,7 +81,35 @@ def _embedded_redis(data_dir: Path) -> Any:
             return [sys.executable, "-c", "import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])",
                     *super()._command()]
 
-    return OwnSessionRedis(data_dir)
+    return OwnSessionRedis(data_dir, port=port)
+
+
+DEV_REDIS_PORT = 6390  # the embedded dev Redis's first choice of port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def dev_redis_port(data_dir: Path) -> int:
+    """A stable port for the data directory's embedded Redis: the one it used last (kept in
+    ``<data_dir>/port``), else 6390, else any free port, whichever is free first."""
+    from ..embedded import free_port
+
+    remembered = data_dir / "port"
+    try:
+        last = int(remembered.read_text().strip())
+    except (OSError, ValueError):
+        last = 0
+    port = next((p for p in (last, DEV_REDIS_PORT) if p and _port_free(p)), 0) or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(f"{port}\n")
+    return port
 
 
 @contextlib.contextmanager
@@ -89,7 +119,7 @@ def redis_for_dev(data_dir: str) -> Iterator[tuple[str, bool]]:
     if url:
         yield url, False
         return
-    embedded = _embedded_redis(Path(data_dir)).start()
+    embedded = _embedded_redis(Path(data_dir), dev_redis_port(Path(data_dir))).start()
     try:
         yield embedded.url, True
     finally:
@@ -245,6 +275,10 @@ def dev(module: str, host: str | None, port: int | None, concurrency: int, data_
                 stopped.append("embedded Redis")
             where = f"embedded, data in {data_dir}, AOF on" if embedded else "REDIS_URL"
             click.echo(f"Redis        {url} ({where})", err=True)
+            if embedded:
+                # Other terminals' `orchestrator ...` and `orchestrator worker` use it while this runs.
+                record = write_dev_stack(url, data_dir)
+                click.echo(f"             other terminals use it while this runs (recorded in {record})", err=True)
             pool = PoolProcess(module, url, concurrency)
             try:
                 s = s.replace(redis_url=url)
@@ -265,6 +299,7 @@ def dev(module: str, host: str | None, port: int | None, concurrency: int, data_
                 _run_api(s, host, port, fmt)
             finally:
                 pool.stop()
+                clear_dev_stack()
     except (KeyboardInterrupt, _Stop):
         pass
     finally:
@@ -299,6 +334,10 @@ def demo(items: int, data_dir: str) -> None:
                        f"{sum(e['kind'] == 'TaskCompleted' for e in history)} activity results")
             if state.runtime_status.name != Status.COMPLETED:
                 raise SystemExit(1)
+            if embedded:
+                s = settings()
+                click.echo(f"see it in the dashboard: run `orchestrator dev` (the same data directory), then open "
+                           f"http://{s.api_host}:{s.api_port}/dashboard/#/run/{instance_id}")
         finally:
             pool.stop()
 

@@ -161,6 +161,7 @@ def test_demo_still_runs_the_example(redis_server: Any, tmp_path: Path) -> None:
 def test_dev_runs_redis_pool_and_api_and_ctrl_c_stops_all(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ORCH_CONFIG", "ORCH_API_TOKEN")}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")  # where dev records its Redis for other terminals
     log = tmp_path / "dev.log"
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "dev", "--port", str(port), "--data-dir",
                              str(tmp_path / "redis")], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
@@ -185,12 +186,20 @@ def test_dev_runs_redis_pool_and_api_and_ctrl_c_stops_all(tmp_path: Path) -> Non
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         assert json.loads(state["properties"]["dapr.workflow.output"])["status"] == "paid"
+        # Another terminal, no REDIS_URL: the CLI finds the dev stack's Redis through its record.
+        record = json.loads((tmp_path / "state" / "orchestrator" / "dev-stack.json").read_text())
+        assert record["redis_url"] == f"redis://127.0.0.1:{redis_port}/0" and record["pid"] == proc.pid
+        other = subprocess.run([sys.executable, "-m", "orchestrator", "status", example_id, "--json"], cwd=ROOT,
+                               env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+        assert other.returncode == 0 and json.loads(other.stdout)["runtime_status"] == "COMPLETED", other.stderr
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to the foreground process group
         assert proc.wait(40) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert "stopped: API, worker pool, embedded Redis" in log.read_text()
+    assert not (tmp_path / "state" / "orchestrator" / "dev-stack.json").exists()  # gone with the stack
+    assert (tmp_path / "redis" / "port").read_text().strip() == str(redis_port)  # the next dev run's first choice
     for p in (port, redis_port):
         with socket.socket() as s, pytest.raises(OSError):
             s.connect(("127.0.0.1", p))

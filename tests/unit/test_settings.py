@@ -20,6 +20,7 @@ COMMENTED_KEY = re.compile(r"^#\s*([a-z_]+)\s*=", re.MULTILINE)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("ORCH_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", "/nonexistent-state-dir")  # no dev stack record
     for f in dataclasses.fields(Settings):
         monkeypatch.delenv(f"ORCH_{f.name.upper()}", raising=False)
 
@@ -82,3 +83,44 @@ def test_activity_time_limits_turn_eager_activities_off():
     assert Settings().effective_eager_hops == 16
     assert Settings(activity_time_limit=60.0).effective_eager_hops == 0
     assert Settings(eager_activity_hops=-1).effective_eager_hops == 0
+
+
+def test_a_running_dev_stack_is_the_default_redis_and_anything_explicit_wins(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    from orchestrator.settings import clear_dev_stack, dev_stack_path, write_dev_stack
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert load_settings().redis_url == "redis://localhost:6379/0"
+    path = write_dev_stack("redis://127.0.0.1:6390/0", str(tmp_path / "data"))
+    assert path == dev_stack_path() == tmp_path / "orchestrator" / "dev-stack.json"
+    assert load_settings().redis_url == "redis://127.0.0.1:6390/0"
+    config = tmp_path / "o.toml"
+    config.write_text('redis_url = "redis://from-file:1/0"\n')
+    monkeypatch.setenv("ORCH_CONFIG", str(config))
+    assert load_settings().redis_url == "redis://from-file:1/0"
+    monkeypatch.delenv("ORCH_CONFIG")
+    monkeypatch.setenv("REDIS_URL", "redis://from-env:1/0")
+    assert load_settings().redis_url == "redis://from-env:1/0"
+    monkeypatch.delenv("REDIS_URL")
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "pid": 2**22 + 12345}))  # a process that is gone: ignored
+    assert load_settings().redis_url == "redis://localhost:6379/0"
+    path.write_text(json.dumps(record))
+    clear_dev_stack()
+    assert not path.exists() and record["pid"] == os.getpid()
+
+
+def test_the_dev_redis_keeps_its_port_across_restarts(tmp_path: Path) -> None:
+    import socket
+
+    from orchestrator.cli.stack import dev_redis_port
+
+    first = dev_redis_port(tmp_path / "data")
+    assert dev_redis_port(tmp_path / "data") == first
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", first))
+        moved = dev_redis_port(tmp_path / "data")
+    assert moved != first and dev_redis_port(tmp_path / "data") == moved  # the new one sticks
