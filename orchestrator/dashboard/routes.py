@@ -209,7 +209,17 @@ def _act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
 
 
 def _action_routes(router: APIRouter, client: Any) -> None:
-    """Terminate, suspend, resume, purge, raise: through the client, logged as the dashboard's."""
+    """Start, terminate, suspend, resume, purge, raise, rerun, batch: through the client, logged as the dashboard's."""
+    @router.post("/api/start")
+    def start(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """Start a run: ``{name, input?, instance_id?, reuse_id_policy?, app_id?}``."""
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise HTTPException(400, "the run needs a workflow 'name'")
+        return _act(request, lambda: client.schedule_new_workflow(
+            name.strip(), input=body.get("input"), instance_id=body.get("instance_id") or None,
+            reuse_id_policy=body.get("reuse_id_policy") or None, app_id=body.get("app_id") or None))
+
     # Declared before the per-run actions, whose /api/runs/{instance_id}/... would take 'batch' for an id.
     @router.post("/api/runs/batch/{operation}")
     def batch(operation: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def test_browser_rerun_and_batch_terminate_from_the_dashboard(client, start_pool
 
     open_run(page, dash.base, "co-7")
     page.click("#act-rerun")
-    page.fill("#f-from_step", "2")
+    page.fill("#m-from_step", "2")
     page.click('.modal [data-role="confirm"]')
     page.wait_for_function("() => !location.hash.endsWith('/co-7') && document.getElementById('run-id')")
     new_id = page.url.rsplit("/", 1)[1]
@@ -180,3 +180,21 @@ def test_browser_rerun_and_batch_terminate_from_the_dashboard(client, start_pool
     wait_until(lambda: all(client.get_workflow_state(f"wait-{i}").runtime_status == WorkflowStatus.TERMINATED
                            for i in range(3)), what="batch terminate")
     assert client.get_workflow_state("co-7").runtime_status == WorkflowStatus.FAILED  # outside the filter
+
+
+def test_browser_starts_a_run_with_an_id_policy_and_an_app(client, start_pool, dash, page):
+    start_pool(APP)
+    client.schedule_new_workflow("echo", input="first", instance_id="echo-1")
+    finished(client, "echo-1")
+    page.goto(dash.base + "/#/runs")
+    page.click("#start-run")
+    page.fill("#m-name", "echo")
+    page.fill("#m-input", '{"second": true}')
+    page.fill("#m-instance_id", "echo-1")
+    page.click('.modal [data-role="confirm"]')
+    page.wait_for_selector(".modal .m-error >> text=already exists")  # the id is taken: the dialog says so
+    page.fill("#m-reuse_id_policy", "replace")
+    page.fill("#m-app_id", "default")
+    page.click('.modal [data-role="confirm"]')
+    page.wait_for_function("() => location.hash === '#/run/echo-1'")
+    assert finished(client, "echo-1").output == {"second": True}

@@ -206,7 +206,7 @@ export function confirmDialog({ title, message, confirmText = "Confirm", danger 
   const error = h("div", { class: "m-error" });
   const body = h("div", { class: "m-body" }, h("p", { text: message }));
   for (const f of fields) {
-    const id = `f-${f.name}`;
+    const id = `m-${f.name}`;  // dialog fields: not to clash with a page's own inputs (f-...)
     const input = f.type === "textarea"
       ? h("textarea", { id, name: f.name, placeholder: f.placeholder || "" })
       : h("input", { id, name: f.name, type: "text", placeholder: f.placeholder || "" });

@@ -41,7 +41,7 @@ export function mountRuns(root, query) {
 
   root.append(
     h("div", { class: "page-head" }, h("h1", { text: "Runs" }), h("span", { class: "spacer" }),
-      h("span", { class: "subtle", text: "Newest first" })),
+      h("span", { class: "subtle", text: "Newest first" }), startButton()),
     errorSlot,
     h("div", { class: "card" },
       h("div", { class: "filters" },
@@ -60,6 +60,30 @@ export function mountRuns(root, query) {
         batchButton("terminate", "Terminate all", "danger"), batchButton("purge", "Purge all", "danger"),
         batchButton("rerun", "Rerun all", ""))),
   );
+
+  function startButton() {
+    const b = h("button", { class: "btn primary", text: "Start a run", id: "start-run" });
+    b.addEventListener("click", () => confirmDialog({
+      title: "Start a run", message: "Start a new instance of a registered workflow.", confirmText: "Start",
+      fields: [{ name: "name", label: "Workflow", value: state.name || "" },
+        { name: "input", label: "Input (JSON; empty for none)", type: "textarea" },
+        { name: "instance_id", label: "Instance id (empty: a random one)" },
+        { name: "reuse_id_policy", label: "If that id exists: error, or replace (a finished run)", value: "error" },
+        { name: "app_id", label: "App (empty: the app serving the workflow)" }],
+      onConfirm: async (v) => {
+        const body = { name: v.name.trim(), instance_id: v.instance_id.trim() || null, app_id: v.app_id.trim() || null,
+          reuse_id_policy: v.reuse_id_policy.trim() || null };
+        if (!body.name) throw new Error("name the workflow to start");
+        if (v.input.trim()) {
+          try { body.input = JSON.parse(v.input); } catch (e) { throw new Error(`input is not valid JSON: ${e.message}`); }
+        }
+        const answer = await api("/start", { method: "POST", body });
+        toast(`started ${answer.result}`);
+        window.location.hash = `#/run/${encodeURIComponent(answer.result)}`;
+      },
+    }));
+    return b;
+  }
 
   function batchButton(op, label, cls) {
     const b = h("button", { class: `btn small ${cls}`, text: label, id: `batch-${op}` });
