@@ -369,14 +369,7 @@ class _Builder:
                     self.call_outcome(winner).won = True
 
     def _end_of(self, step: int, index: int, event: HistoryEvent, triggers: list[str]) -> dict[str, Any]:
-        status: str
-        if isinstance(event, ExecutionTerminated):
-            status = Status.TERMINATED
-        elif isinstance(event, ContinuedAsNew):
-            status = CONTINUED_AS_NEW
-        else:
-            status = event.status  # type: ignore[attr-defined]
-        return {"status": status, "ts": event.ts, "index": index, "step": step, "triggers": triggers}
+        return {"status": _end_status(event), "ts": event.ts, "index": index, "step": step, "triggers": triggers}
 
     # -- live progress of the calls still open in history -------------------------------------------
     def apply_progress(self, progress: dict[int, dict[str, Any]]) -> None:
@@ -431,13 +424,7 @@ class _Builder:
 
     def _finish(self, step: int, index: int, event: HistoryEvent, pending: list[str], current: Stage | None,
                 finished: set[str]) -> None:
-        status: str
-        if isinstance(event, ExecutionTerminated):
-            status = Status.TERMINATED
-        elif isinstance(event, ContinuedAsNew):
-            status = CONTINUED_AS_NEW
-        else:
-            status = event.status  # type: ignore[attr-defined]
+        status = _end_status(event)
         self._settle_race(current, pending, finished, cancelled=status == Status.TERMINATED)
         self.end = {"status": status, "ts": event.ts, "index": index, "step": step,
                     "triggers": list(dict.fromkeys(pending))}
@@ -496,6 +483,14 @@ def build_execution(events: Sequence[HistoryEvent], *, now: int, status: str = S
         },
         "progress": _progress(b),
     }
+
+
+def _end_status(event: HistoryEvent) -> str:
+    if isinstance(event, ExecutionTerminated):
+        return Status.TERMINATED
+    if isinstance(event, ContinuedAsNew):
+        return CONTINUED_AS_NEW
+    return str(event.status)  # type: ignore[attr-defined]
 
 
 def _summary(value: Any, width: int = 28) -> str:
