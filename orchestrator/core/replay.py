@@ -216,6 +216,7 @@ class _Replayer:
     def _on_step_started(self, event: StepStarted) -> None:
         self._check_all_matched(event)
         self.step += 1
+        self.received = []  # what the yields receive is recorded per step
         self.ctx._now_ms = event.ts
 
     def _on_result(self, event: TaskCompleted | ChildCompleted | TaskFailed | ChildFailed) -> None:
