@@ -103,8 +103,10 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
     if settings.tracing:
         tracing.enable()
         tracing.configure_from_env()
+    # shared=False: Celery's default shares a decorated task with every app created later in the
+    # process, so a second runtime's app would run the first one's engine (the closure below).
     retry_opts: dict[str, Any] = dict(
-        acks_late=True, reject_on_worker_lost=True, ignore_result=True, autoretry_for=_RETRYABLE,
+        shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True, autoretry_for=_RETRYABLE,
         retry_backoff=True, retry_backoff_max=30, retry_jitter=True, max_retries=None,
     )
 

@@ -70,3 +70,14 @@ def test_a_failed_activity_attempt_is_a_failure_in_celery_events(redis_server: A
         if receiver:
             receiver[0].should_stop = True
         thread.join(10)
+
+
+def test_two_runtimes_in_one_process_each_run_their_own_tasks() -> None:
+    from orchestrator import WorkflowRuntime
+    from orchestrator.worker.celery_app import ACTIVITIES_TASK, STEP_TASK
+
+    first = WorkflowRuntime(settings=Settings(redis_url="redis://127.0.0.1:1/0"))
+    second = WorkflowRuntime(settings=Settings(redis_url="redis://127.0.0.1:2/0"))
+    for name in (STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK):
+        mine, theirs = second.celery_app.tasks[name], first.celery_app.tasks[name]
+        assert mine is not theirs and mine.app is second.celery_app  # not the first app's closure over its engine

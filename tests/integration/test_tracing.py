@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def build_runtime(settings: Settings) -> WorkflowRuntime:
+    # App "default", like the example apps the test modules import: each runtime's app runs its own tasks.
     wfr = WorkflowRuntime(settings=settings)
     attempts: Counter[str] = Counter()
 
