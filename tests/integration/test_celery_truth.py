@@ -77,7 +77,9 @@ def test_two_runtimes_in_one_process_each_run_their_own_tasks() -> None:
     from orchestrator.worker.celery_app import ACTIVITIES_TASK, STEP_TASK
 
     first = WorkflowRuntime(settings=Settings(redis_url="redis://127.0.0.1:1/0"))
+    assert first.celery_app.tasks[STEP_TASK]  # the first app exists, its tasks registered
     second = WorkflowRuntime(settings=Settings(redis_url="redis://127.0.0.1:2/0"))
     for name in (STEP_TASK, ACTIVITY_TASK, ACTIVITIES_TASK):
         mine, theirs = second.celery_app.tasks[name], first.celery_app.tasks[name]
-        assert mine is not theirs and mine.app is second.celery_app  # not the first app's closure over its engine
+        # Its own function (a closure over its own engine), not the first app's.
+        assert mine._decorated_fun is not theirs._decorated_fun, name
