@@ -57,7 +57,7 @@ def test_unfiltered_list_is_newest_first_and_paged_with_exact_total(q):
     last = q.list_runs(offset=28, limit=4)
     assert ids(last) == ["ord-001", "ord-000"] and last["has_more"] is False
     assert last["items"][0] == {"instance_id": "ord-001", "name": "shipping", "app_id": "default", "status": "RUNNING",
-                                "created": 1010, "updated": 1010, "completed": None, "parent": None}
+                                "created": 1010, "updated": 1010, "completed": None, "parent": None, "error": None}
 
 
 def test_status_name_time_range_and_prefix_combine(q):
@@ -114,3 +114,26 @@ def test_clip_keeps_small_payloads_whole_and_cuts_large_ones():
     assert small == {"text": '{\n  "a": "<b>"\n}', "size": 16, "truncated": False}
     big = clip("x" * 10_000, limit=100)
     assert big["truncated"] and len(big["text"]) == 100 and big["size"] == 10_002
+
+
+def test_failed_runs_carry_their_error_and_filter_by_error_type():
+    from orchestrator.core.errors import FailureDetails
+    from orchestrator.store.redis_store import pack_value
+
+    store = RedisStore(fakeredis.FakeRedis(), "orch")
+    q = DashboardQueries(store)
+    for i, (error_type, message) in enumerate([("ValueError", "bad input"), ("app.errors.PaymentDeclined", "no"),
+                                               ("ValueError", "worse input")]):
+        iid = f"f-{i}"
+        store.redis.hset(store.keys.instance(iid).meta, mapping={
+            "name": "orders", "app": "default", "status": "FAILED", "created": 100 + i, "updated": 100 + i,
+            "failure": pack_value(FailureDetails(message, error_type).to_list())})
+        store.redis.zadd(store.keys.index_all, {iid: 100 + i})
+        store.redis.zadd(store.keys.status_index("FAILED"), {iid: 100 + i})
+    page = q.list_runs(status="FAILED")
+    assert [r["error"] for r in page["items"]] == [{"error_type": "ValueError", "message": "worse input"},
+                                                   {"error_type": "app.errors.PaymentDeclined", "message": "no"},
+                                                   {"error_type": "ValueError", "message": "bad input"}]
+    assert [r["instance_id"] for r in q.list_runs(error_type="ValueError")["items"]] == ["f-2", "f-0"]
+    declined = q.list_runs(status="FAILED", error_type="PaymentDeclined")  # the short name matches
+    assert [r["instance_id"] for r in declined["items"]] == ["f-1"] and declined["total"] == 1
