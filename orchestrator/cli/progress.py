@@ -83,8 +83,8 @@ class Progress:
 def wait_for(client: Any, instance_id: str, *, timeout: float | None, progress: Progress,
              until: frozenset[str] = FINAL) -> str:
     """Poll the instance (through ``client``) until its status is in ``until``; return it. Raises
-    ``InstanceNotFoundError`` if the instance is missing, ``TimeoutError`` after ``timeout`` seconds, ``KeyboardInterrupt`` on Ctrl-C
-    (the caller reports it; nothing is sent to the instance)."""
+    ``InstanceNotFoundError`` if the instance is missing, ``TimeoutError`` after ``timeout`` seconds,
+    ``KeyboardInterrupt`` on Ctrl-C (the caller reports it; nothing is sent to the instance)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     delay, counts, read_at, last_status = 0.02, None, 0.0, None
     try:

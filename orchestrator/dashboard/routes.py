@@ -71,6 +71,7 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     _list_routes(router, q)
     _run_routes(router, q)
     _history_routes(router, q, client)
+    _operation_routes(router, client)
     _action_routes(router, client)
     _apilog_routes(router, client)
     return router
@@ -208,8 +209,9 @@ def _act(request: Request, what: Callable[[], Any]) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
-def _action_routes(router: APIRouter, client: Any) -> None:
-    """Start, terminate, suspend, resume, purge, raise, rerun, batch: through the client, logged as the dashboard's."""
+def _operation_routes(router: APIRouter, client: Any) -> None:
+    """Start a run, rerun one from a step, act on every run a filter matches: through the client.
+    Declared before the per-run actions, whose /api/runs/{instance_id}/... would take 'batch' for an id."""
     @router.post("/api/start")
     def start(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Start a run: ``{name, input?, instance_id?, reuse_id_policy?, app_id?}``."""
@@ -220,7 +222,6 @@ def _action_routes(router: APIRouter, client: Any) -> None:
             name.strip(), input=body.get("input"), instance_id=body.get("instance_id") or None,
             reuse_id_policy=body.get("reuse_id_policy") or None, app_id=body.get("app_id") or None))
 
-    # Declared before the per-run actions, whose /api/runs/{instance_id}/... would take 'batch' for an id.
     @router.post("/api/runs/batch/{operation}")
     def batch(operation: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
         """Terminate, purge or rerun every run the runs list's filters match (``dry_run``: count them)."""
@@ -230,6 +231,19 @@ def _action_routes(router: APIRouter, client: Any) -> None:
             error_type=body.get("error_type") or None, id_prefix=body.get("id_prefix") or None,
             created_from=_moment(since), created_to=_moment(until), dry_run=bool(body.get("dry_run"))))
 
+    @router.post("/api/runs/{instance_id}/rerun")
+    def rerun(instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+        step = body.get("from_step", 1)
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise HTTPException(400, f"from_step must be a whole number from 1, got {step!r}")
+        options: dict[str, Any] = {"from_step": step, "new_instance_id": body.get("new_instance_id") or None}
+        if "input" in body:
+            options["input"] = body["input"]
+        return _act(request, lambda: client.rerun_workflow(instance_id, **options))
+
+
+def _action_routes(router: APIRouter, client: Any) -> None:
+    """Terminate, suspend, resume, purge, raise: through the client, logged as the dashboard's."""
     @router.post("/api/runs/{instance_id}/terminate")
     def terminate(
         instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)
@@ -256,17 +270,6 @@ def _action_routes(router: APIRouter, client: Any) -> None:
             raise HTTPException(400, "the event needs a non-empty 'name'")
         return _act(request, lambda: client.raise_workflow_event(instance_id, name.strip(), data=body.get("data")))
 
-    @router.post("/api/runs/{instance_id}/rerun")
-    def rerun(instance_id: str, request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
-        step = body.get("from_step", 1)
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise HTTPException(400, f"from_step must be a whole number from 1, got {step!r}")
-        options: dict[str, Any] = {"from_step": step, "new_instance_id": body.get("new_instance_id") or None}
-        if "input" in body:
-            options["input"] = body["input"]
-        return _act(request, lambda: client.rerun_workflow(instance_id, **options))
-
-    # -- API log --------------------------------------------------------------------------------------
 
 def _apilog_routes(router: APIRouter, client: Any) -> None:
     """The API log."""

@@ -36,10 +36,10 @@ from typing import Any
 
 from ..core.errors import FailureDetails
 from ..core.history import TimerCreated
+from ..core.vocabulary import TERMINAL, Status
 
 log = logging.getLogger("orchestrator.tracing")
 TRACEPARENT = "traceparent"
-TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 
 _state: dict[str, Any] = {"on": False, "tracer": None, "provider": None, "given": None}
 _local = threading.local()  # step: the step this thread is deciding; parents: instance -> parent span id
@@ -199,7 +199,7 @@ def _emit_step(meta: Any, commit: Any, started_ms: int) -> None:
     attributes = {"workflow.instance_id": instance_id, "workflow.name": meta.name,
                   "workflow.generation": meta.generation, "workflow.history_version": meta.version,
                   "workflow.status": commit.status, "step.events": len(commit.events)}
-    failure = _failure(commit) if commit.status == "FAILED" else None
+    failure = _failure(commit) if commit.status == Status.FAILED else None
     _span(f"step {meta.name}", instance_id, root_span_id(instance_id), started_ms * 1_000_000, now_ns,
           attributes, span_id=step_id, error=failure)
     for event in commit.events:

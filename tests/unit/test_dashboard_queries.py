@@ -117,11 +117,11 @@ def test_clip_keeps_small_payloads_whole_and_cuts_large_ones():
 
 
 def test_failed_runs_carry_their_error_and_filter_by_error_type():
+    from orchestrator.codec import pack_value
     from orchestrator.core.errors import FailureDetails
-    from orchestrator.store.redis_store import pack_value
 
     store = RedisStore(fakeredis.FakeRedis(), "orch")
-    q = DashboardQueries(store)
+    q = StoreQueries(store)
     for i, (error_type, message) in enumerate([("ValueError", "bad input"), ("app.errors.PaymentDeclined", "no"),
                                                ("ValueError", "worse input")]):
         iid = f"f-{i}"
