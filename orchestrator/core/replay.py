@@ -472,9 +472,12 @@ class WorkflowExecution:
         )
 
     def committed(self) -> None:
-        """The last step's actions are now history: later catch-ups must not expect them again."""
-        self._r.ctx._actions.clear()
-        self._r.ctx._markers.clear()
+        """The last step's actions are now history: later catch-ups must not expect them again, and
+        the positions of what comes next count them (a history index recorded later is the store's)."""
+        ctx = self._r.ctx
+        self._r.position += len(ctx._markers) + len(ctx._actions)
+        ctx._actions.clear()
+        ctx._markers.clear()
 
 
 def replay(

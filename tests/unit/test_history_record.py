@@ -70,3 +70,26 @@ def test_the_fan_in_step_records_every_branch_it_received():
     done = [TaskCompleted(ts=2, seq=s, result=s) for s in (3, 1, 2)]
     second = replay(fan, "i", past, [StepStarted(ts=2), *done])
     assert second.step_started.awaited == (1, 2, 3) and second.step_started.lost is None
+
+
+def race(ctx, _):
+    from datetime import timedelta
+
+    from orchestrator.core.tasks import when_any
+
+    event = ctx.wait_for_external_event("go")
+    winner = yield when_any([event, ctx.create_timer(timedelta(minutes=1))])
+    return winner == event
+
+
+def test_a_held_execution_names_events_by_their_index_in_the_stored_history():
+    from orchestrator.core.replay import WorkflowExecution
+
+    held = WorkflowExecution(race, "i")  # as a worker's replay cache keeps it between steps
+    first = held.step([StepStarted(ts=1), ExecutionStarted(ts=1, name="race")])
+    held.committed()
+    history = [first.step_started, ExecutionStarted(ts=1, name="race"), *first.actions]
+    second = held.step([StepStarted(ts=2), EventRaised(ts=2, name="go")])
+    index = len(history) + 1  # after the second step's own StepStarted
+    assert second.step_started.awaited == (task_ref(event_index=index),)
+    assert held.history_length == len(history) + 2
