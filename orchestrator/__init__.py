@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "NonDeterminismError": "core.errors",
     "OrchestratorError": "core.errors",
     "PayloadError": "core.errors",
+    "PayloadTooLargeError": "core.errors",
     "TaskFailedError": "core.errors",
     "WorkflowNotRegisteredError": "core.errors",
     "NonRetryableError": "core.retry",
@@ -82,6 +83,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         NonDeterminismError,
         OrchestratorError,
         PayloadError,
+        PayloadTooLargeError,
         TaskFailedError,
         WorkflowNotRegisteredError,
     )

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from . import apilog, metrics
-from .codec import pack_value
+from .codec import check_payload
 from .core.context import registered_name, to_ms
 from .core.errors import (
     InstanceAlreadyExistsError,
@@ -22,7 +22,6 @@ from .core.errors import (
     InstanceNotFoundError,
     InstanceRunningError,
     OrchestratorError,
-    PayloadError,
     WorkflowNotRegisteredError,
 )
 from .core.history import (
@@ -34,7 +33,6 @@ from .core.history import (
     HistoryEvent,
     event_to_dict,
 )
-from .core.payload import to_json_compatible
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
@@ -213,7 +211,7 @@ class WorkflowClient:
         new_id = validate_instance_id(new_instance_id) if new_instance_id is not None else uuid.uuid4().hex
         seed = Seed(history=plan.history, inbox=plan.inbox,
                     fields=records.rerun_fields(instance_id, from_step, plan.started.version),
-                    timers=[(t.fire_at, f"0.{t.seq}") for t in plan.timers])
+                    timers=[(t.fire_at, t.seq) for t in plan.timers])
         step = self._outgoing.step_message(new_id, meta.app)
         code, status = self.store.create_instance(new_id, meta.name, meta.app, plan.started, plan.started.input,
                                                   self.clock(), seed=seed, step_message=step)
@@ -465,12 +463,7 @@ class WorkflowClient:
             log.warning("instance %s: could not publish its step (%s); a sweeper will", instance_id, exc)
 
     def _payload(self, value: Any, what: str) -> Any:
-        payload = to_json_compatible(value, what)
-        size = len(pack_value(payload))
-        if size > self.settings.max_payload_bytes:
-            raise PayloadError(f"{what} is {size} bytes, over the limit of {self.settings.max_payload_bytes} "
-                               "(setting max_payload_bytes)")
-        return payload
+        return check_payload(value, what, self.settings.max_payload_bytes)
 
 
 DaprWorkflowClient = WorkflowClient

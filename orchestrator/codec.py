@@ -17,7 +17,9 @@ from typing import Any
 
 import msgpack
 
+from .core.errors import PayloadTooLargeError
 from .core.history import HistoryEvent, HistoryFormatError, from_record, to_record
+from .core.payload import to_json_compatible
 
 
 def pack_events(events: Iterable[HistoryEvent]) -> bytes:
@@ -54,11 +56,22 @@ def unpack_value(data: bytes | None) -> Any:
     return None if data is None else msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+def check_payload(value: Any, what: str, limit: int) -> Any:
+    """The payload validator every boundary uses (client, worker, and through the client the HTTP API
+    and the CLI): ``value`` converted and checked by ``core.payload``'s rules, then its packed size
+    against ``limit`` (the setting ``max_payload_bytes``). Returns the converted value."""
+    payload = to_json_compatible(value, what)
+    size = len(pack_value(payload))
+    if size > limit:
+        raise PayloadTooLargeError(f"{what} is {size} bytes, over the limit of {limit} (setting max_payload_bytes)")
+    return payload
+
+
 def pack_script_args(blob: Any) -> bytes:
     """A script's argument blob. Redis's cmsgpack cannot read the msgpack bin type: bytes travel as
     (binary-safe) str."""
     return bytes(msgpack.packb(blob, use_bin_type=False))
 
 
-__all__ = ["pack_event", "pack_events", "pack_script_args", "pack_value", "unpack_event", "unpack_events",
-           "unpack_value"]
+__all__ = ["check_payload", "pack_event", "pack_events", "pack_script_args", "pack_value", "unpack_event",
+           "unpack_events", "unpack_value"]

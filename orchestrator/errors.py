@@ -19,6 +19,7 @@ from .core.errors import (
     NonDeterminismError,
     OrchestratorError,
     PayloadError,
+    PayloadTooLargeError,
     TaskFailedError,
     WorkflowNotRegisteredError,
 )
@@ -30,7 +31,8 @@ from .store.connection import RedisAuthError, RedisUnavailableError, StoreError,
 __all__ = [
     "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "FailureDetails", "HistoryFormatError",
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
-    "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "RedisAuthError",
+    "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "PayloadTooLargeError",
+    "RedisAuthError",
     "RedisUnavailableError", "RerunError", "StoreError", "StoreUnavailable", "TaskFailedError",
     "WorkflowNotRegisteredError",
 ]

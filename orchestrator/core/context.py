@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
+from .identifiers import fit_instance_id, validate_instance_id, validate_name
 from .payload import to_json_compatible
 from .tasks import (
     ActivityTask,
@@ -24,6 +25,7 @@ from .tasks import (
     Task,
     TimerTask,
 )
+from .vocabulary import task_key, task_token
 
 NAME_ATTRIBUTE = "__orchestrator_name__"
 
@@ -54,9 +56,10 @@ def from_ms(ms: int) -> datetime:
 class WorkflowContext:
     """What a workflow sees of the engine (Dapr's ``DaprWorkflowContext``)."""
 
-    def __init__(self, instance_id: str, generation: int = 0) -> None:
+    def __init__(self, instance_id: str, generation: int = 0, run: str = "") -> None:
         self._instance_id = instance_id
         self._generation = generation
+        self._run = run  # the run id (vocabulary: task keys and tokens carry it); "" for a run without id
         self._now_ms = 0
         self.is_replaying = True
         self._seq = 0
@@ -95,7 +98,8 @@ class WorkflowContext:
         """Dapr's signature plus ``timeout`` (our extension): each attempt that has not delivered
         its result ``timeout`` after it was scheduled fails with ``ActivityTimeoutError`` (retried if
         ``retry_policy`` allows) and its late result is dropped. A durable timer, so it survives crashes."""
-        name = registered_name(activity)
+        name = validate_name(registered_name(activity), "activity name")
+        _check_app_id(app_id)
         payload = to_json_compatible(input, f"input of activity {name!r}")
         request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id}
         if timeout is not None:
@@ -115,7 +119,10 @@ class WorkflowContext:
         retry_policy: Any = None,
         app_id: str | None = None,
     ) -> Task[Any]:
-        name = registered_name(workflow)
+        name = validate_name(registered_name(workflow), "child workflow name")
+        _check_app_id(app_id)
+        if instance_id is not None:
+            validate_instance_id(instance_id, f"instance id of child workflow {name!r}")
         payload = to_json_compatible(input, f"input of child workflow {name!r}")
         request = {"kind": "child", "name": name, "input": payload, "app_id": app_id, "instance_id": instance_id}
         return self._schedule(request, retry_policy)
@@ -130,9 +137,7 @@ class WorkflowContext:
         return self._new_timer(due, purpose="")
 
     def wait_for_external_event(self, name: str) -> Task[Any]:
-        if not isinstance(name, str) or not name:
-            raise ValueError("wait_for_external_event needs a non-empty event name")
-        return ExternalEventTask(name)
+        return ExternalEventTask(validate_name(name, "event name"))
 
     def continue_as_new(self, new_input: Any = None, *, save_events: bool = False) -> None:
         """Restart this instance with fresh history once the workflow function yields or returns."""
@@ -194,41 +199,50 @@ class WorkflowContext:
             self._actions[seq] = TaskScheduled(
                 ts=self._now_ms, seq=seq, name=name, input=payload, app_id=app_id, attempt=attempt
             )
-            task = ActivityTask(seq, name)
+            task = ActivityTask(seq, name, self._token(seq))
             task.attempt = attempt
         else:
             child_id = request["instance_id"] or self._default_child_id(seq)
             if attempt > 1:
-                child_id = f"{child_id}-attempt{attempt}"
+                child_id = fit_instance_id(f"{child_id}-attempt{attempt}")
             self._actions[seq] = ChildScheduled(
                 ts=self._now_ms, seq=seq, name=name, instance_id=child_id, input=payload, app_id=app_id
             )
-            task = ChildWorkflowTask(seq, name, child_id)
+            task = ChildWorkflowTask(seq, name, child_id, self._token(seq))
         self._open[seq] = task
         timeout_ms = request.get("timeout_ms")
         if timeout_ms and isinstance(task, ActivityTask):
             guard = self._new_timer(self._now_ms + timeout_ms, purpose="timeout")
-            task.timeout_seq, task.timeout_ms = guard.seq, timeout_ms
+            task.timeout_seq, task.timeout_token, task.timeout_ms = guard.seq, guard.token, timeout_ms
             self._timeouts[guard.seq] = task
         return task
 
+    def _token(self, seq: int) -> str:
+        """The wake token of call ``seq`` of this run and generation."""
+        return task_token(task_key(self._run, self._generation, seq))
+
     def _default_child_id(self, seq: int) -> str:
+        """``<id>:<seq>`` (``<id>:<gen>:<seq>`` after continue-as-new), kept within the id length however
+        deep children start children (``identifiers.fit_instance_id``)."""
         if self._generation:
-            return f"{self._instance_id}:{self._generation}:{seq}"
-        return f"{self._instance_id}:{seq}"
+            return fit_instance_id(f"{self._instance_id}:{self._generation}:{seq}")
+        return fit_instance_id(f"{self._instance_id}:{seq}")
 
     def _new_timer(self, due: int, purpose: str) -> TimerTask:
         seq = self._next_seq()
         self._actions[seq] = TimerCreated(ts=self._now_ms, seq=seq, fire_at=due, purpose=purpose)
-        timer = TimerTask(seq, due)
+        timer = TimerTask(seq, due, self._token(seq))
         self._open[seq] = timer
         return timer
 
 
 def _patch_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{what} needs a non-empty patch name, got {name!r}")
-    return name
+    return validate_name(name, f"the patch name of {what}")
+
+
+def _check_app_id(app_id: Any) -> None:
+    if app_id is not None:
+        validate_name(app_id, "app id")
 
 
 # The Dapr SDK's name for the same thing.

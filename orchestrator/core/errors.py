@@ -16,7 +16,9 @@ multiprocessing pass exceptions that way; the engine's own wire stays msgpack an
      +-- InstanceAlreadyExistsError   the id is taken
      +-- InstanceFinishedError        the operation needs a live instance
      +-- InstanceRunningError         the operation needs a finished instance
-     +-- PayloadError (TypeError)     an input or output that is not JSON-compatible, or too large
+     +-- PayloadError (TypeError)     a value that breaks a payload rule (core.payload): not JSON, an int
+     |    |                           beyond 64 bits, a lone surrogate, nested too deep
+     |    +-- PayloadTooLargeError    over max_payload_bytes
      +-- HistoryFormatError (ValueError)   core.history: a stored record does not decode
      +-- RerunError (ValueError)      core.rerun: a rerun cannot be built from that history
      +-- NonRetryableError            core.retry: raised by an activity, fails it without retrying
@@ -40,6 +42,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from .text import clip_head, clip_tail, safe_str, storable
+
 
 @dataclass(frozen=True)
 class FailureDetails:
@@ -60,8 +64,13 @@ class FailureDetails:
             # Re-raised task failures keep the original error's type, so the workflow's failure says
             # what actually went wrong, not just that a task failed.
             return exc.details
-        stack = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
-        return cls(message=str(exc), error_type=name, stack_trace=stack)
+        try:
+            stack = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+        except Exception as failed:  # noqa: BLE001 - a broken exception still fails its task clearly
+            stack = f"(the stack trace could not be formatted: {type(failed).__name__})"
+        # User exceptions may not print (their __str__ raises), may hold text UTF-8 cannot store, or
+        # may be megabytes long: the failure is recorded all the same, readable and bounded.
+        return cls(message=clip_head(safe_str(exc)), error_type=storable(name), stack_trace=clip_tail(storable(stack)))
 
     def to_list(self) -> list[Any]:
         head = [self.error_type, self.message, self.stack_trace]
@@ -180,4 +189,8 @@ class InstanceRunningError(OrchestratorError):
 
 
 class PayloadError(OrchestratorError, TypeError):
-    """A workflow or activity input/output that is not JSON-compatible or is too large."""
+    """A workflow or activity input/output that breaks a payload rule (see ``core.payload``)."""
+
+
+class PayloadTooLargeError(PayloadError):
+    """A payload over ``max_payload_bytes`` (the HTTP API answers 413 for it, 400 for other payload errors)."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import NAME_ATTRIBUTE, registered_name
+from .identifiers import name_problem, validate_name
 
 UNVERSIONED = ""
 
@@ -31,15 +32,12 @@ class Registry:
 
     def add_workflow(self, fn: Callable[..., Any], name: str | None = None, version: str | None = None) -> str:
         if version is not None:
-            if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip() \
-                    or "|" in str(version):
+            if isinstance(version, bool) or not isinstance(version, (str, int)) or name_problem(str(version)):
                 raise ValueError(f"invalid workflow version {version!r}: use a non-empty string such as \"2\"")
             version = str(version)
         if not callable(fn):
             raise TypeError(f"a workflow must be a function, got {type(fn).__name__}")
-        key = name or registered_name(fn)
-        if not isinstance(key, str) or not key or "|" in key:
-            raise ValueError(f"invalid workflow name {key!r}")
+        key = validate_name(name or registered_name(fn), "workflow name")
         versions = self.workflow_versions.setdefault(key, {})
         existing = versions.get(version or UNVERSIONED)
         if existing is not None and existing is not fn:
@@ -79,9 +77,7 @@ class Registry:
     def _add(table: dict[str, Callable[..., Any]], what: str, fn: Callable[..., Any], name: str | None) -> str:
         if not callable(fn):
             raise TypeError(f"a {what} must be a function, got {type(fn).__name__}")
-        key = name or registered_name(fn)
-        if not isinstance(key, str) or not key or "|" in key:
-            raise ValueError(f"invalid {what} name {key!r}")
+        key = validate_name(name or registered_name(fn), f"{what} name")
         existing = table.get(key)
         if existing is not None and existing is not fn:
             raise ValueError(f"{what} name {key!r} is already registered to {existing!r}")

@@ -51,6 +51,7 @@ from .tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
+from .text import safe_repr
 from .vocabulary import WAIT_ALL, WAIT_ANY, Status, event_key
 
 
@@ -89,9 +90,9 @@ def _describe(event: HistoryEvent) -> str:
 
 
 class _Replayer:
-    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int) -> None:
+    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int, run: str = "") -> None:
         self.workflow = workflow
-        self.ctx = WorkflowContext(instance_id, generation)
+        self.ctx = WorkflowContext(instance_id, generation, run)
         self.name = "?"
         self.gen: Generator[Task[Any], Any, Any] | None = None
         self.blocked_on: Task[Any] | None = None
@@ -136,7 +137,7 @@ class _Replayer:
                 return
             if not isinstance(yielded, Task):
                 self._fail(TypeError(
-                    f"workflow {self.name!r} yielded {yielded!r} ({type(yielded).__name__}); a workflow "
+                    f"workflow {self.name!r} yielded {safe_repr(yielded)} ({type(yielded).__name__}); a workflow "
                     "must yield tasks from ctx.call_activity, ctx.create_timer, ctx.wait_for_external_event, "
                     "ctx.call_child_workflow, when_all or when_any"
                 ))
@@ -418,9 +419,11 @@ class WorkflowExecution:
     and replays from the start, which gives the same result.
     """
 
-    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int = 0) -> None:
-        self._r = _Replayer(workflow, instance_id, generation)
+    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int = 0, run: str = "") -> None:
+        """``run``: the run id the wake tokens it decides carry (core/vocabulary.py; "" for none)."""
+        self._r = _Replayer(workflow, instance_id, generation, run)
         self.generation = generation
+        self.run = run
 
     @property
     def finished(self) -> bool:
@@ -487,10 +490,11 @@ def replay(
     new: Sequence[HistoryEvent],
     *,
     generation: int = 0,
+    run: str = "",
 ) -> StepResult:
     """Run one orchestration step from scratch. Raises ``NonDeterminismError`` when code and
     history disagree."""
-    execution = WorkflowExecution(workflow, instance_id, generation)
+    execution = WorkflowExecution(workflow, instance_id, generation, run)
     execution.catch_up(past)
     return execution.step(new)
 

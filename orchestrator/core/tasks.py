@@ -1,9 +1,10 @@
 """Tasks: what a workflow yields. A task completes once, with a result or a failure.
 
 Leaf tasks (activity, timer, external event, child workflow) are completed by history events during
-replay; ``when_all`` / ``when_any`` compose them. Each incomplete leaf has a *wake token* (``t:<seq>``
-or ``e:<event name>``): the set of tokens a blocked workflow waits on is what the store uses to wake
-the instance only when the wait can be satisfied (chord-like fan-in).
+replay; ``when_all`` / ``when_any`` compose them. Each incomplete leaf has a *wake token* (``t:<task
+key>``, given by the context that made the call, or ``e:<event name>``): the set of tokens a blocked
+workflow waits on is what the store uses to wake the instance only when the wait can be satisfied
+(chord-like fan-in).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Generic, TypeVar, cast
 
 from .errors import FailureDetails, TaskFailedError
-from .vocabulary import event_key, event_token, task_token
+from .vocabulary import event_key, event_token
 
 T = TypeVar("T")
 
@@ -78,27 +79,28 @@ class CompletableTask(Task[T]):
 
 
 class ActivityTask(CompletableTask[T]):
-    def __init__(self, seq: int, name: str) -> None:
+    def __init__(self, seq: int, name: str, token: str) -> None:
         super().__init__()
-        self.seq, self.name, self.token = seq, name, task_token(seq)
+        self.seq, self.name, self.token = seq, name, token
         self.timeout_seq = 0  # seq of the timer racing this attempt (call_activity's timeout), 0 if none
+        self.timeout_token = ""  # that timer's wake token
         self.timeout_ms = 0
         self.attempt = 1
 
     def wake_tokens(self) -> tuple[str, ...]:
-        return (self.token, task_token(self.timeout_seq)) if self.timeout_seq else (self.token,)
+        return (self.token, self.timeout_token) if self.timeout_seq else (self.token,)
 
 
 class ChildWorkflowTask(CompletableTask[T]):
-    def __init__(self, seq: int, name: str, instance_id: str) -> None:
+    def __init__(self, seq: int, name: str, instance_id: str, token: str) -> None:
         super().__init__()
-        self.seq, self.name, self.instance_id, self.token = seq, name, instance_id, task_token(seq)
+        self.seq, self.name, self.instance_id, self.token = seq, name, instance_id, token
 
 
 class TimerTask(CompletableTask[None]):
-    def __init__(self, seq: int, fire_at: int) -> None:
+    def __init__(self, seq: int, fire_at: int, token: str) -> None:
         super().__init__()
-        self.seq, self.fire_at, self.token = seq, fire_at, task_token(seq)
+        self.seq, self.fire_at, self.token = seq, fire_at, token
 
 
 class ExternalEventTask(CompletableTask[T]):

@@ -35,7 +35,8 @@ is the circuit breaker of one activity, shared by every pool of that app. ``P:ac
 ``<id>|<gen>.<seq>`` of every dispatched activity attempt whose result is not in yet, by its last
 sign of life: dispatch, then start) lets sweepers publish again an attempt whose message was lost.
 
-Instance ids are restricted to characters that cannot break the hash tag or the timer member format.
+Instance ids are restricted to characters that cannot break the hash tag or the timer member format
+(the rule is ``core/identifiers.py``'s ``validate_instance_id``).
 
 Every key a script touches is built here and handed to it in ``KEYS``: an instance's own keys and
 its shard's (``InstanceKeys.shard``), in the orders the scripts' headers give (store/lua/). So when
@@ -45,21 +46,12 @@ slot), this file is the one to change.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from ..core.identifiers import INSTANCE_ID_PATTERN, validate_instance_id
 from ..core.vocabulary import STATUSES
 
-INSTANCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,200}$")
 INSTANCE_SUFFIXES = ("meta", "hist", "inbox", "tasks", "wait", "outbox", "children", "ekeys")
-
-
-def validate_instance_id(instance_id: str) -> str:
-    if not isinstance(instance_id, str) or not INSTANCE_ID_PATTERN.match(instance_id):
-        raise ValueError(
-            f"invalid instance id {instance_id!r}: use 1-200 characters from letters, digits and _ . : @ -"
-        )
-    return instance_id
 
 
 @dataclass(frozen=True)
@@ -117,6 +109,10 @@ class InstanceKeys:
         return [self.meta, self.hist, self.inbox, self.tasks, self.wait, self.outbox, self.children, self.ekeys]
 
     all = own  # the name it had before shards
+
+
+__all__ = ["INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "ShardKeys",
+           "validate_instance_id"]
 
 
 class KeySchema:

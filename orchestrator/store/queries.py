@@ -252,12 +252,11 @@ class StoreQueries:
         if snap is None or snap.meta.is_terminal:
             return []
         outstanding = {_text(k) for k in self.redis.hkeys(self.keys.instance(instance_id).tasks)}
-        gen = snap.meta.generation
         calls: list[dict[str, Any]] = []
         for event in snap.history:
             if not isinstance(event, (TaskScheduled, ChildScheduled, TimerCreated)):
                 continue
-            if f"{gen}.{event.seq}" not in outstanding:
+            if snap.meta.task_key(event.seq) not in outstanding:
                 continue
             if isinstance(event, TaskScheduled):
                 calls.append({"kind": "activity", "seq": event.seq, "name": event.name,

@@ -13,6 +13,7 @@ the outbox's child start, parent notification and child terminate. ``pack_dispat
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -23,7 +24,7 @@ from ..core.vocabulary import TERMINAL, UNKNOWN_STATUS, task_key
 # -- the metadata hash ------------------------------------------------------------------------------
 # What a listing reads (payloads, which can be large, stay in Redis).
 LIST_FIELDS = ("name", "app", "status", "ver", "gen", "created", "updated", "completed", "failure",
-               "parent", "parent_key", "parent_app")
+               "parent", "parent_key", "parent_app", "run")
 # What a dashboard summary row reads (a failed run's failure: its error in the runs list).
 SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "parent", "failure")
 VERSION_FIELDS = ("ver", "status", "updated")  # what changes on every step (live pages poll it)
@@ -63,7 +64,8 @@ class InstanceMeta:
     parent_app: str | None = None
     workflow_version: str | None = None  # the registered version it runs (None: unversioned)
     rerun_of: str | None = None  # the instance this one reruns (client.rerun_workflow)
-    parent_run: str | None = None  # the parent's creation time when it started this child
+    parent_run: str | None = None  # the run id of the parent run that started this child
+    run: str = ""  # the run id (core/vocabulary.py); "" for an instance created before run ids existed
 
     @property
     def is_terminal(self) -> bool:
@@ -100,13 +102,29 @@ class InstanceMeta:
             workflow_version=text("wver"),
             rerun_of=text("rerun_of"),
             parent_run=text("parent_run"),
+            run=text("run") or "",
         )
+
+    @property
+    def run_identity(self) -> str:
+        """What names this run to its children (``prun``): the run id, or for a run without one its
+        creation stamp (what such runs were recorded with)."""
+        return self.run or str(self.created)
+
+    def task_key(self, seq: int) -> str:
+        """The task key of call ``seq`` of this run's current generation."""
+        return task_key(self.run, self.generation, seq)
 
     @classmethod
     def from_fields(cls, instance_id: str, names: tuple[str, ...], values: list[bytes | None]) -> InstanceMeta | None:
         """From an ``HMGET`` of ``names``; None when the instance does not exist."""
         raw = {f.encode(): v for f, v in zip(names, values) if v is not None}
         return cls.from_hash(instance_id, raw) if raw else None
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 random lowercase hex digits (48 bits; two runs of one id never share one in practice)."""
+    return secrets.token_hex(6)
 
 
 def finished_fields(now: int, *, output: Any = None, failure: FailureDetails | None = None) -> dict[str, Any]:
@@ -145,6 +163,7 @@ class ActivityRecord(TypedDict):
     id: str  # the instance
     gen: int  # its generation
     seq: int  # the call
+    run: NotRequired[str]  # its run id (records written before run ids existed have none)
     name: str  # the activity
     input: Any
     app: str  # the app whose pool runs it
@@ -164,7 +183,7 @@ class ChildStart(TypedDict):
     input: Any
     app: str  # the child's app
     papp: str  # the parent's app
-    prun: NotRequired[str]  # the parent's creation time: which run of the parent id made the call
+    prun: NotRequired[str]  # which run of the parent id made the call (its run id; creation stamp if none)
 
 
 class ParentNotice(TypedDict):
@@ -185,6 +204,7 @@ class ChildTerminate(TypedDict):
     id: str  # the child
     output: Any
     parent: NotRequired[str]  # (records written before it was added have none)
+    prun: NotRequired[str]  # the parent run that asks: a replaced parent's late terminate is ignored
 
 
 Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
@@ -192,17 +212,17 @@ Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
 
 def activity_record(meta: InstanceMeta, seq: int, name: str, input: Any, app_id: str | None,
                     attempt: int) -> ActivityRecord:
-    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "name": name, "input": input,
-            "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app, "attempt": attempt}
+    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run, "name": name,
+            "input": input, "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app, "attempt": attempt}
 
 
 def activity_task_key(record: ActivityRecord) -> str:
-    return task_key(record["gen"], record["seq"])
+    return task_key(record.get("run", ""), record["gen"], record["seq"])
 
 
 def child_start(meta: InstanceMeta, key: str, child: str, name: str, input: Any, app_id: str | None) -> ChildStart:
     return {"k": "c", "id": meta.instance_id, "key": key, "child": child, "name": name, "input": input,
-            "app": app_id or meta.app, "papp": meta.app, "prun": str(meta.created)}
+            "app": app_id or meta.app, "papp": meta.app, "prun": meta.run_identity}
 
 
 def parent_notice(meta: InstanceMeta, ok: bool, value: Any) -> ParentNotice:
@@ -212,8 +232,8 @@ def parent_notice(meta: InstanceMeta, ok: bool, value: Any) -> ParentNotice:
             "value": value if ok else value.to_list()}
 
 
-def child_terminate(child: str, output: Any, parent: str) -> ChildTerminate:
-    return {"k": "t", "id": child, "output": output, "parent": parent}
+def child_terminate(child: str, output: Any, parent: InstanceMeta) -> ChildTerminate:
+    return {"k": "t", "id": child, "output": output, "parent": parent.instance_id, "prun": parent.run_identity}
 
 
 def pack_dispatch(record: Dispatch) -> bytes:
@@ -237,5 +257,5 @@ __all__ = ["ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", 
            "InstanceMeta", "failure_of",
            "LIST_FIELDS", "PARENT_NOTICE_ID", "ParentNotice", "SUMMARY_FIELDS", "VERSION_FIELDS", "activity_record",
            "activity_task_key", "child_start", "child_terminate", "custom_status_fields", "finished_fields",
-           "input_fields", "pack_dispatch", "rerun_fields", "terminate_id", "unpack_dispatch",
+           "input_fields", "new_run_id", "pack_dispatch", "rerun_fields", "terminate_id", "unpack_dispatch",
            "workflow_version_fields"]

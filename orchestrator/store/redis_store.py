@@ -21,14 +21,13 @@ from ..core.vocabulary import (
     WAIT_ANY,
     Status,
     member,
-    seq_of,
     split_member,
     task_token,
 )
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
-from .records import ActivityRecord, InstanceMeta, activity_task_key
+from .records import ActivityRecord, InstanceMeta, activity_task_key, new_run_id
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
 # The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
@@ -88,7 +87,7 @@ class Seed:
 
     history: list[HistoryEvent]
     inbox: list[HistoryEvent]
-    timers: list[tuple[int, str]]  # (fire at ms, task key "<gen>.<seq>") re-armed
+    timers: list[tuple[int, int]]  # (fire at ms, call seq) re-armed in the new run's first generation
     fields: dict[str, Any] = field(default_factory=dict)  # extra metadata fields
 
 
@@ -175,6 +174,7 @@ class RedisStore:
         parent_run: str = "",
         step_message: tuple[str, bytes] | None = None,
         seed: Seed | None = None,
+        run: str | None = None,
     ) -> tuple[int, str]:
         """Returns (code, status): 2 created and due now, 1 created (scheduled), 0 same child
         already exists, -1 the id is taken (status of the existing instance).
@@ -188,10 +188,15 @@ class RedisStore:
         caller need not publish the first step (the broker must be this Redis).
 
         ``seed``: create it RUNNING at version 1, already holding that history, inbox and timers (a
-        rerun), instead of PENDING with ``started`` in its inbox."""
+        rerun), instead of PENDING with ``started`` in its inbox.
+
+        Every create starts a new run: ``run`` (default: a fresh ``records.new_run_id()``) is stored as
+        the instance's run id, which its task keys and wake tokens carry (core/vocabulary.py)."""
         validate_instance_id(instance_id)
+        run = run or new_run_id()
         k = self.keys.instance(instance_id)
         blob = {
+            "run": run,
             "name": name,
             "app": app,
             "input": pack_value(input),
@@ -208,8 +213,9 @@ class RedisStore:
         if seed is not None:
             blob["seed"] = {
                 "batch": pack_events(seed.history) if seed.history else "", "fields": seed.fields,
-                "tasks": [key for _, key in seed.timers],
-                "timers": [item for fire_at, key in seed.timers for item in (fire_at, member(instance_id, key))],
+                "tasks": [make_task_key(run, 0, seq) for _, seq in seed.timers],
+                "timers": [item for fire_at, seq in seed.timers
+                           for item in (fire_at, member(instance_id, make_task_key(run, 0, seq)))],
                 "inbox": [pack_event(e) for e in seed.inbox],
             }
         first = Status.RUNNING if seed is not None else Status.PENDING
@@ -406,7 +412,7 @@ class RedisStore:
             code = self.scripts.fire_timer(k, instance_id, member=member, task_key="", token="", packed="", now=now)
         else:
             assert event is not None
-            code = self.scripts.fire_timer(k, instance_id, member=member, task_key=key, token=task_token(seq_of(key)),
+            code = self.scripts.fire_timer(k, instance_id, member=member, task_key=key, token=task_token(key),
                                            packed=pack_event(event), now=now)
         return instance_id, int(code)
 
@@ -440,9 +446,6 @@ class RedisStore:
     def drop_timer(self, member: str) -> bool:
         """Remove one timer index entry (the poller drops malformed ones)."""
         return bool(self.redis.zrem(self.keys.shard_of(split_member(member)[0]).timers, member))
-
-    def timer_member(self, instance_id: str, generation: int, seq: int) -> str:
-        return member(instance_id, make_task_key(generation, seq))
 
     # -- registry of workflow names served by worker pools ---------------------------------------
     def pool_heartbeat(self, app_id: str, now: int) -> None:

@@ -35,7 +35,6 @@ from typing import Any, Protocol
 from .. import metrics
 from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
-from ..core.payload import to_json_compatible
 from ..core.registry import Registry
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import task_token
@@ -99,7 +98,7 @@ class Outcome:
     woken: Woken | None = None  # the step its delivery woke, for the caller to run
 
 
-task_key = activity_task_key  # the attempt's task key ``<gen>.<seq>``
+task_key = activity_task_key  # the attempt's task key ``<run>.<gen>.<seq>``
 
 
 def batches(records: list[ActivityRecord], parallelism: int, batch_size: int) -> Iterator[list[ActivityRecord]]:
@@ -173,8 +172,8 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
         unhealthy = False
         try:
             ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
-            outcome.result = to_json_compatible(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}")
-            check_payload(outcome.result, f"output of activity {name!r}", host.max_payload_bytes)
+            outcome.result = check_payload(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}",
+                                           host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
             unhealthy = not isinstance(exc, NonRetryableError)
@@ -200,16 +199,16 @@ def deliver(host: ActivityHost, rec: ActivityRecord, result: Any, failure: Failu
     """Hand an attempt's outcome to its instance; the step it woke, when the caller is to run it here.
     Also used when Celery's hard time limit killed the attempt (then from the worker's main process,
     which must not run steps: ``inline=False`` publishes the step). ``run_ms`` is recorded with it."""
-    now, seq = host.clock(), rec["seq"]
+    now = host.clock()
     event, key, failed = _event(rec, result, failure, now, run_ms), task_key(rec), failure is not None
     if inline and host.runs_here(rec["wapp"], rec["wf"]):
         # The step this delivery may wake runs next, here: have the delivery read it too.
-        code, snap = host.store.deliver_and_load(rec["id"], event, token=task_token(seq), task_key=key, now=now,
+        code, snap = host.store.deliver_and_load(rec["id"], event, token=task_token(key), task_key=key, now=now,
                                                  failure=failed, after_version=host.executions.version_of(rec["id"]))
         if code == DeliverCode.WAKE:
             return Woken(rec["id"], rec["wapp"], rec["wf"], snap)
     else:
-        code = host.store.deliver(rec["id"], event, token=task_token(seq), task_key=key, now=now, failure=failed)
+        code = host.store.deliver(rec["id"], event, token=task_token(key), task_key=key, now=now, failure=failed)
     _after_delivery(host, rec, code, inline)
     return None
 
@@ -219,7 +218,7 @@ def _deliver_many(host: ActivityHost, outcomes: list[Outcome]) -> None:
         return
     now = host.clock()
     codes = host.store.deliver_many([
-        (o.record["id"], _event(o.record, o.result, o.failure, now, o.run_ms), task_token(o.record["seq"]),
+        (o.record["id"], _event(o.record, o.result, o.failure, now, o.run_ms), task_token(task_key(o.record)),
          task_key(o.record), o.failure is not None) for o in outcomes], now)
     for outcome, code in zip(outcomes, codes):
         _after_delivery(host, outcome.record, code, True)

@@ -20,6 +20,10 @@ class CachedExecution:
     def generation(self) -> int:
         return self.execution.generation
 
+    @property
+    def run(self) -> str:
+        return self.execution.run
+
 
 class ExecutionCache:
     """Replayed workflows this process holds between steps, least recently used evicted first.

@@ -24,7 +24,7 @@ from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
 from ..settings import Settings
 from ..store.connection import STORE_RETRYABLE, StoreError, StoreUnavailable
-from ..store.records import ActivityRecord
+from ..store.records import ActivityRecord, activity_task_key
 from . import tracing
 from .broker import transport_for
 from .duties import BackgroundDuties
@@ -240,14 +240,14 @@ class CeleryPublisher:
                                        extra_headers=tracing.message_headers(records[0]["id"]))
         first, last = records[0], records[-1]
         task_id = f"{_activity_task_id(first)}+{len(records) - 1}"
-        label = f"{len(records)} activities of {first['id']} (tasks {first['gen']}.{first['seq']}..{last['seq']})"
+        label = f"{len(records)} activities of {first['id']} (tasks {activity_task_key(first)}..{last['seq']})"
         return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label,
                                    extra_headers=tracing.message_headers(first["id"]))
 
 
 def _activity_task_id(record: ActivityRecord) -> str:
-    """One Celery task id per attempt: ``<instance>|<gen>.<seq>|<attempt>``."""
-    return f"{record['id']}|{record['gen']}.{record['seq']}|{record.get('attempt', 1)}"
+    """One Celery task id per attempt: ``<instance>|<task key>|<attempt>``."""
+    return f"{record['id']}|{activity_task_key(record)}|{record.get('attempt', 1)}"
 
 
 def _activity_label(record: ActivityRecord) -> str:

@@ -11,18 +11,27 @@ a delivery by its task key).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+import kombu.exceptions
+
 from ..core.errors import FailureDetails
-from ..core.history import ChildCompleted, ChildFailed, ExecutionStarted, ExecutionTerminated
+from ..core.history import ChildCompleted, ChildFailed, ExecutionStarted, ExecutionTerminated, TaskFailed
+from ..core.text import safe_str
 from ..core.vocabulary import CONTROL_TOKEN, seq_of, task_token
 from ..store import records
+from ..store.connection import StoreError
 from ..store.records import ActivityRecord
 from ..store.redis_store import Commit, RedisStore
 from ..store.scripts import CreateCode, DeliverCode
 from .activities import batches
 from .publisher import Publisher
+
+log = logging.getLogger("orchestrator.engine")
+# Publishing errors a later try can cure (the sweeper republishes the outbox): everything else fails the call.
+RETRY_LATER: tuple[type[Exception], ...] = (StoreError, kombu.exceptions.OperationalError)
 
 
 class Dispatcher:
@@ -67,8 +76,31 @@ class Dispatcher:
             return
         with self.publishing():
             for entry in entries.values():
-                self.publish(records.unpack_dispatch(entry))
+                record = records.unpack_dispatch(entry)
+                try:
+                    self.publish(record)
+                except RETRY_LATER:
+                    raise
+                except Exception as err:  # noqa: BLE001 - retrying cannot help: fail the call instead
+                    self._undeliverable(record, err)
         self.store.ack_outbox(instance_id, entries.keys())
+
+    def _undeliverable(self, rec: records.Dispatch, err: Exception) -> None:
+        """A dispatch that can never be published (a sweeper would republish it forever): the call it
+        belongs to fails with the error, so the workflow learns of it instead of waiting."""
+        what = {"a": "activity", "c": "child workflow", "p": "parent notification", "t": "child terminate"}[rec["k"]]
+        message = f"the {what} dispatch of instance {rec['id']!r} could not be published: " \
+                  f"{type(err).__name__}: {safe_str(err)}"
+        log.error("%s", message, exc_info=err, extra={"instance_id": rec["id"]})
+        failure = FailureDetails(message, f"{type(err).__module__}.{type(err).__qualname__}".removeprefix("builtins."))
+        if rec["k"] == "c":
+            self.deliver_child_result(rec["id"], rec["key"], rec["papp"], False, failure)
+        elif rec["k"] == "a":
+            now, key = self.clock(), records.activity_task_key(rec)
+            code = self.store.deliver(rec["id"], TaskFailed(ts=now, seq=rec["seq"], failure=failure),
+                                      token=task_token(key), task_key=key, now=now, failure=True)
+            if code == DeliverCode.WAKE:
+                self.wake(rec["id"], rec["wapp"])
 
     def publish(self, rec: records.Dispatch) -> None:
         if rec["k"] == "a":
@@ -104,8 +136,9 @@ class Dispatcher:
     def _terminate_child(self, rec: records.ChildTerminate) -> None:
         now = self.clock()
         child = self.store.get_meta(rec["id"])
-        if child is None or ("parent" in rec and child.parent != rec["parent"]):
-            return  # gone, or an id that was never this parent's child
+        if child is None or ("parent" in rec and child.parent != rec["parent"]) \
+                or ("prun" in rec and child.parent_run != rec["prun"]):
+            return  # gone, or an id that was never this parent run's child
         code = self.store.deliver(rec["id"], ExecutionTerminated(ts=now, output=rec["output"], recursive=True),
                                   token=CONTROL_TOKEN, now=now, control=True)
         if code > DeliverCode.DUPLICATE:  # stored, whoever holds the step: terminate the child now, here
@@ -115,9 +148,12 @@ class Dispatcher:
         now, seq = self.clock(), seq_of(key)
         event = ChildCompleted(ts=now, seq=seq, result=value) if ok else \
             ChildFailed(ts=now, seq=seq, failure=value)  # type: ignore[arg-type]  # a FailureDetails when not ok
-        code = self.store.deliver(parent, event, token=task_token(seq), task_key=key, now=now, failure=not ok)
+        code = self.store.deliver(parent, event, token=task_token(key), task_key=key, now=now, failure=not ok)
         if code == DeliverCode.WAKE:
             self.wake(parent, app)
+        elif code == DeliverCode.DUPLICATE:
+            log.info("dropped the outcome of a child for call %s of %s: no longer awaited (delivered already, "
+                     "or the call belongs to an earlier run of that id)", key, parent, extra={"instance_id": parent})
 
 
 __all__ = ["Dispatcher"]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..core.history import HistoryFormatError, TaskScheduled, TimerFired
-from ..core.vocabulary import START_KEY, generation_of, member, seq_of, split_member, task_key
+from ..core.vocabulary import START_KEY, belongs_to, member, seq_of, split_member
 from ..store.connection import StoreError
 from ..store.records import InstanceMeta
 from ..store.redis_store import RedisStore
@@ -107,7 +107,7 @@ class Duties:
         for instance_id, keys in by_instance.items():
             meta = store.get_meta(instance_id)
             awaited = [k for k in keys if meta is not None and not meta.is_terminal
-                       and generation_of(k) == str(meta.generation) and store.task_outstanding(instance_id, k)]
+                       and belongs_to(k, meta.run, meta.generation) and store.task_outstanding(instance_id, k)]
             for key in set(keys) - set(awaited):
                 store.forget_activity(member(instance_id, key))
             if not awaited or meta is None:
@@ -168,7 +168,7 @@ class Duties:
             history = self.store.get_history(meta.instance_id)
         except HistoryFormatError:
             return None
-        return {task_key(meta.generation, e.seq): e for e in history if isinstance(e, TaskScheduled)}
+        return {meta.task_key(e.seq): e for e in history if isinstance(e, TaskScheduled)}
 
 
 class EngineDuties(Protocol):

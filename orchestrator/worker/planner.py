@@ -35,12 +35,12 @@ from ..core.history import (
 )
 from ..core.registry import Registry
 from ..core.replay import StepResult, WorkflowExecution
-from ..core.vocabulary import CONTROL_TOKEN, Status, event_token, member, task_key
+from ..core.vocabulary import CONTROL_TOKEN, Status, belongs_to, event_token, member, token_task_key
 from ..store import records
 from ..store.records import ActivityRecord, InstanceMeta
-from ..store.redis_store import Commit, Snapshot
+from ..store.redis_store import Commit, InboxEntry, Snapshot
 from .cache import CachedExecution
-from .guards import oversized_decision
+from .guards import unstorable_decision
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -77,7 +77,7 @@ class StepPlanner:
     def decide(self, snap: Snapshot, cached: CachedExecution | None) -> Decision | None:
         """The step's commit, or None when the inbox holds nothing this step may consume."""
         meta, now = snap.meta, self.clock()
-        events = [entry.event for entry in snap.inbox]
+        events = [entry.event for entry in snap.inbox if self._current(meta, entry)]
         terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
         if terminate is not None:
             return self.terminate(snap, terminate, now), None
@@ -85,6 +85,18 @@ class StepPlanner:
             commit = self.suspend(snap, now)
             return (commit, None) if commit is not None else None
         return self._run_code(snap, cached, events, now)
+
+    @staticmethod
+    def _current(meta: InstanceMeta, entry: InboxEntry) -> bool:
+        """Does this inbox entry belong to the instance's run and generation? A result delivered while
+        a continue-as-new step was being decided belongs to the generation before: the step consumes
+        it without applying it, so it cannot resolve the new generation's call of the same number."""
+        key = token_task_key(entry.token)
+        if key is None or belongs_to(key, meta.run, meta.generation):
+            return True
+        log.info("dropped %s of an earlier run or generation (task %s) of %s", entry.event.kind, key,
+                 meta.instance_id, extra={"instance_id": meta.instance_id, "workflow": meta.name})
+        return False
 
     # -- controls ----------------------------------------------------------------------------------
     @staticmethod
@@ -116,7 +128,7 @@ class StepPlanner:
             # simply refuse the terminate.
             for child in self.child_ids(meta.instance_id):
                 commit.outbox[records.terminate_id(child)] = records.pack_dispatch(
-                    records.child_terminate(child, request.output, meta.instance_id))
+                    records.child_terminate(child, request.output, meta))
         failure = FailureDetails(f"workflow {meta.instance_id!r} was terminated", "WorkflowTerminatedError")
         notify_parent(meta, commit, ok=False, value=failure)
         return commit
@@ -127,7 +139,7 @@ class StepPlanner:
         meta = snap.meta
         if cached is None:
             workflow, events = self.workflow_for(meta, snap.history, events)
-            execution = WorkflowExecution(workflow, meta.instance_id, meta.generation)
+            execution = WorkflowExecution(workflow, meta.instance_id, meta.generation, meta.run)
         else:
             execution = cached.execution
         new: list[HistoryEvent] = [StepStarted(ts=now), *events]
@@ -137,12 +149,12 @@ class StepPlanner:
         except NonDeterminismError as err:
             log.error("%s", err, extra={"instance_id": meta.instance_id, "workflow": meta.name})
             return failed_commit(meta, now, FailureDetails(str(err), "NonDeterminismError", None)), None
-        too_big = oversized_decision(meta.name, outcome, self.max_payload_bytes)
+        too_big = unstorable_decision(meta.name, outcome, self.max_payload_bytes)
         if too_big is not None:
-            # As if the workflow had raised PayloadError at this step: the oversized value is not stored.
+            # As if the workflow had raised it at this step: the oversized value is not stored.
             log.error("%s; failing instance %s", too_big, meta.instance_id,
                       extra={"instance_id": meta.instance_id, "workflow": meta.name})
-            failure = FailureDetails(too_big, "PayloadError", None)
+            failure = FailureDetails(str(too_big), type(too_big).__name__, None)
             commit = Commit(version=meta.version, now=now, status=Status.FAILED,
                             consumed=[e.entry_id for e in snap.inbox],
                             events=new + [ExecutionCompleted(ts=now, status=Status.FAILED, failure=failure)],
@@ -177,7 +189,7 @@ class StepPlanner:
             self._plan_action(meta, action, commit, scheduled)
         self.route_activities(scheduled, commit)
         # Timed-out attempts and disarmed timeout timers: their late deliveries are dropped by the store.
-        commit.drop_tasks = [task_key(meta.generation, seq) for seq in outcome.abandoned]
+        commit.drop_tasks = [meta.task_key(seq) for seq in outcome.abandoned]
         if isinstance(completion, ExecutionCompleted):
             commit.events.append(completion)
             commit.status = completion.status
@@ -227,17 +239,17 @@ class StepPlanner:
         if isinstance(action, PatchMarker):
             return  # recorded in history only: nothing to dispatch
         if isinstance(action, TaskScheduled):
-            key = task_key(meta.generation, action.seq)
+            key = meta.task_key(action.seq)
             commit.tasks.append(key)
             commit.activities.append(key)
             scheduled.append(records.activity_record(meta, action.seq, action.name, action.input, action.app_id,
                                                      action.attempt))
         elif isinstance(action, TimerCreated):
-            key = task_key(meta.generation, action.seq)
+            key = meta.task_key(action.seq)
             commit.tasks.append(key)
             commit.timers.append((action.fire_at, member(meta.instance_id, key)))
         elif isinstance(action, ChildScheduled):
-            key = task_key(meta.generation, action.seq)
+            key = meta.task_key(action.seq)
             commit.tasks.append(key)
             commit.children.append(action.instance_id)
             commit.outbox[key] = records.pack_dispatch(

@@ -1,8 +1,12 @@
 """The step loop: load, plan, commit, record, publish; again while the commit says more arrived.
 
 Safe to run twice at once: the commit's version check lets exactly one take effect and the other
-re-reads. ``prefetched`` is the snapshot a waking delivery returned (worker/activities.py), used if
-it still fits the cached execution. The loop returns the activity a step kept for eager execution,
+re-reads. Every error while deciding a step (or encoding its commit) fails the instance with an
+error naming the step, the workflow and the cause (``_decide``): only an unregistered workflow
+(another pool's step) and the store being unavailable (retried) leave the instance as it was.
+
+``prefetched`` is the snapshot a waking delivery returned (worker/activities.py), used if it still
+fits the cached execution. The loop returns the activity a step kept for eager execution,
 which the engine runs next (Engine.run_step: the eager-activity loop).
 """
 
@@ -13,15 +17,17 @@ import time
 from collections.abc import Callable
 
 from .. import metrics
-from ..core.errors import FailureDetails
+from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.history import HistoryFormatError
 from ..core.replay import WorkflowExecution
+from ..core.text import clip_head, safe_str
 from ..core.vocabulary import TERMINAL
+from ..store.connection import StoreError
 from ..store.records import ActivityRecord, InstanceMeta
 from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
 from . import recovery, tracing
 from .cache import CachedExecution, ExecutionCache
-from .planner import StepPlanner, failed_commit
+from .planner import Decision, StepPlanner, failed_commit
 
 log = logging.getLogger("orchestrator.engine")
 MAX_STEP_ROUNDS = 1000
@@ -54,16 +60,14 @@ class StepRunner:
                 return eager
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
-            decision = None if snap.meta.is_terminal or not snap.inbox else self.planner.decide(snap, cached)
+            decision = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap, cached)
             if decision is None:
                 tracing.end_step(snap.meta, None, started_ms, committed=False)
                 self.cache.put_back(instance_id, cached)
                 if self.store.release(instance_id):
                     continue
                 return eager
-            commit, execution = decision
-            commit.name, commit.old_status = snap.meta.name, snap.meta.status
-            result = self.store.commit(instance_id, commit)
+            commit, execution, result = self._commit(snap, *decision)
             tracing.end_step(snap.meta, commit, started_ms, committed=result.ok)
             if result.gone:
                 return eager
@@ -80,14 +84,48 @@ class StepRunner:
                     instance_id, MAX_STEP_ROUNDS)
         return eager
 
+    def _decide(self, snap: Snapshot, cached: CachedExecution | None) -> Decision | None:
+        """The planner's decision, or, when deciding raised (anything but an unregistered workflow or
+        the store being unavailable, which the caller retries), the commit that fails the instance
+        with that error: a step that raises would otherwise be retried forever, recording nothing."""
+        try:
+            return self.planner.decide(snap, cached)
+        except (WorkflowNotRegisteredError, StoreError):
+            raise
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            return self._engine_failure(snap, err, "could not be decided"), None
+
+    def _commit(self, snap: Snapshot, commit: Commit,
+                execution: WorkflowExecution | None) -> tuple[Commit, WorkflowExecution | None, CommitResult]:
+        """Commit the decision; one the store cannot encode fails the instance instead."""
+        commit.name, commit.old_status = snap.meta.name, snap.meta.status
+        try:
+            return commit, execution, self.store.commit(snap.meta.instance_id, commit)
+        except StoreError:
+            raise
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            failed = self._engine_failure(snap, err, "could not be stored")
+            return failed, None, self.store.commit(snap.meta.instance_id, failed)
+
+    def _engine_failure(self, snap: Snapshot, err: Exception, what: str) -> Commit:
+        meta = snap.meta
+        failure = FailureDetails(
+            clip_head(f"step {meta.version + 1} of workflow {meta.name!r} (instance {meta.instance_id!r}) {what}: "
+                      f"{type(err).__name__}: {safe_str(err)}"),
+            f"{type(err).__module__}.{type(err).__qualname__}".removeprefix("builtins."),
+            FailureDetails.from_exception(err).stack_trace)
+        log.error("%s; failing the instance", failure.message, exc_info=err,
+                  extra={"instance_id": meta.instance_id, "workflow": meta.name})
+        return failed_commit(meta, self.clock(), failure)
+
     def _load(self, instance_id: str, cached: CachedExecution | None,
               prefetched: Snapshot | None) -> tuple[Snapshot | None, CachedExecution | None]:
         after = cached.version if cached else None
         snap = prefetched if prefetched is not None and prefetched.after_version == after else \
             self.store.load(instance_id, after)
-        if snap is not None and cached and (cached.generation != snap.meta.generation
+        if snap is not None and cached and (cached.run != snap.meta.run or cached.generation != snap.meta.generation
                                             or cached.version > snap.meta.version):
-            cached = None  # continued as new, or purged and recreated: start from scratch
+            cached = None  # another run (replaced, purged and recreated), or continued as new: start from scratch
             snap = self.store.load(instance_id)
         return snap, cached
 

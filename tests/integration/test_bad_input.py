@@ -151,7 +151,7 @@ def test_oversized_client_payloads_are_refused_naming_size_and_limit(stack):
 def test_oversized_activity_output_fails_the_attempt_with_payload_error(stack):
     iid = stack.client.schedule_new_workflow("rel_call", input={"activity": "rel_big", "input": BIG})
     out = finished(stack.client, iid).output
-    assert out["error_type"] == "orchestrator.core.errors.PayloadError"
+    assert out["error_type"] == "orchestrator.core.errors.PayloadTooLargeError"
     size = len(msgpack.packb("x" * BIG))
     assert out["message"].startswith(f"output of activity 'rel_big' is {size} bytes, over the limit of {LIMIT}")
     assert sum(len(f[b"e"]) for _, f in raw_history(stack.redis, iid)) < LIMIT  # never stored
@@ -165,7 +165,7 @@ def test_oversized_activity_output_fails_the_attempt_with_payload_error(stack):
 def test_oversized_values_decided_by_workflow_code_fail_the_instance(stack, workflow, named):
     iid = stack.client.schedule_new_workflow(workflow, input=BIG)
     state = finished(stack.client, iid, WorkflowStatus.FAILED)
-    assert state.failure_details.error_type == "PayloadError"
+    assert state.failure_details.error_type == "PayloadTooLargeError"
     assert state.failure_details.message.startswith(f"{named} is ")
     assert f"over the limit of {LIMIT} (setting max_payload_bytes)" in state.failure_details.message
     assert state.output is None and state.custom_status is None

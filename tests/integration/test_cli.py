@@ -140,7 +140,8 @@ def test_worker_json_logs_carry_instance_workflow_step_and_task(redis_server: An
     assert any(r["message"] == "worker pool starting" and r["queues"] == ["orchestrator.default"] for r in records)
     mine = [r for r in records if r.get("instance_id") == instance_id]
     activity = next(r for r in mine if r["message"] == "activity completed")
-    assert activity["workflow"] == "hello" and activity["activity"] == "greet" and activity["task_id"] == "0.1"
+    task_key = client.store.get_meta(instance_id).task_key(1)  # <run>.<generation>.<seq>
+    assert activity["workflow"] == "hello" and activity["activity"] == "greet" and activity["task_id"] == task_key
     assert activity["celery_task_id"].startswith(f"{instance_id}|") and activity["level"] == "INFO"
     steps = [r for r in mine if r["message"] == "step committed"]
     assert steps and all(r["workflow"] == "hello" and isinstance(r["version"], int) for r in steps)

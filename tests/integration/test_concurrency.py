@@ -58,7 +58,7 @@ def test_the_same_activity_message_delivered_again_records_one_completion(client
     record = activity_record(meta, scheduled)  # byte for byte the message the step published
     client._publisher.send_activity(record, "default")  # a second copy, while the first runs
     assert completed(client, iid) == 7
-    done = f"Task orchestrator.activity[{iid}|0.1|1] succeeded"
+    done = f"Task orchestrator.activity[{iid}|{meta.task_key(1)}|1] succeeded"
     wait_until(lambda: pool.log_path.read_text().count(done) == 2)  # the second copy delivered too: dropped
     client._publisher.send_activity(record, "default")  # a third copy, after the result is in
     wait_until(lambda: f"activity rel_echo of {iid} is no longer awaited; skipped" in pool.log_path.read_text())
@@ -212,7 +212,8 @@ def test_an_activity_message_lost_before_any_worker_ran_it_is_published_again(cl
     engine.store.register_workflows("default", ["rel_one"])
     iid = client.schedule_new_workflow("rel_one", input={"value": "found"}, instance_id="lost-message")
     engine.run_step(iid)
-    assert len(lost.activities) == 1 and redis_client.zrange("orch:activities", 0, -1) == [f"{iid}|0.1".encode()]
+    key = client.store.get_meta(iid).task_key(1)
+    assert len(lost.activities) == 1 and redis_client.zrange("orch:activities", 0, -1) == [f"{iid}|{key}".encode()]
     pool = start_pool(APP)  # its sweeper sees the attempt silent for visibility_timeout (4 s here)
     assert completed(client, iid) == "found"
     assert f"of {iid} showed no sign of life for 4 s; publishing it again" in pool.log_path.read_text()

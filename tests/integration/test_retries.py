@@ -71,7 +71,7 @@ def test_pool_killed_during_second_backoff_resumes_the_same_schedule(client, sta
     # Attempt 2's Celery message must be acknowledged before the kill, or kombu would redeliver it.
     wait_until(lambda: redis_client.hlen("unacked") == 0, what="attempt 2's message to be acked")
     pool.kill()
-    member = f"{instance_id}|0.{second['seq']}"
+    member = f"{instance_id}|{client.store.get_meta(instance_id).task_key(second['seq'])}"
     assert redis_client.zscore("orch:timers", member) == second["fire_at"], "killed after the backoff ended"
     assert runs(redis_client, "killed") == [1, 2]
     start_pool(APP)
@@ -142,7 +142,8 @@ def test_timed_out_attempt_is_retried_and_its_late_result_dropped(client, start_
     assert [e["seq"] for e in of_kind(history, "TaskCompleted")] == [second["seq"]]
     assert redis_client.get("slow:late-returned") == b"1"
     # Attempt 2 finished first, so its timeout timer was disarmed (removed from the timer index).
-    assert redis_client.zscore("orch:timers", f"{instance_id}|0.{guards[1]['seq']}") is None
+    disarmed = client.store.get_meta(instance_id).task_key(guards[1]["seq"])
+    assert redis_client.zscore("orch:timers", f"{instance_id}|{disarmed}") is None
     client.raise_workflow_event(instance_id, "finish")
     assert finished(client, instance_id).output == {"attempt": 2}
     history = client.get_workflow_history(instance_id)

@@ -184,7 +184,7 @@ def test_patch_names_must_be_non_empty_strings():
 
     result = replay(bad, "i", [], [StepStarted(ts=T0), ExecutionStarted(ts=T0, name="wf")])
     assert result.completion.status == "FAILED"
-    assert "is_patched needs a non-empty patch name" in result.completion.failure.message
+    assert "the patch name of is_patched '  ' is empty" in result.completion.failure.message
 
 
 def test_every_event_kind_survives_msgpack_and_json_round_trips():

@@ -24,7 +24,24 @@ def test_terminal_statuses_and_formats():
     assert TERMINAL == {"COMPLETED", "FAILED", "TERMINATED"}
     assert [s.value for s in STATUSES] == ["RUNNING", "COMPLETED", "FAILED", "TERMINATED", "PENDING", "SUSPENDED"]
     assert Status.FAILED == "FAILED" and f"{Status.FAILED}" == "FAILED"
-    assert member("order-1", task_key(2, 7)) == "order-1|2.7"
-    assert split_member("a:b|2.7") == ("a:b", "2.7") and seq_of("2.7") == 7
-    assert vocabulary.task_token(3) == "t:3" and vocabulary.event_token("Approval") == "e:approval"
+    assert member("order-1", task_key("0a1b2c3d4e5f", 2, 7)) == "order-1|0a1b2c3d4e5f.2.7"
+    assert split_member("a:b|0a1b2c3d4e5f.2.7") == ("a:b", "0a1b2c3d4e5f.2.7") and seq_of("0a1b2c3d4e5f.2.7") == 7
+    assert vocabulary.task_token("0a1b2c3d4e5f.2.7") == "t:0a1b2c3d4e5f.2.7"
+    assert vocabulary.token_task_key("t:0a1b2c3d4e5f.2.7") == "0a1b2c3d4e5f.2.7"
+    assert vocabulary.event_token("Approval") == "e:approval"
+    assert vocabulary.belongs_to("0a1b.2.7", "0a1b", 2) and not vocabulary.belongs_to("0a1b.2.7", "ffff", 2)
+    assert not vocabulary.belongs_to("0a1b.2.7", "0a1b", 3)
+
+
+def test_runs_without_id_keep_the_formats_they_were_written_with():
+    """Instances created before run ids: keys ``<gen>.<seq>`` and tokens ``t:<seq>``, as their stored waits."""
+    assert task_key("", 2, 7) == "2.7" and vocabulary.task_token("2.7") == "t:7"
+    assert vocabulary.run_of("2.7") == "" and vocabulary.generation_of("2.7") == "2"
+    assert vocabulary.token_task_key("t:7") is None and vocabulary.token_task_key("e:go") is None
+
+
+def test_task_keys_are_matched_whole_and_in_ascii_digits():
+    assert vocabulary.is_task_key("0a1b.0.1") and vocabulary.is_task_key("0.1")
+    for bad in ("0.1\n", "0.\u0661", "x.0.1", "0a1b.0.1.2", "", "start"):
+        assert not vocabulary.is_task_key(bad), bad
     assert vocabulary.queue_name("billing") == "orchestrator.billing"
