@@ -80,8 +80,9 @@ def _scalar(value: Any) -> Any:
     kind = type(value)
     if kind is int or kind is bool:
         if kind is int and not INT_MIN <= value <= INT_MAX:
-            raise _Invalid(f"is an integer of {value.bit_length()} bits, beyond the 64-bit range payloads "
-                           f"can hold ({INT_MIN} .. {INT_MAX}); send it as a string")
+            shown = f"the integer {value}" if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
+            raise _Invalid(f"is {shown}, beyond the 64-bit range payloads can hold ({INT_MIN} .. {INT_MAX}); "
+                           "send it as a string")
         return value
     if kind is float:
         if math.isnan(value) or math.isinf(value):
