@@ -17,6 +17,7 @@ from . import apilog, metrics
 from .codec import check_payload
 from .core.context import registered_name, to_ms
 from .core.errors import (
+    IdempotencyKeyReusedError,
     InstanceAlreadyExistsError,
     InstanceFinishedError,
     InstanceNotFoundError,
@@ -33,6 +34,7 @@ from .core.history import (
     HistoryEvent,
     event_to_dict,
 )
+from .core.identifiers import validate_instance_id, validate_name
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
@@ -41,10 +43,9 @@ from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store import monitoring, records
 from .store.connection import StoreError, StoreUnavailable
-from .store.keys import validate_instance_id
 from .store.queries import StoreQueries
 from .store.records import InstanceMeta
-from .store.redis_store import FINISHED, UNKNOWN, WAKE, RedisStore, Seed
+from .store.redis_store import FINISHED, KEY_REUSED, UNKNOWN, WAKE, RedisStore, Seed
 from .worker.celery_app import PUBLISH_ERRORS, CeleryPublisher, create_celery_app
 from .worker.control import Controller
 from .worker.publisher import SendingPublisher, full_publisher
@@ -100,9 +101,11 @@ class WorkflowClient:
         instance with that id (a running one is always refused). ``app_id`` routes the start to that
         app's pool; by default the app that registered the workflow name is used. ``version`` (our
         extension) runs that registered version of the workflow instead of the latest."""
-        if version is not None and (not isinstance(version, str) or not version.strip()):
-            raise ValueError(f"version must be a non-empty string, got {version!r}")
-        name = registered_name(workflow)
+        if version is not None:
+            validate_name(version, "version")
+        name = validate_name(registered_name(workflow), "workflow name")
+        if app_id is not None:
+            validate_name(app_id, "app_id")
         app = app_id or self._app_of(name)
         if app is None:
             raise WorkflowNotRegisteredError(
@@ -113,8 +116,8 @@ class WorkflowClient:
         payload = self._payload(input, f"input of workflow {name!r}")
         if reuse_id_policy not in (None, "error", "replace"):
             raise ValueError(f"reuse_id_policy must be 'error' or 'replace', got {reuse_id_policy!r}")
+        due = to_ms(start_at, "start_at") if start_at is not None else 0
         now = self.clock()
-        due = to_ms(start_at) if start_at is not None else 0
         started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
         # The first step's message, pushed by the store iff the start is due now (when the publisher can build it).
         step = self._outgoing.step_message(instance_id, app)
@@ -157,6 +160,8 @@ class WorkflowClient:
 
     def _wait(self, instance_id: str, fetch_payloads: bool, timeout: float,
               done: Callable[[WorkflowState], bool]) -> WorkflowState | None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
+            raise ValueError(f"timeout_in_seconds must be a non-negative number of seconds, got {timeout!r}")
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
@@ -172,7 +177,7 @@ class WorkflowClient:
 
     def get_workflow_history(self, instance_id: str) -> list[dict[str, Any]]:
         """The instance's history as JSON-friendly dicts, oldest first."""
-        if self.store.get_meta(instance_id) is None:
+        if self.store.get_meta(validate_instance_id(instance_id)) is None:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return [event_to_dict(e) for e in self.store.get_history(instance_id)]
 
@@ -239,16 +244,17 @@ class WorkflowClient:
         """One page of ``list_workflows`` with ``total`` (all matching) and ``next_offset``."""
         return InstanceQuery(self.queries).page(
             status=status, name=name, parent=parent_instance_id, offset=offset, limit=limit,
-            created_from=to_ms(created_from) if created_from is not None else None,
-            created_to=to_ms(created_to) if created_to is not None else None, fetch_payloads=fetch_payloads)
+            created_from=to_ms(created_from, "created_from") if created_from is not None else None,
+            created_to=to_ms(created_to, "created_to") if created_to is not None else None,
+            fetch_payloads=fetch_payloads)
 
     def count_workflows(self, *, created_from: datetime | None = None,
                         created_to: datetime | None = None) -> dict[str, Any]:
         """``{"total", "by_status": {S: n}, "by_name": {name: {"total", "by_status"}}}``, optionally
         for instances created in a time range; each figure is one index read, however many exist."""
         return InstanceQuery(self.queries).counts(
-            created_from=to_ms(created_from) if created_from is not None else None,
-            created_to=to_ms(created_to) if created_to is not None else None).to_dict()
+            created_from=to_ms(created_from, "created_from") if created_from is not None else None,
+            created_to=to_ms(created_to, "created_to") if created_to is not None else None).to_dict()
 
     def get_pending_calls(self, instance_id: str) -> list[dict[str, Any]]:
         """What a running instance is waiting for: activities (and the app that must run them),
@@ -357,12 +363,9 @@ class WorkflowClient:
         """Deliver an external event. ``idempotency_key`` (our extension): the instance keeps the keys
         it has received until it is purged, and a raise with a key it has seen does nothing, so a
         caller may retry a raise whose outcome it did not learn (a timeout, Redis lost mid-call)."""
-        if not isinstance(event_name, str) or not event_name:
-            raise ValueError("event_name must be a non-empty string")
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200
-        ):
-            raise ValueError(f"idempotency_key must be a string of 1-200 characters, got {idempotency_key!r}")
+        validate_name(event_name, "event name")
+        if idempotency_key is not None:
+            validate_name(idempotency_key, "idempotency_key")
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=self.clock(), name=event_name, data=payload),
                    token=event_token(event_name), control=False, what=f"raise event {event_name!r} to",
@@ -393,7 +396,8 @@ class WorkflowClient:
         With ``recursive`` the whole tree is checked first: if any instance in it is still running,
         nothing is deleted and ``InstanceRunningError`` names it. Children go before their parent, so
         a purge interrupted half-way can simply be repeated."""
-        tree = self._instance_tree(instance_id) if recursive else [instance_id]
+        tree = self._instance_tree(validate_instance_id(instance_id)) if recursive else \
+            [validate_instance_id(instance_id)]
         for member in reversed(tree):
             code, rest = self.store.purge(member)
             if code == -3:
@@ -442,8 +446,13 @@ class WorkflowClient:
 
     def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str,
               idempotency_key: str = "") -> None:
+        validate_instance_id(instance_id)
         code = self.store.deliver(instance_id, event, token=token, now=self.clock(), control=control,
                                   idempotency_key=idempotency_key)
+        if code == KEY_REUSED:
+            raise IdempotencyKeyReusedError(
+                f"cannot {what} instance {instance_id!r}: idempotency key {idempotency_key!r} was already used "
+                "for an event of another name; nothing was stored. Use a new key for a new event")
         if code == UNKNOWN:
             raise InstanceNotFoundError(f"cannot {what} instance {instance_id!r}: no such instance")
         if code == FINISHED:

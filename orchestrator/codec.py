@@ -67,11 +67,18 @@ def check_payload(value: Any, what: str, limit: int) -> Any:
     return payload
 
 
+def event_fingerprint(event: HistoryEvent) -> str:
+    """What an idempotency key is remembered with, and a later raise with that key checked against:
+    the event's name as events are matched (case-insensitively). A retry with the same key and name
+    is the same raise (its data is not compared: the first one stored wins); another name is refused."""
+    return f"{event.kind}:{str(getattr(event, 'name', '')).casefold()}"
+
+
 def pack_script_args(blob: Any) -> bytes:
     """A script's argument blob. Redis's cmsgpack cannot read the msgpack bin type: bytes travel as
     (binary-safe) str."""
     return bytes(msgpack.packb(blob, use_bin_type=False))
 
 
-__all__ = ["check_payload", "pack_event", "pack_events", "pack_script_args", "pack_value", "unpack_event",
-           "unpack_events", "unpack_value"]
+__all__ = ["check_payload", "event_fingerprint", "pack_event", "pack_events", "pack_script_args", "pack_value",
+           "unpack_event", "unpack_events", "unpack_value"]

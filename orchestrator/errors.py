@@ -12,6 +12,7 @@ from .core.errors import (
     ActivityTimeoutError,
     CircuitOpenError,
     FailureDetails,
+    IdempotencyKeyReusedError,
     InstanceAlreadyExistsError,
     InstanceFinishedError,
     InstanceNotFoundError,
@@ -30,6 +31,7 @@ from .store.connection import RedisAuthError, RedisUnavailableError, StoreError,
 
 __all__ = [
     "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "FailureDetails", "HistoryFormatError",
+    "IdempotencyKeyReusedError",
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
     "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "PayloadTooLargeError",
     "RedisAuthError",

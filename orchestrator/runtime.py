@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .core.registry import Registry
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, redact_url
 from .store.connection import STORE_UNREACHABLE, RedisAuthError
 from .store.redis_store import RedisStore
 from .worker.celery_app import CeleryPublisher, create_celery_app
@@ -127,7 +127,8 @@ class WorkflowRuntime:
         self._worker = InProcessWorker(self.celery_app, self.app_id, concurrency or self.settings.concurrency)
         self._thread = self._worker.start()
         if self._thread is None:
-            raise RuntimeError(f"the in-process worker did not connect to the broker {self.settings.broker}")
+            raise RuntimeError(
+                f"the in-process worker did not connect to the broker {redact_url(self.settings.broker)}")
         self._duties = BackgroundDuties(self.engine, self.settings.timer_poll_interval, self.settings.sweep_interval)
         self._duties.start()
 

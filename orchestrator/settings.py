@@ -17,6 +17,34 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+_URL_SETTINGS = ("redis_url", "broker_url")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for every message and log that names a URL).
+
+    Read as text, not with ``urllib``: a password holding ``/``, ``#`` or ``?`` (not percent-encoded)
+    makes ``urlsplit`` end the authority early and find no password at all. Everything before the
+    last ``@`` is the user information, so such a password is hidden too."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}:***@{host}" if colon else f"{scheme}://***@{host}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why a Redis URL cannot be used as written (a password with unencoded ``/ # ?``), or None."""
+    _, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        unsafe = sorted({c for c in "/#?" if c in userinfo})
+        if unsafe:
+            return (f"its user or password holds {' '.join(repr(c) for c in unsafe)}, which end a URL's "
+                    "authority: percent-encode them ('/' is %2F, '#' is %23, '?' is %3F)")
+    return None
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -69,6 +97,9 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_token: str | None = None  # clients send `Authorization: Bearer <token>`
+    # Bound to loopback, the API answers only Host localhost / 127.0.0.1 / [::1] (DNS rebinding):
+    # a reverse proxy that forwards another Host lists it here (comma-separated names).
+    api_allowed_hosts: str = ""
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     # OpenTelemetry spans of steps, activity attempts, timers and children (worker/tracing.py); needs
     # the ``otel`` extra. Off by default.
@@ -94,6 +125,13 @@ class Settings:
     def broker_is_store(self) -> bool:
         """The broker is the store's own Redis (the same URL): scripts may push task messages onto its queues."""
         return self.broker == self.redis_url
+
+    def __post_init__(self) -> None:
+        for name in _URL_SETTINGS:
+            url = getattr(self, name)
+            problem = url_problem(url) if isinstance(url, str) else None
+            if problem is not None:
+                raise ValueError(f"setting {name} {redact_url(url)!r} cannot be used: {problem}")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import OrchestratorError, StoreError  # without loading the client
-from ..settings import Settings, load_settings
+from ..core.payload import parse_json
+from ..errors import OrchestratorError, PayloadError, StoreError  # without loading the client
+from ..settings import Settings, load_settings, redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -42,10 +43,11 @@ class JsonArg(click.ParamType):
             except OSError as exc:
                 self.fail(f"cannot read {value[1:]!r}: {exc.strerror}", param, ctx)
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            self.fail(f"not valid JSON ({exc.msg} at column {exc.colno}): {value!r}. "
-                      "Quote strings as JSON, e.g. '\"text\"'", param, ctx)
+            return parse_json(value, "the value")  # the payload rules, as the client and the HTTP API apply them
+        except PayloadError as exc:
+            shown = value if len(value) <= 200 else f"{value[:200]}... ({len(value)} characters)"
+            hint = " Quote strings as JSON, e.g. '\"text\"'." if "not valid JSON" in str(exc) else ""
+            self.fail(f"{exc}: {shown!r}.{hint}", param, ctx)
 
 
 JSON = JsonArg()
@@ -108,7 +110,7 @@ def operation(fn: F) -> F:
         except (OrchestratorError, ValueError, TimeoutError) as exc:
             _report(as_json, type(exc).__name__, str(exc))
         except StoreError as exc:
-            _report(as_json, type(exc).__name__, f"cannot use Redis at {_safe_url(settings().redis_url)}: {exc}")
+            _report(as_json, type(exc).__name__, f"cannot use Redis at {redact_url(settings().redis_url)}: {exc}")
         raise SystemExit(EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
@@ -121,14 +123,6 @@ def _report(as_json: bool, kind: str, message: str, data: Any = None) -> None:
             out["result"] = data
         click.echo(json.dumps(out, default=str))
     click.echo(f"Error: {message}", err=True)
-
-
-def _safe_url(url: str) -> str:
-    """The Redis URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"
 
 
 def fmt_time(value: datetime | int | None) -> str:

@@ -42,7 +42,11 @@ def registered_name(fn_or_name: Callable[..., Any] | str) -> str:
     raise TypeError(f"expected a function or a registered name, got {type(fn_or_name).__name__}")
 
 
-def to_ms(moment: datetime) -> int:
+def to_ms(moment: datetime, what: str = "time") -> int:
+    """Milliseconds since the epoch of ``moment`` (a naive one is UTC); ``TypeError`` naming ``what``
+    for anything but a ``datetime``."""
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(moment).__name__} {moment!r:.80}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(round(moment.timestamp() * 1000))

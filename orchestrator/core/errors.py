@@ -16,6 +16,7 @@ multiprocessing pass exceptions that way; the engine's own wire stays msgpack an
      +-- InstanceAlreadyExistsError   the id is taken
      +-- InstanceFinishedError        the operation needs a live instance
      +-- InstanceRunningError         the operation needs a finished instance
+     +-- IdempotencyKeyReusedError    an idempotency key sent again with an event of another name
      +-- PayloadError (TypeError)     a value that breaks a payload rule (core.payload): not JSON, an int
      |    |                           beyond 64 bits, a lone surrogate, nested too deep
      |    +-- PayloadTooLargeError    over max_payload_bytes
@@ -186,6 +187,11 @@ class InstanceFinishedError(OrchestratorError):
 
 class InstanceRunningError(OrchestratorError):
     """An operation that needs a finished instance (purge) was given a live one."""
+
+
+class IdempotencyKeyReusedError(OrchestratorError):
+    """raise_workflow_event got an idempotency key the instance received with an event of another
+    name: nothing is stored (a retry of the same raise, same key and name, succeeds and does nothing)."""
 
 
 class PayloadError(OrchestratorError, TypeError):

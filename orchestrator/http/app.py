@@ -33,15 +33,20 @@ from starlette.concurrency import run_in_threadpool
 
 from ..client import StoreError, WorkflowClient
 from ..core.errors import (
+    IdempotencyKeyReusedError,
     InstanceAlreadyExistsError,
     InstanceFinishedError,
     InstanceNotFoundError,
     InstanceRunningError,
     OrchestratorError,
     PayloadError,
+    PayloadTooLargeError,
     WorkflowNotRegisteredError,
 )
+from ..core.payload import parse_json
 from ..settings import Settings, load_settings
+from .browsers import allowed_hosts, forgery_refusal, host_refusal, is_json
+from .server import is_loopback
 
 log = logging.getLogger("orchestrator.http")
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -81,8 +86,12 @@ async def call(op_code: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) 
         raise ApiError(404, op_code, str(exc)) from exc
     except (InstanceFinishedError, InstanceRunningError, InstanceAlreadyExistsError) as exc:
         raise ApiError(409, op_code, str(exc)) from exc
-    except PayloadError as exc:  # JSON bodies are always JSON-compatible: this is the size check
+    except PayloadTooLargeError as exc:
         raise ApiError(413, "ERR_PAYLOAD_TOO_LARGE", str(exc)) from exc
+    except PayloadError as exc:  # the payload rules (core/payload.py): NaN, 64-bit integers, depth, text
+        raise ApiError(400, "ERR_MALFORMED_REQUEST", str(exc)) from exc
+    except IdempotencyKeyReusedError as exc:
+        raise ApiError(422, "ERR_IDEMPOTENCY_KEY_REUSED", str(exc)) from exc
     except ValueError as exc:
         code = "ERR_INSTANCE_ID_INVALID" if "instance id" in str(exc) else "ERR_MALFORMED_REQUEST"
         raise ApiError(400, code, str(exc)) from exc
@@ -93,16 +102,27 @@ async def call(op_code: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) 
 
 
 class GuardMiddleware:
-    """Bearer token and body-size limit for every HTTP request (pure ASGI, so bodies stream)."""
+    """For every HTTP request (pure ASGI): the Host check of a loopback bind and the forgery check
+    (http/browsers.py), the bearer token, the body-size limit, and the payload rules on JSON bodies."""
 
-    def __init__(self, app: Any, token: str | None, max_body: int) -> None:
+    def __init__(self, app: Any, token: str | None, max_body: int, *, loopback: bool = False,
+                 allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.app, self.token, self.max_body = app, token or None, max_body
+        self.loopback, self.allowed_hosts = loopback, allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        refusal = host_refusal(headers.get("host"), self.allowed_hosts) if self.loopback else None
+        if refusal is not None:
+            await _reply(scope, receive, send, 421, "ERR_HOST_NOT_ALLOWED", refusal)
+            return
+        forged = forgery_refusal(scope.get("method", "GET"), headers)
+        if forged is not None:
+            await _reply(scope, receive, send, forged[0], "ERR_FORGEABLE_REQUEST", forged[1])
+            return
         if self.token and scope.get("path") not in PUBLIC_PATHS and not self._authorized(headers):
             # Browsers (the dashboard) cannot send a bearer token: they get a Basic challenge and
             # the token as password works there; programs are told about the bearer scheme.
@@ -133,7 +153,44 @@ class GuardMiddleware:
                     raise BodyTooLarge(received, self.max_body)
             return message
 
+        if is_json(headers.get("content-type")) and scope.get("method", "GET") not in ("GET", "HEAD"):
+            await self._checked_json(scope, limited_receive, send)
+            return
         await self.app(scope, limited_receive, send)
+
+    async def _checked_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read a JSON body whole (it is within the limit) and hold it to the payload rules before any
+        route parses it: a body nested 100,000 deep, with an integer beyond 64 bits or with NaN is a
+        400 naming the problem, on every route (Dapr's, the API's, the dashboard's)."""
+        chunks: list[bytes] = []
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+        except BodyTooLarge as exc:
+            await _reply(scope, receive, send, 413, "ERR_PAYLOAD_TOO_LARGE", str(exc))
+            return
+        body = b"".join(chunks)
+        if body.strip():
+            try:
+                parse_json(body, "the request body")
+            except PayloadError as exc:
+                await _reply(scope, receive, send, 400, "ERR_MALFORMED_REQUEST", str(exc))
+                return
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         """``Bearer <token>``, or ``Basic`` with the token as password (any user name)."""
@@ -190,7 +247,8 @@ def create_app(settings: Settings | None = None, client: WorkflowClient | None =
 
     app.include_router(dapr.router)
     app.include_router(api.router)
-    app.add_middleware(GuardMiddleware, token=settings.api_token, max_body=settings.max_payload_bytes)
+    app.add_middleware(GuardMiddleware, token=settings.api_token, max_body=settings.max_payload_bytes,
+                       loopback=is_loopback(settings.api_host), allowed_hosts=allowed_hosts(settings.api_allowed_hosts))
     if not _mount_dashboard(app, client):
         @app.get("/", include_in_schema=False)
         def _root() -> RedirectResponse:

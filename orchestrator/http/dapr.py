@@ -14,12 +14,13 @@ Request bodies (workflow input, event data, terminate output) are JSON; an empty
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from ..core.errors import PayloadError
+from ..core.payload import parse_json
 from ..state import WorkflowState
 from .app import ApiError, call
 
@@ -59,17 +60,15 @@ def _component(component: str) -> None:
 
 
 async def read_json(request: Request, what: str) -> Any:
-    """The request body parsed as JSON (``None`` when empty); 400 naming the parse error otherwise."""
+    """The request body parsed as JSON (``None`` when empty) under the payload rules (core/payload.py);
+    400 naming the problem otherwise (the parse error and its position, NaN, a 65-bit integer, depth)."""
     body = await request.body()
     if not body.strip():
         return None
     try:
-        return json.loads(body.decode("utf-8"))  # decode first: json.loads(bytes) would guess UTF-16/32
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "ERR_MALFORMED_REQUEST", f"{what} is not UTF-8 text: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "ERR_MALFORMED_REQUEST",
-                       f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        return parse_json(body, what)
+    except PayloadError as exc:
+        raise ApiError(400, "ERR_MALFORMED_REQUEST", str(exc)) from exc
 
 
 def _iso(dt: Any) -> str | None:

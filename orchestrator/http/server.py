@@ -51,7 +51,8 @@ def serve(settings: Settings, host: str, port: int, *, log_format: str = "text",
     from .app import create_app
 
     check_exposure(host, settings.api_token)
-    app = app if app is not None else create_app(settings)
+    # The app's guards know the address it is served on (a loopback bind checks Host: http/browsers.py).
+    app = app if app is not None else create_app(settings.replace(api_host=host))
     log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     # With JSON logs the root handler (orchestrator.logs) formats uvicorn's records too.
     uvicorn.run(app, host=host, port=port, log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,

@@ -15,10 +15,11 @@ redis-py's own URL features and work unchanged; see docs/security.md.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.client
+
+from ..settings import redact_url, url_problem
 
 _UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -38,21 +39,6 @@ class RedisUnavailableError(redis.exceptions.ConnectionError):
 
 class RedisAuthError(RedisUnavailableError):
     """Redis refused the connection's credentials (none given, wrong password, unknown ACL user)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparseable redis url>"
 
 
 def describe(url: str, exc: BaseException) -> RedisUnavailableError:
@@ -119,6 +105,9 @@ class Probe:
 
 def connect(url: str, **kwargs: Any) -> NamedRedis:
     """A client for ``url`` (no connection is made until the first command)."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {problem}")
     try:
         client: NamedRedis = NamedRedis.from_url(url, **kwargs)  # type: ignore[assignment]  # from_url is cls(...)
     except ValueError as exc:  # redis-py's message for a bad scheme lists the valid ones

@@ -13,7 +13,15 @@ from typing import Any, cast
 
 import redis
 
-from ..codec import pack_event, pack_events, pack_script_args, pack_value, unpack_event, unpack_events
+from ..codec import (
+    event_fingerprint,
+    pack_event,
+    pack_events,
+    pack_script_args,
+    pack_value,
+    unpack_event,
+    unpack_events,
+)
 from ..core.history import HistoryEvent, HistoryFormatError
 from ..core.vocabulary import (
     EAGER_MARK,
@@ -33,6 +41,7 @@ from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCo
 # The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
 UNKNOWN, FINISHED, DUPLICATE, STORED, WAKE = (DeliverCode.UNKNOWN, DeliverCode.FINISHED, DeliverCode.DUPLICATE,
                                              DeliverCode.STORED, DeliverCode.WAKE)
+KEY_REUSED = DeliverCode.KEY_REUSED
 ALREADY_FIRED = FireTimerCode.ALREADY_FIRED
 
 
@@ -242,7 +251,8 @@ class RedisStore:
         idempotency_key: str = "",
     ) -> int:
         """Put ``event`` in the instance's inbox; see the codes at the top of this module. With an
-        ``idempotency_key`` the instance has already received, nothing is stored (``DUPLICATE``)."""
+        ``idempotency_key`` the instance has already received, nothing is stored: ``DUPLICATE`` when
+        it came with an event of the same name, ``KEY_REUSED`` when with another name."""
         return int(self._deliver_call(instance_id, event, token, task_key, now, control, failure, idempotency_key, ""))
 
     def deliver_and_load(self, instance_id: str, event: HistoryEvent, *, token: str, task_key: str = "",
@@ -271,9 +281,11 @@ class RedisStore:
 
     def _deliver_call(self, instance_id: str, event: HistoryEvent, token: str, task_key: str, now: int,
                       control: bool, failure: bool, idempotency_key: str, load: str, client: Any = None) -> Any:
+        fingerprint = event_fingerprint(event) if idempotency_key else ""
         return self.scripts.deliver(self.keys.instance(instance_id), instance_id, task_key=task_key, token=token,
                                     packed=pack_event(event), now=now, control=control, failure=failure,
-                                    idempotency_key=idempotency_key, load=load, client=client)
+                                    idempotency_key=idempotency_key, load=load, client=client,
+                                    fingerprint=fingerprint)
 
     def get_meta(self, instance_id: str) -> InstanceMeta | None:
         raw = _hash(self.redis.hgetall(self.keys.instance(instance_id).meta))

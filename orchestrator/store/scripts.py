@@ -41,6 +41,7 @@ from .keys import InstanceKeys
 
 
 class DeliverCode(IntEnum):
+    KEY_REUSED = -3  # an idempotency key the instance received with another event: nothing stored
     UNKNOWN = -1  # no such instance
     FINISHED = -2  # the instance has finished: nothing is delivered to it any more
     DUPLICATE = 0  # a result no longer awaited (delivered already, timed out) or a seen idempotency key
@@ -165,13 +166,14 @@ class Scripts:
         return CreateReply(CreateCode(int(reply[0])), _text(reply[1]), _text(reply[2]) if len(reply) > 2 else "")
 
     def deliver(self, k: InstanceKeys, instance_id: str, *, task_key: str, token: str, packed: bytes, now: int,
-                control: bool, failure: bool, idempotency_key: str = "", load: str = "", client: Any = None) -> Any:
+                control: bool, failure: bool, idempotency_key: str = "", load: str = "", client: Any = None,
+                fingerprint: str = "") -> Any:
         """A ``DeliverCode``, or with ``load`` and a wake ``[code, meta, history, inbox]`` raw from Redis.
         With ``client`` a pipeline, queued on it (the caller reads the code from its results)."""
         return self._deliver(
             keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist, k.shard.activities, k.shard.ready],
             args=[instance_id, task_key, token, packed, now, "1" if control else "0", "1" if failure else "0",
-                  idempotency_key, load],
+                  idempotency_key, load, fingerprint],
             client=client)
 
     def fire_timer(self, k: InstanceKeys, instance_id: str, *, member: str, task_key: str, token: str,

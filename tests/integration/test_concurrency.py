@@ -27,6 +27,7 @@ from orchestrator.store.redis_store import RedisStore
 from orchestrator.worker.engine import Engine
 from orchestrator.worker.recovery import activity_record
 from tests.apps.reliability_app import executions
+from tests.support.defaults import API_CLIENT
 
 APP = "tests.apps.reliability_app"
 
@@ -189,7 +190,7 @@ def test_events_without_a_key_or_with_different_keys_are_all_kept(client, start_
 def test_http_raise_event_honours_the_idempotency_key_header(client, start_pool):
     start_pool(APP)
     iid = client.schedule_new_workflow("rel_collect", input=2, instance_id="idem-http")
-    with TestClient(create_app(client.settings, client)) as http:
+    with TestClient(create_app(client.settings, client), **API_CLIENT) as http:
         url = f"/v1.0/workflows/dapr/{iid}/raiseEvent/go"
         for _ in range(3):
             assert http.post(url, json="a", headers={"Idempotency-Key": "order-7-go"}).status_code == 202

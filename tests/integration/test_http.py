@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import Settings, WorkflowClient
 from orchestrator.http import create_app
+from tests.support.defaults import API_CLIENT
 from tests.support.redis_proc import free_port
 
 APP = "tests.apps.ops_app"
@@ -63,14 +64,14 @@ def assert_error(r: httpx.Response, status: int, code: str, *needles: str) -> No
 @pytest.fixture
 def http(client: WorkflowClient, start_pool: Any) -> Iterator[TestClient]:
     start_pool(APP)
-    with TestClient(create_app(client.settings, client)) as test_client:
+    with TestClient(create_app(client.settings, client), **API_CLIENT) as test_client:
         yield test_client
 
 
 def test_start_then_poll_the_location_to_completed(http: TestClient) -> None:
     r = http.post(f"{WF}/hello/start?instanceID=h-1", json="ada")
     assert r.status_code == 202 and r.json() == {"instanceID": "h-1"}
-    assert r.headers["location"] == f"http://testserver{WF}/h-1" and r.headers["retry-after"] == "1"
+    assert r.headers["location"] == f"http://localhost{WF}/h-1" and r.headers["retry-after"] == "1"
     done = poll(lambda: http.get(r.headers["location"]).json(), lambda s: s["runtimeStatus"] == "COMPLETED")
     assert done["instanceID"] == "h-1" and done["workflowName"] == "hello"
     assert done["createdAt"].endswith("Z") and done["lastUpdatedAt"].endswith("Z")
@@ -160,7 +161,7 @@ def test_bad_requests_answer_4xx_naming_the_problem(http: TestClient) -> None:
 def test_oversized_bodies_are_refused_by_header_and_by_bytes(client: WorkflowClient, start_pool: Any) -> None:
     start_pool(APP)
     small = client.settings.replace(max_payload_bytes=1000)
-    with TestClient(create_app(small, WorkflowClient(settings=small))) as http:
+    with TestClient(create_app(small, WorkflowClient(settings=small)), **API_CLIENT) as http:
         big = json.dumps("x" * 2000).encode()
         assert_error(http.post(f"{WF}/hello/start", content=big), 413, "ERR_PAYLOAD_TOO_LARGE", "2002 bytes", "1000")
 
@@ -248,7 +249,7 @@ def test_openapi_schema_lists_every_route(http: TestClient) -> None:
 
 def test_token_is_required_when_set_except_for_health(client: WorkflowClient) -> None:
     guarded = client.settings.replace(api_token=TOKEN)
-    with TestClient(create_app(guarded, WorkflowClient(settings=guarded))) as http:
+    with TestClient(create_app(guarded, WorkflowClient(settings=guarded)), **API_CLIENT) as http:
         assert_error(http.get("/api/counts"), 401, "ERR_UNAUTHORIZED", "Bearer")
         assert_error(http.get("/api/counts", headers={"Authorization": "Bearer wrong"}), 401, "ERR_UNAUTHORIZED")
         assert http.get("/api/counts", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
@@ -262,7 +263,7 @@ def test_token_is_required_when_set_except_for_health(client: WorkflowClient) ->
 
 def test_health_reports_an_unreachable_store() -> None:
     settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    with TestClient(create_app(settings)) as http:
+    with TestClient(create_app(settings), **API_CLIENT) as http:
         r = http.get("/healthz")
         assert r.status_code == 503 and r.json()["errorCode"] == "ERR_STORE_UNAVAILABLE"
         assert_error(http.get("/api/counts"), 503, "ERR_STORE_UNAVAILABLE", "Redis")

@@ -22,3 +22,8 @@ def default_pool(module: str, url: str, log_path: Path, concurrency: int = 3, **
     from tests.conftest import Pool
 
     return Pool(module, url, "default", concurrency, log_path, default_env(**extra)).start().wait_ready()
+
+
+# How tests talk to the HTTP API in-process, as a program does: the loopback Host a local client sends
+# and the header that marks a request as not forged by a web page (orchestrator/http/browsers.py).
+API_CLIENT: dict[str, Any] = {"base_url": "http://localhost", "headers": {"X-Orchestrator-Client": "tests"}}
