@@ -64,6 +64,9 @@ class Settings:
     # A step or publish still unfinished this long after it was due is taken over by a sweeper.
     stale_after: float = 15.0
     inline_steps: bool = True
+    # How long a step or an activity's delivery keeps retrying in place while Redis is unreachable,
+    # refusing writes (OOM) or read-only (a failover), before its Celery message is retried instead.
+    redis_retry_seconds: float = 60.0
     # Replayed workflows each worker process keeps between steps, so a step replays only the
     # history recorded since (0 turns the cache off: every step replays from the start).
     replay_cache_size: int = 1000

@@ -27,8 +27,10 @@ _UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 StoreError = redis.exceptions.RedisError  # any failure of a store call
 StoreUnavailable = redis.exceptions.ConnectionError  # the store cannot be reached (RedisUnavailableError is one)
 STORE_UNREACHABLE: tuple[type[Exception], ...] = _UNREACHABLE  # unreachable, or a call timed out
-# Worth retrying: unreachable, timed out, or still loading its data after a restart.
-STORE_RETRYABLE: tuple[type[Exception], ...] = (*_UNREACHABLE, redis.exceptions.BusyLoadingError)
+# Worth retrying: unreachable, timed out, still loading its data after a restart, refusing writes
+# at maxmemory (OOM), or demoted to a read-only replica by a failover: each passes once Redis recovers.
+STORE_RETRYABLE: tuple[type[Exception], ...] = (*_UNREACHABLE, redis.exceptions.BusyLoadingError,
+                                                redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
 
 
 class RedisUnavailableError(redis.exceptions.ConnectionError):

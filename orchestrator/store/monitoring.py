@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from ..settings import redact_url
 from .connection import connect
 
 if TYPE_CHECKING:
@@ -116,4 +117,25 @@ def circuit_state(store: RedisStore, app_id: str, activity: str) -> dict[str, in
 
 __all__ = ["API_LOG_MAXLEN", "add_metric_increments", "append_api_log", "backlog", "broker_client",
            "circuit_failure", "circuit_open_until", "circuit_reset", "circuit_state", "queue_lengths",
-           "read_api_log", "read_metrics"]
+           "durability_risks", "read_api_log", "read_metrics"]
+
+
+def durability_risks(store: RedisStore) -> list[str]:
+    """What in the Redis server's configuration can lose workflows (a pool warns of each at start):
+    a ``maxmemory-policy`` that evicts keys, and persistence without AOF. Read with ``INFO`` (managed
+    Redis services often disable ``CONFIG``); an answer that cannot be read is no warning."""
+    try:
+        info = store.redis.info("memory") | store.redis.info("persistence")
+    except redis.exceptions.RedisError:
+        return []
+    where = f"Redis at {redact_url(getattr(store.redis, 'described_url', '') or '?')}"
+    risks = []
+    policy = _text(info.get("maxmemory_policy", "noeviction"))
+    if policy != "noeviction":
+        risks.append(f"{where} has maxmemory-policy {policy}: at maxmemory it may evict keys, and an evicted "
+                     "history, inbox or index loses workflows. Set maxmemory-policy noeviction (config/redis.conf); "
+                     "Redis then refuses writes when full, which pools ride out")
+    if str(info.get("aof_enabled", "1")) in ("0", "no"):
+        risks.append(f"{where} runs without AOF (appendonly no): a crash of Redis loses every step since its "
+                     "last RDB snapshot. Set appendonly yes (config/redis.conf) for production")
+    return risks

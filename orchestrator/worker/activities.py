@@ -47,6 +47,7 @@ from .cache import ExecutionCache
 from .circuit import CircuitBreaker
 from .guards import check_payload
 from .publisher import Publisher
+from .ride_out import ride_out
 
 
 class ActivityHost(Protocol):
@@ -57,6 +58,7 @@ class ActivityHost(Protocol):
     app_id: str
     circuit: CircuitBreaker | None
     max_payload_bytes: int
+    redis_retry_seconds: float
     budget: MessageBudget
     executions: ExecutionCache
     outgoing: Publisher
@@ -127,7 +129,10 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
         _skipped(rec)
         return None
     outcome = execute(host, rec)
-    outcome.woken = deliver(host, outcome.record, outcome.result, outcome.failure, run_ms=outcome.run_ms)
+    # The result is in hand: keep it through Redis trouble rather than run the attempt again.
+    outcome.woken = ride_out(lambda: deliver(host, outcome.record, outcome.result, outcome.failure,
+                                             run_ms=outcome.run_ms),
+                             f"result of activity {rec['name']!r} of {rec['id']}", host.redis_retry_seconds)
     return outcome
 
 
@@ -214,8 +219,12 @@ def deliver(host: ActivityHost, rec: ActivityRecord, result: Any, failure: Failu
 
 
 def _deliver_many(host: ActivityHost, outcomes: list[Outcome]) -> None:
-    if not outcomes:
-        return
+    if outcomes:
+        ride_out(lambda: _deliver_batch(host, outcomes), f"{len(outcomes)} activity results",
+                 host.redis_retry_seconds)
+
+
+def _deliver_batch(host: ActivityHost, outcomes: list[Outcome]) -> None:
     now = host.clock()
     codes = host.store.deliver_many([
         (o.record["id"], _event(o.record, o.result, o.failure, now, o.run_ms), task_token(task_key(o.record)),

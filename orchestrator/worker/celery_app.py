@@ -23,6 +23,7 @@ from celery.signals import worker_ready, worker_shutdown
 from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
 from ..settings import Settings
+from ..store import monitoring
 from ..store.connection import STORE_RETRYABLE, StoreError, StoreUnavailable
 from ..store.records import ActivityRecord, activity_task_key
 from . import tracing
@@ -30,6 +31,7 @@ from .broker import transport_for
 from .duties import BackgroundDuties
 from .engine import Engine
 from .envelope import task_message
+from .ride_out import ride_out
 
 log = logging.getLogger("orchestrator.worker")
 # What publishing a message raises when the broker cannot take it now (the store marked the step
@@ -93,6 +95,9 @@ def _configure(app: Celery, settings: Settings) -> None:
         # Survive a Redis outage of any length (Celery gives up after 100 reconnection attempts by
         # default, roughly 50 minutes, and the pool exits); the engine's own duties wait forever too.
         broker_connection_max_retries=None,
+        # Redis refusing a command (OOM at maxmemory, READONLY after a failover demoted it) is a
+        # "channel error" to kombu; by default Celery calls that unrecoverable and the pool exits.
+        broker_channel_error_retry=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )
@@ -110,9 +115,11 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
         retry_backoff=True, retry_backoff_max=30, retry_jitter=True, max_retries=None,
     )
 
+    patience = settings.redis_retry_seconds
+
     @app.task(name=STEP_TASK, **retry_opts)
     def step(instance_id: str) -> None:
-        engine().run_step(instance_id)
+        ride_out(lambda: engine().run_step(instance_id), f"step of {instance_id}", patience)
 
     class ActivityTask(app.Task):  # type: ignore[name-defined, misc]
         """Celery's hard time limit kills the process running an attempt and acks its message: the
@@ -154,6 +161,8 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
             # Plain `celery worker` pools announce their workflows too, so clients can route starts.
             try:
                 eng.store.register_workflows(eng.app_id, eng.registry.workflows)
+                for risk in monitoring.durability_risks(eng.store):
+                    log.warning("%s", risk)
             except StoreError as exc:  # the duties must start even if Redis just went away
                 log.warning("could not announce this pool's workflows: %s", exc)
             duties["d"] = BackgroundDuties(eng, settings.timer_poll_interval, settings.sweep_interval)

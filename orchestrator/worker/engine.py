@@ -65,6 +65,7 @@ class Engine:
         self.circuit = circuit  # None or disabled: every attempt runs
         self.inline_steps = s.inline_steps
         self.max_payload_bytes = s.max_payload_bytes
+        self.redis_retry_seconds = s.redis_retry_seconds
         self.executions = ExecutionCache(s.replay_cache_size)
         self.budget = MessageBudget(s.message_budget_seconds, s.effective_eager_hops)
         self.dispatch = Dispatcher(store, self.outgoing, clock, fanout_parallelism=s.fanout_parallelism,
