@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .core.context import registered_name
+from .core.text import storable
 from .store import monitoring
 from .store.connection import StoreError
 from .store.keys import KeySchema
@@ -69,8 +70,10 @@ def remove_listener(fn: Callable[[dict[str, str]], None]) -> None:
 def write(store: Any, *, caller: str, op: str, instance: str, result: str,
           detail: str = "", ts: int | None = None) -> dict[str, str]:
     """Append one entry; returns it (with its stream ``id`` when the write succeeded)."""
-    entry = {"ts": str(ts if ts is not None else int(time.time() * 1000)), "caller": caller, "op": op,
-             "instance": instance, "result": result[:500], "detail": detail[:200]}
+    # What a call was given is logged before it is validated: keep every field storable and short.
+    entry = {"ts": str(ts if ts is not None else int(time.time() * 1000)), "caller": storable(caller[:100]),
+             "op": op, "instance": storable(instance[:200]), "result": storable(result[:500]),
+             "detail": storable(detail[:200])}
     try:
         entry["id"] = monitoring.append_api_log(store, entry)
     except StoreError as exc:
