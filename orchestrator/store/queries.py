@@ -42,7 +42,6 @@ from ..core.vocabulary import (
     TERMINAL,
     Status,
     member,
-    task_key,
 )
 from .keys import validate_instance_id
 from .records import (
@@ -281,7 +280,6 @@ class StoreQueries:
         snap = self.store.load(instance_id)
         if snap is None or snap.meta.is_terminal:
             return {}
-        gen = snap.meta.generation
         outstanding = {_text(k): v for k, v in self.redis.hgetall(self.keys.instance(instance_id).tasks).items()}
         out: dict[int, dict[str, Any]] = {}
         for entry in snap.inbox:
@@ -292,13 +290,13 @@ class StoreQueries:
                 out[event.seq] = {"state": "failed", "ts": event.ts,
                                   "error": f"{event.failure.error_type}: {event.failure.message}"}
         open_calls = [e for e in snap.history if isinstance(e, (TaskScheduled, ChildScheduled))
-                      and e.seq not in out and task_key(gen, e.seq) in outstanding]
+                      and e.seq not in out and snap.meta.task_key(e.seq) in outstanding]
         activities = [e for e in open_calls if isinstance(e, TaskScheduled)]
         if activities:
-            members = [member(instance_id, task_key(gen, e.seq)) for e in activities]
+            members = [member(instance_id, snap.meta.task_key(e.seq)) for e in activities]
             for event, score in zip(activities, self.redis.zmscore(self.keys.activities, members)):
                 # Dispatch scores an attempt with its step's time (its TaskScheduled ts); starting it, later.
-                eager = _opt_text(outstanding.get(task_key(gen, event.seq))) == EAGER_MARK
+                eager = _opt_text(outstanding.get(snap.meta.task_key(event.seq))) == EAGER_MARK
                 if eager or (score is not None and int(score) > event.ts):
                     out[event.seq] = {"state": "running", "started": int(score) if score is not None else None}
                 else:

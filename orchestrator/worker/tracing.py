@@ -32,12 +32,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..core.errors import FailureDetails
 from ..core.history import TimerCreated
 from ..core.vocabulary import TERMINAL, Status
-from ..store.records import activity_task_key
+from ..store.records import ActivityRecord, activity_task_key
 
 log = logging.getLogger("orchestrator.tracing")
 TRACEPARENT = "traceparent"
@@ -186,7 +186,8 @@ def activity_attempt(rec: Mapping[str, Any], started_ns: int, failure: FailureDe
         parent = (getattr(_local, "parents", None) or {}).get(instance_id, root_span_id(instance_id))
         attributes = {"workflow.instance_id": instance_id, "workflow.name": rec.get("wf") or "",
                       "activity.name": rec["name"], "activity.attempt": int(rec.get("attempt", 1)),
-                      "activity.task_id": activity_task_key(rec), "orchestrator.app_id": rec.get("app") or ""}
+                      "activity.task_id": activity_task_key(cast(ActivityRecord, rec)),
+                      "orchestrator.app_id": rec.get("app") or ""}
         _span(f"activity {rec['name']}", instance_id, parent, started_ns, time.time_ns(), attributes,
               error=failure, kind="CONSUMER")
     except Exception:  # noqa: BLE001
