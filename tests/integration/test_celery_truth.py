@@ -50,7 +50,7 @@ def test_a_failed_activity_attempt_is_a_failure_in_celery_events(redis_server: A
         for iid in ("doomed-ev", "hello-ev"):
             client.wait_for_workflow_completion(iid, timeout_in_seconds=30)
         assert client.get_workflow_state("doomed-ev").runtime_status == WorkflowStatus.FAILED
-        failed_id, ok_id = "doomed-ev|0.1|1", "hello-ev|0.1|1"
+        failed_id, ok_id = (f"{iid}|{client.store.get_meta(iid).task_key(1)}|1" for iid in ("doomed-ev", "hello-ev"))
 
         def outcome(task_id: str) -> set[str]:
             return {e["type"] for e in events if e.get("uuid") == task_id and e["type"] in (
