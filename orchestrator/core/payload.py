@@ -60,11 +60,6 @@ def _render(path: list[str]) -> str:
     return "".join(segments)
 
 
-def check_value(value: Any, what: str = "payload") -> None:
-    """Raise ``PayloadError`` unless ``value`` is a payload already (the same rules, nothing converted)."""
-    to_json_compatible(value, what)
-
-
 def _text_problem(text: str) -> str | None:
     if text.isascii():
         return None
@@ -175,5 +170,5 @@ def parse_json(text: str | bytes, what: str) -> Any:
     return to_json_compatible(value, what)
 
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "INT_MAX", "INT_MIN", "MAX_DEPTH", "check_value", "parse_json",
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "INT_MAX", "INT_MIN", "MAX_DEPTH", "parse_json",
            "to_json_compatible"]

@@ -22,13 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
-from orchestrator import Settings, WorkflowClient, WorkflowStatus
+from orchestrator import WorkflowClient, WorkflowStatus
 from orchestrator.http import create_app
-from tests.support.defaults import default_pool
-from tests.support.redis_proc import free_port, start_redis
+from tests.support.defaults import default_stack
+from tests.support.redis_proc import free_port
 from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.hardening_app"
@@ -47,18 +46,8 @@ FORGEABLE = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp = tmp_path_factory.mktemp("browsers")
-    server = start_redis(tmp)
-    pool = None
-    try:
-        pool = default_pool(APP, server.url, tmp / "pool.log", concurrency=2)
-        settings = Settings(redis_url=server.url)
-        yield SimpleNamespace(client=WorkflowClient(settings=settings), settings=settings, pool=pool, url=server.url,
-                              tmp=tmp, redis=redis.Redis.from_url(server.url))
-    finally:
-        if pool is not None:
-            pool.kill()
-        server.stop()
+    with default_stack(tmp_path_factory.mktemp("http_browsers"), concurrency=2) as running:
+        yield running
 
 
 def api(stack: SimpleNamespace, **changes: Any) -> TestClient:

@@ -23,9 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import PayloadError, Settings, WorkflowClient, WorkflowStatus
-from tests.support.defaults import default_pool
-from tests.support.redis_proc import start_redis
+from orchestrator import PayloadError, Settings, WorkflowStatus
+from tests.support.defaults import default_stack
 
 APP = "tests.apps.hardening_app"
 LIMIT = Settings().max_payload_bytes
@@ -34,16 +33,8 @@ EDGE_INTS = [2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 2**100,
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    server = start_redis(tmp)
-    pool = None
-    try:
-        pool = default_pool(APP, server.url, tmp / "pool.log", concurrency=2)
-        yield SimpleNamespace(client=WorkflowClient(settings=Settings(redis_url=server.url)), pool=pool)
-    finally:
-        if pool is not None:
-            pool.kill()
-        server.stop()
+    with default_stack(tmp_path_factory.mktemp("payload_fuzz"), concurrency=2) as running:
+        yield running
 
 
 # -- values -------------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ import redis
 from orchestrator import Settings, WorkflowClient, WorkflowStatus
 from orchestrator.store import monitoring
 from orchestrator.store.redis_store import RedisStore
-from tests.support.defaults import default_pool
-from tests.support.redis_proc import EmbeddedRedis, start_redis
+from tests.support.defaults import default_pool, default_stack
+from tests.support.redis_proc import EmbeddedRedis
 from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.hardening_app"
@@ -30,16 +30,8 @@ TROUBLE_SECONDS = 5
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[SimpleNamespace]:
-    server = start_redis(tmp_path)
-    pool = None
-    try:
-        pool = default_pool(APP, server.url, tmp_path / "pool.log", concurrency=2)
-        yield SimpleNamespace(client=WorkflowClient(settings=Settings(redis_url=server.url)), pool=pool,
-                              server=server, redis=redis.Redis.from_url(server.url), tmp=tmp_path)
-    finally:
-        if pool is not None:
-            pool.kill()
-        server.stop()
+    with default_stack(tmp_path, concurrency=2) as running:
+        yield running
 
 
 def gated(stack: SimpleNamespace, gate: str) -> str:

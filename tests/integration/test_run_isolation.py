@@ -11,11 +11,9 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-import redis
 
-from orchestrator import Settings, WorkflowClient, WorkflowStatus
-from tests.support.defaults import default_pool
-from tests.support.redis_proc import start_redis
+from orchestrator import WorkflowStatus
+from tests.support.defaults import default_stack
 from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.hardening_app"
@@ -23,17 +21,8 @@ APP = "tests.apps.hardening_app"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp = tmp_path_factory.mktemp("runs")
-    server = start_redis(tmp)
-    pool = None
-    try:
-        pool = default_pool(APP, server.url, tmp / "pool.log", concurrency=3)
-        yield SimpleNamespace(client=WorkflowClient(settings=Settings(redis_url=server.url)), pool=pool,
-                              redis=redis.Redis.from_url(server.url))
-    finally:
-        if pool is not None:
-            pool.kill()
-        server.stop()
+    with default_stack(tmp_path_factory.mktemp("run_isolation"), concurrency=3) as running:
+        yield running
 
 
 def started(stack: SimpleNamespace, gate: str) -> None:

@@ -20,10 +20,9 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator import IdempotencyKeyReusedError, Settings, WorkflowClient, WorkflowStatus
+from orchestrator import IdempotencyKeyReusedError, Settings, WorkflowStatus
 from orchestrator.http import create_app
-from tests.support.defaults import API_CLIENT, default_pool
-from tests.support.redis_proc import start_redis
+from tests.support.defaults import API_CLIENT, default_stack
 from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.hardening_app"
@@ -33,17 +32,8 @@ WF = "/v1.0/workflows/dapr"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp = tmp_path_factory.mktemp("small")
-    server = start_redis(tmp)
-    pool = None
-    try:
-        pool = default_pool(APP, server.url, tmp / "pool.log", concurrency=2)
-        settings = Settings(redis_url=server.url)
-        yield SimpleNamespace(client=WorkflowClient(settings=settings), settings=settings, pool=pool, url=server.url)
-    finally:
-        if pool is not None:
-            pool.kill()
-        server.stop()
+    with default_stack(tmp_path_factory.mktemp("small_cases"), concurrency=2) as running:
+        yield running
 
 
 def serves_others(stack: SimpleNamespace) -> None:

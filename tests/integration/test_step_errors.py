@@ -14,9 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import Settings, WorkflowClient, WorkflowStatus
-from tests.support.defaults import default_pool
-from tests.support.redis_proc import start_redis
+from orchestrator import WorkflowStatus
+from tests.support.defaults import default_stack
 from tests.support.waiting import finish
 
 APP = "tests.apps.hardening_app"
@@ -67,16 +66,8 @@ ACTIVITY_CASES = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp = tmp_path_factory.mktemp("step-errors")
-    server = start_redis(tmp)
-    pool = None
-    try:
-        pool = default_pool(APP, server.url, tmp / "pool.log", concurrency=2)
-        yield SimpleNamespace(client=WorkflowClient(settings=Settings(redis_url=server.url)), pool=pool)
-    finally:
-        if pool is not None:
-            pool.kill()
-        server.stop()
+    with default_stack(tmp_path_factory.mktemp("step_errors"), concurrency=2) as running:
+        yield running
 
 
 def failed_clearly(stack: SimpleNamespace, case: str, error_type: str, message: str) -> list[dict]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from orchestrator import Settings
@@ -27,3 +30,25 @@ def default_pool(module: str, url: str, log_path: Path, concurrency: int = 3, **
 # How tests talk to the HTTP API in-process, as a program does: the loopback Host a local client sends
 # and the header that marks a request as not forged by a web page (orchestrator/http/browsers.py).
 API_CLIENT: dict[str, Any] = {"base_url": "http://localhost", "headers": {"X-Orchestrator-Client": "tests"}}
+
+
+@contextmanager
+def default_stack(tmp: Path, module: str = "tests.apps.hardening_app", concurrency: int = 2) -> Iterator[SimpleNamespace]:
+    """A private redis-server and a ready pool of ``module`` with default settings, and a client on them:
+    ``client``, ``pool``, ``redis`` (a raw client, for test setup), ``settings``, ``url``, ``tmp``."""
+    import redis
+
+    from orchestrator import WorkflowClient
+    from tests.support.redis_proc import start_redis
+
+    server = start_redis(tmp)
+    pool = None
+    try:
+        pool = default_pool(module, server.url, tmp / "pool.log", concurrency=concurrency)
+        settings = Settings(redis_url=server.url)
+        yield SimpleNamespace(client=WorkflowClient(settings=settings), pool=pool, redis=redis.Redis.from_url(server.url),
+                              settings=settings, url=server.url, tmp=tmp, server=server)
+    finally:
+        if pool is not None:
+            pool.kill()
+        server.stop()
