@@ -55,7 +55,8 @@ class OursBench:
 
     # -- helpers --------------------------------------------------------------------------------
     def _count(self, status: str) -> int:
-        return int(self.env.meter.probe(lambda r: r.zcard(self.keys.status_index(status))))
+        return int(self.env.meter.probe(lambda r: sum(r.zcard(shard.status_index(status))
+                                                       for shard in self.keys.shards())))
 
     def _start_many(self, name: str, inputs: list[Any]) -> list[str]:
         return [self.client.schedule_new_workflow(name, input=value) for value in inputs]
@@ -65,7 +66,8 @@ class OursBench:
 
         def done() -> bool:
             if self._count("FAILED"):
-                failed = self.env.meter.probe(lambda r: r.zrange(self.keys.status_index("FAILED"), 0, 0))
+                failed = self.env.meter.probe(lambda r: [i for shard in self.keys.shards()
+                                                         for i in r.zrange(shard.status_index("FAILED"), 0, 0)])
                 state = self.client.get_workflow_state(failed[0].decode())
                 raise RuntimeError(f"{what}: a workflow failed: {state.failure_details if state else '?'}")
             return self._count("COMPLETED") >= target

@@ -79,7 +79,8 @@ class WorkflowClient:
             settings, host = host, None
         self.settings = (settings or load_settings()).replace(redis_url=redis_url)
         self.store = store if store is not None else RedisStore.from_url(self.settings.redis_url,
-                                                                         self.settings.key_prefix)
+                                                                         self.settings.key_prefix,
+                                                                         self.settings.shards)
         self._publisher: SendingPublisher = publisher if publisher is not None else \
             CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
         self._outgoing = full_publisher(self._publisher)

@@ -78,7 +78,8 @@ class WorkflowRuntime:
     def store(self) -> RedisStore:
         with self._lock:
             if self._store is None:
-                self._store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+                self._store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix,
+                                                  self.settings.shards)
             return self._store
 
     @property

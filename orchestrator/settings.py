@@ -51,6 +51,10 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     broker_url: str | None = None  # Celery broker; defaults to redis_url
     key_prefix: str = "orch"
+    # The store's shard count (store/keys.py), fixed for its life: the first process records it in
+    # the store (16 when unset), and a process configured with another count is refused. Unset:
+    # use the store's. On Redis Cluster, a few shards per master (docs/operations.md, "Shards").
+    shards: int | None = None
     app_id: str = "default"
     concurrency: int = 2
     # Kombu's Redis transport redelivers an unacknowledged message after this many seconds; it must

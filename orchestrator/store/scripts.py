@@ -150,6 +150,7 @@ class Scripts:
         self._commit = client.register_script(source("commit", CommitCode))
         self._release = client.register_script(source("release", ReleaseCode))
         self._purge = client.register_script(source("purge", PurgeCode))
+        self._load = client.register_script(source("load", prelude=False))
         self._ack_outbox = client.register_script(source("ack_outbox", prelude=False))
         self._claim_stale = client.register_script(source("claim_stale", prelude=False))
         self._circuit_failure = client.register_script(source("circuit_failure", prelude=False))
@@ -194,6 +195,10 @@ class Scripts:
             return CommitReply(CommitCode.NEEDS_KEYS, status=_text(first), name=_text(second))
         return CommitReply(CommitCode(int(code)), int(first), bool(second))
 
+    def load(self, k: InstanceKeys, after: str) -> list[Any]:
+        """[] for no such instance, else [flat meta, history entries, inbox entries] raw from Redis."""
+        return list(self._load(keys=[k.meta, k.hist, k.inbox], args=[after]))
+
     def release(self, k: InstanceKeys, instance_id: str) -> ReleaseCode:
         return ReleaseCode(int(self._release(keys=[k.meta, k.inbox, k.shard.ready], args=[instance_id])))
 
@@ -212,8 +217,10 @@ class Scripts:
     def ack_outbox(self, k: InstanceKeys, instance_id: str, dispatch_ids: list[str]) -> None:
         self._ack_outbox(keys=[k.outbox, k.shard.outbox], args=[instance_id, *dispatch_ids])
 
-    def claim_stale(self, key: str, cutoff: int, now: int, limit: int) -> list[str]:
-        return [_text(v) for v in self._claim_stale(keys=[key], args=[cutoff, now, limit])]
+    def claim_stale(self, key: str, cutoff: int, now: int, limit: int, client: Any = None) -> list[str]:
+        """With ``client`` a pipeline, queued on it (the caller reads the entries from its results)."""
+        reply = self._claim_stale(keys=[key], args=[cutoff, now, limit], client=client)
+        return [] if client is not None else [_text(v) for v in reply]
 
     def circuit_failure(self, key: str, now: int, threshold: int, cooldown_ms: int) -> int:
         """The open-until time (ms) when this failure opened the circuit, else 0."""

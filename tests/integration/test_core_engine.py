@@ -16,6 +16,7 @@ from orchestrator import (
 )
 from orchestrator.core.history import StepStarted
 from orchestrator.store.redis_store import Commit, RedisStore
+from tests.support.store_keys import shard_total
 
 APP = "tests.apps.core_app"
 
@@ -82,7 +83,7 @@ def test_pool_killed_mid_run_recovers_and_records_each_completion_once(client, s
     history = client.get_workflow_history(instance_id)
     per_seq = Counter(e["seq"] for e in history if e["kind"] == "TaskCompleted")
     assert sorted(per_seq) == list(range(1, 21)) and set(per_seq.values()) == {1}
-    assert redis_client.zcard("orch:outbox") == 0 and redis_client.zcard("orch:ready") == 0
+    assert shard_total(redis_client, "outbox") == 0 and shard_total(redis_client, "ready") == 0
 
 
 def test_two_steps_computed_from_one_version_commit_exactly_once(client, redis_server):
