@@ -140,6 +140,16 @@ class Settings:
             if problem is not None:
                 raise ValueError(f"setting {name} {redact_url(url)!r} cannot be used: {problem}")
 
+        store_scheme = self.redis_url.partition("://")[0].lower() if isinstance(self.redis_url, str) else ""
+        if store_scheme.endswith("+cluster") and self.broker_url is None:
+            raise ValueError(f"setting redis_url {redact_url(self.redis_url)!r} is a Redis Cluster, which cannot be "
+                             "the Celery broker (kombu has no cluster transport): set broker_url (ORCH_BROKER_URL) to "
+                             "a "
+                             "Redis, a Sentinel service or RabbitMQ")
+        if self.shards is not None and (isinstance(self.shards, bool) or not isinstance(self.shards, int)
+                                        or self.shards < 1):
+            raise ValueError(f"setting shards must be a positive integer or unset, got {self.shards!r}")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 

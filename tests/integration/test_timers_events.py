@@ -19,6 +19,7 @@ import pytest
 
 from orchestrator import InstanceFinishedError, InstanceNotFoundError, WorkflowStatus
 from orchestrator.testing import pending_timers, skip_timers, wait_for_timers
+from tests.conftest import store_env
 from tests.support.store_keys import shard_total
 from workers.order_approval import activities_run, request_escalation_workflow
 
@@ -97,7 +98,7 @@ def test_event_names_match_case_insensitively_as_in_dapr(client, start_pool):
 
 def test_readme_commands_run_the_approval_path(client, start_pool, redis_server):
     start_pool(SEED)
-    env = {**os.environ, "REDIS_URL": redis_server.url}
+    env = {**os.environ, **store_env(redis_server)}
 
     def run(*args: str) -> str:
         done = subprocess.run([sys.executable, "-m", SEED, *args], env=env, capture_output=True, text=True,
