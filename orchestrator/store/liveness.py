@@ -144,6 +144,15 @@ class ProcessRegistry:
                 pipe.hdel(self.keys.shard_of(split_member(claim)[0]).claims, claim)
             pipe.execute()
 
+    def holders(self, claims: list[str]) -> list[str | None]:
+        """The process holding each of ``claims``, None where nobody does."""
+        if not claims:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for claim in claims:
+            pipe.hget(self.keys.shard_of(split_member(claim)[0]).claims, claim)
+        return [_text(v) if v is not None else None for v in pipe.execute()]
+
     def holder(self, claim: str) -> str | None:
         """The process holding ``<id>|<task key>`` (or ``<id>|step``), if any."""
         value = self.redis.hget(self.keys.shard_of(split_member(claim)[0]).claims, claim)

@@ -279,6 +279,11 @@ class CeleryPublisher:
                     restored += 1
         return restored
 
+    def queue_depth(self, app_id: str) -> int:
+        """Messages waiting in the app's queue (not those a consumer holds)."""
+        with self.app.connection_for_read() as conn:
+            return int(conn.default_channel._size(queue_name(app_id)))
+
     def send_step(self, instance_id: str, app_id: str) -> None:
         self.app.send_task(STEP_TASK, args=[instance_id], queue=queue_name(app_id),
                            argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None))

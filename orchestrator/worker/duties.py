@@ -95,6 +95,7 @@ class Duties:
             if meta is not None and meta.app in live:
                 self.publisher.send_step(instance_id, meta.app)
         self.redeliver_silent_activities(now)
+        self.republish_lost_messages(now)
         return len(outboxes), len(ready)
 
     # -- dead processes (worker/liveness.py) ----------------------------------------------------
@@ -180,6 +181,44 @@ class Duties:
             if not awaited or meta is None:
                 continue
             sent += self._redeliver(meta, awaited, live)
+        return sent
+
+    def republish_lost_messages(self, now: int) -> int:
+        """Publish again the attempts dispatched ``stale_after`` ago that no process has taken while
+        their app's queue is empty: kombu lost their message (a worker killed between fetching it
+        and recording it unacknowledged). A copy still in some consumer's prefetch buffer is skipped
+        when it arrives. How many were sent."""
+        depth = getattr(self.broker, "queue_depth", None)
+        if depth is None or not self.stale_after_ms:
+            return 0
+        entries = self.store.claim_stale("activities", now - self.stale_after_ms, now)
+        unclaimed = [e for e, holder in zip(entries, self.store.liveness.holders(entries)) if holder is None]
+        by_instance: dict[str, list[str]] = {}
+        for entry in unclaimed:
+            owner, key = split_member(entry)
+            by_instance.setdefault(owner, []).append(key)
+        empty: dict[str, bool] = {}
+        sent = 0
+        for instance_id, keys in by_instance.items():
+            meta = self.store.get_meta(instance_id)
+            if meta is None or meta.is_terminal:
+                continue
+            awaited = [k for k in keys if belongs_to(k, meta.run, meta.generation)
+                       and self.store.task_outstanding(instance_id, k)]
+            scheduled = self._scheduled(meta) if awaited else None
+            for key in awaited:
+                action = (scheduled or {}).get(key)
+                if action is None:
+                    continue
+                app = action.app_id or meta.app
+                if app not in empty:
+                    try:
+                        empty[app] = depth(app) == 0
+                    except Exception:  # noqa: BLE001 - unknown depth: the visibility-timeout sweep covers it
+                        empty[app] = False
+                if empty[app]:
+                    why = f"was never taken in {self.stale_after_ms / 1000:.0f} s while its queue is empty (lost)"
+                    sent += self._redeliver(meta, [key], None, why=why)
         return sent
 
     def _redeliver(self, meta: InstanceMeta, awaited: list[str], live: set[str] | None, why: str = "") -> int:

@@ -16,15 +16,18 @@ for i = 1, (#ARGV - 4) / 2 do
     code = CODE.NOT_AWAITED
   else
     local holder = redis.call('HGET', claims, m)
+    -- Lost so far: counted by the reaper, or here when the holder died and nobody reaped it yet.
+    local count = tonumber(redis.call('HGET', lost, m) or '0')
     if holder and holder ~= me then
       local beat = redis.call('ZSCORE', procs, holder)
       if beat and tonumber(beat) >= alive_since then
         code = CODE.BUSY
         holders[i] = holder
-      elseif redis.call('HINCRBY', lost, m, 1) > limit then
-        code = CODE.LOST_LIMIT
+      else
+        count = redis.call('HINCRBY', lost, m, 1)
       end
     end
+    if code ~= CODE.BUSY and count > limit then code = CODE.LOST_LIMIT end
     if code ~= CODE.BUSY then
       redis.call('HSET', claims, m, me)
       redis.call('ZADD', activities, 'XX', now, m)
