@@ -33,6 +33,7 @@ from .dispatch import Dispatcher
 from .duties import Duties
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
+from .schedules import ScheduleFirer
 from .steps import MAX_STEP_ROUNDS, StepRunner
 
 log = logging.getLogger("orchestrator.engine")
@@ -80,6 +81,7 @@ class Engine:
         self.duties = Duties(store, self.outgoing, clock, app_id, stale_after_ms=int(s.stale_after * 1000),
                              redeliver_after_ms=int(s.visibility_timeout * 1000),
                              publish_outbox=self.dispatch.publish_outbox)
+        self.schedule_firer = ScheduleFirer(store, self.outgoing, clock)  # due schedules (worker/schedules.py)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisStore, registry: Registry, publisher: SendingPublisher,
@@ -209,7 +211,8 @@ class Engine:
 
     # -- background duties (worker/duties.py) ---------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
-        return self.duties.fire_due_timers(limit)
+        """Due durable timers and scheduled starts, then due schedules (each a duty of every pool)."""
+        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due()
 
     def publisher_wake(self, instance_id: str) -> None:
         self.duties.publisher_wake(instance_id)
