@@ -40,6 +40,14 @@ last heartbeat of a pool serving it, ms), ``P:retention`` (hash: workflow name -
 through the client, read when an instance finishes), ``P:metrics`` (buffered metric increments),
 ``P:apilog`` (stream) and ``P:circuit:<app>:<activity>`` (hash: one activity's circuit breaker).
 
+Liveness (worker/liveness.py): ``P:procs`` (zset: process id -> last heartbeat, ms) lists every
+worker process; ``P:proc:<process id>`` (hash) is its record (app, host, pid, names it serves, the
+broker delivery tags it holds). ``P:{sN}:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
+activity attempt, or ``<id>|step``, -> the process running it) is written by the script that takes
+the work and cleared by the one that finishes it; ``P:{sN}:lost`` (hash, per shard, same fields) counts
+how often that work's process died holding it (poison protection). ``P:{sN}:procs`` copies
+``P:procs`` into each shard, so that the claim scripts read heartbeats in their own slot.
+
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format
 (the rule is ``core/identifiers.py``'s ``validate_instance_id``).
 
@@ -72,6 +80,9 @@ class ShardKeys:
     outbox: str
     timers: str
     activities: str
+    claims: str
+    lost: str
+    procs: str  # the shard's copy of the process heartbeats, which its claim scripts read
     expire: str
     index_all: str
     index_names: str
@@ -81,7 +92,8 @@ class ShardKeys:
     def at(cls, prefix: str, number: int) -> ShardKeys:
         base = f"{prefix}:{{s{number}}}"
         return cls(number, base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:expire", f"{base}:idx:all", f"{base}:idx:names",
+                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:expire", f"{base}:idx:all",
+                   f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
     def status_index(self, status: str) -> str:
@@ -129,8 +141,8 @@ class InstanceKeys:
     all = own  # the name it had before shards
 
 
-__all__ = ["DEFAULT_SHARDS", "INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "MAX_SHARDS",
-           "ShardKeys", "shard_number", "validate_instance_id"]
+__all__ = ["DEFAULT_SHARDS", "FlowKeys", "INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema",
+           "MAX_SHARDS", "ShardKeys", "shard_number", "validate_instance_id"]
 
 
 def shard_number(instance_id: str, count: int) -> int:
@@ -164,6 +176,7 @@ class KeySchema:
         self.shard_count = f"{prefix}:shards"
         self.workflows = f"{prefix}:workflows"
         self.pools = f"{prefix}:pools"
+        self.procs = f"{prefix}:procs"
         self.retention = f"{prefix}:retention"
         self.metrics = f"{prefix}:metrics"
         self.apilog = f"{prefix}:apilog"
@@ -196,3 +209,70 @@ class KeySchema:
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
         return f"{self.prefix}:circuit:{app_id}:{activity}"
+
+    def process(self, process_id: str) -> str:
+        """Hash: one worker process's record (worker/liveness.py)."""
+        return f"{self.prefix}:proc:{process_id}"
+
+    # -- schedules (core/schedule.py, store/schedules.py) -------------------------------------------
+    # Every schedule key carries the hash tag {schedules}: one slot, so each schedule script is
+    # single-slot on Redis Cluster. ``<P>:{schedules}:s:<id>`` (hash: spec JSON, revision ``rev``
+    # and the state fields of ``ScheduleState.to_fields``), ``...:due`` (zset: id by when a pool must
+    # tick it next; absent while paused or ended), ``...:all`` (zset: id by creation time).
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.prefix}:{{schedules}}:s:{schedule_id}"
+
+    @property
+    def schedules_due(self) -> str:
+        return f"{self.prefix}:{{schedules}}:due"
+
+    @property
+    def schedules_all(self) -> str:
+        return f"{self.prefix}:{{schedules}}:all"
+
+    # -- flow control (worker/flow.py, store/flow.py) -----------------------------------------------
+    def flow(self, scope: str) -> FlowKeys:
+        """The keys of one limited scope (``a:<activity>`` or ``w:<workflow>``), all in its own slot."""
+        base = f"{self.prefix}:{{flow:{scope}}}"
+        return FlowKeys(base, f"{base}:held", f"{base}:counts", f"{base}:ring", f"{base}:items", f"{base}:waiting",
+                        f"{base}:queue", f"{base}:rate")
+
+    @property
+    def flow_scopes(self) -> str:
+        """Set: every scope that has had a concurrency slot (the sweeper walks them)."""
+        return f"{self.prefix}:flow:scopes"
+
+    @property
+    def flow_delayed(self) -> str:
+        """Zset: work delayed by a rate limit (member ``<scope>|<member>``) by when it may start."""
+        return f"{self.prefix}:{{flowdelay}}:due"
+
+    @property
+    def flow_delayed_items(self) -> str:
+        """Hash: the packed work of ``flow_delayed``'s members."""
+        return f"{self.prefix}:{{flowdelay}}:items"
+
+    def dedup(self, workflow: str, dedup_id: str) -> str:
+        """String: the instance id started with this deduplication id (client.schedule_new_workflow)."""
+        return f"{self.prefix}:dedup:{workflow}:{dedup_id}"
+
+
+@dataclass(frozen=True)
+class FlowKeys:
+    """One limited scope's keys (store/lua/flow_*.lua):
+
+    ``held`` (hash: member -> ``<key>|<holder pid>|<since ms>``; pid empty while granted but not yet
+    started), ``counts`` (hash: concurrency key -> slots held, ``*`` -> all), ``ring`` (list: keys
+    with waiting work, in round-robin order), ``items`` (hash: member -> the packed work), ``waiting``
+    (hash: member -> its queue entry, for work queued for a slot), ``queue`` (zset, all scores 0,
+    read by lex range: ``<len(key)>:<key>|<seq>|<member>``, so the oldest waiting work of one key is
+    the first entry of its prefix), ``rate`` (hash: ``<key>:t`` tokens and ``<key>:at`` their time)."""
+
+    base: str
+    held: str
+    counts: str
+    ring: str
+    items: str
+    waiting: str
+    queue: str
+    rate: str
