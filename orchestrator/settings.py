@@ -130,6 +130,14 @@ class Settings:
     # the ``otel`` extra. Off by default.
     tracing: bool = False
 
+    # Kombu transport options of the broker, merged over the engine's own (visibility_timeout and
+    # its restore scan): e.g. {"master_name": "mymaster"} for a Sentinel broker (sentinel://...),
+    # {"confirm_publish": true} for RabbitMQ. In the environment: ORCH_BROKER_TRANSPORT_OPTIONS as JSON.
+    broker_transport_options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    # RabbitMQ queue type of the app queues: "classic" or "quorum" (replicated; Celery then turns
+    # off global QoS). Ignored by Redis brokers.
+    broker_queue_type: str = "classic"
+
     @property
     def broker(self) -> str:
         return self.broker_url or self.redis_url
@@ -164,6 +172,11 @@ class Settings:
                              "the Celery broker (kombu has no cluster transport): set broker_url (ORCH_BROKER_URL) to "
                              "a "
                              "Redis, a Sentinel service or RabbitMQ")
+        if self.broker_queue_type not in ("classic", "quorum"):
+            raise ValueError(f"setting broker_queue_type must be 'classic' or 'quorum', got {self.broker_queue_type!r}")
+        if not isinstance(self.broker_transport_options, dict):
+            raise ValueError("setting broker_transport_options must be a table (a JSON object in the environment), "
+                             f"got {self.broker_transport_options!r}")
         if self.shards is not None and (isinstance(self.shards, bool) or not isinstance(self.shards, int)
                                         or self.shards < 1):
             raise ValueError(f"setting shards must be a positive integer or unset, got {self.shards!r}")
@@ -174,6 +187,14 @@ class Settings:
 
 def _coerce(field_type: Any, raw: str, name: str) -> Any:
     kind = str(field_type)
+    if kind.startswith("dict"):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError(f"setting {name} has invalid value {raw!r} (expected a JSON object)") from None
+        return value
     try:
         if "bool" in kind:
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -39,6 +39,10 @@ class Publisher(SendingPublisher, Protocol):
         """One producer for the sends made inside it."""
         ...
 
+    def send_activities(self, records: list[ActivityRecord], app_id: str) -> None:
+        """One message running ``records`` (a wide fan-out's batch, on a broker scripts cannot push to)."""
+        ...
+
 
 class _Completed:
     """A sending-only publisher with the optional capabilities answered "cannot"."""
@@ -57,6 +61,10 @@ class _Completed:
 
     def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
         return None
+
+    def send_activities(self, records: list[ActivityRecord], app_id: str) -> None:
+        for record in records:
+            self.inner.send_activity(record, app_id)
 
     def activity_message(self, records: list[ActivityRecord], app_id: str) -> tuple[str, bytes] | None:
         return None
