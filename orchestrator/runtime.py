@@ -80,6 +80,7 @@ class WorkflowRuntime:
             if self._store is None:
                 self._store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix,
                                                   self.settings.shards)
+                self._store.retention_ms = int(self.settings.retention_seconds * 1000)
             return self._store
 
     @property

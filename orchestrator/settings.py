@@ -138,6 +138,13 @@ class Settings:
     # off global QoS). Ignored by Redis brokers.
     broker_queue_type: str = "classic"
 
+    # Retention (worker/retention.py): a finished top-level instance and its children are purged
+    # this long after it finished (0 keeps them forever); per workflow with
+    # WorkflowClient.set_workflow_retention. With retention_export_dir, each history is exported
+    # there (<id>.json) before its purge.
+    retention_seconds: float = 7 * 24 * 3600.0
+    retention_export_dir: str | None = None
+
     @property
     def broker(self) -> str:
         return self.broker_url or self.redis_url
@@ -177,6 +184,9 @@ class Settings:
         if not isinstance(self.broker_transport_options, dict):
             raise ValueError("setting broker_transport_options must be a table (a JSON object in the environment), "
                              f"got {self.broker_transport_options!r}")
+        if not isinstance(self.retention_seconds, (int, float)) or self.retention_seconds < 0:
+            raise ValueError(f"setting retention_seconds must be 0 (keep forever) or a positive number of seconds, "
+                             f"got {self.retention_seconds!r}")
         if self.shards is not None and (isinstance(self.shards, bool) or not isinstance(self.shards, int)
                                         or self.shards < 1):
             raise ValueError(f"setting shards must be a positive integer or unset, got {self.shards!r}")

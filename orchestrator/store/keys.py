@@ -29,15 +29,16 @@ time marked), ``outbox`` (zset: instances with unpublished dispatches), ``timers
 ``<id>|<gen>.<seq>`` by fire time, or ``<id>|start`` for a scheduled start), ``activities`` (zset:
 ``<id>|<gen>.<seq>`` of every dispatched activity attempt whose result is not in yet, by its last
 sign of life: a sweeper publishes again an attempt whose message was lost), ``expire`` (zset:
-finished instances by the time retention purges them), the listing indexes ``idx:all`` /
+finished top-level instances by the time retention purges them), ``retention`` (hash: workflow
+name -> retention ms set through the client, copied into every shard so that COMMIT reads it in
+its own slot; 0 keeps forever), the listing indexes ``idx:all`` /
 ``idx:status:<S>`` / ``idx:name:<N>`` / ``idx:ns:<N>:<S>`` (zsets by creation time) and
 ``idx:names`` (set: workflow names that have instances in the shard). Listings and counts merge
 the S shards (store/queries.py); pollers and sweepers walk them.
 
 Global keys, none on a step's path: ``P:shards`` (the shard count, written once),
 ``P:workflows`` (hash: workflow name -> app id of a pool serving it), ``P:pools`` (hash: app id ->
-last heartbeat of a pool serving it, ms), ``P:retention`` (hash: workflow name -> retention ms set
-through the client, read when an instance finishes), ``P:metrics`` (buffered metric increments),
+last heartbeat of a pool serving it, ms), ``P:metrics`` (buffered metric increments),
 ``P:apilog`` (stream) and ``P:circuit:<app>:<activity>`` (hash: one activity's circuit breaker).
 
 Liveness (worker/liveness.py): ``P:procs`` (zset: process id -> last heartbeat, ms) lists every
@@ -84,6 +85,7 @@ class ShardKeys:
     lost: str
     procs: str  # the shard's copy of the process heartbeats, which its claim scripts read
     expire: str
+    retention: str
     index_all: str
     index_names: str
     _status: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -92,8 +94,8 @@ class ShardKeys:
     def at(cls, prefix: str, number: int) -> ShardKeys:
         base = f"{prefix}:{{s{number}}}"
         return cls(number, base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:expire", f"{base}:idx:all",
-                   f"{base}:idx:names",
+                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:expire",
+                   f"{base}:retention", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
     def status_index(self, status: str) -> str:
@@ -177,7 +179,6 @@ class KeySchema:
         self.workflows = f"{prefix}:workflows"
         self.pools = f"{prefix}:pools"
         self.procs = f"{prefix}:procs"
-        self.retention = f"{prefix}:retention"
         self.metrics = f"{prefix}:metrics"
         self.apilog = f"{prefix}:apilog"
 

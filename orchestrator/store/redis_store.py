@@ -46,6 +46,9 @@ KEY_REUSED = DeliverCode.KEY_REUSED
 ALREADY_FIRED = FireTimerCode.ALREADY_FIRED
 
 
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
 class ShardCountError(ValueError):
     """The store's recorded shard count and this process's setting disagree (or the store predates shards)."""
 
@@ -172,6 +175,9 @@ class RedisStore:
         # A Redis Cluster client: scripts are not pipelined (see deliver_many, claim_stale).
         self.cluster = isinstance(client, redis.RedisCluster)
         self.liveness = ProcessRegistry(client, self.keys, self.scripts)
+        # How long a finished top-level instance is kept before retention purges it (ms; 0 keeps it),
+        # unless set for its workflow with set_retention. The engine's and client's: settings.retention.
+        self.retention_ms = DEFAULT_RETENTION_MS
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "orch", shards: int | None = None, **kwargs: Any) -> RedisStore:
@@ -360,6 +366,7 @@ class RedisStore:
             "drop_tasks": c.drop_tasks, "activities": c.activities,
             "eager": activity_task_key(c.eager) if c.eager is not None else "",
             "claimer": c.claimer,
+            "retention": self.retention_ms,
         }
         push_queues = list(c.pushes)
         blob["pushes"] = [c.pushes[q] for q in push_queues]
@@ -428,6 +435,37 @@ class RedisStore:
             if reply.code == PurgeCode.PURGED:
                 return int(reply.code), list(reply.children)
             return int(reply.code), [reply.status] if reply.status else []
+
+    # -- retention --------------------------------------------------------------------------------
+    def set_retention(self, name: str, seconds: float | None) -> None:
+        """Keep finished instances of workflow ``name`` for ``seconds`` (0: forever; None: the default).
+        Written into every shard (COMMIT reads its own shard's copy); applies to instances finishing after."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            if seconds is None:
+                pipe.hdel(shard.retention, name)
+            else:
+                pipe.hset(shard.retention, name, int(seconds * 1000))
+        pipe.execute()
+
+    def retention_of(self, name: str) -> int | None:
+        """The retention (ms) set for workflow ``name``, or None for the default."""
+        raw = self.redis.hget(self.keys.shards()[0].retention, name)
+        return None if raw is None else int(raw)
+
+    def due_expiries(self, now: int, limit: int = 100) -> list[list[str]]:
+        """Per shard, the finished instances whose retention has passed, oldest first (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            pipe.zrangebyscore(shard.expire, "-inf", now, start=0, num=limit)
+        return [[_text(i) for i in reply] for reply in pipe.execute()]
+
+    def postpone_expiry(self, instance_id: str, until: int) -> None:
+        """Try the purge of ``instance_id`` again at ``until`` (part of its tree is still running)."""
+        self.redis.zadd(self.keys.shard_of(instance_id).expire, {instance_id: until}, xx=True)
+
+    def drop_expiry(self, instance_id: str) -> None:
+        self.redis.zrem(self.keys.shard_of(instance_id).expire, instance_id)
 
     # -- outbox ---------------------------------------------------------------------------------
     def read_outbox(self, instance_id: str) -> dict[str, bytes]:

@@ -201,7 +201,8 @@ class Scripts:
         keys = [k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children, k.shard.ready, k.shard.outbox,
                 k.shard.timers, k.shard.activities, k.shard.status_index(old_status),
                 k.shard.name_status_index(name, old_status), k.shard.status_index(status),
-                k.shard.name_status_index(name, status), k.shard.claims, k.shard.lost, *push_queues]
+                k.shard.name_status_index(name, status), k.shard.claims, k.shard.lost, k.shard.expire,
+                k.shard.retention, *push_queues]
         code, first, second = self._commit(keys=keys, args=[instance_id, blob])
         if int(code) == CommitCode.NEEDS_KEYS:
             return CommitReply(CommitCode.NEEDS_KEYS, status=_text(first), name=_text(second))
@@ -217,7 +218,7 @@ class Scripts:
 
     def purge(self, k: InstanceKeys, instance_id: str, *, name: str, status: str) -> PurgeReply:
         keys = [*k.own(), k.shard.ready, k.shard.outbox, k.shard.timers, k.shard.index_all, k.shard.index_names,
-                *k.shard.listing(name, status)]
+                *k.shard.listing(name, status), k.shard.expire]
         reply = self._purge(keys=keys, args=[instance_id, status, name])
         code = PurgeCode(int(reply[0]))
         rest = [_text(v) for v in reply[1:]]

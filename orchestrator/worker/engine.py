@@ -34,6 +34,7 @@ from .duties import Duties
 from .liveness import LivenessHolder, ProcessLiveness
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
+from .retention import RetentionSweeper
 from .schedules import ScheduleFirer
 from .steps import MAX_STEP_ROUNDS, StepRunner
 
@@ -87,6 +88,8 @@ class Engine:
                              redeliver_after_ms=int(s.visibility_timeout * 1000),
                              publish_outbox=self.dispatch.publish_outbox, liveness=self.liveness,
                              broker=publisher)
+        store.retention_ms = int(s.retention_seconds * 1000)
+        self.retention = RetentionSweeper(store, clock, s.retention_export_dir, self.dispatch.publish_outbox)
         self.schedule_firer = ScheduleFirer(store, self.outgoing, clock)  # due schedules (worker/schedules.py)
 
     def _describe(self) -> dict[str, object]:
@@ -235,7 +238,9 @@ class Engine:
         self.duties.publisher_wake(instance_id)
 
     def sweep(self) -> tuple[int, int]:
-        return self.duties.sweep()
+        swept = self.duties.sweep()
+        self.retention.sweep()  # one shard per sweep (worker/retention.py)
+        return swept
 
     # Settings under the names callers have read them by.
     @property

@@ -2,14 +2,14 @@
 -- KEYS: meta hist inbox tasks wait outbox children (the instance's), ready outbox-index timers
 --       activities (its shard's), the status index and name x status index of the status the
 --       caller read (c.old_status) and of the status it commits (c.status), then the shard's
---       claims and lost, then the queues of c.pushes in order.
+--       claims and lost, its expire index and retention hash, then the queues of c.pushes in order.
 -- ARGV: id, blob (msgpack: see RedisStore.commit).
 -- Returns {CODE.COMMITTED, version, rerun}, {CODE.CONFLICT, current version, 0} (a stale step,
 -- nothing written), {CODE.GONE, 0, 0}, or {CODE.NEEDS_KEYS, status, name} when the status moves
 -- but the caller's c.old_status / c.name are not the instance's (nothing written).
 local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local claims, lost = KEYS[16], KEYS[17]
+local claims, lost, expire, retention = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
 local id = ARGV[1]
 local c = cmsgpack.unpack(ARGV[2])
 local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
@@ -62,7 +62,7 @@ if #c.outbox > 0 then
 end
 -- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
 for q, messages in ipairs(c.pushes or {}) do
-  local queue = KEYS[17 + q]
+  local queue = KEYS[19 + q]
   for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
 end
 for i = 1, #c.timers, 2 do redis.call('ZADD', timers, c.timers[i], c.timers[i + 1]) end
@@ -72,6 +72,12 @@ for i = 1, #c.inbox_add, 2 do
 end
 if moves then reindex(id, {KEYS[12], KEYS[13]}, {KEYS[14], KEYS[15]}, cur[3]) end
 if is_terminal(c.status) then
+  -- Retention (worker/retention.py purges it then, with its children): per workflow name as set
+  -- through the client, else the engine's default (c.retention ms; 0 keeps it).
+  if c.retention and redis.call('HEXISTS', meta, 'parent') == 0 then
+    local ms = tonumber(redis.call('HGET', retention, cur[4] or c.name) or c.retention)
+    if ms > 0 then redis.call('ZADD', expire, c.now + ms, id) else redis.call('ZREM', expire, id) end
+  end
   for _, key in ipairs(redis.call('HKEYS', tasks)) do
     redis.call('ZREM', timers, member(id, key))
     redis.call('ZREM', activities, member(id, key))
