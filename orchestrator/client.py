@@ -392,7 +392,6 @@ class WorkflowClient:
 
     suspend_workflow = pause_workflow
 
-    @apilog.logged("purge")
     def set_workflow_retention(self, name: str, seconds: float | None) -> None:
         """Keep finished instances of workflow ``name`` for ``seconds`` after they finish, then purge
         them with their children (0: forever; None: back to the setting ``retention_seconds``). Applies
@@ -410,6 +409,7 @@ class WorkflowClient:
         ms = self.store.retention_of(name)
         return (self.store.retention_ms if ms is None else ms) / 1000
 
+    @apilog.logged("purge")
     def purge_workflow(self, instance_id: str, recursive: bool = True) -> bool:
         """Delete every key of a finished instance and, by default, of its children (recursively).
 
