@@ -109,6 +109,16 @@ class ProcessRegistry:
         """The processes whose heartbeat is younger than ``expiry_ms`` (issue 15's shard division reads this)."""
         return self.processes(alive_since=now - expiry_ms)
 
+    def duty_processes(self, alive_since: int) -> list[str]:
+        """Ids of the live processes that run background duties (their record says ``duties``)."""
+        pids = [_text(p) for p in self.redis.zrangebyscore(self.keys.procs, alive_since, "+inf")]
+        if not pids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hget(self.keys.process(pid), "duties")
+        return [pid for pid, flag in zip(pids, pipe.execute()) if flag in (b"1", "1")]
+
     def stale(self, dead_before: int, limit: int = 100) -> list[str]:
         """Ids of processes whose last heartbeat is older than ``dead_before`` (ms)."""
         return [_text(p) for p in self.redis.zrangebyscore(self.keys.procs, "-inf", f"({dead_before}",

@@ -34,7 +34,7 @@ from ..core.vocabulary import (
 )
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
-from .keys import DEFAULT_SHARDS, KeySchema, check_shard_count, validate_instance_id
+from .keys import DEFAULT_SHARDS, KeySchema, ShardKeys, check_shard_count, validate_instance_id
 from .liveness import ProcessRegistry
 from .records import ActivityRecord, InstanceMeta, activity_task_key, new_run_id
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
@@ -178,6 +178,8 @@ class RedisStore:
         # How long a finished top-level instance is kept before retention purges it (ms; 0 keeps it),
         # unless set for its workflow with set_retention. The engine's and client's: settings.retention.
         self.retention_ms = DEFAULT_RETENTION_MS
+        # The shards this process's pollers and sweepers walk (worker/shardplan.py); None: all.
+        self.polled_shards: list[int] | None = None
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "orch", shards: int | None = None, **kwargs: Any) -> RedisStore:
@@ -456,7 +458,7 @@ class RedisStore:
     def due_expiries(self, now: int, limit: int = 100) -> list[list[str]]:
         """Per shard, the finished instances whose retention has passed, oldest first (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
-        for shard in self.keys.shards():
+        for shard in self._polled():
             pipe.zrangebyscore(shard.expire, "-inf", now, start=0, num=limit)
         return [[_text(i) for i in reply] for reply in pipe.execute()]
 
@@ -483,7 +485,7 @@ class RedisStore:
         Re-stamped so concurrent sweepers split the work. Every shard, in one round trip (a cluster:
         one per shard)."""
         keys = [{"ready": shard.ready, "outbox": shard.outbox, "activities": shard.activities}[which]
-                for shard in self.keys.shards()]
+                for shard in self._polled()]
         if self.cluster:
             return [entry for key in keys for entry in self.scripts.claim_stale(key, cutoff, now, limit)]
         pipe = self.redis.pipeline(transaction=False)
@@ -491,11 +493,15 @@ class RedisStore:
             self.scripts.claim_stale(key, cutoff, now, limit, client=pipe)
         return [_text(entry) for reply in pipe.execute() for entry in reply]
 
+    def _polled(self) -> list[ShardKeys]:
+        shards = self.keys.shards()
+        return shards if self.polled_shards is None else [shards[n] for n in self.polled_shards]
+
     # -- timers ---------------------------------------------------------------------------------
     def due_timers(self, now: int, limit: int = 1000) -> list[str]:
         """Due timer entries of every shard (one pipelined round trip), soonest first per shard."""
         pipe = self.redis.pipeline(transaction=False)
-        for shard in self.keys.shards():
+        for shard in self._polled():
             pipe.zrangebyscore(shard.timers, "-inf", now, start=0, num=limit)
         return [_text(m) for reply in pipe.execute() for m in reply]
 
