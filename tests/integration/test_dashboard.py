@@ -231,7 +231,7 @@ def test_history_pages_payloads_clip_and_download_whole(client, start_pool, dash
 
     failed = dash.get("/api/runs/fails")
     assert failed["status"] == "FAILED" and failed["failure"]["error_type"] == "ValueError"
-    assert failed["failure"]["message"] == "card declined for order 5"
+    assert failed["failure"]["message"] == "Activity task #2 ('charge_card') failed: card declined for order 5"
     assert "charge_card" in failed["failure"]["stack_trace"]["text"]
     only_failures = dash.get("/api/runs/fails/history?kind=TaskFailed")
     (task_failed,) = only_failures["events"]

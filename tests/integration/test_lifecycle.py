@@ -55,7 +55,8 @@ def test_parent_with_three_children_one_failing(client, start_pool):
     state = finish(client, parent)
     assert state.output == {
         "sum": 8, "ok": [2, 6],
-        "failed": [{"input": -2, "error_type": "ValueError", "message": "cannot double a negative number: -2"}],
+        "failed": [{"input": -2, "error_type": "ValueError",  # the child's failure, chained as Dapr's
+                    "message": "Activity task #1 ('double') failed: cannot double a negative number: -2"}],
     }
     kids = [f"{parent}:{seq}" for seq in (1, 2, 3)]  # deterministic default child ids
     statuses = {}
