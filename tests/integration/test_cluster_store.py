@@ -223,3 +223,59 @@ def _raised(client: WorkflowClient, iid: str) -> bool:
     except redis.exceptions.RedisError:
         time.sleep(0.2)
         return False
+
+
+def _master_of(proc: RedisClusterProc, key: str) -> EmbeddedRedis | None:
+    """The master serving ``key``'s slot, as the first node that answers sees it."""
+    slot = redis.cluster.key_slot(key.encode())
+    for node in proc.nodes:
+        if node.pid is None:
+            continue
+        client = redis.Redis(port=node.port, socket_timeout=1)
+        try:
+            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return next(n for n in proc.nodes if n.port == int(master[1]))
+        except redis.exceptions.RedisError:
+            continue
+        finally:
+            client.close()
+    return None
+
+
+def _cluster_ok(node: EmbeddedRedis) -> bool:
+    try:
+        client = redis.Redis(port=node.port, socket_timeout=1)
+        info = client.execute_command("CLUSTER", "INFO")
+        client.close()
+        return b"cluster_state:ok" in info
+    except redis.exceptions.RedisError:
+        return False
+
+
+def test_a_cluster_primary_failover_mid_run_loses_nothing(tmp_path):
+    with RedisClusterProc(tmp_path / "cluster", masters=3, replicas=1) as proc:
+        broker = EmbeddedRedis(tmp_path / "broker").start()
+        env = {"REDIS_URL": proc.url, "ORCH_BROKER_URL": broker.url}
+        pool = Pool("tests.apps.lifecycle_app", proc.url, "default", 2, tmp_path / "pool.log", env).start()
+        try:
+            pool.wait_ready()
+            client = WorkflowClient(settings=Settings(redis_url=proc.url, broker_url=broker.url))
+            iid = client.schedule_new_workflow("ticker", input={"n": 3, "counter": "cluster-failover"})
+            wait_until(lambda: client.queries.waiting_for(iid)["events"] == ["finish"], timeout=60, what="the wait")
+            meta_key = client.store.keys.instance(iid).meta
+            victim = _master_of(proc, meta_key)
+            assert victim is not None
+            redis.Redis(port=victim.port).execute_command("WAIT", 1, 5000)  # its replica holds every write
+            victim.kill()
+            survivor = next(n for n in proc.masters if n is not victim)
+            wait_until(lambda: _master_of(proc, meta_key) not in (victim, None) and _cluster_ok(survivor), timeout=60,
+                       what="the replica to be promoted")
+            wait_until(lambda: _raised(client, iid), timeout=60, what="the event to reach the promoted replica")
+            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
+            assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
+            assert state.output == {"ticks": 3, "finish": "now"}
+            assert sum(1 for e in client.get_workflow_history(iid) if e["kind"] == "TaskCompleted") == 3
+        finally:
+            pool.kill()
+            broker.stop()
