@@ -179,6 +179,10 @@ class Settings:
                              "the Celery broker (kombu has no cluster transport): set broker_url (ORCH_BROKER_URL) to "
                              "a "
                              "Redis, a Sentinel service or RabbitMQ")
+        if store_scheme in ("redis+sentinel", "rediss+sentinel", "sentinel") and self.broker_url is None:
+            raise ValueError(f"setting redis_url {redact_url(self.redis_url)!r} names a Sentinel service, which Celery "
+                             "reaches with its own URL: set broker_url (ORCH_BROKER_URL), e.g. "
+                             "'sentinel://host:26379' with broker_transport_options = {master_name = \"<service>\"}")
         if self.broker_queue_type not in ("classic", "quorum"):
             raise ValueError(f"setting broker_queue_type must be 'classic' or 'quorum', got {self.broker_queue_type!r}")
         if not isinstance(self.broker_transport_options, dict):

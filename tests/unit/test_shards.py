@@ -54,3 +54,14 @@ def test_listing_merges_every_shard_newest_first_and_a_cursor_walks_to_the_end()
     assert q.counts().by_name["wf"]["total"] == 30 and q.status_totals()["PENDING"] == 30
     with pytest.raises(ValueError, match="invalid cursor 'nope'"):
         q.page_after("nope")
+
+
+def test_a_cluster_or_sentinel_store_needs_its_own_broker_url():
+    from orchestrator import Settings
+
+    for url in ("redis+cluster://127.0.0.1:7000", "redis+sentinel://127.0.0.1:26379/mymaster"):
+        with pytest.raises(ValueError, match="broker_url"):
+            Settings(redis_url=url)
+        assert Settings(redis_url=url, broker_url="redis://127.0.0.1:6380/0").broker == "redis://127.0.0.1:6380/0"
+    with pytest.raises(ValueError, match="broker_queue_type"):
+        Settings(broker_queue_type="lazy")
