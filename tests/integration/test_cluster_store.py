@@ -26,7 +26,8 @@ from tests.conftest import Pool
 from tests.support.cluster import RedisClusterProc
 from tests.support.waiting import wait_until
 
-GLOBAL_KEYS = {"orch:shards", "orch:workflows", "orch:pools", "orch:metrics", "orch:apilog"}
+# The few global keys (none on a step's path) and each worker process's registry record (orch:proc:<id>).
+GLOBAL_KEYS = {"orch:shards", "orch:workflows", "orch:pools", "orch:metrics", "orch:apilog", "orch:procs"}
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_every_key_of_a_run_sits_in_its_shards_slot(cluster, tmp_path):
         slots = {redis.cluster.key_slot(key.encode()) for key in own + [k.shard.ready, k.shard.index_all]}
         assert len(slots) == 1, (instance_id, own)
     # Nothing but the shards' keys and the few global ones, off the step's path.
-    stray = [k for k in found if "{s" not in k and k not in GLOBAL_KEYS]
+    stray = [k for k in found if "{s" not in k and k not in GLOBAL_KEYS and not k.startswith("orch:proc:")]
     assert stray == []
     per_node = [sum(1 for k in _keys_of(node) if k.startswith("orch:{s")) for node in cluster.masters]
     assert all(n > 0 for n in per_node), per_node  # the shards spread over the three masters
