@@ -35,8 +35,14 @@ MAX_STEP_ROUNDS = 1000
 
 class StepRunner:
     def __init__(self, store: RedisStore, planner: StepPlanner, cache: ExecutionCache, clock: Callable[[], int],
-                 publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int) -> None:
+                 publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int, *,
+                 admit: Callable[[Snapshot], bool] | None = None,
+                 finished: Callable[[InstanceMeta], None] | None = None) -> None:
+        """``admit``: may this snapshot's step run now (flow control, worker/flow.py)? ``finished``: an
+        instance in a flow scope has finished (its slot goes to the next)."""
         self.store = store
+        self.admit = admit
+        self.finished = finished
         self.planner = planner
         self.cache = cache
         self.clock = clock
@@ -58,6 +64,9 @@ class StepRunner:
             prefetched = None
             if snap is None:
                 return eager
+            if self.admit is not None and snap.inbox and not snap.meta.is_terminal and not self.admit(snap):
+                self.cache.put_back(instance_id, cached)
+                return eager  # waits for flow control, parked in the store
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
             decision = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap, cached)
@@ -150,6 +159,8 @@ class StepRunner:
         recovery.warn_history_size(self.store, self.history_warn_events, snap.meta.name, instance_id,
                                    history_events, len(commit.events))
         self.publish_outbox(instance_id, commit.outbox)
+        if commit.status in TERMINAL and snap.meta.flow_scope and self.finished is not None:
+            self.finished(snap.meta)
 
     def fail_unreadable(self, instance_id: str, err: HistoryFormatError) -> bool:
         """Fail an instance whose history or inbox does not decode (see worker/recovery.py). True when

@@ -1,0 +1,35 @@
+-- FLOW_ACQUIRE: take a concurrency slot of one limited scope, or queue for one (core/flow.py).
+-- KEYS (keys.py FlowKeys, one slot): held counts ring items waiting queue.
+-- ARGV: member, key, holder (process id), now, global limit (0 = none), per-key limit (0 = none),
+--       packed work (published again when a slot is granted later).
+-- Returns CODE.GRANTED (the caller runs it now) or CODE.QUEUED (it waits; a release grants it).
+-- A member that already holds a slot (granted while queued, or a redelivery) takes it over.
+local held, counts, ring, items, waiting, queue = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local member, key, holder, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local global, per_key = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('HSET', counts, '!global', global, '!key', per_key)  -- for releases, which have no policy
+if redis.call('HEXISTS', held, member) == 1 then
+  redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key)
+  return CODE.GRANTED
+end
+if redis.call('HEXISTS', waiting, member) == 1 then
+  redis.call('HSET', items, member, ARGV[7])
+  return CODE.QUEUED
+end
+local head = #key .. ':' .. key .. '|'
+local total = tonumber(redis.call('HGET', counts, '*') or '0')
+local mine = tonumber(redis.call('HGET', counts, 'k:' .. key) or '0')
+local queued_here = #redis.call('ZRANGEBYLEX', queue, '[' .. head, '[' .. head .. '\255', 'LIMIT', 0, 1) > 0
+if (global == 0 or total < global) and (per_key == 0 or mine < per_key) and not queued_here then
+  redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key)
+  redis.call('HINCRBY', counts, '*', 1)
+  redis.call('HINCRBY', counts, 'k:' .. key, 1)
+  return CODE.GRANTED
+end
+local seq = redis.call('HINCRBY', counts, '!seq', 1)
+local entry = head .. string.format('%016d', seq) .. '|' .. member
+redis.call('ZADD', queue, 0, entry)
+redis.call('HSET', waiting, member, entry)
+redis.call('HSET', items, member, ARGV[7])
+if redis.call('HSETNX', counts, 'r:' .. key, 1) == 1 then redis.call('RPUSH', ring, key) end
+return CODE.QUEUED
