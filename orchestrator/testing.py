@@ -233,7 +233,8 @@ class WorkflowTestEnvironment:
         self.registries = {app: _copy_registry(runtime) for app, runtime in served.items()}
         for app, registry in self.registries.items():
             # Steps run as the eager worker sends them, never inline in an activity: the order of a pool.
-            settings = Settings(app_id=app, key_prefix=prefix, inline_steps=False)
+            # One registration, no heartbeat thread: every engine here lives as long as the environment.
+            settings = Settings(app_id=app, key_prefix=prefix, inline_steps=False, heartbeat_interval=0)
             self.publisher.engines[app] = Engine.from_settings(settings, self.store, registry, self.publisher,
                                                                clock=self.now_ms)
             self.store.register_workflows(app, registry.workflows)

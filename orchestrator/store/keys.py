@@ -35,6 +35,13 @@ is the circuit breaker of one activity, shared by every pool of that app. ``P:ac
 ``<id>|<gen>.<seq>`` of every dispatched activity attempt whose result is not in yet, by its last
 sign of life: dispatch, then start) lets sweepers publish again an attempt whose message was lost.
 
+Liveness (worker/liveness.py): ``P:procs`` (zset: process id -> last heartbeat, ms) lists every
+worker process; ``P:proc:<process id>`` (hash) is its record (app, host, pid, names it serves, the
+broker delivery tags it holds). ``P:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
+activity attempt, or ``<id>|step``, -> the process running it) is written by the script that takes
+the work and cleared by the one that finishes it; ``P:lost`` (hash, per shard, same fields) counts
+how often that work's process died holding it (poison protection).
+
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format
 (the rule is ``core/identifiers.py``'s ``validate_instance_id``).
 
@@ -66,6 +73,8 @@ class ShardKeys:
     outbox: str
     timers: str
     activities: str
+    claims: str
+    lost: str
     index_all: str
     index_names: str
     _status: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -73,7 +82,7 @@ class ShardKeys:
     @classmethod
     def at(cls, base: str) -> ShardKeys:
         return cls(base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:idx:all", f"{base}:idx:names",
+                   f"{base}:claims", f"{base}:lost", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
     def status_index(self, status: str) -> str:
@@ -124,6 +133,7 @@ class KeySchema:
         # Global singletons: read off the step's hot path.
         self.workflows = f"{prefix}:workflows"
         self.pools = f"{prefix}:pools"
+        self.procs = f"{prefix}:procs"
         self.metrics = f"{prefix}:metrics"
         self.apilog = f"{prefix}:apilog"
         # The single shard's keys under their historical names (pollers, sweepers and listings).
@@ -131,6 +141,8 @@ class KeySchema:
         self.outbox = self._shard.outbox
         self.timers = self._shard.timers
         self.activities = self._shard.activities
+        self.claims = self._shard.claims
+        self.lost = self._shard.lost
         self.index_all = self._shard.index_all
         self.index_names = self._shard.index_names
 
@@ -158,6 +170,10 @@ class KeySchema:
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
         return f"{self.prefix}:circuit:{app_id}:{activity}"
+
+    def process(self, process_id: str) -> str:
+        """Hash: one worker process's record (worker/liveness.py)."""
+        return f"{self.prefix}:proc:{process_id}"
 
     # -- schedules (core/schedule.py, store/schedules.py) -------------------------------------------
     # Every schedule key carries the hash tag {schedules}: one slot, so each schedule script is

@@ -12,11 +12,13 @@ about to run, by the pool that holds the user's key function:
   instance stays PENDING with the reason in its metadata (``flow_wait``) and off the ready index.
   The step that finishes it gives its slot back (``finished_instance``, from the step loop).
 
-Nothing waits in a process: queued work is in Redis. A slot records its holder: the process id
-for an activity attempt (``process_id()``), ``instance`` for a workflow. The duty (``FlowDuty``)
-republishes granted work that never started, releases slots whose work is over (a finished
-instance, an attempt no longer awaited), and ``release_process`` frees every slot a dead process
-held (the pool-liveness sweeper calls it with the dead process's id).
+Nothing waits in a process: queued work is in Redis. A slot records its holder: the liveness
+process id (worker/liveness.py) for an activity attempt, ``instance`` for a workflow (a workflow's
+slot outlives any process: its steps go on in other pools). The duty (``sweep``) republishes
+granted work that never started and releases slots whose work is over (a finished instance, an
+attempt no longer awaited); ``release_process`` frees every slot a dead process held, called by
+the liveness sweeper's ``on_process_lost`` hook when it reaps that process (registered below), so
+the waiting work continues within seconds of a SIGKILL, not after a visibility timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +38,7 @@ from ..core.vocabulary import TERMINAL, Status
 from ..store.flow import FlowStore
 from ..store.records import ActivityRecord, InstanceMeta, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
+from .liveness import on_process_lost
 from .publisher import Publisher
 
 log = logging.getLogger("orchestrator.flow")
@@ -42,7 +46,7 @@ WORKFLOW_HOLDER = "instance"  # a workflow's slot is held by its instance, not b
 
 
 def process_id() -> str:
-    """This process's id as slots record it: ``<host>:<pid>`` (read each time: pools fork)."""
+    """A process id for a gate without liveness (``<host>:<pid>``, read each time: pools fork)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -72,13 +76,20 @@ def publish_work(publisher: Publisher, work: bytes) -> None:
         publisher.send_priority_step(item["id"], item["app"], item.get("pr"))
 
 
+_GATES: weakref.WeakSet[FlowGate] = weakref.WeakSet()
+
+
 class FlowGate:
-    def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, clock: Callable[[], int]) -> None:
+    def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, clock: Callable[[], int], *,
+                 holder: Callable[[], str] = process_id) -> None:
+        """``holder``: the id of this process that activity slots record (the liveness id in a pool)."""
         self.store = store
         self.flow = FlowStore.of(store)
         self.registry = registry
         self.publisher = publisher
         self.clock = clock
+        self.holder = holder
+        _GATES.add(self)
 
     # -- activities -------------------------------------------------------------------------------------
     def limits_activity(self, name: str) -> bool:
@@ -105,7 +116,7 @@ class FlowGate:
                 return False
         if not policy.limits_concurrency:
             return True
-        granted = self.flow.acquire(scope, member, key, process_id(), now, global_limit=policy.concurrency,
+        granted = self.flow.acquire(scope, member, key, self.holder(), now, global_limit=policy.concurrency,
                                     key_limit=policy.key_concurrency, work=pack_value(rec))
         if not granted:
             self._alive_until(rec, now)
@@ -218,6 +229,17 @@ class FlowGate:
         if freed:
             log.warning("released %d flow-control slot(s) held by dead process %s", freed, process)
         return freed
+
+
+
+@on_process_lost
+def _release_dead_holder(process: str, _info: Any) -> None:
+    """The liveness sweeper reaped ``process``: its activity slots go to the waiting work."""
+    done: set[int] = set()
+    for gate in list(_GATES):
+        if id(gate.flow) not in done:  # gates of one store share its FlowStore
+            done.add(id(gate.flow))
+            gate.release_process(process)
 
 
 __all__ = ["FlowGate", "attempt_member", "process_id", "publish_work"]
