@@ -67,13 +67,8 @@ class StepRunner:
                     continue
                 return eager
             prefetched = None
-            if snap is None:
+            if snap is None or self._parked(snap, cached, me):  # gone, or waits for flow control
                 return eager
-            if self.admit is not None and snap.inbox and not snap.meta.is_terminal and not self.admit(snap):
-                self.cache.put_back(instance_id, cached)
-                if me and self.liveness is not None:
-                    self.store.liveness.release([member(instance_id, STEP_CLAIM)])  # parked: nothing to claim
-                return eager  # waits for flow control, parked in the store
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
             if me is None:  # its processes kept dying in this step: fail it (worker/liveness.py)
@@ -104,6 +99,16 @@ class StepRunner:
         log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
                     instance_id, MAX_STEP_ROUNDS)
         return eager
+
+    def _parked(self, snap: Snapshot, cached: CachedExecution | None, me: str | None) -> bool:
+        """Must the step wait for flow control (worker/flow.py)? Then its claim is let go."""
+        if self.admit is None or not snap.inbox or snap.meta.is_terminal or self.admit(snap):
+            return False
+        instance_id = snap.meta.instance_id
+        self.cache.put_back(instance_id, cached)
+        if me and self.liveness is not None:
+            self.store.liveness.release([member(instance_id, STEP_CLAIM)])
+        return True
 
     def _claim(self, instance_id: str) -> str | None:
         """Claim the instance's step for this process: its id ('' without liveness), or None when the
