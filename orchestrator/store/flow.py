@@ -42,6 +42,7 @@ class FlowStore:
         self.redis = client
         self.keys = keys
         self.scripts = FlowScripts(client)
+        self._known: set[str] = set()  # scopes this process has recorded in flow_scopes
 
     @classmethod
     def of(cls, store: Any) -> FlowStore:
@@ -56,7 +57,9 @@ class FlowStore:
     def acquire(self, scope: str, member: str, key: str, holder: str, now: int, *, global_limit: int | None,
                 key_limit: int | None, work: bytes) -> bool:
         """True: a slot is held (run it); False: queued (a release grants it and publishes ``work``)."""
-        self.redis.sadd(self.keys.flow_scopes, scope)
+        if scope not in self._known:
+            self.redis.sadd(self.keys.flow_scopes, scope)
+            self._known.add(scope)
         code = self.scripts.acquire(self.keys.flow(scope), member, key, holder, now, global_limit or 0,
                                     key_limit or 0, work)
         return code == FlowCode.GRANTED

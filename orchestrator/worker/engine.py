@@ -197,14 +197,11 @@ class Engine:
     def run_activities(self, batch: list[ActivityRecord], *, redelivered: bool = False) -> list[FailureDetails]:
         """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes; returns
         the failures among them."""
+        if any(self.flow.limits_activity(rec["name"]) for rec in batch):
+            # One at a time through the gate: a process holds at most one slot of a limit at once.
+            return [failure for rec in batch for failure in self.run_activity(rec, redelivered=redelivered)]
         with self._handling(batch, redelivered):
-            limited = any(self.flow.limits_activity(rec["name"]) for rec in batch)
-            admitted = self.flow.admit_activities(batch) if limited else batch
-            try:
-                outcomes = activities.run_batch(self, admitted) if admitted else []
-            finally:
-                if limited:
-                    self.flow.finished_activities(admitted)
+            outcomes = activities.run_batch(self, batch)
         return [o.failure for o in outcomes if o.failure is not None]
 
     @contextmanager

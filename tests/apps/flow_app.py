@@ -54,3 +54,16 @@ def limited_fanout(ctx: DaprWorkflowContext, count: int):
 @wfr.workflow(name="plain_order")
 def plain_order(ctx: DaprWorkflowContext, order: dict):
     return (yield ctx.call_activity(work, input=order))
+
+
+@wfr.activity(name="exclusive_work", concurrency=1)
+def exclusive_work(ctx: WorkflowActivityContext, n: int) -> int:
+    """One at a time across every pool (the killed-holder test)."""
+    time.sleep(WORK_SECONDS)
+    return n
+
+
+@wfr.workflow(name="exclusive_fanout")
+def exclusive_fanout(ctx: DaprWorkflowContext, count: int):
+    results = yield when_all([ctx.call_activity(exclusive_work, input=i) for i in range(count)])
+    return sorted(results)

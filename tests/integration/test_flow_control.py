@@ -124,3 +124,22 @@ def test_priorities_order_the_queue(client: WorkflowClient, start_pool: Any) -> 
     _wait_all(client, low + high, 120)
     first_steps = {i: _span(client, i)[0] for i in low + high}
     assert max(first_steps[i] for i in high) < min(first_steps[i] for i in low)
+
+
+def test_a_killed_holders_activity_slot_is_released_by_liveness(client: WorkflowClient, start_pool: Any) -> None:
+    doomed = start_pool(APP, concurrency=2, env={"FLOW_APP_WORK_SECONDS": "120"})
+    instance_id = client.schedule_new_workflow("exclusive_fanout", input=4)
+    deadline = time.monotonic() + 30
+    while not any(s["scope"] == "a:exclusive_work" and s["running"] == 1 and s["waiting"] >= 1
+                  for s in client.flow_control_status()):
+        assert time.monotonic() < deadline, client.flow_control_status()
+        time.sleep(0.1)
+    doomed.kill()  # SIGKILL while it holds the only slot, with the other attempts queued behind it
+    start_pool(APP, concurrency=2, env={"FLOW_APP_WORK_SECONDS": "0.1"})
+    # The liveness sweeper reaps the dead process (process_expiry, 10 s) and its hook frees the slot:
+    # far sooner than the 1 h visibility timeout, and the queued attempts go on one at a time.
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=90)
+    assert state is not None and state.output == [0, 1, 2, 3]
+    history = client.get_workflow_history(instance_id)
+    spans = [(e["ts"] - e["run_ms"], e["ts"]) for e in history if e["kind"] == "TaskCompleted"]
+    assert _max_overlap(spans) <= 1
