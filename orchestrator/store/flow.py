@@ -171,10 +171,11 @@ class FlowStore:
         return int(head[0][1]) if head else None
 
     # -- instances waiting before their first step -------------------------------------------------
-    def park(self, instance_id: str, scope: str, reason: str) -> bool:
-        """Take a PENDING instance off the ready index while it waits (False: a control arrived, run
-        the step); its metadata says why (``flow_wait``) and which scope it belongs to (``flow``)."""
-        return self.scripts.park(self.keys.instance(instance_id), instance_id, scope, reason)
+    def park(self, instance_id: str, scope: str, reason: str, controls_seen: int = 1) -> bool:
+        """Take a PENDING instance off the ready index while it waits (False: a control arrived
+        since the caller saw ``controls_seen`` control entries in its inbox: run the step); its
+        metadata says why (``flow_wait``) and which scope it belongs to (``flow``)."""
+        return self.scripts.park(self.keys.instance(instance_id), instance_id, scope, reason, controls_seen)
 
     def mark(self, instance_id: str, **fields: str) -> bool:
         """Set flow fields of the instance's metadata (records.flow_fields); '' removes one."""

@@ -323,8 +323,9 @@ class FlowScripts:
     def rate(self, k: FlowKeys, key: str, now: int, rate: int, period_ms: int) -> int:
         return int(self._rate(keys=[k.rate], args=[key, now, rate, period_ms]))
 
-    def park(self, k: InstanceKeys, instance_id: str, scope: str, reason: str) -> bool:
-        return bool(int(self._park(keys=[k.meta, k.inbox, k.shard.ready], args=[instance_id, scope, reason])))
+    def park(self, k: InstanceKeys, instance_id: str, scope: str, reason: str, controls_seen: int) -> bool:
+        return bool(int(self._park(keys=[k.meta, k.inbox, k.shard.ready],
+                                   args=[instance_id, scope, reason, controls_seen])))
 
     def mark(self, k: InstanceKeys, fields: dict[str, str]) -> bool:
         return bool(int(self._mark(keys=[k.meta], args=[item for pair in fields.items() for item in pair])))

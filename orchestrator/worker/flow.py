@@ -32,9 +32,9 @@ from typing import Any
 
 from ..codec import pack_value, unpack_value
 from ..core.flow import FlowPolicy, activity_scope, workflow_scope
-from ..core.history import ExecutionTerminated
+from ..core.history import ExecutionStarted, ExecutionTerminated
 from ..core.registry import Registry
-from ..core.vocabulary import TERMINAL, Status
+from ..core.vocabulary import CONTROL_TOKEN, TERMINAL
 from ..store.flow import FlowStore
 from ..store.records import ActivityRecord, InstanceMeta, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
@@ -140,9 +140,10 @@ class FlowGate:
 
     # -- workflows ----------------------------------------------------------------------------------------
     def admit_step(self, snap: Snapshot) -> bool:
-        """May this step run? Only a PENDING instance's first step of a limited workflow can wait."""
+        """May this step run? Only the step that would first run a limited workflow's code (its
+        ExecutionStarted still in the inbox: PENDING, or suspended before it started) can wait."""
         meta = snap.meta
-        if meta.status != Status.PENDING:
+        if not any(isinstance(e.event, ExecutionStarted) for e in snap.inbox):
             return True
         policy = self.registry.workflow_flow(meta.name)
         if policy is None or not _limited(policy):
@@ -151,6 +152,9 @@ class FlowGate:
             return True  # a terminate needs no slot: the step ends it (and its queue place is released)
         scope, now = workflow_scope(meta.name), self.clock()
         key = _key(policy, meta.input, f"workflow {meta.name!r}")
+        # Suspend / resume seen now wait with it (applied by its first step); a control arriving
+        # later (a terminate) makes the park refuse, and the step runs to apply it.
+        controls = sum(1 for e in snap.inbox if e.token == CONTROL_TOKEN)
         work = pack_value({"k": "s", "id": meta.instance_id, "app": meta.app, "pr": meta.priority})
         if policy.rate is not None:
             at = meta.flow_rate_at
@@ -159,7 +163,7 @@ class FlowGate:
                 self.flow.mark(meta.instance_id, flow_rt=str(at))
             if at > now:
                 reason = f"rate limit of workflow {meta.name!r} ({policy.rate} per {policy.per:g} s): starts at {at}"
-                if not self.flow.park(meta.instance_id, scope, reason):
+                if not self.flow.park(meta.instance_id, scope, reason, controls):
                     return True
                 self.flow.delay(scope, meta.instance_id, at, work)
                 return False
@@ -174,7 +178,7 @@ class FlowGate:
             part for part in (f"{policy.concurrency} running at most" if policy.concurrency else "",
                               f"{policy.key_concurrency} per key, key {key!r}" if policy.key_concurrency else "")
             if part) + ")"
-        if self.flow.park(meta.instance_id, scope, reason):
+        if self.flow.park(meta.instance_id, scope, reason, controls):
             return False
         return True  # a terminate arrived meanwhile: the step applies it, then releases the queue place
 

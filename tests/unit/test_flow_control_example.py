@@ -52,3 +52,23 @@ def test_policy_rules_name_the_problem() -> None:
         validate_priority(10)
     assert priority_list("orchestrator.default", 0) == "orchestrator.default"
     assert priority_list("orchestrator.default", 7) == "orchestrator.default\x06\x167"
+
+
+def test_a_queued_run_suspended_and_resumed_still_waits_for_its_slot() -> None:
+    wfr = WorkflowRuntime()
+
+    @wfr.workflow(name="one_at_a_time", concurrency=1)
+    def one_at_a_time(ctx, n):  # type: ignore[no-untyped-def]
+        yield ctx.create_timer(timedelta(seconds=10))
+        return n
+
+    with WorkflowTestEnvironment(wfr) as env:
+        first = env.start("one_at_a_time", input=1)
+        queued = env.start("one_at_a_time", input=2)
+        env.client.pause_workflow(queued)
+        env.client.resume_workflow(queued)
+        # Its code has not run (no timer yet): it still waits for the slot, suspended or not.
+        assert not [e for e in env.history(queued) if e["kind"] == "TimerCreated"]
+        assert env.state(first).runtime_status.name == "RUNNING"
+        assert env.run_until_complete(first).output == 1
+        assert env.run_until_complete(queued).output == 2
