@@ -43,6 +43,7 @@ from .publisher import Publisher
 
 log = logging.getLogger("orchestrator.flow")
 WORKFLOW_HOLDER = "instance"  # a workflow's slot is held by its instance, not by a process
+LEAK_CHECK_EVERY = 5  # sweeps between two checks that the work holding each slot is still going
 
 
 def process_id() -> str:
@@ -89,6 +90,7 @@ class FlowGate:
         self.publisher = publisher
         self.clock = clock
         self.holder = holder
+        self._sweeps = 0
         _GATES.add(self)
 
     # -- activities -------------------------------------------------------------------------------------
@@ -201,16 +203,20 @@ class FlowGate:
         """Repair what a crash left: republish granted work that never started, release slots whose
         work is over. Returns how many it touched."""
         now, touched = self.clock(), 0
+        self._sweeps += 1
+        check_over = self._sweeps % LEAK_CHECK_EVERY == 1  # a read per slot: not every sweep
         for scope in self.flow.scopes():
             for h in self.flow.holders(scope):
-                if not h.holder and now - h.since > stale_after_ms:
+                if now - h.since <= stale_after_ms:
+                    continue  # just taken: neither lost nor leaked
+                if check_over and self._over(scope, h.member):
+                    self._release(scope, h.member)  # its work ended without giving it back
+                    touched += 1
+                elif not h.holder:
                     work = self.flow.work_of(scope, h.member)
                     if work is not None and self.flow.restamp(scope, h, now):
                         publish_work(self.publisher, work)  # granted, but its message was lost
                         touched += 1
-                elif self._over(scope, h.member):
-                    self._release(scope, h.member)
-                    touched += 1
         return touched
 
     def _over(self, scope: str, member: str) -> bool:

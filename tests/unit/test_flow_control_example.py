@@ -72,3 +72,46 @@ def test_a_queued_run_suspended_and_resumed_still_waits_for_its_slot() -> None:
         assert env.state(first).runtime_status.name == "RUNNING"
         assert env.run_until_complete(first).output == 1
         assert env.run_until_complete(queued).output == 2
+
+
+def test_a_workflow_rate_limit_spaces_starts_in_the_test_environment() -> None:
+    wfr = WorkflowRuntime()
+
+    @wfr.workflow(name="report", rate=2, per=60)
+    def report(ctx, n):  # type: ignore[no-untyped-def]
+        return n
+        yield  # a generator
+
+    with WorkflowTestEnvironment(wfr) as env:
+        ids = [env.start("report", input=i) for i in range(5)]
+        assert [env.state(i).runtime_status.name for i in ids] == ["COMPLETED"] * 2 + ["PENDING"] * 3
+        assert "rate limit" in (env.client.store.get_meta(ids[2]).flow_wait or "")
+        env.advance(timedelta(minutes=2))
+        states = [env.state(i) for i in ids]
+        assert all(s.runtime_status.name == "COMPLETED" for s in states)
+        started = sorted(next(e["ts"] for e in env.history(i) if e["kind"] == "StepStarted") for i in ids)
+        # 2 at once (the full bucket), then one every 30 s: never more than 2 in a minute after that.
+        assert started[4] - started[2] >= 60_000 - 5
+
+
+def test_the_sweep_frees_a_slot_whose_run_ended_without_giving_it_back() -> None:
+    wfr = WorkflowRuntime()
+
+    @wfr.workflow(name="solo", concurrency=1)
+    def solo(ctx, n):  # type: ignore[no-untyped-def]
+        yield ctx.create_timer(timedelta(seconds=1))
+        return n
+
+    with WorkflowTestEnvironment(wfr) as env:
+        from orchestrator.store.flow import FlowStore
+
+        flow = FlowStore.of(env.store)
+        # A crash between a run's last commit and its release leaves its slot taken: simulate one.
+        assert flow.acquire("w:solo", "gone-instance", "", "instance", env.now_ms(), global_limit=1, key_limit=None,
+                            work=b"")
+        waiting = env.start("solo", input=1)
+        assert env.state(waiting).runtime_status.name == "PENDING"
+        env.advance(timedelta(minutes=1))
+        engine = env.publisher.engines["default"]
+        assert engine.flow.sweep(engine.duties.stale_after_ms) == 1  # the missing instance's slot
+        assert env.run_until_complete(waiting).output == 1
