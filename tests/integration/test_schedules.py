@@ -170,3 +170,14 @@ def test_http_schedule_routes(redis_server: Any) -> None:
     assert bad.status_code == 400 and "overlap must be one of" in bad.json()["message"]
     assert api.get("/api/schedules/nope").status_code == 404
     assert api.delete("/api/schedules/hourly").status_code == 204
+
+
+def test_cli_start_with_priority_and_dedup_id(redis_server: Any) -> None:
+    url = redis_server.url
+    args = ("start", "tick", "--app-id", "default", "--input", '"x"', "--priority", "3", "--dedup-id", "nightly-1")
+    first, again = _cli(url, *args), _cli(url, *args)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout.strip() == again.stdout.strip()  # the live run's id, not a second run
+    assert WorkflowClient(redis_url=url).store.get_meta(first.stdout.strip()).priority == 3
+    bad = _cli(url, "start", "tick", "--app-id", "default", "--priority", "10")
+    assert bad.returncode == 2 and "0<=x<=9" in bad.stderr
