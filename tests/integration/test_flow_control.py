@@ -58,6 +58,10 @@ def test_per_customer_limit_holds_and_is_fair(client: WorkflowClient, start_pool
     halfway = statistics.median(ends)
     for c in customers:
         assert min(s for s, _ in spans[c]) < halfway, f"{c} waited for the others"
+    began = min(s for c in customers for s, _ in spans[c])
+    print("per customer: first start / last end (s after the first start):",
+          {c: (round((min(s for s, _ in spans[c]) - began) / 1000, 1),
+               round((max(e for _, e in spans[c]) - began) / 1000, 1)) for c in customers})
     status = {s["scope"]: s for s in client.flow_control_status()}
     assert status["w:customer_order"]["running"] == 0 and status["w:customer_order"]["waiting"] == 0
 
@@ -87,6 +91,7 @@ def test_rate_limit_across_two_pools(client: WorkflowClient, start_pool: Any) ->
     assert len(starts) == 360
     first = starts[0]
     in_30s = sum(1 for t in starts if t < first + 30_000)
+    print(f"rate limit 10/s over two pools: {in_30s} starts in the first 30 s")  # the figure, with -s
     assert 270 <= in_30s <= 330, f"{in_30s} starts in the first 30 s at 10 per second"
 
 
