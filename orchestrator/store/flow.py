@@ -170,6 +170,19 @@ class FlowStore:
         head = self.redis.zrange(self.keys.flow_delayed, 0, 0, withscores=True)
         return int(head[0][1]) if head else None
 
+    # -- activity attempts waiting ----------------------------------------------------------------
+    def untrack_attempt(self, instance_id: str, task_key: str) -> None:
+        """An attempt waits for flow control: out of the activities index (keys.py), so neither the
+        redelivery sweeps publish it again nor its call shows as running; the flow queue or the
+        delayed index holds it durably meanwhile."""
+        self.redis.zrem(self.keys.shard_of(instance_id).activities, f"{instance_id}|{task_key}")
+
+    def track_attempt(self, instance_id: str, task_key: str, now: int) -> None:
+        """A waiting attempt is published again (granted a slot, or its rate-limit time came): back
+        into the activities index, if it is still awaited."""
+        if self.redis.hexists(self.keys.instance(instance_id).tasks, task_key):
+            self.redis.zadd(self.keys.shard_of(instance_id).activities, {f"{instance_id}|{task_key}": now})
+
     # -- instances waiting before their first step -------------------------------------------------
     def park(self, instance_id: str, scope: str, reason: str, controls_seen: int = 1) -> bool:
         """Take a PENDING instance off the ready index while it waits (False: a control arrived

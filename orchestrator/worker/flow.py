@@ -68,10 +68,13 @@ def _key(policy: FlowPolicy, value: Any, what: str) -> str:
         return ""
 
 
-def publish_work(publisher: Publisher, work: bytes) -> None:
-    """Publish queued or delayed work: an activity attempt, or an instance's first step."""
+def publish_work(publisher: Publisher, work: bytes, flow: FlowStore | None = None, now: int = 0) -> None:
+    """Publish queued or delayed work: an activity attempt (tracked again in the activities index
+    when ``flow`` is given), or an instance's first step."""
     item = unpack_value(work)
     if item.get("k") == "a":
+        if flow is not None:
+            flow.track_attempt(item["id"], activity_task_key(item), now)
         publisher.send_activity(item, item["app"])
     else:
         publisher.send_priority_step(item["id"], item["app"], item.get("pr"))
@@ -114,31 +117,28 @@ class FlowGate:
             rec = {**rec, "rt": at}
             if at > now:
                 self.flow.delay(scope, member, at, pack_value(rec))
-                self._alive_until(rec, at)
+                self.flow.untrack_attempt(rec["id"], activity_task_key(rec))
                 return False
         if not policy.limits_concurrency:
             return True
         granted = self.flow.acquire(scope, member, key, self.holder(), now, global_limit=policy.concurrency,
                                     key_limit=policy.key_concurrency, work=pack_value(rec))
         if not granted:
-            self._alive_until(rec, now)
+            self.flow.untrack_attempt(rec["id"], activity_task_key(rec))
         return granted
-
-    def _alive_until(self, rec: ActivityRecord, at: int) -> None:
-        """A waiting attempt is not a lost one: its sign of life (the redelivery sweeper's clock,
-        worker/duties.py) is set to when it is due, so it is not published again meanwhile."""
-        self.store.activities_started([(rec["id"], activity_task_key(rec))], at)
 
     def finished_activities(self, records: list[ActivityRecord]) -> None:
         """The attempts ran (or were skipped): give back their slots and publish what that grants."""
         for rec in records:
             policy = self.registry.activity_flow(rec["name"])
             if policy is not None and policy.limits_concurrency:
-                self._release(activity_scope(rec["name"]), attempt_member(rec))
+                # Only the holder's own: a skipped copy of an attempt another process runs gives nothing back.
+                self._release(activity_scope(rec["name"]), attempt_member(rec), holder=self.holder())
 
     def _release(self, scope: str, member: str, holder: str = "") -> None:
-        for _granted, work in self.flow.release(scope, member, self.clock(), holder):
-            publish_work(self.publisher, work)
+        now = self.clock()
+        for _granted, work in self.flow.release(scope, member, now, holder):
+            publish_work(self.publisher, work, self.flow, now)
 
     # -- workflows ----------------------------------------------------------------------------------------
     def admit_step(self, snap: Snapshot) -> bool:
@@ -193,8 +193,9 @@ class FlowGate:
     def publish_delayed(self) -> int:
         """Publish the rate-limited work whose time has come; how many."""
         sent = 0
-        for scope, member, work in self.flow.due_delayed(self.clock()):
-            publish_work(self.publisher, work)
+        now = self.clock()
+        for scope, member, work in self.flow.due_delayed(now):
+            publish_work(self.publisher, work, self.flow, now)
             self.flow.done(scope, member)
             sent += 1
         return sent
@@ -215,7 +216,7 @@ class FlowGate:
                 elif not h.holder:
                     work = self.flow.work_of(scope, h.member)
                     if work is not None and self.flow.restamp(scope, h, now):
-                        publish_work(self.publisher, work)  # granted, but its message was lost
+                        publish_work(self.publisher, work, self.flow, now)  # granted, its message lost
                         touched += 1
         return touched
 

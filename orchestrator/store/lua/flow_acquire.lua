@@ -3,13 +3,17 @@
 -- ARGV: member, key, holder (process id), now, global limit (0 = none), per-key limit (0 = none),
 --       packed work (published again when a slot is granted later).
 -- Returns CODE.GRANTED (the caller runs it now) or CODE.QUEUED (it waits; a release grants it).
--- A member that already holds a slot (granted while queued, or a redelivery) takes it over.
+-- A member that already holds a slot is granted again: it takes the slot over when it was granted
+-- while queued (no holder yet) or is this holder's; a copy of an attempt another process holds
+-- (running, or dead and not yet reaped) leaves the holder as it is (liveness decides which copy runs).
 local held, counts, ring, items, waiting, queue = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local member, key, holder, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local global, per_key = tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('HSET', counts, '!global', global, '!key', per_key)  -- for releases, which have no policy
-if redis.call('HEXISTS', held, member) == 1 then
-  redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key)
+local current = redis.call('HGET', held, member)
+if current then
+  local was = string.sub(current, 1, string.find(current, '|', 1, true) - 1)
+  if was == '' or was == holder then redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key) end
   return CODE.GRANTED
 end
 if redis.call('HEXISTS', waiting, member) == 1 then
