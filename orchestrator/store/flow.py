@@ -55,14 +55,36 @@ class FlowStore:
 
     # -- concurrency --------------------------------------------------------------------------------
     def acquire(self, scope: str, member: str, key: str, holder: str, now: int, *, global_limit: int | None,
-                key_limit: int | None, work: bytes) -> bool:
-        """True: a slot is held (run it); False: queued (a release grants it and publishes ``work``)."""
+                key_limit: int | None, work: bytes) -> tuple[FlowCode, str]:
+        """GRANTED: a slot is held (run it); QUEUED (a release grants it and publishes ``work``); or
+        HELD with the process that holds this member's slot already."""
         if scope not in self._known:
             self.redis.sadd(self.keys.flow_scopes, scope)
             self._known.add(scope)
-        code = self.scripts.acquire(self.keys.flow(scope), member, key, holder, now, global_limit or 0,
+        return self.scripts.acquire(self.keys.flow(scope), member, key, holder, now, global_limit or 0,
                                     key_limit or 0, work)
-        return code == FlowCode.GRANTED
+
+    def take_over(self, scope: str, member: str, old: str, new: str, now: int) -> bool:
+        """Hand a slot from a dead holder to ``new``, iff ``old`` still holds it."""
+        key = self.keys.flow(scope).held
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                current = pipe.hget(key, member)
+                if current is None or _text(current).split("|", 1)[0] != old:
+                    return False
+                rest = _text(current).split("|", 2)[2]
+                pipe.multi()
+                pipe.hset(key, member, f"{new}|{now}|{rest}")
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    def heartbeat(self, process_id: str) -> int | None:
+        """The last heartbeat of a worker process (ms; worker/liveness.py), None if it has none."""
+        score = self.redis.zscore(self.keys.procs, process_id)
+        return int(score) if score is not None else None
 
     def release(self, scope: str, member: str, now: int, holder: str = "") -> list[tuple[str, bytes]]:
         """Give back ``member``'s slot (or its place in the queue); the work granted by it."""

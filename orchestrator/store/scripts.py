@@ -294,6 +294,7 @@ class ScheduleScripts:
 class FlowCode(IntEnum):
     QUEUED = 0  # over a limit: it waits, and a release grants it
     GRANTED = 1  # a slot is held: run it now
+    HELD = 2  # another process holds this member's slot (a second copy of its work)
 
 
 class FlowScripts:
@@ -309,9 +310,11 @@ class FlowScripts:
         self._mark = client.register_script(source("flow_mark", prelude=False))
 
     def acquire(self, k: FlowKeys, member: str, key: str, holder: str, now: int, global_limit: int, key_limit: int,
-                work: bytes) -> FlowCode:
-        return FlowCode(int(self._acquire(keys=[k.held, k.counts, k.ring, k.items, k.waiting, k.queue],
-                                          args=[member, key, holder, now, global_limit, key_limit, work])))
+                work: bytes) -> tuple[FlowCode, str]:
+        """(code, the other holder with HELD)."""
+        reply = self._acquire(keys=[k.held, k.counts, k.ring, k.items, k.waiting, k.queue],
+                              args=[member, key, holder, now, global_limit, key_limit, work])
+        return FlowCode(int(reply[0])), _text(reply[1]) if len(reply) > 1 else ""
 
     def release(self, k: FlowKeys, member: str, now: int, holder: str = "") -> tuple[bool, list[tuple[str, bytes]]]:
         """(whether the member held or waited, the work granted: (member, packed work))."""

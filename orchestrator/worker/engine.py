@@ -81,7 +81,8 @@ class Engine:
             describe=self._describe, clock=clock))
         self.lost_attempt_retries = s.lost_attempt_retries
         # Flow control (worker/flow.py): slots of activity attempts are held in this process's liveness id.
-        self.flow = FlowGate(store, registry, self.outgoing, clock, holder=lambda: self.liveness.get().process_id)
+        self.flow = FlowGate(store, registry, self.outgoing, clock, holder=lambda: self.liveness.get().process_id,
+                             process_expiry_ms=int(s.process_expiry * 1000))
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
                                 s.history_warn_events, self.liveness, s.lost_attempt_retries,
                                 admit=self.flow.admit_step, finished=self.flow.finished_instance)

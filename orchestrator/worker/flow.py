@@ -38,6 +38,7 @@ from ..core.vocabulary import CONTROL_TOKEN, TERMINAL
 from ..store.flow import FlowStore
 from ..store.records import ActivityRecord, InstanceMeta, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
+from ..store.scripts import FlowCode
 from .liveness import on_process_lost
 from .publisher import Publisher
 
@@ -85,8 +86,10 @@ _GATES: weakref.WeakSet[FlowGate] = weakref.WeakSet()
 
 class FlowGate:
     def __init__(self, store: RedisStore, registry: Registry, publisher: Publisher, clock: Callable[[], int], *,
-                 holder: Callable[[], str] = process_id) -> None:
-        """``holder``: the id of this process that activity slots record (the liveness id in a pool)."""
+                 holder: Callable[[], str] = process_id, process_expiry_ms: int = 10_000) -> None:
+        """``holder``: the id of this process that activity slots record (the liveness id in a pool);
+        ``process_expiry_ms``: a holder silent this long is dead (the setting process_expiry)."""
+        self.process_expiry_ms = process_expiry_ms
         self.store = store
         self.flow = FlowStore.of(store)
         self.registry = registry
@@ -121,11 +124,19 @@ class FlowGate:
                 return False
         if not policy.limits_concurrency:
             return True
-        granted = self.flow.acquire(scope, member, key, self.holder(), now, global_limit=policy.concurrency,
-                                    key_limit=policy.key_concurrency, work=pack_value(rec))
-        if not granted:
+        me = self.holder()
+        code, other = self.flow.acquire(scope, member, key, me, now, global_limit=policy.concurrency,
+                                        key_limit=policy.key_concurrency, work=pack_value(rec))
+        if code == FlowCode.HELD:
+            # A second copy of an attempt another process holds: a live holder runs it (this copy
+            # is dropped, as liveness would skip it); a dead one's slot is taken over and it runs here.
+            beat = self.flow.heartbeat(other)
+            if beat is not None and beat >= now - self.process_expiry_ms:
+                return False
+            return self.flow.take_over(scope, member, other, me, now)
+        if code == FlowCode.QUEUED:
             self.flow.untrack_attempt(rec["id"], activity_task_key(rec))
-        return granted
+        return code == FlowCode.GRANTED
 
     def finished_activities(self, records: list[ActivityRecord]) -> None:
         """The attempts ran (or were skipped): give back their slots and publish what that grants."""
@@ -171,8 +182,9 @@ class FlowGate:
                 return False
         if not policy.limits_concurrency:
             return True
-        if self.flow.acquire(scope, meta.instance_id, key, WORKFLOW_HOLDER, now, global_limit=policy.concurrency,
-                             key_limit=policy.key_concurrency, work=work):
+        code, _ = self.flow.acquire(scope, meta.instance_id, key, WORKFLOW_HOLDER, now,
+                                    global_limit=policy.concurrency, key_limit=policy.key_concurrency, work=work)
+        if code != FlowCode.QUEUED:  # a workflow's slot is its instance's, whichever process runs the step
             self.flow.mark(meta.instance_id, flow=scope, flow_wait="")
             meta.flow_scope = scope  # the step that finishes it gives the slot back
             return True

@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator import WorkflowRuntime
 from orchestrator.core.flow import FlowPolicy, priority_list, validate_priority
+from orchestrator.store.scripts import FlowCode
 from orchestrator.testing import WorkflowTestEnvironment
 from workers import flow_control
 
@@ -107,11 +108,36 @@ def test_the_sweep_frees_a_slot_whose_run_ended_without_giving_it_back() -> None
 
         flow = FlowStore.of(env.store)
         # A crash between a run's last commit and its release leaves its slot taken: simulate one.
-        assert flow.acquire("w:solo", "gone-instance", "", "instance", env.now_ms(), global_limit=1, key_limit=None,
-                            work=b"")
+        code, _ = flow.acquire("w:solo", "gone-instance", "", "instance", env.now_ms(), global_limit=1,
+                               key_limit=None, work=b"")
+        assert code == FlowCode.GRANTED
         waiting = env.start("solo", input=1)
         assert env.state(waiting).runtime_status.name == "PENDING"
         env.advance(timedelta(minutes=1))
         engine = env.publisher.engines["default"]
         assert engine.flow.sweep(engine.duties.stale_after_ms) == 1  # the missing instance's slot
         assert env.run_until_complete(waiting).output == 1
+
+
+def test_slots_round_robin_between_keys_and_copies_of_held_work() -> None:
+    from orchestrator.store.flow import FlowStore
+    from orchestrator.store.redis_store import RedisStore
+    from orchestrator.testing import fake_redis
+
+    flow = FlowStore.of(RedisStore(fake_redis()))
+
+    def take(member: str, key: str, who: str = "p1") -> FlowCode:
+        return flow.acquire("a:x", member, key, who, 1, global_limit=2, key_limit=2, work=member.encode())[0]
+
+    assert [take("a1", "a"), take("a2", "a")] == [FlowCode.GRANTED, FlowCode.GRANTED]
+    assert [take(m, k) for m, k in (("a3", "a"), ("a4", "a"), ("b1", "b"), ("c1", "c"))] == [FlowCode.QUEUED] * 4
+    # Oldest first within a key, but round-robin between keys: a3, then b1, then c1 (not a4).
+    granted = [flow.release("a:x", "a1", 2)[0][0], flow.release("a:x", "a2", 2)[0][0]]
+    granted.append(flow.release("a:x", "a3", 2)[0][0])
+    assert granted == ["a3", "b1", "c1"]
+    # A copy of work another process holds: told who holds it; the holder's release frees it, a copy's does not.
+    assert flow.acquire("a:x", "b1", "b", "p2", 3, global_limit=2, key_limit=2, work=b"")[0] == FlowCode.GRANTED
+    assert flow.acquire("a:x", "b1", "b", "p3", 3, global_limit=2, key_limit=2, work=b"") == (FlowCode.HELD, "p2")
+    assert flow.release("a:x", "b1", 4, "p3") == []
+    assert flow.take_over("a:x", "b1", "p2", "p3", 5)
+    assert [m for m, _ in flow.release("a:x", "b1", 6, "p3")] == ["a4"]

@@ -2,7 +2,8 @@
 -- KEYS (keys.py FlowKeys, one slot): held counts ring items waiting queue.
 -- ARGV: member, key, holder (process id), now, global limit (0 = none), per-key limit (0 = none),
 --       packed work (published again when a slot is granted later).
--- Returns CODE.GRANTED (the caller runs it now) or CODE.QUEUED (it waits; a release grants it).
+-- Returns {CODE.GRANTED} (the caller runs it now), {CODE.QUEUED} (it waits; a release grants it)
+-- or {CODE.HELD, holder}: another process holds this member's slot (the caller asks liveness).
 -- A member that already holds a slot is granted again: it takes the slot over when it was granted
 -- while queued (no holder yet) or is this holder's; a copy of an attempt another process holds
 -- (running, or dead and not yet reaped) leaves the holder as it is (liveness decides which copy runs).
@@ -13,12 +14,15 @@ redis.call('HSET', counts, '!global', global, '!key', per_key)  -- for releases,
 local current = redis.call('HGET', held, member)
 if current then
   local was = string.sub(current, 1, string.find(current, '|', 1, true) - 1)
-  if was == '' or was == holder then redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key) end
-  return CODE.GRANTED
+  if was == '' or was == holder then
+    redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key)
+    return {CODE.GRANTED}
+  end
+  return {CODE.HELD, was}
 end
 if redis.call('HEXISTS', waiting, member) == 1 then
   redis.call('HSET', items, member, ARGV[7])
-  return CODE.QUEUED
+  return {CODE.QUEUED}
 end
 local head = #key .. ':' .. key .. '|'
 local total = tonumber(redis.call('HGET', counts, '*') or '0')
@@ -28,7 +32,7 @@ if (global == 0 or total < global) and (per_key == 0 or mine < per_key) and not 
   redis.call('HSET', held, member, holder .. '|' .. now .. '|' .. key)
   redis.call('HINCRBY', counts, '*', 1)
   redis.call('HINCRBY', counts, 'k:' .. key, 1)
-  return CODE.GRANTED
+  return {CODE.GRANTED}
 end
 local seq = redis.call('HINCRBY', counts, '!seq', 1)
 local entry = head .. string.format('%016d', seq) .. '|' .. member
@@ -36,4 +40,4 @@ redis.call('ZADD', queue, 0, entry)
 redis.call('HSET', waiting, member, entry)
 redis.call('HSET', items, member, ARGV[7])
 if redis.call('HSETNX', counts, 'r:' .. key, 1) == 1 then redis.call('RPUSH', ring, key) end
-return CODE.QUEUED
+return {CODE.QUEUED}
