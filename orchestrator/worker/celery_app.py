@@ -22,6 +22,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from ..core.errors import FailureDetails
+from ..core.flow import DEFAULT_PRIORITY, PRIORITIES, priority_list
 from ..core.vocabulary import queue_name
 from ..settings import Settings
 from ..store import monitoring
@@ -91,6 +92,8 @@ def _configure(app: Celery, settings: Settings) -> None:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
             "unacked_restore_throttle": 1,
+            # One list per priority 0..9 (core/flow.py): consumers pop the most urgent first.
+            "priority_steps": list(PRIORITIES),
         },
         broker_connection_retry_on_startup=True,
         broker_transport=transport_for(settings.broker),  # kombu's Redis transport, minus a crash on restart
@@ -286,22 +289,26 @@ class CeleryPublisher:
             return int(conn.default_channel._size(queue_name(app_id)))
 
     def send_step(self, instance_id: str, app_id: str) -> None:
+        self.send_priority_step(instance_id, app_id, None)
+
+    def send_priority_step(self, instance_id: str, app_id: str, priority: int | None) -> None:
         self.app.send_task(STEP_TASK, args=[instance_id], queue=queue_name(app_id),
-                           argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None))
+                           argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None),
+                           priority=_priority(priority))
 
     def send_activity(self, record: ActivityRecord, app_id: str) -> None:
         self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=_activity_task_id(record),
                            argsrepr=_activity_label(record), kwargsrepr="{}",
                            producer=getattr(self._held, "producer", None),
-                           headers=tracing.message_headers(record["id"]) or None)
+                           headers=tracing.message_headers(record["id"]) or None, priority=_priority(record.get("pr")))
 
-    def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
+    def step_message(self, instance_id: str, app_id: str, priority: int | None = None) -> tuple[str, bytes] | None:
         """(queue key, message bytes) of ``send_step`` for the store to push, or None: publish it."""
         if not self.direct:
             return None
-        queue = queue_name(app_id)
-        return queue, task_message(
-            STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id
+        queue, p = queue_name(app_id), _priority(priority)
+        return priority_list(queue, p), task_message(
+            STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id, priority=p
         )
 
     def activity_message(self, records: list[ActivityRecord], app_id: str) -> tuple[str, bytes] | None:
@@ -309,16 +316,23 @@ class CeleryPublisher:
         None: publish through the outbox."""
         if not self.direct:
             return None
-        queue = queue_name(app_id)
+        queue, p = queue_name(app_id), _priority(records[0].get("pr"))
         if len(records) == 1:
-            return queue, task_message(ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
-                                       argsrepr=_activity_label(records[0]),
-                                       extra_headers=tracing.message_headers(records[0]["id"]))
+            return priority_list(queue, p), task_message(
+                ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
+                argsrepr=_activity_label(records[0]), extra_headers=tracing.message_headers(records[0]["id"]),
+                priority=p)
         first, last = records[0], records[-1]
         task_id = f"{_activity_task_id(first)}+{len(records) - 1}"
         label = f"{len(records)} activities of {first['id']} (tasks {activity_task_key(first)}..{last['seq']})"
-        return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label,
-                                   extra_headers=tracing.message_headers(first["id"]))
+        return priority_list(queue, p), task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue,
+                                                     argsrepr=label, priority=p,
+                                                     extra_headers=tracing.message_headers(first["id"]))
+
+
+def _priority(priority: int | None) -> int:
+    """A message's priority: the given one, else the default (core/flow.py)."""
+    return DEFAULT_PRIORITY if priority is None else priority
 
 
 def _activity_task_id(record: ActivityRecord) -> str:

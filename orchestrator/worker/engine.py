@@ -31,6 +31,7 @@ from .cache import CachedExecution, ExecutionCache
 from .circuit import CircuitBreaker
 from .dispatch import Dispatcher
 from .duties import Duties
+from .flow import FlowGate
 from .liveness import LivenessHolder, ProcessLiveness
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
@@ -79,8 +80,12 @@ class Engine:
             store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
             describe=self._describe, clock=clock))
         self.lost_attempt_retries = s.lost_attempt_retries
+        # Flow control (worker/flow.py): slots of activity attempts are held in this process's liveness id.
+        self.flow = FlowGate(store, registry, self.outgoing, clock, holder=lambda: self.liveness.get().process_id,
+                             process_expiry_ms=int(s.process_expiry * 1000))
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
-                                s.history_warn_events, self.liveness, s.lost_attempt_retries)
+                                s.history_warn_events, self.liveness, s.lost_attempt_retries,
+                                admit=self.flow.admit_step, finished=self.flow.finished_instance)
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
         self.duties = Duties(store, self.outgoing, clock, app_id, stale_after_ms=int(s.stale_after * 1000),
@@ -178,7 +183,13 @@ class Engine:
         """Run the attempt of one activity message and deliver its outcome; returns its failure, if
         it failed (delivered already: the message's task reports it to Celery)."""
         with self._handling([rec], redelivered):
-            outcome = activities.run_one(self, rec)
+            if self.flow.limits_activity(rec["name"]) and not self.flow.admit_activities([rec]):
+                return []  # over a limit: it waits in the store (worker/flow.py)
+            try:
+                outcome = activities.run_one(self, rec)
+            finally:
+                if self.flow.limits_activity(rec["name"]):
+                    self.flow.finished_activities([rec])
             if outcome is not None and outcome.woken is not None:
                 woken = outcome.woken
                 self.wake(woken.instance_id, woken.app, woken.workflow, woken.snapshot)
@@ -187,6 +198,9 @@ class Engine:
     def run_activities(self, batch: list[ActivityRecord], *, redelivered: bool = False) -> list[FailureDetails]:
         """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes; returns
         the failures among them."""
+        if any(self.flow.limits_activity(rec["name"]) for rec in batch):
+            # One at a time through the gate: a process holds at most one slot of a limit at once.
+            return [failure for rec in batch for failure in self.run_activity(rec, redelivered=redelivered)]
         with self._handling(batch, redelivered):
             outcomes = activities.run_batch(self, batch)
         return [o.failure for o in outcomes if o.failure is not None]
@@ -218,6 +232,8 @@ class Engine:
         pool, for an activity it serves, within the hops and the budget (worker/budget.py)."""
         if record["app"] != self.app_id or record["name"] not in self.registry.activities:
             return False
+        if self.flow.limits_activity(record["name"]):
+            return False  # a limited activity passes the flow gate with its own message
         return self.budget.take_eager_hop()
 
     def deliver_attempt(self, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
@@ -229,13 +245,15 @@ class Engine:
     # -- background duties (worker/duties.py) ---------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
         """Due durable timers and scheduled starts, then due schedules (each a duty of every pool)."""
-        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due()
+        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due() + self.flow.publish_delayed()
 
     def publisher_wake(self, instance_id: str) -> None:
         self.duties.publisher_wake(instance_id)
 
     def sweep(self) -> tuple[int, int]:
-        return self.duties.sweep()
+        swept = self.duties.sweep()
+        self.flow.sweep(self.duties.stale_after_ms)
+        return swept
 
     # Settings under the names callers have read them by.
     @property

@@ -187,6 +187,10 @@ class StepPlanner:
         scheduled: list[ActivityRecord] = []
         for action in outcome.actions:
             self._plan_action(meta, action, commit, scheduled)
+        for record in scheduled:  # an activity's own priority (flow control) overrides its workflow's
+            policy = self.registry.activity_flow(record["name"])
+            if policy is not None and policy.priority is not None:
+                record["pr"] = policy.priority
         self.route_activities(scheduled, commit)
         # Timed-out attempts and disarmed timeout timers: their late deliveries are dropped by the store.
         commit.drop_tasks = [meta.task_key(seq) for seq in outcome.abandoned]

@@ -21,7 +21,7 @@ from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.history import HistoryFormatError
 from ..core.replay import WorkflowExecution
 from ..core.text import clip_head, safe_str
-from ..core.vocabulary import TERMINAL
+from ..core.vocabulary import STEP_CLAIM, TERMINAL, member
 from ..store.connection import StoreError
 from ..store.records import ActivityRecord, InstanceMeta
 from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
@@ -37,10 +37,16 @@ MAX_STEP_ROUNDS = 1000
 class StepRunner:
     def __init__(self, store: RedisStore, planner: StepPlanner, cache: ExecutionCache, clock: Callable[[], int],
                  publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int,
-                 liveness: LivenessHolder | None = None, lost_limit: int = 1) -> None:
+                 liveness: LivenessHolder | None = None, lost_limit: int = 1, *,
+                 admit: Callable[[Snapshot], bool] | None = None,
+                 finished: Callable[[InstanceMeta], None] | None = None) -> None:
+        """``admit``: may this snapshot's step run now (flow control, worker/flow.py)? ``finished``: an
+        instance in a flow scope has finished (its slot goes to the next)."""
         self.liveness = liveness
         self.lost_limit = lost_limit
         self.store = store
+        self.admit = admit
+        self.finished = finished
         self.planner = planner
         self.cache = cache
         self.clock = clock
@@ -61,7 +67,7 @@ class StepRunner:
                     continue
                 return eager
             prefetched = None
-            if snap is None:
+            if snap is None or self._parked(snap, cached, me):  # gone, or waits for flow control
                 return eager
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
@@ -93,6 +99,16 @@ class StepRunner:
         log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
                     instance_id, MAX_STEP_ROUNDS)
         return eager
+
+    def _parked(self, snap: Snapshot, cached: CachedExecution | None, me: str | None) -> bool:
+        """Must the step wait for flow control (worker/flow.py)? Then its claim is let go."""
+        if self.admit is None or not snap.inbox or snap.meta.is_terminal or self.admit(snap):
+            return False
+        instance_id = snap.meta.instance_id
+        self.cache.put_back(instance_id, cached)
+        if me and self.liveness is not None:
+            self.store.liveness.release([member(instance_id, STEP_CLAIM)])
+        return True
 
     def _claim(self, instance_id: str) -> str | None:
         """Claim the instance's step for this process: its id ('' without liveness), or None when the
@@ -180,6 +196,8 @@ class StepRunner:
         recovery.warn_history_size(self.store, self.history_warn_events, snap.meta.name, instance_id,
                                    history_events, len(commit.events))
         self.publish_outbox(instance_id, commit.outbox)
+        if commit.status in TERMINAL and snap.meta.flow_scope and self.finished is not None:
+            self.finished(snap.meta)
 
     def fail_unreadable(self, instance_id: str, err: HistoryFormatError) -> bool:
         """Fail an instance whose history or inbox does not decode (see worker/recovery.py). True when
