@@ -10,6 +10,7 @@ from __future__ import annotations
 from .core.errors import (
     ActivityNotRegisteredError,
     ActivityTimeoutError,
+    ActivityWorkerLostError,
     CircuitOpenError,
     FailureDetails,
     IdempotencyKeyReusedError,
@@ -21,8 +22,10 @@ from .core.errors import (
     OrchestratorError,
     PayloadError,
     PayloadTooLargeError,
+    StepWorkerLostError,
     TaskFailedError,
     WorkflowNotRegisteredError,
+    WorkflowStepDeadlineError,
 )
 from .core.history import HistoryFormatError
 from .core.rerun import RerunError
@@ -30,11 +33,12 @@ from .core.retry import NonRetryableError
 from .store.connection import RedisAuthError, RedisUnavailableError, StoreError, StoreUnavailable
 
 __all__ = [
-    "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "FailureDetails", "HistoryFormatError",
+    "ActivityNotRegisteredError", "ActivityTimeoutError", "ActivityWorkerLostError", "CircuitOpenError",
+    "FailureDetails", "HistoryFormatError",
     "IdempotencyKeyReusedError",
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
     "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "PayloadTooLargeError",
     "RedisAuthError",
-    "RedisUnavailableError", "RerunError", "StoreError", "StoreUnavailable", "TaskFailedError",
-    "WorkflowNotRegisteredError",
+    "RedisUnavailableError", "RerunError", "StepWorkerLostError", "StoreError", "StoreUnavailable",
+    "TaskFailedError", "WorkflowNotRegisteredError", "WorkflowStepDeadlineError",
 ]

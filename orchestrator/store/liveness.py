@@ -132,9 +132,11 @@ class ProcessRegistry:
                                                     attempts)
         return list(zip(codes, holders))
 
-    def take_step(self, me: str, instance_id: str, alive_since: int) -> int:
-        """Claim the instance's step; how many times in a row its process died holding it."""
-        return self.scripts.take_step(self.keys.procs, self.keys.shard_of(instance_id), me, alive_since, instance_id)
+    def take_step(self, me: str, instance_id: str, alive_since: int, force: bool = False) -> tuple[int, str]:
+        """Claim the instance's step: (times in a row its process died holding it, the live process
+        holding it, which keeps it unless ``force``, or '')."""
+        return self.scripts.take_step(self.keys.procs, self.keys.shard_of(instance_id), me, alive_since, instance_id,
+                                      force)
 
     def release(self, claims: list[str]) -> None:
         """Drop claims this process took but hands back unrun (a batch sending the rest back to the queue)."""

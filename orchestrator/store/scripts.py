@@ -243,9 +243,13 @@ class Scripts:
                                              args=args)
         return [TakeCode(int(c)) for c in codes], [_text(h) for h in holders]
 
-    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str) -> int:
-        """Claim the instance's step; how many times in a row its process died holding it."""
-        return int(self._take_step(keys=[procs, shard.claims, shard.lost], args=[me, alive_since, instance_id]))
+    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str,
+                  force: bool) -> tuple[int, str]:
+        """Claim the instance's step: (how many times in a row its process died holding it, the live
+        process holding it when not ``force``: then it is not claimed, or '')."""
+        count, other = self._take_step(keys=[procs, shard.claims, shard.lost],
+                                       args=[me, alive_since, instance_id, "1" if force else "0"])
+        return int(count), _text(other)
 
     def reap_process(self, procs: str, shard: ShardKeys, record: str, process_id: str, dead_before: int,
                      graceful: bool) -> tuple[dict[str, str], list[tuple[str, int]]] | None:

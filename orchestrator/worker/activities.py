@@ -70,6 +70,8 @@ class ActivityHost(Protocol):
     @property
     def process_id(self) -> str: ...
 
+    def reap_if_dead_here(self, process_id: str) -> bool: ...
+
     def runs_here(self, app: str | None, workflow: str | None) -> bool: ...
 
     def wake(self, instance_id: str, app: str | None, workflow: str | None = None,
@@ -167,9 +169,17 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
 
 def take(host: ActivityHost, records: list[ActivityRecord]) -> list[TakeCode]:
     """Claim the attempts for this process (worker/liveness.py); the ones not taken are logged."""
-    replies = host.store.liveness.take_attempts(host.process_id, [(r["id"], task_key(r)) for r in records],
-                                                host.clock(), host.liveness.get().alive_since(),
-                                                host.lost_attempt_retries)
+    def attempt() -> list[tuple[TakeCode, str]]:
+        return host.store.liveness.take_attempts(host.process_id, [(r["id"], task_key(r)) for r in records],
+                                                 host.clock(), host.liveness.get().alive_since(),
+                                                 host.lost_attempt_retries)
+
+    replies = attempt()
+    # A holder that died here (a prefork child killed by its activity: its pool requeued the message
+    # at once) is reaped now rather than after its heartbeat expires; then the attempts are taken again.
+    busy = {holder for code, holder in replies if code == TakeCode.BUSY}
+    if busy and any([host.reap_if_dead_here(holder) for holder in busy]):
+        replies = attempt()
     for rec, (code, holder) in zip(records, replies):
         if code == TakeCode.NOT_AWAITED:
             _skipped(rec)

@@ -29,6 +29,7 @@ from . import activities
 from .budget import MessageBudget
 from .cache import CachedExecution, ExecutionCache
 from .circuit import CircuitBreaker
+from .deadline import StepDeadline
 from .dispatch import Dispatcher
 from .duties import Duties
 from .liveness import LivenessHolder, ProcessLiveness
@@ -73,13 +74,15 @@ class Engine:
                                    activity_batch_size=s.effective_batch_size, may_run_eagerly=self._may_run_eagerly,
                                    wake=self.wake, apply_controls=self.apply_controls)
         self.planner = StepPlanner(registry, app_id, clock, s.max_payload_bytes, store.child_ids,
-                                   self.dispatch.route_activities)
+                                   self.dispatch.route_activities, deadline=StepDeadline(s.step_deadline),
+                                   strict_determinism=s.strict_determinism)
         self.liveness = LivenessHolder(lambda: ProcessLiveness(
             store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
             describe=self._describe, clock=clock))
         self.lost_attempt_retries = s.lost_attempt_retries
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
-                                s.history_warn_events, self.liveness, s.lost_attempt_retries)
+                                s.history_warn_events, self.liveness, s.lost_attempt_retries,
+                                lambda process_id: self.reap_if_dead_here(process_id))
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
         self.duties = Duties(store, self.outgoing, clock, app_id, stale_after_ms=int(s.stale_after * 1000),
@@ -92,6 +95,10 @@ class Engine:
         versions = self.registry.workflow_versions
         return {"workflows": {name: sorted(versions.get(name, {"": None})) for name in self.registry.workflows},
                 "activities": sorted(self.registry.activities)}
+
+    def reap_if_dead_here(self, process_id: str) -> bool:
+        """Reap a claim holder that ran on this host and whose pid is gone (worker/duties.py)."""
+        return self.duties.reap_if_dead_here(process_id)
 
     @property
     def process_id(self) -> str:

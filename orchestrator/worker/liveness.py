@@ -64,6 +64,26 @@ def new_process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def process_gone_here(process_id: str) -> bool:
+    """Did ``process_id`` run on this host, and is its pid gone (or a zombie)?"""
+    host, _, rest = process_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def held_delivery_tags() -> list[str]:
     """Broker delivery tags of the messages this process's Celery consumer holds (reserved or running)."""
     try:
@@ -172,4 +192,4 @@ class LivenessHolder:
 
 
 __all__ = ["LivenessHolder", "ProcessLiveness", "held_delivery_tags", "new_process_id", "on_process_lost",
-           "run_lost_hooks"]
+           "process_gone_here", "run_lost_hooks"]
