@@ -77,7 +77,7 @@ class Settings:
     # its instance failed with WorkflowStepDeadlineError (Temporal's deadlock detector); 0 turns it off.
     step_deadline: float = 2.0
     # Strict mode: workflow code calling datetime.now(), time.time() or random fails its instance with
-    # NondeterminismError instead of only logging a warning.
+    # NonDeterminismError instead of only logging a warning.
     strict_determinism: bool = False
     # SIGTERM (a deploy): running work gets this long to finish, then what is left is handed back.
     shutdown_grace: float = 30.0

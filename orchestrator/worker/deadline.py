@@ -13,7 +13,7 @@
   functions') referring to ``datetime.now``/``utcnow``/``today``, ``time.time``/``time_ns``/
   ``monotonic``/``perf_counter``, anything of ``random``, ``uuid.uuid1``/``uuid4`` or ``os.urandom``
   through its module globals. Logged once per workflow function as a warning; with the setting
-  ``strict_determinism`` the instance fails with ``NondeterminismError`` naming the call and line.
+  ``strict_determinism`` the instance fails with ``NonDeterminismError`` naming the call and line.
 """
 
 from __future__ import annotations
