@@ -22,6 +22,8 @@ from .core.errors import (
     OrchestratorError,
     PayloadError,
     PayloadTooLargeError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
     StepWorkerLostError,
     TaskFailedError,
     WorkflowNotRegisteredError,
@@ -39,6 +41,6 @@ __all__ = [
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
     "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "PayloadTooLargeError",
     "RedisAuthError",
-    "RedisUnavailableError", "RerunError", "StepWorkerLostError", "StoreError", "StoreUnavailable",
-    "TaskFailedError", "WorkflowNotRegisteredError", "WorkflowStepDeadlineError",
+    "RedisUnavailableError", "RerunError", "ScheduleExistsError", "ScheduleNotFoundError", "StepWorkerLostError",
+    "StoreError", "StoreUnavailable", "TaskFailedError", "WorkflowNotRegisteredError", "WorkflowStepDeadlineError",
 ]

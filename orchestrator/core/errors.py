@@ -20,6 +20,8 @@ multiprocessing pass exceptions that way; the engine's own wire stays msgpack an
      +-- InstanceFinishedError        the operation needs a live instance
      +-- InstanceRunningError         the operation needs a finished instance
      +-- IdempotencyKeyReusedError    an idempotency key sent again with an event of another name
+     +-- ScheduleNotFoundError        no schedule with that id
+     +-- ScheduleExistsError          a schedule with that id exists already
      +-- PayloadError (TypeError)     a value that breaks a payload rule (core.payload): not JSON, an int
      |    |                           beyond 64 bits, a lone surrogate, nested too deep
      |    +-- PayloadTooLargeError    over max_payload_bytes
@@ -43,7 +45,7 @@ Documented exceptions, deliberately outside the tree:
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .text import clip_head, clip_tail, safe_str, storable
@@ -51,7 +53,13 @@ from .text import clip_head, clip_tail, safe_str, storable
 
 @dataclass(frozen=True)
 class FailureDetails:
-    """Why a task or a workflow failed: the error's type name, its message and its stack trace."""
+    """Why a task or a workflow failed: the error's type name, its message and its stack trace.
+
+    ``error_type`` is the bare class name, as Dapr records it (``ValueError``, ``PaymentDeclined``);
+    ``qualified_type`` keeps the module-qualified name (``billing.errors.PaymentDeclined``) when it
+    differs, so two classes of one name stay apart. A workflow that fails because an awaited
+    activity or child failed carries Dapr's chained message (``Activity task #3 ('charge') failed: ...``)
+    and the root cause's type names."""
 
     message: str
     error_type: str
@@ -59,37 +67,50 @@ class FailureDetails:
     # Set by the engine on a failure that says when a retry can succeed (an open circuit breaker):
     # replay waits at least this long before the next attempt, whatever the retry policy says.
     retry_after_ms: int | None = None
+    qualified_type: str | None = None
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> FailureDetails:
         kind = type(exc)
-        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
         if isinstance(exc, TaskFailedError):
             # Re-raised task failures keep the original error's type, so the workflow's failure says
-            # what actually went wrong, not just that a task failed.
-            return exc.details
+            # what actually went wrong; the message is the chained one (Dapr's TaskFailedError text).
+            return replace(exc.details, message=clip_head(safe_str(exc)) or exc.details.message)
+        qualified = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
         try:
             stack = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
         except Exception as failed:  # noqa: BLE001 - a broken exception still fails its task clearly
             stack = f"(the stack trace could not be formatted: {type(failed).__name__})"
         # User exceptions may not print (their __str__ raises), may hold text UTF-8 cannot store, or
         # may be megabytes long: the failure is recorded all the same, readable and bounded.
-        return cls(message=clip_head(safe_str(exc)), error_type=storable(name), stack_trace=clip_tail(storable(stack)))
+        bare = storable(kind.__name__)
+        return cls(message=clip_head(safe_str(exc)), error_type=bare, stack_trace=clip_tail(storable(stack)),
+                   qualified_type=None if qualified == bare else storable(qualified))
+
+    @property
+    def full_type(self) -> str:
+        """The module-qualified type name when known, else ``error_type``."""
+        return self.qualified_type or self.error_type
 
     def to_list(self) -> list[Any]:
-        head = [self.error_type, self.message, self.stack_trace]
+        head: list[Any] = [self.error_type, self.message, self.stack_trace]
+        if self.qualified_type is not None:
+            return head + [self.retry_after_ms, self.qualified_type]
         return head if self.retry_after_ms is None else head + [self.retry_after_ms]
 
     @classmethod
     def from_list(cls, value: list[Any]) -> FailureDetails:
-        error_type, message, stack, retry_after = (list(value) + [None] * 4)[:4]
+        error_type, message, stack, retry_after, qualified = (list(value) + [None] * 5)[:5]
         return cls(message=str(message), error_type=str(error_type), stack_trace=stack,
-                   retry_after_ms=None if retry_after is None else int(retry_after))
+                   retry_after_ms=None if retry_after is None else int(retry_after),
+                   qualified_type=None if qualified is None else str(qualified))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error_type": self.error_type, "message": self.message, "stack_trace": self.stack_trace}
         if self.retry_after_ms is not None:
             out["retry_after_ms"] = self.retry_after_ms
+        if self.qualified_type is not None:
+            out["qualified_type"] = self.qualified_type
         return out
 
     @classmethod
@@ -98,9 +119,11 @@ class FailureDetails:
         if not isinstance(value, dict) or "error_type" not in value or "message" not in value:
             raise ValueError(f"a failure must be an object with error_type and message, got {value!r}")
         retry_after = value.get("retry_after_ms")
+        qualified = value.get("qualified_type")
         return cls(message=str(value["message"]), error_type=str(value["error_type"]),
                    stack_trace=value.get("stack_trace"),
-                   retry_after_ms=None if retry_after is None else int(retry_after))
+                   retry_after_ms=None if retry_after is None else int(retry_after),
+                   qualified_type=None if qualified is None else str(qualified))
 
 
 class OrchestratorError(Exception):
@@ -210,6 +233,14 @@ class InstanceRunningError(OrchestratorError):
 class IdempotencyKeyReusedError(OrchestratorError):
     """raise_workflow_event got an idempotency key the instance received with an event of another
     name: nothing is stored (a retry of the same raise, same key and name, succeeds and does nothing)."""
+
+
+class ScheduleNotFoundError(OrchestratorError):
+    """No schedule with that id (core/schedule.py)."""
+
+
+class ScheduleExistsError(OrchestratorError):
+    """create_schedule got the id of an existing schedule (pass replace=True to replace its spec)."""
 
 
 class PayloadError(OrchestratorError, TypeError):

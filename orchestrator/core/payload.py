@@ -7,7 +7,10 @@ so a bad value is refused where it enters, with an error naming its path, instea
 where msgpack or a JSON parser happens to choke:
 
 * types: ``None``, ``bool``, ``int``, ``float``, ``str``, lists and dicts with string keys (tuples
-  become lists; dataclasses become dicts, ``dataclasses.asdict``: the documented converter);
+  become lists). Objects travel as Dapr's SDK sends them: a dataclass, ``SimpleNamespace`` or
+  namedtuple becomes a JSON object marked with ``AUTO_OBJECT`` (``"__durabletask_autoobject__": true``),
+  which the receiving side reads back as a ``SimpleNamespace`` (``from_payload``); a model object
+  (Pydantic and anything with ``model_dump`` / ``model_validate``) becomes its plain JSON dump;
 * integers within 64 bits (``-2**63`` .. ``2**64 - 1``: msgpack's range);
 * floats finite (no NaN, no infinities: JSON has no spelling for them);
 * strings (and keys) valid Unicode text: a lone surrogate cannot be stored as UTF-8;
@@ -23,14 +26,19 @@ Every refusal is a ``PayloadError`` (a ``TypeError``) whose message starts with 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
+from types import SimpleNamespace
 from typing import Any
 
 from .errors import PayloadError
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_DEPTH = 100
+# The key Dapr's SDK (durabletask's JSON encoder) adds to an object it encoded from a dataclass,
+# SimpleNamespace or namedtuple: the decoder turns such an object back into a SimpleNamespace.
+AUTO_OBJECT = "__durabletask_autoobject__"
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
 
@@ -97,6 +105,8 @@ def _convert(value: Any, depth: int) -> Any:  # noqa: C901 - one branch per JSON
         return _scalar(value)
     if isinstance(value, (list, tuple, dict)) and depth >= MAX_DEPTH:
         raise _Invalid(f"nests lists and dicts more than {MAX_DEPTH} levels deep (the payload limit)")
+    if isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "_asdict"):
+        return _convert({**value._asdict(), AUTO_OBJECT: True}, depth)  # a namedtuple: an object, as Dapr
     if isinstance(value, (list, tuple)):
         out: list[Any] = []
         for i, item in enumerate(value):
@@ -121,18 +131,117 @@ def _convert(value: Any, depth: int) -> Any:  # noqa: C901 - one branch per JSON
                 raise
         return result
     if isinstance(value, (str, int, float)):  # subclasses (enums, numpy-like scalars): their plain value
-        plain = str(value) if isinstance(value, str) else int(value) if isinstance(value, int) else float(value)
-        return _scalar(plain)
+        base = str(value) if isinstance(value, str) else int(value) if isinstance(value, int) else float(value)
+        return _scalar(base)
+    return _convert_object(value, depth)
+
+
+def _convert_object(value: Any, depth: int) -> Any:
+    """Objects as Dapr's SDK encodes them. Fields are taken one level at a time (never
+    ``dataclasses.asdict``, which recurses without limit), so the depth rule holds for objects too."""
+    if depth >= MAX_DEPTH:
+        raise _Invalid(f"nests lists, dicts and objects more than {MAX_DEPTH} levels deep (the payload limit)")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _convert({**fields, AUTO_OBJECT: True}, depth)
+    if isinstance(value, SimpleNamespace):
+        return _convert({**vars(value), AUTO_OBJECT: True}, depth)
+    if is_model(value):
         try:
-            fields = dataclasses.asdict(value)
-        except RecursionError:
-            raise _Invalid(f"nests dataclasses more than {MAX_DEPTH} levels deep (the payload limit)") from None
-        return _convert(fields, depth)
+            dumped = value.model_dump(mode="json")
+        except TypeError:  # a model-like class whose model_dump takes no mode
+            dumped = value.model_dump()
+        return _convert(dumped, depth)
     raise _Invalid(
         f"is a {type(value).__module__}.{type(value).__qualname__}, which is not JSON-compatible; "
-        "pass dicts, lists, strings, numbers, booleans, None or dataclasses"
+        "pass dicts, lists, strings, numbers, booleans, None, dataclasses, SimpleNamespace or Pydantic models"
     )
+
+
+def is_model(value: Any) -> bool:
+    """A model object or class in Dapr's sense (duck-typed, no Pydantic import): ``model_dump`` and
+    ``model_validate``, as Pydantic v2 and SQLModel have."""
+    return callable(getattr(value, "model_dump", None)) and callable(getattr(value, "model_validate", None))
+
+
+def from_payload(value: Any) -> Any:
+    """A stored payload as workflow and activity code receive it: objects marked ``AUTO_OBJECT``
+    become ``SimpleNamespace`` (attribute access, as in Dapr), everything else is as stored. A new
+    value each call (replay never hands code an object an earlier run mutated). Payloads are at most
+    ``MAX_DEPTH`` deep, so the recursion is bounded."""
+    kind = type(value)
+    if kind is dict:
+        if AUTO_OBJECT in value:
+            fields = {k: from_payload(v) for k, v in value.items() if k != AUTO_OBJECT}
+            return SimpleNamespace(**fields) if value[AUTO_OBJECT] else fields
+        return {k: from_payload(v) for k, v in value.items()}
+    if kind is list:
+        return [from_payload(v) for v in value]
+    return value
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON types without the object marker (what a model or dataclass is built from)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: plain(v) for k, v in value.items() if k != AUTO_OBJECT}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
+    if isinstance(value, SimpleNamespace):
+        return {k: plain(v) for k, v in vars(value).items()}
+    return value
+
+
+def coerce(annotation: Any, value: Any) -> Any:
+    """``value`` as the type a parameter is annotated with, when that is a model class (Pydantic
+    and the like: ``model_validate``) or a dataclass; anything else unchanged. Dapr's SDK does the
+    same at the workflow and activity input boundary (its ``pydantic_models`` example)."""
+    if value is None:
+        return value
+    if not isinstance(annotation, type):
+        members = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        return coerce(members[0], value) if len(members) == 1 else value  # Optional[Model]
+    if isinstance(value, annotation):
+        return value
+    if is_model(annotation):
+        return getattr(annotation, "model_validate")(plain(value))  # noqa: B009 - duck-typed model class
+    if dataclasses.is_dataclass(annotation):
+        fields = plain(value)
+        if isinstance(fields, dict):
+            hints = _field_types(annotation)
+            return annotation(**{k: coerce(hints.get(k), v) for k, v in fields.items()})
+    return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    try:
+        import typing
+
+        return typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - unresolvable forward references: build the fields as they are
+        return {}
+
+
+def input_annotation(fn: Any, position: int = 1) -> Any:
+    """The annotation of ``fn``'s parameter at ``position`` (the input, after the context), or None.
+    String annotations (``from __future__ import annotations``) are resolved in the function's module."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if len(params) <= position:
+        return None
+    annotation = params[position].annotation
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        try:
+            import typing
+
+            annotation = typing.get_type_hints(fn).get(params[position].name)
+        except Exception:  # noqa: BLE001 - an annotation that does not resolve is not a type to build
+            return None
+    return annotation
 
 
 def _short(key: Any) -> str:
@@ -170,5 +279,5 @@ def parse_json(text: str | bytes, what: str) -> Any:
     return to_json_compatible(value, what)
 
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "INT_MAX", "INT_MIN", "MAX_DEPTH", "parse_json",
-           "to_json_compatible"]
+__all__ = ["AUTO_OBJECT", "DEFAULT_MAX_PAYLOAD_BYTES", "INT_MAX", "INT_MIN", "MAX_DEPTH", "coerce", "from_payload",
+           "input_annotation", "is_model", "parse_json", "plain", "to_json_compatible"]

@@ -38,7 +38,7 @@ from .history import (
     TimerFired,
     task_ref,
 )
-from .payload import to_json_compatible
+from .payload import coerce, from_payload, input_annotation, to_json_compatible
 from .tasks import (
     ActivityTask,
     ChildWorkflowTask,
@@ -111,7 +111,10 @@ class _Replayer:
         self.name = event.name
         try:
             params = inspect.signature(self.workflow).parameters
-            result = self.workflow(self.ctx) if len(params) == 1 else self.workflow(self.ctx, event.input)
+            if len(params) == 1:
+                result = self.workflow(self.ctx)
+            else:
+                result = self.workflow(self.ctx, coerce(input_annotation(self.workflow), from_payload(event.input)))
         except BaseException as exc:  # noqa: BLE001 - the workflow's own failure (SystemExit too) is its outcome
             self._fail(exc)
             return
@@ -199,7 +202,7 @@ class _Replayer:
                     index = self._buffered_index.pop(id(event), None)
                     if index is not None:
                         self._event_index[leaf] = index
-                    leaf.complete(event.data)
+                    leaf.complete(from_payload(event.data))
                 else:
                     leaf.waiting = True
                     self.ctx._waiters.setdefault(leaf.key, []).append(leaf)
@@ -249,7 +252,7 @@ class _Replayer:
             waiter = waiters.pop(0)
             waiter.waiting = False
             self._event_index[waiter] = self.position - 1
-            waiter.complete(event.data)
+            waiter.complete(from_payload(event.data))
         else:
             self._buffered_index[id(event)] = self.position - 1
             ctx._buffered.setdefault(event_key(event.name), deque()).append(event)
@@ -285,11 +288,12 @@ class _Replayer:
     def _resolve(self, task: CompletableTask[Any], seq: int, result: Any, failure: FailureDetails | None) -> None:
         owner = self.ctx._retries.pop(seq, None)
         if failure is None:
+            result = from_payload(result)
             (owner or task).complete(result)
             if owner is not None:
                 task.complete(result)
             return
-        message = f"{getattr(task, 'name', 'task')!r} failed: {failure.error_type}: {failure.message}"
+        message = _chained_message(task, seq, failure)
         if owner is not None and self._retry(owner, failure):
             return
         task.fail(message, failure)
@@ -300,7 +304,7 @@ class _Replayer:
         """Schedule the backoff timer before the next attempt; False when the policy gives up."""
         elapsed = timedelta(milliseconds=self.ctx._now_ms - owner.first_scheduled_at)
         seed = zlib.crc32(f"{self.ctx.instance_id}:{owner.request['name']}:{owner.first_scheduled_at}".encode())
-        delay = owner.policy.next_delay(owner.attempt, failure.error_type, elapsed, seed)
+        delay = owner.policy.next_delay(owner.attempt, failure.full_type, elapsed, seed)
         if delay is None:
             return False
         if failure.retry_after_ms:  # e.g. an open circuit breaker: no point retrying before then
@@ -397,6 +401,12 @@ class _Replayer:
             index = self._event_index.get(leaf)
             return None if index is None else task_ref(event_index=index)
         return None
+
+
+def _chained_message(task: CompletableTask[Any], seq: int, failure: FailureDetails) -> str:
+    """Dapr's (durabletask's) text of the ``TaskFailedError`` a failed call raises in the workflow."""
+    kind = "Sub-orchestration" if isinstance(task, ChildWorkflowTask) else "Activity"
+    return f"{kind} task #{seq} ({getattr(task, 'name', '?')!r}) failed: {failure.message}"
 
 
 # How ``_Replayer.apply`` handles each kind of recorded event (kinds not listed carry no work for the code).

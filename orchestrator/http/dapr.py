@@ -72,7 +72,8 @@ async def read_json(request: Request, what: str) -> Any:
 
 
 def _iso(dt: Any) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt is not None else None
+    """ISO 8601 with ``Z`` (the client's times are naive UTC, as Dapr's SDK)."""
+    return dt.replace(tzinfo=None).isoformat() + "Z" if dt is not None else None
 
 
 def dapr_state(state: WorkflowState) -> dict[str, Any]:

@@ -120,7 +120,7 @@ class InstanceKeys:
     all = own  # the name it had before shards
 
 
-__all__ = ["INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "ShardKeys",
+__all__ = ["FlowKeys", "INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "ShardKeys",
            "validate_instance_id"]
 
 
@@ -174,3 +174,66 @@ class KeySchema:
     def process(self, process_id: str) -> str:
         """Hash: one worker process's record (worker/liveness.py)."""
         return f"{self.prefix}:proc:{process_id}"
+
+    # -- schedules (core/schedule.py, store/schedules.py) -------------------------------------------
+    # Every schedule key carries the hash tag {schedules}: one slot, so each schedule script is
+    # single-slot on Redis Cluster. ``<P>:{schedules}:s:<id>`` (hash: spec JSON, revision ``rev``
+    # and the state fields of ``ScheduleState.to_fields``), ``...:due`` (zset: id by when a pool must
+    # tick it next; absent while paused or ended), ``...:all`` (zset: id by creation time).
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.prefix}:{{schedules}}:s:{schedule_id}"
+
+    @property
+    def schedules_due(self) -> str:
+        return f"{self.prefix}:{{schedules}}:due"
+
+    @property
+    def schedules_all(self) -> str:
+        return f"{self.prefix}:{{schedules}}:all"
+
+    # -- flow control (worker/flow.py, store/flow.py) -----------------------------------------------
+    def flow(self, scope: str) -> FlowKeys:
+        """The keys of one limited scope (``a:<activity>`` or ``w:<workflow>``), all in its own slot."""
+        base = f"{self.prefix}:{{flow:{scope}}}"
+        return FlowKeys(base, f"{base}:held", f"{base}:counts", f"{base}:ring", f"{base}:items", f"{base}:waiting",
+                        f"{base}:queue", f"{base}:rate")
+
+    @property
+    def flow_scopes(self) -> str:
+        """Set: every scope that has had a concurrency slot (the sweeper walks them)."""
+        return f"{self.prefix}:flow:scopes"
+
+    @property
+    def flow_delayed(self) -> str:
+        """Zset: work delayed by a rate limit (member ``<scope>|<member>``) by when it may start."""
+        return f"{self.prefix}:{{flowdelay}}:due"
+
+    @property
+    def flow_delayed_items(self) -> str:
+        """Hash: the packed work of ``flow_delayed``'s members."""
+        return f"{self.prefix}:{{flowdelay}}:items"
+
+    def dedup(self, workflow: str, dedup_id: str) -> str:
+        """String: the instance id started with this deduplication id (client.schedule_new_workflow)."""
+        return f"{self.prefix}:dedup:{workflow}:{dedup_id}"
+
+
+@dataclass(frozen=True)
+class FlowKeys:
+    """One limited scope's keys (store/lua/flow_*.lua):
+
+    ``held`` (hash: member -> ``<key>|<holder pid>|<since ms>``; pid empty while granted but not yet
+    started), ``counts`` (hash: concurrency key -> slots held, ``*`` -> all), ``ring`` (list: keys
+    with waiting work, in round-robin order), ``items`` (hash: member -> the packed work), ``waiting``
+    (hash: member -> its queue entry, for work queued for a slot), ``queue`` (zset, all scores 0,
+    read by lex range: ``<len(key)>:<key>|<seq>|<member>``, so the oldest waiting work of one key is
+    the first entry of its prefix), ``rate`` (hash: ``<key>:t`` tokens and ``<key>:at`` their time)."""
+
+    base: str
+    held: str
+    counts: str
+    ring: str
+    items: str
+    waiting: str
+    queue: str
+    rate: str

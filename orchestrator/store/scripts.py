@@ -263,5 +263,36 @@ class Scripts:
         return rec, [(_text(m), int(n)) for m, n in zip(held, counts)]
 
 
+
+class ScheduleCode(IntEnum):
+    MISSING = -2  # no such schedule
+    EXISTS = -1  # create: the id is taken
+    CONFLICT = 0  # advance: another pool ticked it first; nothing written
+    DONE = 1
+
+
+class ScheduleScripts:
+    """The schedule scripts (``lua/schedule_*.lua``); every key in the {schedules} slot (keys.py)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._put = client.register_script(source("schedule_put", ScheduleCode, prelude=False))
+        self._advance = client.register_script(source("schedule_advance", ScheduleCode, prelude=False))
+        self._delete = client.register_script(source("schedule_delete", ScheduleCode, prelude=False))
+
+    def put(self, key: str, due_index: str, all_index: str, schedule_id: str, *, create: bool, now: int,
+            due: int | None, blob: bytes) -> ScheduleCode:
+        return ScheduleCode(int(self._put(keys=[key, due_index, all_index],
+                                          args=[schedule_id, "create" if create else "update", now,
+                                                "" if due is None else due, blob])))
+
+    def advance(self, key: str, due_index: str, schedule_id: str, *, rev: str, due: int | None,
+                blob: bytes) -> ScheduleCode:
+        return ScheduleCode(int(self._advance(keys=[key, due_index],
+                                              args=[schedule_id, rev, "" if due is None else due, blob])))
+
+    def delete(self, key: str, due_index: str, all_index: str, schedule_id: str) -> ScheduleCode:
+        return ScheduleCode(int(self._delete(keys=[key, due_index, all_index], args=[schedule_id])))
+
+
 __all__ = ["CommitCode", "CommitReply", "CreateCode", "CreateReply", "DeliverCode", "FireTimerCode", "PurgeCode",
-           "PurgeReply", "ReleaseCode", "Scripts", "TakeCode", "source"]
+           "PurgeReply", "ReleaseCode", "ScheduleCode", "ScheduleScripts", "Scripts", "TakeCode", "source"]

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from .. import metrics
 from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
+from ..core.payload import coerce, from_payload, input_annotation
 from ..core.registry import Registry
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import member, task_token
@@ -319,12 +320,19 @@ def _takes_input(fn: Callable[..., Any]) -> bool:
 _takes_input_cached = functools.lru_cache(maxsize=4096)(_takes_input)  # inspect is slow: once per function
 
 
+_input_type_cached = functools.lru_cache(maxsize=4096)(input_annotation)
+
+
 def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+    """Run ``fn`` with its input as Dapr hands it: objects with attributes (``from_payload``), or the
+    model or dataclass its input parameter is annotated with (``coerce``)."""
     try:
         takes_input = _takes_input_cached(fn)
+        annotation = _input_type_cached(fn) if takes_input else None
     except TypeError:  # an unhashable callable object
         takes_input = _takes_input(fn)
-    result = fn(ctx, payload) if takes_input else fn(ctx)
+        annotation = input_annotation(fn) if takes_input else None
+    result = fn(ctx, coerce(annotation, from_payload(payload))) if takes_input else fn(ctx)
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     return result

@@ -133,7 +133,8 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
                 failure = FailureDetails(
                     f"activity {rec.get('name')!r} exceeded the worker's hard time limit "
                     f"({settings.activity_time_limit} s); its process was killed",
-                    f"{TimeLimitExceeded.__module__}.{TimeLimitExceeded.__qualname__}")
+                    TimeLimitExceeded.__name__,
+                    qualified_type=f"{TimeLimitExceeded.__module__}.{TimeLimitExceeded.__qualname__}")
                 eng = engine()
                 if eng.circuit is not None:
                     eng.circuit.record(rec["name"], ok=False, now_ms=eng.clock())

@@ -35,6 +35,7 @@ from .duties import Duties
 from .liveness import LivenessHolder, ProcessLiveness
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
+from .schedules import ScheduleFirer
 from .steps import MAX_STEP_ROUNDS, StepRunner
 
 log = logging.getLogger("orchestrator.engine")
@@ -89,6 +90,7 @@ class Engine:
                              redeliver_after_ms=int(s.visibility_timeout * 1000),
                              publish_outbox=self.dispatch.publish_outbox, liveness=self.liveness,
                              broker=publisher)
+        self.schedule_firer = ScheduleFirer(store, self.outgoing, clock)  # due schedules (worker/schedules.py)
 
     def _describe(self) -> dict[str, object]:
         """What this process serves, for its registry record (``orchestrator pools``)."""
@@ -233,7 +235,8 @@ class Engine:
 
     # -- background duties (worker/duties.py) ---------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
-        return self.duties.fire_due_timers(limit)
+        """Due durable timers and scheduled starts, then due schedules (each a duty of every pool)."""
+        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due()
 
     def publisher_wake(self, instance_id: str) -> None:
         self.duties.publisher_wake(instance_id)

@@ -147,8 +147,8 @@ class StepRunner:
         failure = FailureDetails(
             clip_head(f"step {meta.version + 1} of workflow {meta.name!r} (instance {meta.instance_id!r}) {what}: "
                       f"{type(err).__name__}: {safe_str(err)}"),
-            f"{type(err).__module__}.{type(err).__qualname__}".removeprefix("builtins."),
-            FailureDetails.from_exception(err).stack_trace)
+            type(err).__name__, FailureDetails.from_exception(err).stack_trace,
+            qualified_type=FailureDetails.from_exception(err).qualified_type)
         log.error("%s; failing the instance", failure.message, exc_info=err,
                   extra={"instance_id": meta.instance_id, "workflow": meta.name})
         return failed_commit(meta, self.clock(), failure)

@@ -93,7 +93,7 @@ def test_every_time_the_cli_prints_is_iso_8601_with_its_zone(redis_server: Any, 
     row = next(line for line in listed.splitlines() if line.startswith("doomed-1"))
     created, updated = row.split()[3:5]
     assert ISO.match(created) and ISO.match(updated)
-    assert "builtins.PermissionError: no" in row or "PermissionError: no" in row
+    assert "PermissionError: Activity task #1 ('refuse') f" in row
     status = orch(redis_server.url, "status", "doomed-1").stdout
     assert all(ISO.match(line.split()[1]) for line in status.splitlines() if line.startswith(("created", "updated")))
     state = ok_json(redis_server.url, "status", "doomed-1")

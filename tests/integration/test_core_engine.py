@@ -61,7 +61,7 @@ def test_unhandled_activity_failure_fails_the_workflow_with_details(client, star
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=30)
     assert state.runtime_status == WorkflowStatus.FAILED
     assert state.failure_details.error_type == "KeyError"
-    assert state.failure_details.message == "'missing'"
+    assert state.failure_details.message == "Activity task #1 ('explode') failed: 'missing'"  # Dapr's chained text
     assert "explode" in state.failure_details.stack_trace
 
 

@@ -67,7 +67,8 @@ def test_an_activity_the_target_app_does_not_register_fails_clearly(client, star
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=30)
     assert state.runtime_status == WorkflowStatus.FAILED
     assert state.failure_details.error_type == "ActivityNotRegisteredError"
-    assert state.failure_details.message == "activity 'charge' is not registered in app 'inventory'"
+    assert state.failure_details.message == \
+        "Activity task #1 ('charge') failed: activity 'charge' is not registered in app 'inventory'"
 
 
 def test_two_app_example_in_workers(client, start_pool):

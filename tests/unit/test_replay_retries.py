@@ -1,5 +1,6 @@
 """Replay of retries with activity timeouts and retry-after hints: history in, decisions out."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -175,7 +176,8 @@ def test_retry_after_hint_without_a_policy_fails_fast():
     past = start() + [TaskScheduled(ts=T0, seq=1, name="dep")]
     refused = FailureDetails(message="open", error_type="CircuitOpenError", retry_after_ms=4000)
     result = replay(wf, "i", past, [StepStarted(ts=T0 + 10), TaskFailed(ts=T0, seq=1, failure=refused)])
-    assert result.completion.failure == refused
+    # the root cause's failure, with Dapr's chained TaskFailedError message
+    assert result.completion.failure == dataclasses.replace(refused, message="Activity task #1 ('dep') failed: open")
 
 
 def test_retry_after_survives_the_history_encoding():
