@@ -19,7 +19,7 @@ from typing import Any, cast
 import kombu.exceptions
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
@@ -177,6 +177,14 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
         if "d" in duties:
             duties.pop("d").stop()
             leave(engine())
+
+    @worker_process_init.connect(weak=False)
+    def _child_registers(**_: Any) -> None:
+        """A prefork child registers as it starts (not at its first task), so ``orchestrator pools`` shows it."""
+        try:
+            engine().liveness.get()
+        except StoreError as exc:
+            log.warning("could not register this worker process: %s", exc)
 
     @worker_process_shutdown.connect(weak=False)
     def _child_leaves(**_: Any) -> None:

@@ -120,7 +120,7 @@ class Duties:
         restored = self._restore_messages(info, self.clock())
         log.warning("worker process %s (app %r, pid %s) %s; put back %d broker messages it held and publishing "
                     "again the %d steps and activity attempts it had claimed", process_id, info.app_id,
-                    info.pid or "?", why, restored, len(claims), extra={"process": process_id})
+                    info.pid or "?", why, restored, len(claims), extra={"worker_process": process_id})
         self.hand_back(claims)
         run_lost_hooks(process_id, info)
         return True
