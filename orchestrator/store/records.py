@@ -170,6 +170,8 @@ class ActivityRecord(TypedDict):
     wf: str  # the workflow (for logs, and whether its step can run where the activity ran)
     wapp: str  # the app that runs the workflow's steps
     attempt: int
+    hb: NotRequired[int]  # heartbeat timeout (ms), when the call set one
+    stc: NotRequired[int]  # start-to-close timeout (ms), when the call set one
 
 
 class ChildStart(TypedDict):
@@ -211,9 +213,16 @@ Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
 
 
 def activity_record(meta: InstanceMeta, seq: int, name: str, input: Any, app_id: str | None,
-                    attempt: int) -> ActivityRecord:
-    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run, "name": name,
-            "input": input, "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app, "attempt": attempt}
+                    attempt: int, heartbeat_ms: int | None = None,
+                    start_to_close_ms: int | None = None) -> ActivityRecord:
+    rec: ActivityRecord = {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run,
+                           "name": name, "input": input, "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app,
+                           "attempt": attempt}
+    if heartbeat_ms:
+        rec["hb"] = heartbeat_ms
+    if start_to_close_ms:
+        rec["stc"] = start_to_close_ms
+    return rec
 
 
 def activity_task_key(record: ActivityRecord) -> str:

@@ -164,6 +164,7 @@ class Scripts:
         self._take_attempts = client.register_script(source("take_attempts", TakeCode))
         self._take_step = client.register_script(source("take_step"))
         self._reap_process = client.register_script(source("reap_process"))
+        self._pop_due = client.register_script(source("pop_due", prelude=False))
 
     def create(self, k: InstanceKeys, instance_id: str, blob: bytes, *, name: str, first_status: str,
                replacing: tuple[str, str] | None, push_queue: str | None) -> CreateReply:
@@ -261,6 +262,9 @@ class Scripts:
         flat, held, counts = reply
         rec = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return rec, [(_text(m), int(n)) for m, n in zip(held, counts)]
+
+    def pop_due(self, key: str, now: int, limit: int) -> list[str]:
+        return [_text(v) for v in self._pop_due(keys=[key], args=[now, limit])]
 
 
 

@@ -29,7 +29,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import metrics
@@ -42,7 +42,7 @@ from ..core.vocabulary import member, task_token
 from ..store.records import ActivityRecord, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
 from ..store.scripts import DeliverCode, TakeCode
-from . import tracing
+from . import heartbeats, tracing
 from .budget import MessageBudget
 from .cache import ExecutionCache
 from .circuit import CircuitBreaker
@@ -83,11 +83,21 @@ log = logging.getLogger("orchestrator.engine")
 
 @dataclass
 class ActivityContext:
-    """What an activity sees (Dapr's ``WorkflowActivityContext``)."""
+    """What an activity sees (Dapr's ``WorkflowActivityContext``), plus Temporal's heartbeats:
+    ``heartbeat(details)`` while it works (worker/heartbeats.py) and ``heartbeat_details``, the last
+    details the call's previous attempt sent (None for the first)."""
 
     workflow_id: str
     task_id: int
     attempt: int = 1
+    heartbeat_details: Any = None
+    _beat: Callable[[Any], None] | None = field(default=None, repr=False, compare=False)
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report progress: keeps an attempt with a ``heartbeat_timeout`` alive, and ``details``
+        (JSON-compatible) reach the next attempt if this one fails or its process dies."""
+        if self._beat is not None:
+            self._beat(details)
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
     if code != TakeCode.TAKEN and code != TakeCode.LOST_LIMIT:
         return None
     outcome = lost_too_often(host, rec) if code == TakeCode.LOST_LIMIT else execute(host, rec)
+    heartbeats.disarm(host.store.liveness, [rec])
     # The result is in hand: keep it through Redis trouble rather than run the attempt again.
     outcome.woken = ride_out(lambda: deliver(host, outcome.record, outcome.result, outcome.failure,
                                              run_ms=outcome.run_ms),
@@ -165,6 +176,7 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
         if ok:
             done.append(lost_too_often(host, rec) if codes[i] == TakeCode.LOST_LIMIT else execute(host, rec))
     _deliver_many(host, done)
+    heartbeats.disarm(host.store.liveness, records)
     return done
 
 
@@ -181,6 +193,8 @@ def take(host: ActivityHost, records: list[ActivityRecord]) -> list[TakeCode]:
     busy = {holder for code, holder in replies if code == TakeCode.BUSY}
     if busy and any([host.reap_if_dead_here(holder) for holder in busy]):
         replies = attempt()
+    heartbeats.arm(host.store.liveness, [r for r, (c, _) in zip(records, replies) if c == TakeCode.TAKEN],
+                   host.clock())
     for rec, (code, holder) in zip(records, replies):
         if code == TakeCode.NOT_AWAITED:
             _skipped(rec)
@@ -217,8 +231,12 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
         outcome.failure = breaker.refusal(name, refused_for)  # not run, so not counted by the breaker
     else:
         unhealthy = False
+        beat = heartbeats.Heartbeat(host.store.liveness, rec, host.clock,
+                                    lambda d: check_payload(d, f"heartbeat details of activity {name!r}",
+                                                            host.max_payload_bytes))
         try:
-            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
+            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1),
+                                  heartbeats.previous_details(host.store.liveness, rec), beat)
             outcome.result = check_payload(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}",
                                            host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
@@ -229,6 +247,9 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
                 raise
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
             unhealthy = True
+        beat.close()
+        if outcome.failure is not None:
+            beat.flush()  # the latest details, for the next attempt
         if breaker is not None and (unhealthy or outcome.failure is None):
             breaker.record(name, ok=outcome.failure is None, now_ms=host.clock())
     seconds = time.perf_counter() - began

@@ -28,6 +28,7 @@ from ..store.connection import StoreError
 from ..store.records import InstanceMeta
 from ..store.redis_store import RedisStore
 from ..store.scripts import DeliverCode
+from . import heartbeats
 from .guards import parse_timer_member
 from .liveness import LivenessHolder, process_gone_here, run_lost_hooks
 from .publisher import Publisher
@@ -54,6 +55,7 @@ class Duties:
 
     # -- timers ---------------------------------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
+        self.fire_attempt_deadlines()
         now, fired = self.clock(), 0
         for entry in self.store.due_timers(now, limit):
             parsed = parse_timer_member(entry)
@@ -70,6 +72,13 @@ class Duties:
             if code == DeliverCode.WAKE:
                 self.publisher_wake(instance_id)  # the poller thread only publishes; steps run in the pool
         return fired
+
+    def fire_attempt_deadlines(self) -> int:
+        """Fail the activity attempts whose heartbeat or start-to-close timeout ran out (worker/heartbeats.py)."""
+        return heartbeats.fail_timed_out(self, self.clock())
+
+    def scheduled_actions(self, meta: InstanceMeta) -> dict[str, TaskScheduled] | None:
+        return self._scheduled(meta)
 
     def publisher_wake(self, instance_id: str) -> None:
         meta = self.store.get_meta(instance_id)

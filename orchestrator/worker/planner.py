@@ -261,7 +261,7 @@ class StepPlanner:
             commit.tasks.append(key)
             commit.activities.append(key)
             scheduled.append(records.activity_record(meta, action.seq, action.name, action.input, action.app_id,
-                                                     action.attempt))
+                                                     action.attempt, action.heartbeat_ms, action.start_to_close_ms))
         elif isinstance(action, TimerCreated):
             key = meta.task_key(action.seq)
             commit.tasks.append(key)
