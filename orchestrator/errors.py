@@ -8,7 +8,9 @@ them without importing the store.
 from __future__ import annotations
 
 from .core.errors import (
+    ActivityHeartbeatTimeoutError,
     ActivityNotRegisteredError,
+    ActivityStartToCloseTimeoutError,
     ActivityTimeoutError,
     ActivityWorkerLostError,
     CircuitOpenError,
@@ -35,7 +37,8 @@ from .core.retry import NonRetryableError
 from .store.connection import RedisAuthError, RedisUnavailableError, StoreError, StoreUnavailable
 
 __all__ = [
-    "ActivityNotRegisteredError", "ActivityTimeoutError", "ActivityWorkerLostError", "CircuitOpenError",
+    "ActivityHeartbeatTimeoutError", "ActivityNotRegisteredError", "ActivityStartToCloseTimeoutError",
+    "ActivityTimeoutError", "ActivityWorkerLostError", "CircuitOpenError",
     "FailureDetails", "HistoryFormatError",
     "IdempotencyKeyReusedError",
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",

@@ -11,6 +11,8 @@ multiprocessing pass exceptions that way; the engine's own wire stays msgpack an
      +-- ActivityTimeoutError         an attempt outlived call_activity's timeout (recorded by name)
      +-- CircuitOpenError             an attempt refused by its open circuit breaker (recorded by name)
      +-- ActivityWorkerLostError      an attempt lost with its worker process too often (recorded by name)
+     +-- ActivityHeartbeatTimeoutError    an attempt sent no heartbeat for heartbeat_timeout (recorded by name)
+     +-- ActivityStartToCloseTimeoutError an attempt ran start_to_close_timeout since it started (by name)
      +-- StepWorkerLostError          a step lost with its worker process too often: the instance fails
      +-- WorkflowStepDeadlineError    workflow code ran step_deadline without yielding: the instance fails
      +-- WorkflowNotRegisteredError   no pool registers the workflow (or that version of it)
@@ -194,6 +196,15 @@ class CircuitOpenError(OrchestratorError):
 class ActivityWorkerLostError(OrchestratorError):
     """An activity attempt whose worker process died (or stopped heartbeating) while running it, more
     than ``lost_attempt_retries`` times: counted as a failed attempt (worker/liveness.py)."""
+
+
+class ActivityHeartbeatTimeoutError(OrchestratorError):
+    """An activity attempt with ``heartbeat_timeout`` went that long without ``ctx.heartbeat()``
+    (worker/heartbeats.py); recorded by name, retried per the call's policy."""
+
+
+class ActivityStartToCloseTimeoutError(OrchestratorError):
+    """An activity attempt ran ``start_to_close_timeout`` since it started (worker/heartbeats.py)."""
 
 
 class StepWorkerLostError(OrchestratorError):

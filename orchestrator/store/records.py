@@ -172,6 +172,7 @@ class ActivityRecord(TypedDict):
     attempt: int
     hb: NotRequired[int]  # heartbeat timeout (ms), when the call set one
     stc: NotRequired[int]  # start-to-close timeout (ms), when the call set one
+    hops: NotRequired[int]  # times a pool lacking the activity sent it back to its queue
 
 
 class ChildStart(TypedDict):

@@ -73,6 +73,8 @@ class ActivityHost(Protocol):
 
     def reap_if_dead_here(self, process_id: str) -> bool: ...
 
+    def served_elsewhere(self, activity: str) -> bool: ...
+
     def runs_here(self, app: str | None, workflow: str | None) -> bool: ...
 
     def wake(self, instance_id: str, app: str | None, workflow: str | None = None,
@@ -144,6 +146,8 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
     None when it was no longer awaited (skipped)."""
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
+    if not elsewhere(host, [rec]):
+        return None
     code = take(host, [rec])[0]
     if code != TakeCode.TAKEN and code != TakeCode.LOST_LIMIT:
         return None
@@ -159,6 +163,7 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
 def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome]:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly.
     Returns the outcomes of the attempts it ran."""
+    records = elsewhere(host, records)
     codes = take(host, records)
     awaited = [c in (TakeCode.TAKEN, TakeCode.LOST_LIMIT) for c in codes]
     done: list[Outcome] = []
@@ -178,6 +183,25 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
     _deliver_many(host, done)
     heartbeats.disarm(host.store.liveness, records)
     return done
+
+
+MAX_HOPS = 20
+
+
+def elsewhere(host: ActivityHost, records: list[ActivityRecord]) -> list[ActivityRecord]:
+    """Send back to the queue the attempts of activities this pool lacks but another live process of
+    its app registers (pools of one app id deployed with different modules, a rolling deploy);
+    the rest, to run here (an activity nobody registers fails with ActivityNotRegisteredError)."""
+    keep = []
+    for rec in records:
+        hops = rec.get("hops", 0)
+        if rec["name"] in host.registry.activities or hops >= MAX_HOPS or not host.served_elsewhere(rec["name"]):
+            keep.append(rec)
+            continue
+        log.info("activity %r is not registered in this process; sending %s (task %s) back to the queue of app %r "
+                 "for a process that registers it", rec["name"], rec["id"], task_key(rec), rec["app"])
+        host.outgoing.send_activity({**rec, "hops": hops + 1}, rec["app"])
+    return keep
 
 
 def take(host: ActivityHost, records: list[ActivityRecord]) -> list[TakeCode]:

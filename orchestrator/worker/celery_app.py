@@ -121,7 +121,7 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
 
     @app.task(name=STEP_TASK, **retry_opts)
     def step(instance_id: str) -> None:
-        ride_out(lambda: engine().run_step(instance_id), f"step of {instance_id}", patience)
+        ride_out(lambda: engine().run_step_message(instance_id), f"step of {instance_id}", patience)
 
     class ActivityTask(app.Task):  # type: ignore[name-defined, misc]
         """Celery's hard time limit kills the process running an attempt and acks its message: the
@@ -212,13 +212,37 @@ def leave(eng: Engine, quiet: bool = False) -> None:
 
 def become_pool_process(eng: Engine, kind: str = "pool") -> None:
     """This process runs the pool's consumer and duties: its registry record says so, lists its
-    queue and the messages it holds (put back by whoever reaps it, worker/liveness.py)."""
+    queue and the messages it holds (put back by whoever reaps it, worker/liveness.py). A pool that
+    joins an app whose other pools register other names says so."""
     try:
         me = eng.liveness.get()
         me.kind, me.queues, me.held = kind, [queue_name(eng.app_id)], held_delivery_tags
         me.beat()
+        warn_of_differences(eng)
     except StoreError as exc:
         log.warning("could not register this pool process: %s", exc)
+
+
+def warn_of_differences(eng: Engine) -> str | None:
+    """Log (and return) how this pool's workflows and activities differ from the other pools of its app."""
+    peers = [p for p in eng.peers() if p.kind in ("pool", "inproc")]
+    if not peers:
+        return None
+    theirs_wf = {n for p in peers for n in p.workflows}
+    theirs_act = {n for p in peers for n in p.activities}
+    mine_wf, mine_act = set(eng.registry.workflows), set(eng.registry.activities)
+    differences = (("this pool lacks the workflows", theirs_wf - mine_wf),
+                   ("this pool lacks the activities", theirs_act - mine_act),
+                   ("they lack the workflows", mine_wf - theirs_wf),
+                   ("they lack the activities", mine_act - theirs_act))
+    parts = [f"{what} {sorted(names)}" for what, names in differences if names]
+    if not parts:
+        return None
+    message = (f"this pool joins app {eng.app_id!r}, whose other pools ({len(peers)}) register a different set of "
+               f"names: {'; '.join(parts)}. A step or activity that lands on a process lacking its name goes back "
+               "to the queue for one that has it; give each module its own app id (--app-id) to route them directly")
+    log.warning("%s", message)
+    return message
 
 
 def _redelivered(task: Any) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.registry import Registry
 from ..settings import Settings
+from ..store.liveness import ProcessInfo
 from ..store.records import ActivityRecord, Dispatch
 from ..store.redis_store import RedisStore, Snapshot
 from . import activities
@@ -81,6 +82,7 @@ class Engine:
             store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
             describe=self._describe, clock=clock))
         self.lost_attempt_retries = s.lost_attempt_retries
+        self._peers: tuple[float, list[ProcessInfo]] | None = None
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
                                 s.history_warn_events, self.liveness, s.lost_attempt_retries,
                                 lambda process_id: self.reap_if_dead_here(process_id))
@@ -97,6 +99,42 @@ class Engine:
         versions = self.registry.workflow_versions
         return {"workflows": {name: sorted(versions.get(name, {"": None})) for name in self.registry.workflows},
                 "activities": sorted(self.registry.activities)}
+
+    def peers(self) -> list[ProcessInfo]:
+        """The other live processes of this app (read at most every heartbeat interval)."""
+        now = time.monotonic()
+        if self._peers is None or now - self._peers[0] > self.settings.heartbeat_interval:
+            me = self.process_id
+            expiry = int(self.settings.process_expiry * 1000)
+            found = [p for p in self.store.liveness.live_processes(self.clock(), expiry)
+                     if p.app_id == self.app_id and p.process_id != me]
+            self._peers = (now, found)
+        return self._peers[1]
+
+    def served_elsewhere(self, activity: str) -> bool:
+        """Does another live process of this app register ``activity``?"""
+        return any(activity in p.activities for p in self.peers())
+
+    def workflow_served_elsewhere(self, workflow: str) -> bool:
+        """Does another live process of this app register ``workflow`` in a version this one lacks?"""
+        mine = set(self.registry.workflow_versions.get(workflow, {}))
+        if workflow in self.registry.workflows and not mine:
+            mine = {""}
+        return any(workflow in p.workflows and not set(p.workflows[workflow]) <= mine for p in self.peers())
+
+    def run_step_message(self, instance_id: str) -> None:
+        """A step message: ``run_step``; one for a workflow (or version) this process lacks but another
+        live process of the app registers goes back to the queue instead of failing."""
+        try:
+            self.run_step(instance_id)
+        except WorkflowNotRegisteredError:
+            meta = self.store.get_meta(instance_id)
+            if meta is None or not self.workflow_served_elsewhere(meta.name):
+                raise
+            log.info("workflow %r (or the version of it instance %s runs) is not registered in this process; "
+                     "sending its step back to the queue of app %r", meta.name, instance_id, meta.app,
+                     extra={"instance_id": instance_id, "workflow": meta.name})
+            self.outgoing.send_step(instance_id, meta.app)
 
     def reap_if_dead_here(self, process_id: str) -> bool:
         """Reap a claim holder that ran on this host and whose pid is gone (worker/duties.py)."""

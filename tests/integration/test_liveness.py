@@ -128,3 +128,23 @@ def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_
     _wait(lambda: all(p["pid"] != pid for p in cli()), timeout=25, what="the killed pool to disappear")
     assert time.monotonic() - began < 16
     assert any(p["pid"] == keeper.proc.pid for p in cli())
+
+
+def test_two_modules_on_one_app_id_are_warned_of_and_every_run_lands_where_its_code_is(client, start_pool,
+                                                                                         redis_client):
+    first = start_pool(CORE, app_id="default", concurrency=2)
+    _wait(lambda: any(p.kind == "pool" for p in client.store.liveness.processes()), what="the first pool")
+    second = start_pool(REL, app_id="default", concurrency=2)
+    log = second.log_path.read_text()
+    assert "this pool joins app 'default', whose other pools (1) register a different set of names" in log
+    assert "this pool lacks the workflows ['" in log and "'slow_chain'" in log
+    chains = [client.schedule_new_workflow("chain", input=5) for _ in range(6)]
+    ones = [client.schedule_new_workflow("rel_one", input={"value": i}) for i in range(6)]
+    for iid in chains:
+        state = _state(client, iid)
+        assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == 10, state.failure_details
+    for i, iid in enumerate(ones):
+        state = _state(client, iid)
+        assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == i, state.failure_details
+    logs = first.log_path.read_text() + second.log_path.read_text()
+    assert "back to the queue" in logs  # some landed on the pool without their code, and went back
