@@ -72,6 +72,10 @@ class ProcessRegistry:
             pipe.hset(self.keys.process(process_id), mapping=mapping)  # type: ignore[arg-type]
         pipe.execute()
 
+    def mark_dead(self, process_id: str) -> None:
+        """Date the process's heartbeat back to 0: the next sweep reaps it as dead."""
+        self.redis.zadd(self.keys.procs, {process_id: 0}, xx=True)
+
     def deregister(self, process_id: str) -> list[tuple[str, int]]:
         """The process leaves (a graceful shutdown): its record goes, and the work it still held,
         which the caller hands back (not counted as lost)."""

@@ -346,9 +346,17 @@ def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now
 
 
 def is_shutdown(exc: BaseException) -> bool:
-    """Is this the worker itself stopping (Celery's WorkerShutdown / WorkerTerminate, raised by its
-    signal handlers), rather than the code it runs raising SystemExit or KeyboardInterrupt?"""
-    return type(exc).__name__ in ("WorkerShutdown", "WorkerTerminate")
+    """Is this the worker itself stopping (Celery's WorkerShutdown / WorkerTerminate, or the SystemExit
+    a prefork child's SIGTERM handler raises), rather than the code it runs raising SystemExit or
+    KeyboardInterrupt? The worker's own stop is not the activity's failure: the attempt is lost with
+    its process and comes back (worker/liveness.py)."""
+    if type(exc).__name__ in ("WorkerShutdown", "WorkerTerminate"):
+        return True
+    try:
+        from billiard.common import terminate_handler_fired
+    except ImportError:  # pragma: no cover - billiard comes with celery
+        return False
+    return bool(terminate_handler_fired())
 
 
 def _skipped(rec: ActivityRecord) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +21,13 @@ from typing import Any, cast
 import kombu.exceptions
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
@@ -172,12 +180,26 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
             duties["d"] = BackgroundDuties(eng, settings.timer_poll_interval, settings.sweep_interval)
             duties["d"].start()
 
+    @worker_shutting_down.connect(weak=False)
+    def _grace(**_: Any) -> None:
+        """SIGTERM: Celery's warm shutdown lets running tasks finish and puts prefetched messages
+        back; past ``shutdown_grace`` the rest is handed back (worker/liveness.py) and the pool exits."""
+        if "d" in duties and settings.shutdown_grace > 0:
+            timer = threading.Timer(settings.shutdown_grace, give_up, args=(engine(), settings.shutdown_grace))
+            timer.daemon = True
+            timer.start()
+
     @worker_shutdown.connect(weak=False)
     def _stop_duties(sender: Any = None, **_: Any) -> None:
         if "d" in duties:
             duties.pop("d").stop()
             leave(engine())
 
+    _child_processes(engine)
+
+
+def _child_processes(engine: Callable[[], Engine]) -> None:
+    """Prefork children register as they start and leave as they stop (worker/liveness.py)."""
     @worker_process_init.connect(weak=False)
     def _child_registers(**_: Any) -> None:
         """A prefork child registers as it starts (not at its first task), so ``orchestrator pools`` shows it."""
@@ -192,6 +214,46 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
         me = eng.liveness.peek()
         if me is not None and me.kind != "pool":  # a prefork child (the pool process leaves at worker_shutdown)
             leave(eng, quiet=True)
+
+
+def give_up(eng: Engine, grace: float) -> None:
+    """The shutdown grace is over and work still runs: declare this pool's processes dead, so that
+    any live pool's sweeper puts back their messages and publishes their claimed work at once, stop
+    the children and exit. The interrupted attempts run again elsewhere (at least once)."""
+    me = eng.liveness.peek()
+    log.warning("shutdown grace (%g s, setting shutdown_grace) is over with work still running; handing it back "
+                "and exiting", grace)
+    try:
+        if me is not None:
+            me.give_up()
+            for child in eng.store.liveness.processes():
+                if child.kind == "worker" and child.host == me.record()["host"] and str(child.pid) in _children():
+                    eng.store.liveness.mark_dead(child.process_id)
+    except StoreError as exc:
+        log.warning("could not hand the work back (%s); it comes back when the heartbeats expire", exc)
+    for pid in _children():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def _children() -> set[str]:
+    """Pids of this process's children (Linux /proc; empty elsewhere)."""
+    me, found = str(os.getpid()), set()
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as fh:
+                        if fh.read().rsplit(b")", 1)[-1].split()[1].decode() == me:
+                            found.add(entry)
+                except (OSError, IndexError):
+                    continue
+    except OSError:
+        pass
+    return found
 
 
 def leave(eng: Engine, quiet: bool = False) -> None:

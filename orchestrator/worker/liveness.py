@@ -157,6 +157,13 @@ class ProcessLiveness:
             except Exception:  # noqa: BLE001 - the heartbeat must outlive any one failure
                 log.exception("heartbeat of %s failed", self.process_id)
 
+    def give_up(self) -> None:
+        """Stop heartbeating and declare this process dead now (not after the expiry): the next sweep
+        of any live pool reaps it, putting back its messages and publishing its claimed work."""
+        self._stop.set()
+        self._left = True
+        self.registry.mark_dead(self.process_id)
+
     def leave(self) -> list[tuple[str, int]]:
         """Stop heartbeating and deregister; the work still claimed, for the caller to hand back."""
         self._stop.set()

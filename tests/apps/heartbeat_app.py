@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from orchestrator import DaprWorkflowContext, RetryPolicy, WorkflowActivityContext, WorkflowRuntime
+from orchestrator import DaprWorkflowContext, RetryPolicy, WorkflowActivityContext, WorkflowRuntime, when_all
 from tests.support.app_redis import app_redis
 
 wfr = WorkflowRuntime()
@@ -64,3 +64,14 @@ def resumes_wf(ctx: DaprWorkflowContext, items: int):
 @wfr.workflow(name="hb_start_to_close_wf")
 def start_to_close_wf(ctx: DaprWorkflowContext, seconds: float):
     return (yield ctx.call_activity(slow, input=seconds, start_to_close_timeout=timedelta(seconds=1)))
+
+
+@wfr.workflow(name="hb_slow_wf")
+def slow_wf(ctx: DaprWorkflowContext, seconds: float):
+    return (yield ctx.call_activity(slow, input=seconds))
+
+
+@wfr.workflow(name="hb_fan_out")
+def fan_out(ctx: DaprWorkflowContext, n: int):
+    results = yield when_all([ctx.call_activity(slow, input=0.1) for _ in range(n)])
+    return len(results)
