@@ -145,7 +145,7 @@ def _qualify(obj: Any) -> tuple[str, set[str] | None]:
         if name == "datetime":
             return "datetime", {"datetime", "date"}
         return name, _CLOCKS.get(name, set())
-    if obj in (dt.datetime, dt.date):
+    if obj is dt.datetime or obj is dt.date:
         return obj.__name__, _CLOCKS["datetime"]
     return "", set()
 
@@ -154,7 +154,7 @@ def bad_of(bad: set[str] | None) -> set[str]:
     return bad or set()
 
 
-def _flag(ins: list[dis.Instruction], i: int, glb: dict[str, Any], direct: set[Any]) -> str | None:
+def _flag(ins: list[dis.Instruction], i: int, glb: dict[str, Any], direct: list[Any]) -> str | None:
     """What instruction ``i`` (a global's load) and the attribute loads after it call, if nondeterministic."""
     import random
 
@@ -163,7 +163,7 @@ def _flag(ins: list[dis.Instruction], i: int, glb: dict[str, Any], direct: set[A
     where = f" (line {op.positions.lineno})" if op.positions and op.positions.lineno else ""
     if obj is None:
         return None
-    if obj in direct or getattr(obj, "__self__", None) is random._inst:  # type: ignore[attr-defined]
+    if any(obj is d for d in direct) or getattr(obj, "__self__", None) is random._inst:  # type: ignore[attr-defined]
         return f"{op.argval}{where}"
     module, bad = _qualify(obj)
     attrs: list[str] = []
@@ -185,7 +185,7 @@ def nondeterministic_calls(fn: Callable[..., Any]) -> list[str]:
     (line 12)'``. Cheap: its bytecode and module globals, read once per function."""
     found: list[str] = []
     glb = getattr(fn, "__globals__", {})
-    direct = {getattr(time, n) for n in _CLOCKS["time"]} | {os.urandom}
+    direct = [getattr(time, n) for n in sorted(_CLOCKS["time"])] + [os.urandom]
 
     def scan(code: types.CodeType) -> None:
         ins = list(dis.get_instructions(code))
@@ -211,7 +211,11 @@ def check_determinism(fn: Callable[..., Any], workflow: str) -> list[str]:
     except TypeError:  # unhashable
         return []
     if known is None:
-        calls = nondeterministic_calls(fn)
+        try:
+            calls = nondeterministic_calls(fn)
+        except Exception:  # noqa: BLE001 - a best-effort lint: it must never fail a workflow
+            log.debug("could not check workflow %r for nondeterministic calls", workflow, exc_info=True)
+            calls = []
         _FUNCTIONS[fn] = ", ".join(calls)
         if calls:
             log.warning("workflow %r calls %s: workflow code must be deterministic (use ctx.current_utc_datetime, "
