@@ -28,6 +28,7 @@ process died mid-way runs again (at least once, as documented); a live holder's 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -47,7 +48,8 @@ _LOST_HOOKS: list[ProcessLostHook] = []
 
 def on_process_lost(hook: ProcessLostHook) -> ProcessLostHook:
     """Register ``hook(process_id, record)``, called once by the sweeper that reaps a dead process
-    (after its claimed work was published again); exceptions are logged. Usable as a decorator."""
+    (after its claimed work was published again), and by a process leaving at a graceful shutdown;
+    exceptions are logged. Usable as a decorator."""
     _LOST_HOOKS.append(hook)
     return hook
 
@@ -169,11 +171,15 @@ class ProcessLiveness:
         self._stop.set()
         self._left = True
         try:
-            return self.registry.deregister(self.process_id)
+            claims = self.registry.deregister(self.process_id)
         except StoreError as exc:
             log.warning("could not deregister %s (%s); it expires in %.0f s", self.process_id, exc,
                         self.expiry_ms / 1000)
             return []
+        # The hooks see a departing process as they see a dead one: what it held is free again.
+        run_lost_hooks(self.process_id, ProcessInfo.from_record(self.process_id, self.clock(), {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in self.record().items()}))
+        return claims
 
 
 class LivenessHolder:
