@@ -151,11 +151,16 @@ class ProcessLiveness:
             self.registry.beat(self.process_id, self.record(), self.clock())
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
-            except StoreError as exc:
-                log.warning("heartbeat of %s failed: %s", self.process_id, exc)
+                if failing:
+                    log.info("heartbeat of %s is back", self.process_id)
+                failing = False
+            except StoreError as exc:  # said once per outage: the duties log Redis trouble too
+                (log.debug if failing else log.warning)("heartbeat of %s failed: %s", self.process_id, exc)
+                failing = True
             except Exception:  # noqa: BLE001 - the heartbeat must outlive any one failure
                 log.exception("heartbeat of %s failed", self.process_id)
 
