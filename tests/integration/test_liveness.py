@@ -148,3 +148,29 @@ def test_two_modules_on_one_app_id_are_warned_of_and_every_run_lands_where_its_c
         assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == i, state.failure_details
     logs = first.log_path.read_text() + second.log_path.read_text()
     assert "back to the queue" in logs  # some landed on the pool without their code, and went back
+
+
+def test_an_in_process_runtime_registers_heartbeats_and_leaves_at_shutdown(client, redis_server):
+    from orchestrator import WorkflowRuntime
+
+    wfr = WorkflowRuntime(redis_url=redis_server.url)
+
+    @wfr.activity(name="inproc_echo")
+    def echo(ctx, value):
+        return value
+
+    @wfr.workflow(name="inproc_wf")
+    def wf(ctx, value):
+        return (yield ctx.call_activity(echo, input=value))
+
+    wfr.start()
+    try:
+        inproc = [p for p in client.store.liveness.processes() if p.kind == "inproc"]
+        assert len(inproc) == 1 and "inproc_wf" in inproc[0].workflows and inproc[0].activities == ["inproc_echo"]
+        iid = client.schedule_new_workflow("inproc_wf", input=3)
+        assert _state(client, iid).output == 3
+        first = inproc[0].heartbeat
+        _wait(lambda: client.store.liveness.processes()[0].heartbeat > first, what="a second heartbeat")
+    finally:
+        wfr.shutdown()
+    assert not [p for p in client.store.liveness.processes() if p.kind == "inproc"]
