@@ -2,9 +2,10 @@
 
 * **Step deadline** (Temporal's deadlock detector). While a step runs workflow code, a watchdog
   thread watches the execution's ``yields`` counter (core/replay.py: each time the code gives
-  control back). Standing still for ``step_deadline`` seconds means the code loops or blocks
-  between two yields: the watchdog raises ``WorkflowStepDeadlineError`` inside the step's thread
-  (an asynchronous exception, delivered at the next bytecode), and the instance fails with it,
+  control back). Standing still for ``step_deadline`` seconds while the thread runs (half that in
+  CPU time: a paused or starved process is not stuck), or five times as long blocked in a call,
+  means the code loops or blocks between two yields: the watchdog raises ``WorkflowStepDeadlineError``
+  inside the step's thread (an asynchronous exception, delivered at the next bytecode), and the instance fails with it,
   naming the workflow and the deadline; the process goes on serving the others. Code stuck in one
   C call (``time.sleep(3600)``, a blocking socket) gets the exception only when the call returns;
   in a prefork child still stuck after three deadlines more, the process exits (Celery starts
@@ -47,12 +48,45 @@ def _in_prefork_child() -> bool:
     return str(current_process().name).startswith("ForkPoolWorker")
 
 
-class _Watch:
-    __slots__ = ("execution", "seen", "since", "fired", "workflow")
+def _cpu_clock(thread_id: int) -> Callable[[], float] | None:
+    """The CPU time of thread ``thread_id`` (Linux and most Unixes), or None where it cannot be read."""
+    try:
+        clock = time.pthread_getcpuclockid(thread_id)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError):
+        return None
+    return lambda: time.clock_gettime(clock)
 
-    def __init__(self, execution: Any, workflow: str) -> None:
-        self.execution, self.workflow = execution, workflow
+
+class _Watch:
+    __slots__ = ("execution", "seen", "since", "cpu_since", "fired", "workflow", "cpu")
+
+    def __init__(self, execution: Any, workflow: str, cpu: Callable[[], float] | None) -> None:
+        self.execution, self.workflow, self.cpu = execution, workflow, cpu
         self.seen, self.since, self.fired = execution.yields, time.monotonic(), 0
+        self.cpu_since = cpu() if cpu is not None else 0.0
+
+    def stuck(self, now: float, seconds: float) -> bool:
+        """No yield for ``seconds`` while the thread ran (used at least half of that CPU time), or
+        for five times as long whatever it did (blocked in a call). A process the machine paused
+        or starved is not stuck: its CPU time stood still too."""
+        wall = now - self.since
+        if wall < seconds:
+            return False
+        if self.cpu is None or wall >= 5 * seconds:
+            return True
+        try:
+            return self.cpu() - self.cpu_since >= seconds / 2
+        except OSError:  # the thread is gone
+            return False
+
+    def progressed(self, now: float) -> None:
+        self.since = now
+        if self.cpu is not None:
+            try:
+                self.cpu_since = self.cpu()
+            except OSError:
+                pass
 
 
 class StepDeadline:
@@ -74,8 +108,9 @@ class StepDeadline:
             yield
             return
         tid = threading.get_ident()
+        watch = _Watch(execution, workflow, _cpu_clock(tid))  # per step: a thread id may be reused
         with self._lock:
-            self._watches[tid] = _Watch(execution, workflow)
+            self._watches[tid] = watch
         self._ensure_thread()
         fired = 0
         try:
@@ -84,9 +119,9 @@ class StepDeadline:
             fired = 1
         finally:
             with self._lock:
-                watch = self._watches.pop(tid, None)
-                if watch is not None and watch.fired:
-                    fired = watch.fired
+                ended = self._watches.pop(tid, None)
+                if ended is not None and ended.fired:
+                    fired = ended.fired
                     _set_async_exc(tid, None)  # one raised but not delivered yet must not land elsewhere
         if fired:
             raise WorkflowStepDeadlineError(
@@ -112,16 +147,17 @@ class StepDeadline:
                 for tid, w in self._watches.items():
                     yields = w.execution.yields
                     if yields != w.seen:
-                        w.seen, w.since = yields, now
+                        w.seen = yields
+                        w.progressed(now)
                         continue
-                    if now - w.since < self.seconds * (1 if not w.fired else 3):
+                    if not w.stuck(now, self.seconds * (1 if not w.fired else 3)):
                         continue
                     if w.fired and self.exit_stuck():
                         log.critical("workflow %r is stuck in one call past its step deadline and cannot be "
                                      "interrupted; this worker process exits (its pool starts another)", w.workflow)
                         os._exit(70)
                     w.fired += 1
-                    w.since = now
+                    w.progressed(now)
                     log.error("workflow %r ran %.1f s without yielding; stopping its step", w.workflow,
                               self.seconds)
                     _set_async_exc(tid, WorkflowStepDeadlineError)
