@@ -326,6 +326,15 @@ class WorkflowClient:
         """Does the store answer? Raises when it cannot be reached."""
         return self.store.ping()
 
+    def list_processes(self, *, include_dead: bool = False) -> list[dict[str, Any]]:
+        """The worker processes in the registry (worker/liveness.py), newest heartbeat first: process id,
+        app id, host, pid, kind, the workflows (name -> versions) and activities it registers, its
+        claimed work (``<id>|<task key>`` or ``<id>|step``), last heartbeat (ms) and ``alive``.
+        Dead ones (heartbeat older than ``process_expiry``, not yet reaped) only with ``include_dead``."""
+        now, expiry = self.clock(), int(self.settings.process_expiry * 1000)
+        found = self.store.liveness.processes(None if include_dead else now - expiry)
+        return [{**p.to_dict(), "alive": p.heartbeat >= now - expiry} for p in found]
+
     def recorded_metrics(self) -> dict[str, Any]:
         """The metrics every process recorded, aggregated (``orchestrator.metrics.read_recorded``)."""
         return metrics.read_recorded(self.store)

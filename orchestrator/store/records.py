@@ -180,6 +180,9 @@ class ActivityRecord(TypedDict):
     attempt: int
     pr: NotRequired[int]  # its priority 0-9 (core/flow.py; absent: the default)
     rt: NotRequired[int]  # flow control: its rate-limit slot (ms) is reserved (worker/flow.py)
+    hb: NotRequired[int]  # heartbeat timeout (ms), when the call set one
+    stc: NotRequired[int]  # start-to-close timeout (ms), when the call set one
+    hops: NotRequired[int]  # times a pool lacking the activity sent it back to its queue
 
 
 class ChildStart(TypedDict):
@@ -221,13 +224,18 @@ Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
 
 
 def activity_record(meta: InstanceMeta, seq: int, name: str, input: Any, app_id: str | None,
-                    attempt: int) -> ActivityRecord:
-    record: ActivityRecord = {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run,
-                              "name": name, "input": input, "app": app_id or meta.app, "wf": meta.name,
-                              "wapp": meta.app, "attempt": attempt}
+                    attempt: int, heartbeat_ms: int | None = None,
+                    start_to_close_ms: int | None = None) -> ActivityRecord:
+    rec: ActivityRecord = {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run,
+                           "name": name, "input": input, "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app,
+                           "attempt": attempt}
     if meta.priority is not None:
-        record["pr"] = meta.priority
-    return record
+        rec["pr"] = meta.priority
+    if heartbeat_ms:
+        rec["hb"] = heartbeat_ms
+    if start_to_close_ms:
+        rec["stc"] = start_to_close_ms
+    return rec
 
 
 def activity_task_key(record: ActivityRecord) -> str:

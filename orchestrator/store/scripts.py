@@ -164,6 +164,7 @@ class Scripts:
         self._take_attempts = client.register_script(source("take_attempts", TakeCode))
         self._take_step = client.register_script(source("take_step"))
         self._reap_process = client.register_script(source("reap_process"))
+        self._pop_due = client.register_script(source("pop_due", prelude=False))
 
     def create(self, k: InstanceKeys, instance_id: str, blob: bytes, *, name: str, first_status: str,
                replacing: tuple[str, str] | None, push_queue: str | None) -> CreateReply:
@@ -243,9 +244,13 @@ class Scripts:
                                              args=args)
         return [TakeCode(int(c)) for c in codes], [_text(h) for h in holders]
 
-    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str) -> int:
-        """Claim the instance's step; how many times in a row its process died holding it."""
-        return int(self._take_step(keys=[procs, shard.claims, shard.lost], args=[me, alive_since, instance_id]))
+    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str,
+                  force: bool) -> tuple[int, str]:
+        """Claim the instance's step: (how many times in a row its process died holding it, the live
+        process holding it when not ``force``: then it is not claimed, or '')."""
+        count, other = self._take_step(keys=[procs, shard.claims, shard.lost],
+                                       args=[me, alive_since, instance_id, "1" if force else "0"])
+        return int(count), _text(other)
 
     def reap_process(self, procs: str, shard: ShardKeys, record: str, process_id: str, dead_before: int,
                      graceful: bool) -> tuple[dict[str, str], list[tuple[str, int]]] | None:
@@ -257,6 +262,9 @@ class Scripts:
         flat, held, counts = reply
         rec = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return rec, [(_text(m), int(n)) for m, n in zip(held, counts)]
+
+    def pop_due(self, key: str, now: int, limit: int) -> list[str]:
+        return [_text(v) for v in self._pop_due(keys=[key], args=[now, limit])]
 
 
 

@@ -23,12 +23,14 @@ from typing import Any
 from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.registry import Registry
 from ..settings import Settings
+from ..store.liveness import ProcessInfo
 from ..store.records import ActivityRecord, Dispatch
 from ..store.redis_store import RedisStore, Snapshot
 from . import activities
 from .budget import MessageBudget
 from .cache import CachedExecution, ExecutionCache
 from .circuit import CircuitBreaker
+from .deadline import StepDeadline
 from .dispatch import Dispatcher
 from .duties import Duties
 from .flow import FlowGate
@@ -75,7 +77,8 @@ class Engine:
                                    activity_batch_size=s.effective_batch_size, may_run_eagerly=self._may_run_eagerly,
                                    wake=self.wake, apply_controls=self.apply_controls)
         self.planner = StepPlanner(registry, app_id, clock, s.max_payload_bytes, store.child_ids,
-                                   self.dispatch.route_activities)
+                                   self.dispatch.route_activities, deadline=StepDeadline(s.step_deadline),
+                                   strict_determinism=s.strict_determinism)
         self.liveness = LivenessHolder(lambda: ProcessLiveness(
             store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
             describe=self._describe, clock=clock))
@@ -83,8 +86,10 @@ class Engine:
         # Flow control (worker/flow.py): slots of activity attempts are held in this process's liveness id.
         self.flow = FlowGate(store, registry, self.outgoing, clock, holder=lambda: self.liveness.get().process_id,
                              process_expiry_ms=int(s.process_expiry * 1000))
+        self._peers: tuple[float, list[ProcessInfo]] | None = None
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
                                 s.history_warn_events, self.liveness, s.lost_attempt_retries,
+                                lambda process_id: self.reap_if_dead_here(process_id),
                                 admit=self.flow.admit_step, finished=self.flow.finished_instance)
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
@@ -99,6 +104,46 @@ class Engine:
         versions = self.registry.workflow_versions
         return {"workflows": {name: sorted(versions.get(name, {"": None})) for name in self.registry.workflows},
                 "activities": sorted(self.registry.activities)}
+
+    def peers(self) -> list[ProcessInfo]:
+        """The other live processes of this app (read at most every heartbeat interval)."""
+        now = time.monotonic()
+        if self._peers is None or now - self._peers[0] > self.settings.heartbeat_interval:
+            me = self.process_id
+            expiry = int(self.settings.process_expiry * 1000)
+            found = [p for p in self.store.liveness.live_processes(self.clock(), expiry)
+                     if p.app_id == self.app_id and p.process_id != me]
+            self._peers = (now, found)
+        return self._peers[1]
+
+    def served_elsewhere(self, activity: str) -> bool:
+        """Does another live process of this app register ``activity``?"""
+        return any(activity in p.activities for p in self.peers())
+
+    def workflow_served_elsewhere(self, workflow: str) -> bool:
+        """Does another live process of this app register ``workflow`` in a version this one lacks?"""
+        mine = set(self.registry.workflow_versions.get(workflow, {}))
+        if workflow in self.registry.workflows and not mine:
+            mine = {""}
+        return any(workflow in p.workflows and not set(p.workflows[workflow]) <= mine for p in self.peers())
+
+    def run_step_message(self, instance_id: str) -> None:
+        """A step message: ``run_step``; one for a workflow (or version) this process lacks but another
+        live process of the app registers goes back to the queue instead of failing."""
+        try:
+            self.run_step(instance_id)
+        except WorkflowNotRegisteredError:
+            meta = self.store.get_meta(instance_id)
+            if meta is None or not self.workflow_served_elsewhere(meta.name):
+                raise
+            log.info("workflow %r (or the version of it instance %s runs) is not registered in this process; "
+                     "sending its step back to the queue of app %r", meta.name, instance_id, meta.app,
+                     extra={"instance_id": instance_id, "workflow": meta.name})
+            self.outgoing.send_step(instance_id, meta.app)
+
+    def reap_if_dead_here(self, process_id: str) -> bool:
+        """Reap a claim holder that ran on this host and whose pid is gone (worker/duties.py)."""
+        return self.duties.reap_if_dead_here(process_id)
 
     @property
     def process_id(self) -> str:

@@ -37,12 +37,14 @@ MAX_STEP_ROUNDS = 1000
 class StepRunner:
     def __init__(self, store: RedisStore, planner: StepPlanner, cache: ExecutionCache, clock: Callable[[], int],
                  publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int,
-                 liveness: LivenessHolder | None = None, lost_limit: int = 1, *,
+                 liveness: LivenessHolder | None = None, lost_limit: int = 1,
+                 reap_if_dead_here: Callable[[str], bool] = lambda process_id: False, *,
                  admit: Callable[[Snapshot], bool] | None = None,
                  finished: Callable[[InstanceMeta], None] | None = None) -> None:
         """``admit``: may this snapshot's step run now (flow control, worker/flow.py)? ``finished``: an
         instance in a flow scope has finished (its slot goes to the next)."""
         self.liveness = liveness
+        self.reap_if_dead_here = reap_if_dead_here
         self.lost_limit = lost_limit
         self.store = store
         self.admit = admit
@@ -116,7 +118,10 @@ class StepRunner:
         if self.liveness is None:
             return ""
         me = self.liveness.get()
-        lost = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since())
+        lost, other = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since())
+        if other:  # held by a process that looks alive: one that died here is reaped (and counted) now
+            dead = self.reap_if_dead_here(other)  # its pool requeued the step at once, before it expired
+            lost, _ = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since(), force=not dead)
         return None if lost > self.lost_limit else me.process_id
 
     def _lost_step(self, snap: Snapshot) -> Commit:
