@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .core.flow import flow_policy
 from .core.registry import Registry
 from .settings import Settings, load_settings, redact_url
 from .store.connection import STORE_UNREACHABLE, RedisAuthError
@@ -47,25 +48,33 @@ class WorkflowRuntime:
 
     # -- registration (Dapr-compatible) ---------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None,
-                          version: str | None = None) -> None:
+                          version: str | None = None, **flow: Any) -> None:
         """``version`` registers one named version of ``name``: new instances run the latest (highest,
-        in natural order), running ones keep the version they started with (README: Versioning)."""
-        self.registry.add_workflow(fn, name, version)
+        in natural order), running ones keep the version they started with (README: Versioning).
+        ``flow``: the flow-control options of ``orchestrator.core.flow.FlowPolicy`` (docs/flow-control.md)."""
+        key = self.registry.add_workflow(fn, name, version)
+        if flow:
+            self.registry.set_flow("workflow", key, flow_policy(**flow))
 
-    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        self.registry.add_activity(fn, name)
+    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None, **flow: Any) -> None:
+        key = self.registry.add_activity(fn, name)
+        if flow:
+            self.registry.set_flow("activity", key, flow_policy(**flow))
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None, version: str | None = None) -> Any:
-        """``@wfr.workflow``, ``@wfr.workflow(name="...")`` or ``@wfr.workflow(name="...", version="2")``."""
+    def workflow(self, __fn: F | None = None, *, name: str | None = None, version: str | None = None,
+                 **flow: Any) -> Any:
+        """``@wfr.workflow``, ``@wfr.workflow(name="...")`` or ``@wfr.workflow(name="...", version="2")``;
+        flow control: ``concurrency=``, ``concurrency_key=``, ``key_concurrency=``, ``rate=``, ``per=``,
+        ``rate_per_key=``, ``priority=`` (docs/flow-control.md)."""
         def decorate(fn: F) -> F:
-            self.register_workflow(fn, name=name, version=version)
+            self.register_workflow(fn, name=name, version=version, **flow)
             return fn
         return decorate(__fn) if __fn is not None else decorate
 
-    def activity(self, __fn: F | None = None, *, name: str | None = None) -> Any:
-        """``@wfr.activity`` or ``@wfr.activity(name="...")``."""
+    def activity(self, __fn: F | None = None, *, name: str | None = None, **flow: Any) -> Any:
+        """``@wfr.activity`` or ``@wfr.activity(name="...")``; the same flow-control options as ``workflow``."""
         def decorate(fn: F) -> F:
-            self.register_activity(fn, name=name)
+            self.register_activity(fn, name=name, **flow)
             return fn
         return decorate(__fn) if __fn is not None else decorate
 

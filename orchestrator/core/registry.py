@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import NAME_ATTRIBUTE, registered_name
+from .flow import FlowPolicy, activity_scope, workflow_scope
 from .identifiers import name_problem, validate_name
 
 UNVERSIONED = ""
@@ -29,6 +30,21 @@ class Registry:
         self.workflows: dict[str, Callable[..., Any]] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self.workflow_versions: dict[str, dict[str, Callable[..., Any]]] = {}  # name -> {version: fn}
+        self.flow: dict[str, FlowPolicy] = {}  # core/flow.py scope ("w:<name>" / "a:<name>") -> its limits
+
+    def set_flow(self, kind: str, name: str, policy: FlowPolicy | None) -> None:
+        """The limits of workflow (``kind`` "workflow") or activity ``name`` (None: none)."""
+        scope = workflow_scope(name) if kind == "workflow" else activity_scope(name)
+        if policy is None:
+            self.flow.pop(scope, None)
+        else:
+            self.flow[scope] = policy
+
+    def workflow_flow(self, name: str) -> FlowPolicy | None:
+        return self.flow.get(workflow_scope(name))
+
+    def activity_flow(self, name: str) -> FlowPolicy | None:
+        return self.flow.get(activity_scope(name))
 
     def add_workflow(self, fn: Callable[..., Any], name: str | None = None, version: str | None = None) -> str:
         if version is not None:

@@ -76,6 +76,12 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     _action_routes(router, client)
     _apilog_routes(router, client)
     schedule_routes(router, client, _act)
+
+    @router.get("/api/pools")
+    def pools(include_dead: bool = False, app: str | None = None) -> dict[str, Any]:
+        """The worker processes and their mismatches, through the client: the same JSON as ``GET /api/pools``."""
+        return client.list_pools(include_dead=include_dead, app=app)
+
     return router
 
 

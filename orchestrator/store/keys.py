@@ -48,6 +48,10 @@ activity attempt, or ``<id>|step``, -> the process running it) is written by the
 the work and cleared by the one that finishes it; ``P:{sN}:lost`` (hash, per shard, same fields) counts
 how often that work's process died holding it (poison protection). ``P:{sN}:procs`` copies
 ``P:procs`` into each shard, so that the claim scripts read heartbeats in their own slot.
+``P:{sN}:deadlines`` (zset, per shard: ``hb|<id>|<task key>`` / ``stc|<id>|<task key>`` -> when the
+attempt's heartbeat or start-to-close timeout runs out, ms) and ``P:{sN}:i:<id>:hbd`` (hash:
+``<run>.<gen>|<activity>|<input digest>`` -> the last heartbeat details, packed; expires a week
+after the last write) serve activity heartbeats.
 
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format
 (the rule is ``core/identifiers.py``'s ``validate_instance_id``).
@@ -84,6 +88,7 @@ class ShardKeys:
     claims: str
     lost: str
     procs: str  # the shard's copy of the process heartbeats, which its claim scripts read
+    deadlines: str
     expire: str
     retention: str
     index_all: str
@@ -94,7 +99,7 @@ class ShardKeys:
     def at(cls, prefix: str, number: int) -> ShardKeys:
         base = f"{prefix}:{{s{number}}}"
         return cls(number, base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:expire",
+                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:deadlines", f"{base}:expire",
                    f"{base}:retention", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
@@ -210,6 +215,10 @@ class KeySchema:
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
         return f"{self.prefix}:circuit:{app_id}:{activity}"
+
+    def heartbeat_details(self, instance_id: str) -> str:
+        """Hash: the last heartbeat details of the instance's activity calls (worker/heartbeats.py)."""
+        return f"{self.shard_of(instance_id).base}:i:{instance_id}:hbd"  # in the instance's shard slot
 
     def process(self, process_id: str) -> str:
         """Hash: one worker process's record (worker/liveness.py)."""

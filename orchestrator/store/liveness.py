@@ -8,13 +8,14 @@ that take work (claiming it) and reap a dead process's claims, and the read API 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from ..core.vocabulary import STEP_CLAIM, split_member
-from .keys import KeySchema
+from .keys import KeySchema, ShardKeys
 from .scripts import Scripts, TakeCode
 
 
@@ -61,6 +62,7 @@ def _text(value: Any) -> str:
 class ProcessRegistry:
     def __init__(self, client: redis.Redis, keys: KeySchema, scripts: Scripts) -> None:
         self.redis, self.keys, self.scripts = client, keys, scripts
+        self.polled: Callable[[], list[ShardKeys]] = keys.shards  # the store sets its own share
 
     # -- registration and heartbeats -------------------------------------------------------------
     def beat(self, process_id: str, record: dict[str, Any], now: int) -> None:
@@ -74,15 +76,19 @@ class ProcessRegistry:
             pipe.zadd(shard.procs, {process_id: now})
         pipe.execute()
 
+    def mark_dead(self, process_id: str) -> None:
+        """Date the process's heartbeat back to 0: the next sweep reaps it as dead."""
+        self.redis.zadd(self.keys.procs, {process_id: 0}, xx=True)
+
     def deregister(self, process_id: str) -> list[tuple[str, int]]:
         """The process leaves (a graceful shutdown): its record goes, and the work it still held,
         which the caller hands back (not counted as lost)."""
         reaped = self.reap(process_id, 0, graceful=True)
         return reaped[1] if reaped else []
 
-    def processes(self, alive_since: int | None = None) -> list[ProcessInfo]:
-        """Every registered process (``alive_since``: only those with a heartbeat at or after it, ms),
-        with the work it holds; newest heartbeat first."""
+    def processes(self, alive_since: int | None = None, app_id: str | None = None) -> list[ProcessInfo]:
+        """Every registered process (``alive_since``: only those with a heartbeat at or after it, ms;
+        ``app_id``: only that app's), with the work it holds; newest heartbeat first."""
         raw: list[Any] = self.redis.zrevrangebyscore(self.keys.procs, "+inf",
                                                      "-inf" if alive_since is None else alive_since,
                                                      withscores=True)
@@ -102,6 +108,8 @@ class ProcessRegistry:
         out = []
         for (pid, score), rec in zip(raw, records):
             info = ProcessInfo.from_record(_text(pid), int(score), {_text(k): _text(v) for k, v in rec.items()})
+            if app_id is not None and info.app_id != app_id:
+                continue
             out.append(ProcessInfo(**{**info.__dict__, "work": sorted(work.get(info.process_id, []))}))
         return out
 
@@ -167,9 +175,10 @@ class ProcessRegistry:
                 out[n] = (code, holder)
         return out
 
-    def take_step(self, me: str, instance_id: str, alive_since: int) -> int:
-        """Claim the instance's step; how many times in a row its process died holding it."""
-        return self.scripts.take_step(self.keys.shard_of(instance_id), me, alive_since, instance_id)
+    def take_step(self, me: str, instance_id: str, alive_since: int, force: bool = False) -> tuple[int, str]:
+        """Claim the instance's step: (times in a row its process died holding it, the live process
+        holding it, which keeps it unless ``force``, or '')."""
+        return self.scripts.take_step(self.keys.shard_of(instance_id), me, alive_since, instance_id, force)
 
     def release(self, claims: list[str]) -> None:
         """Drop claims this process took but hands back unrun (a batch sending the rest back to the queue)."""
@@ -178,6 +187,56 @@ class ProcessRegistry:
             for claim in claims:
                 pipe.hdel(self.keys.shard_of(split_member(claim)[0]).claims, claim)
             pipe.execute()
+
+    # -- attempt deadlines and heartbeat details (worker/heartbeats.py) ---------------------------
+    def arm(self, deadlines: list[tuple[str, str, int]]) -> None:
+        """Deadlines ``(kind, claim, at ms)``: kind ``hb`` (heartbeat) or ``stc`` (start-to-close)."""
+        if deadlines:
+            pipe = self.redis.pipeline(transaction=False)
+            for kind, claim, at in deadlines:
+                pipe.zadd(self.keys.shard_of(split_member(claim)[0]).deadlines, {f"{kind}|{claim}": at})
+            pipe.execute()
+
+    def disarm(self, claims: list[str]) -> None:
+        if claims:
+            pipe = self.redis.pipeline(transaction=False)
+            for claim in claims:
+                key = self.keys.shard_of(split_member(claim)[0]).deadlines
+                pipe.zrem(key, f"hb|{claim}", f"stc|{claim}")
+            pipe.execute()
+
+    def heartbeat(self, claim: str, deadline: int | None, instance_id: str, field: str,
+                  packed: bytes | None) -> None:
+        """An attempt's heartbeat: its heartbeat deadline moves to ``deadline`` (if armed), and
+        ``packed`` details are kept for the call's next attempt (a week after the last write)."""
+        pipe = self.redis.pipeline(transaction=False)
+        if deadline is not None:
+            pipe.zadd(self.keys.shard_of(instance_id).deadlines, {f"hb|{claim}": deadline}, xx=True)
+        if packed is not None:
+            key = self.keys.heartbeat_details(instance_id)
+            pipe.hset(key, field, packed)
+            pipe.pexpire(key, 7 * 24 * 3600 * 1000)
+        pipe.execute()
+
+    def heartbeat_details(self, instance_id: str, field: str) -> bytes | None:
+        value = self.redis.hget(self.keys.heartbeat_details(instance_id), field)
+        return value if isinstance(value, bytes) or value is None else str(value).encode()
+
+    def due_deadlines(self, now: int, limit: int = 500) -> list[tuple[str, str]]:
+        """Deadlines that ran out: ``(kind, claim)``, taken once whoever polls."""
+        shards = self.polled()  # this pool's share of the shards (worker/shardplan.py)
+        if isinstance(self.redis, redis.RedisCluster):  # its pipeline refuses scripts: one call each
+            entries = [e for shard in shards for e in self.scripts.pop_due(shard.deadlines, now, limit)]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in shards:
+                self.scripts.pop_due(shard.deadlines, now, limit, client=pipe)
+            entries = [_text(e) for reply in pipe.execute() for e in reply]
+        out = []
+        for entry in entries:
+            kind, _, claim = entry.partition("|")
+            out.append((kind, claim))
+        return out
 
     def holders(self, claims: list[str]) -> list[str | None]:
         """The process holding each of ``claims``, None where nobody does."""
