@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "when_all": "core.tasks",
     "when_any": "core.tasks",
     "WorkflowRuntime": "runtime",
+    "alternate_name": "runtime",
+    "LoggerOptions": "logger",
     "Settings": "settings",
     "load_settings": "settings",
     "WorkflowState": "state",
@@ -91,7 +93,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     )
     from .core.retry import NonRetryableError, RetryPolicy
     from .core.tasks import Task, when_all, when_any
-    from .runtime import WorkflowRuntime
+    from .logger import LoggerOptions
+    from .runtime import WorkflowRuntime, alternate_name
     from .settings import Settings, load_settings
     from .state import WorkflowState, WorkflowStatus
     from .store.connection import RedisAuthError, RedisUnavailableError

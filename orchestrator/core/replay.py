@@ -47,6 +47,7 @@ from .tasks import (
     ExternalEventTask,
     RetryableTask,
     Task,
+    TimedEventTask,
     TimerTask,
     WhenAllTask,
     WhenAnyTask,
@@ -370,7 +371,8 @@ class _Replayer:
 
     def _collect(self, task: Task[Any], got: list[int], lost: list[int]) -> None:
         if isinstance(task, WhenAnyTask):
-            winner = task._result if task.is_complete else None
+            winner = getattr(task, "winner", None) if isinstance(task, TimedEventTask) else \
+                task._result if task.is_complete else None
             if isinstance(winner, Task):
                 self._collect(winner, got, lost)
             for child in task.children:

@@ -84,6 +84,13 @@ class StepPlanner:
         if self._suspended(meta, events):
             commit = self.suspend(snap, now)
             return (commit, None) if commit is not None else None
+        if meta.status == Status.SUSPENDED and meta.name not in self.registry.workflows:
+            # A resume applied without the code (the client's controller): record it, so the instance
+            # reads RUNNING when resume_workflow returns (Dapr's), and leave the rest to the app's step.
+            commit = self.suspend(snap, now)
+            if commit is not None:
+                commit.status = Status.RUNNING if meta.version > 0 else Status.PENDING
+                return commit, None
         return self._run_code(snap, cached, events, now)
 
     @staticmethod
