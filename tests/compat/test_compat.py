@@ -1,0 +1,56 @@
+"""Each capability of Dapr's workflow SDK, proved by a Dapr-style program (tests/compat/programs/)."""
+
+from __future__ import annotations
+
+from tests.compat.conftest import Run, lines
+
+
+def test_order_with_a_dataclass_input_reaches_code_as_an_object(run_program: Run) -> None:
+    out = lines(run_program("order_dataclass"))
+    assert "workflow got O-1: 3 x lamp at 12.5" in out
+    assert any(line.startswith("activity reserve_inventory of order-O-1 task ") and line.endswith("lamp x 3")
+               for line in out), out
+    assert "receipt O-1 total=37.5 note=from north" in out
+    assert "custom status: charged" in out  # a string custom status reads back as that string
+    assert "created_at naive: True" in out
+    assert "state json keys: ['created_at', 'failure_details', 'instance_id', 'last_updated_at', 'name', " \
+           "'runtime_status', 'serialized_custom_status', 'serialized_input', 'serialized_output']" in out
+
+
+def test_a_pydantic_pipeline_receives_models_by_annotation(run_program: Run) -> None:
+    out = lines(run_program("pydantic_pipeline"))
+    assert "score got Applicant ada" in out and "decide got Score approved=True" in out
+    assert "final ada ratio=0.25 approved=True status=COMPLETED" in out
+    assert "purged: True" in out
+
+
+def test_the_async_client_pauses_resumes_raises_and_purges(run_program: Run) -> None:
+    out = lines(run_program("aio_client_flow"))
+    assert "after pause: SUSPENDED" in out
+    assert "suspended with the event queued: SUSPENDED" in out
+    assert "after resume: RUNNING" in out  # resume_workflow returns with the instance RUNNING (Dapr's)
+    assert 'completed: True output={"counter": 111, "approved_by": "grace"}' in out
+    assert "purged: True" in out
+    assert [line for line in out if line.startswith("New counter")] == [
+        "New counter value is: 1!", "New counter value is: 11!", "New counter value is: 111!"]
+
+
+def test_async_activities_fanned_out_run_at_once_on_their_event_loops(run_program: Run) -> None:
+    out = lines(run_program("async_fanout"))
+    skus = [f"sku-{'x' * i}" for i in range(8)]
+    total = sum(len(s) * 10 for s in skus)
+    assert f'output {{"total": {total}, "skus": {str(skus).replace(chr(39), chr(34))}}}' in out
+    ran = next(line for line in out if line.startswith("activities ran: "))
+    assert ran.startswith("activities ran: 8;")
+    assert int(ran.split("at most ")[1].split()[0]) >= 2, ran  # recorded spans overlap: several at once
+
+
+def test_a_versioned_workflow_stalls_without_its_version_and_resumes_when_a_pool_has_it(run_program: Run) -> None:
+    first = lines(run_program("versioning_stall", "part1"))
+    assert first[0] == "Received workflow call for version1"
+    assert "Workflow is stalled" in first  # not FAILED: WorkflowStatus.STALLED
+    assert "Finished stalled version1 workflow" not in first  # version 2's pool never ran version 1's code
+    assert "new instance ran version 2" in first  # new instances run the is_latest version
+    second = lines(run_program("versioning_stall", "part2", timeout=180))
+    assert "Finished stalled version1 workflow" in second
+    assert "stalled instance resumed: COMPLETED output 1" in second
