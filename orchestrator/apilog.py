@@ -116,7 +116,7 @@ def logged(op: str) -> Callable[[F], F]:
                 bound = signature.bind(self, *args, **kwargs).arguments
             except TypeError:
                 return fn(self, *args, **kwargs)  # let the method raise its own, clearer, error
-            instance, detail = bound.get("instance_id"), bound.get("event_name", "")
+            instance, detail = bound.get("instance_id") or bound.get("schedule_id"), bound.get("event_name", "")
             if "workflow" in bound:
                 try:
                     detail = registered_name(bound["workflow"])

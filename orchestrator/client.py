@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import apilog, metrics
@@ -40,6 +40,7 @@ from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
 from .logger import apply_logger_options, setting_options
 from .query import InstancePage, InstanceQuery, parse_status
+from .scheduling import ScheduleInfo, Schedules
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store import monitoring, records
@@ -529,6 +530,57 @@ class WorkflowClient:
 
     def _payload(self, value: Any, what: str) -> Any:
         return check_payload(value, what, self.settings.max_payload_bytes)
+
+    # -- schedules (orchestrator/scheduling.py; docs/schedules.md) ------------------------------------
+    @property
+    def schedules(self) -> Schedules:
+        made: Schedules | None = getattr(self, "_schedules", None)
+        if made is None or made.store is not self.store:
+            made = self._schedules = Schedules(self.store, self._outgoing, self.clock)
+        return made
+
+    @apilog.logged("schedule_create")
+    def create_schedule(self, schedule_id: str, workflow: Callable[..., Any] | str, *, cron: str | None = None,
+                        every: timedelta | float | None = None, input: Any = None, timezone: str = "UTC",
+                        jitter: timedelta | float | None = None, start_at: datetime | None = None,
+                        end_at: datetime | None = None, overlap: str = "skip",
+                        catchup_window: timedelta | float | None = None, app_id: str | None = None,
+                        note: str = "", paused: bool = False, replace: bool = False) -> ScheduleInfo:
+        """A durable schedule starting ``workflow`` at each match of ``cron`` (in ``timezone``) or
+        ``every`` interval (a timedelta or seconds), between ``start_at`` and ``end_at``; see
+        docs/schedules.md for ``jitter``, ``overlap`` and ``catchup_window``. ``replace`` replaces
+        the spec of an existing schedule of that id (its runs so far stay its runs)."""
+        spec = self.schedules.spec(schedule_id, workflow, cron=cron, every=every,
+                                   input=self._payload(input, f"input of schedule {schedule_id!r}"),
+                                   timezone=timezone, jitter=jitter, start_at=start_at, end_at=end_at,
+                                   overlap=overlap, catchup_window=catchup_window, app_id=app_id, note=note)
+        return self.schedules.create(spec, paused=paused, replace_existing=replace)
+
+    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return self.schedules.get(schedule_id)
+
+    def list_schedules(self, *, offset: int = 0, limit: int = 100) -> list[ScheduleInfo]:
+        return self.schedules.all(offset, limit)
+
+    @apilog.logged("schedule_pause")
+    def pause_schedule(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
+        return self.schedules.pause(schedule_id, note)
+
+    @apilog.logged("schedule_resume")
+    def resume_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return self.schedules.resume(schedule_id)
+
+    @apilog.logged("schedule_delete")
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.schedules.delete(schedule_id)
+
+    @apilog.logged("schedule_trigger")
+    def trigger_schedule(self, schedule_id: str, *, overlap: str | None = None) -> str | None:
+        return self.schedules.trigger(schedule_id, overlap)
+
+    @apilog.logged("schedule_backfill")
+    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> dict[str, list[str]]:
+        return self.schedules.backfill(schedule_id, start, end)
 
 
 DaprWorkflowClient = WorkflowClient

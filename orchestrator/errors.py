@@ -21,6 +21,8 @@ from .core.errors import (
     OrchestratorError,
     PayloadError,
     PayloadTooLargeError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
     TaskFailedError,
     WorkflowNotRegisteredError,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
     "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "PayloadTooLargeError",
     "RedisAuthError",
-    "RedisUnavailableError", "RerunError", "StoreError", "StoreUnavailable", "TaskFailedError",
+    "RedisUnavailableError", "RerunError", "ScheduleExistsError", "ScheduleNotFoundError",
+    "StoreError", "StoreUnavailable", "TaskFailedError",
     "WorkflowNotRegisteredError",
 ]

@@ -22,7 +22,7 @@ from .logger import apply_logger_options, setting_options
 from .settings import Settings, load_settings, redact_url
 from .store.connection import STORE_UNREACHABLE, RedisAuthError
 from .store.redis_store import RedisStore
-from .worker.celery_app import CeleryPublisher, create_celery_app
+from .worker.celery_app import CeleryPublisher, become_pool_process, create_celery_app, leave
 from .worker.circuit import CircuitBreaker
 from .worker.duties import BackgroundDuties
 from .worker.engine import Engine
@@ -180,6 +180,7 @@ class WorkflowRuntime:
         if self._thread is None:
             raise RuntimeError(
                 f"the in-process worker did not connect to the broker {redact_url(self.settings.broker)}")
+        become_pool_process(self.engine, kind="inproc")
         self._duties = BackgroundDuties(self.engine, self.settings.timer_poll_interval, self.settings.sweep_interval)
         self._duties.start()
 
@@ -206,6 +207,7 @@ class WorkflowRuntime:
             self._worker.stop()
             self._thread = None
             self._worker = None
+            leave(self.engine)
 
     def __enter__(self) -> WorkflowRuntime:
         self.start()

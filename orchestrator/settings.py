@@ -63,6 +63,24 @@ class Settings:
     sweep_interval: float = 2.0
     # A step or publish still unfinished this long after it was due is taken over by a sweeper.
     stale_after: float = 15.0
+    # Worker liveness (worker/liveness.py): every worker process heartbeats this often, and one
+    # silent for process_expiry is dead: any pool's sweeper then publishes again the work it held
+    # and puts its broker messages back, whatever visibility_timeout is.
+    heartbeat_interval: float = 2.0
+    process_expiry: float = 10.0
+    # Poison protection: an activity attempt (or a step) whose process died holding it is run again
+    # this many times as the same attempt; lost once more, it counts as a failed attempt
+    # (ActivityWorkerLostError, then the retry policy decides) or fails its instance (a step:
+    # StepWorkerLostError).
+    lost_attempt_retries: int = 1
+    # A workflow step (the workflow code between two yields) running longer than this is stopped and
+    # its instance failed with WorkflowStepDeadlineError (Temporal's deadlock detector); 0 turns it off.
+    step_deadline: float = 2.0
+    # Strict mode: workflow code calling datetime.now(), time.time() or random fails its instance with
+    # NondeterminismError instead of only logging a warning.
+    strict_determinism: bool = False
+    # SIGTERM (a deploy): running work gets this long to finish, then what is left is handed back.
+    shutdown_grace: float = 30.0
     inline_steps: bool = True
     # How long a step or an activity's delivery keeps retrying in place while Redis is unreachable,
     # refusing writes (OOM) or read-only (a failover), before its Celery message is retried instead.

@@ -25,6 +25,10 @@ changes: the firing's timestamp is the real time, earlier than the timer's recor
 only uses ``ZADD XX LT`` (update an entry that still exists, to an earlier time), so it can never
 re-arm a fired timer nor delay one. Use it against test stores only.
 
+**Schedules** (docs/schedules.md): in a ``WorkflowTestEnvironment`` ``advance`` fires schedules as
+their nominal times pass, with the timers; against a real store ``skip_schedules`` makes a
+schedule fire its next nominal time at the pools' next poll.
+
 **Replay checks** (``Replayer``, ``assert_replays``, from ``orchestrator.replayer``): replay
 exported production histories against changed code before deploying it.
 
@@ -48,12 +52,13 @@ from .replayer import Replayer, ReplayReport, ReplayResult, assert_replays
 from .store.fake import fake_redis
 from .store.records import ActivityRecord
 from .store.redis_store import RedisStore
+from .store.schedules import ScheduleStore
 
 # A WorkflowClient, a WorkflowRuntime (anything with a ``store``) or a RedisStore.
 StoreLike = RedisStore | Any
 
 __all__ = ["EagerPublisher", "PendingTimer", "Replayer", "ReplayReport", "ReplayResult", "WorkflowTestEnvironment",
-           "assert_replays", "fake_redis", "pending_timers", "skip_timers", "wait_for_timers"]
+           "assert_replays", "fake_redis", "pending_timers", "skip_schedules", "skip_timers", "wait_for_timers"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,18 @@ def skip_timers(target: StoreLike, instance_id: str | None = None,
     if not moved:
         return 0
     return store.bring_timers_forward(moved, now)
+
+
+def skip_schedules(target: StoreLike, schedule_id: str | None = None) -> int:
+    """Make schedules (one, or every unpaused one) fire their next nominal time at the pools' next
+    poll, however far ahead it is; returns how many were moved. The run keeps the instance id of
+    its nominal time, so it still fires exactly once (the normal path: a later skip moves on to
+    the time after). In a ``WorkflowTestEnvironment``, ``advance`` covers schedules already."""
+    store = _store(target)
+    schedules = ScheduleStore.of(store)
+    now = int(time.time() * 1000)
+    ids = [schedule_id] if schedule_id is not None else schedules.ids()
+    return sum(schedules.hurry(sid, now) for sid in ids)
 
 
 def wait_for_timers(target: StoreLike, instance_id: str | None = None, count: int = 1,
@@ -216,7 +233,8 @@ class WorkflowTestEnvironment:
         self.registries = {app: _copy_registry(runtime) for app, runtime in served.items()}
         for app, registry in self.registries.items():
             # Steps run as the eager worker sends them, never inline in an activity: the order of a pool.
-            settings = Settings(app_id=app, key_prefix=prefix, inline_steps=False)
+            # One registration, no heartbeat thread: every engine here lives as long as the environment.
+            settings = Settings(app_id=app, key_prefix=prefix, inline_steps=False, heartbeat_interval=0)
             self.publisher.engines[app] = Engine.from_settings(settings, self.store, registry, self.publisher,
                                                                clock=self.now_ms)
             self.store.register_workflows(app, registry.workflows)
@@ -258,7 +276,9 @@ class WorkflowTestEnvironment:
         return next(iter(self.publisher.engines.values())).fire_due_timers()
 
     def _next_timer_ms(self) -> int | None:
-        return self.store.next_timer_at()
+        """The soonest of the next durable timer and the next due schedule (advance fires both)."""
+        due = [t for t in (self.store.next_timer_at(), ScheduleStore.of(self.store).next_due()) if t is not None]
+        return min(due) if due else None
 
     # -- driving workflows --------------------------------------------------------------------------
     def start(self, workflow: Callable[..., Any] | str, *, input: Any = None, instance_id: str | None = None,

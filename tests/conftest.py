@@ -21,13 +21,13 @@ from orchestrator import Settings, WorkflowClient
 from tests.support.redis_proc import EmbeddedRedis, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-# Short recovery windows so crash tests finish in seconds (production defaults are longer).
-FAST_RECOVERY = {
-    "ORCH_STALE_AFTER": "2",
-    "ORCH_SWEEP_INTERVAL": "0.5",
-    "ORCH_VISIBILITY_TIMEOUT": "4",
-    "ORCH_TIMER_POLL_INTERVAL": "0.1",
-}
+
+
+def pool_environment(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A pool's environment: the engine's DEFAULT settings (no ORCH_* setting of the caller's shell
+    leaks in; crash recovery is proved as users meet it), the test's Redis, and ``extra``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    return {**inherited, "REDIS_URL": url, "PYTHONPATH": str(ROOT), **(extra or {})}
 
 
 @pytest.fixture
@@ -56,8 +56,7 @@ class Pool:
                  extra_env: dict[str, str] | None = None) -> None:
         self.module, self.url, self.app_id, self.concurrency = module, url, app_id, concurrency
         self.log_path = log_path
-        self.env = {**os.environ, **FAST_RECOVERY, "REDIS_URL": url, "PYTHONPATH": str(ROOT),
-                    **(extra_env or {})}
+        self.env = pool_environment(url, extra_env)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Pool:

@@ -2,7 +2,8 @@
 
 Processes: ``worker`` (a pool), ``serve`` (the HTTP API), ``dev`` (Redis + pool + API in one
 command), ``demo``. Instances: ``start``, ``wait``, ``status``, ``list``, ``history``, ``raise-event``,
-``terminate``, ``suspend``, ``resume``, ``purge`` (human-readable output, ``--json`` for machines).
+``terminate``, ``suspend``, ``resume``, ``purge``; schedules: ``schedule create/list/show/pause/
+resume/delete/trigger/backfill`` (human-readable output, ``--json`` for machines).
 Exit codes (see :mod:`orchestrator.cli.common`): 0 ok, 1 the operation or the instance failed,
 2 bad usage, 130 a wait interrupted by Ctrl-C.
 """
@@ -14,6 +15,7 @@ import os
 import click
 
 from .instances import COMMANDS as INSTANCE_COMMANDS
+from .schedules import COMMANDS as SCHEDULE_COMMANDS
 from .stack import COMMANDS as PROCESS_COMMANDS
 from .stack import load_runtime
 
@@ -35,5 +37,5 @@ def main(redis_url: str | None, config_path: str | None) -> None:
         os.environ["ORCH_CONFIG"] = os.path.abspath(config_path)
 
 
-for _command in (*PROCESS_COMMANDS, *INSTANCE_COMMANDS):
+for _command in (*PROCESS_COMMANDS, *INSTANCE_COMMANDS, *SCHEDULE_COMMANDS):
     main.add_command(_command)

@@ -17,6 +17,8 @@ multiprocessing pass exceptions that way; the engine's own wire stays msgpack an
      +-- InstanceFinishedError        the operation needs a live instance
      +-- InstanceRunningError         the operation needs a finished instance
      +-- IdempotencyKeyReusedError    an idempotency key sent again with an event of another name
+     +-- ScheduleNotFoundError        no schedule with that id
+     +-- ScheduleExistsError          a schedule with that id exists already
      +-- PayloadError (TypeError)     a value that breaks a payload rule (core.payload): not JSON, an int
      |    |                           beyond 64 bits, a lone surrogate, nested too deep
      |    +-- PayloadTooLargeError    over max_payload_bytes
@@ -213,6 +215,14 @@ class InstanceRunningError(OrchestratorError):
 class IdempotencyKeyReusedError(OrchestratorError):
     """raise_workflow_event got an idempotency key the instance received with an event of another
     name: nothing is stored (a retry of the same raise, same key and name, succeeds and does nothing)."""
+
+
+class ScheduleNotFoundError(OrchestratorError):
+    """No schedule with that id (core/schedule.py)."""
+
+
+class ScheduleExistsError(OrchestratorError):
+    """create_schedule got the id of an existing schedule (pass replace=True to replace its spec)."""
 
 
 class PayloadError(OrchestratorError, TypeError):

@@ -25,6 +25,7 @@ from ..client import StoreError, StoreQueries
 from ..core.errors import InstanceNotFoundError, OrchestratorError, PayloadError
 from .execution import build_execution
 from .present import call_names, event_full, event_view, instance_payload, instance_view, step_numbers
+from .schedules import schedule_routes
 
 ACTION_HEADER = "x-orchestrator-dashboard"
 STATIC = resources.files(__package__) / "static"
@@ -74,6 +75,7 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     _operation_routes(router, client)
     _action_routes(router, client)
     _apilog_routes(router, client)
+    schedule_routes(router, client, _act)
     return router
 
 

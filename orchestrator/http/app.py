@@ -243,10 +243,11 @@ def create_app(settings: Settings | None = None, client: WorkflowClient | None =
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return JSONResponse(error_body("ERR_MALFORMED_REQUEST", problems or "invalid request"), status_code=400)
 
-    from . import api, dapr
+    from . import api, dapr, schedules
 
     app.include_router(dapr.router)
     app.include_router(api.router)
+    app.include_router(schedules.router)
     app.add_middleware(GuardMiddleware, token=settings.api_token, max_body=settings.max_payload_bytes,
                        loopback=is_loopback(settings.api_host), allowed_hosts=allowed_hosts(settings.api_allowed_hosts))
     if not _mount_dashboard(app, client):

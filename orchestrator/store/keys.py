@@ -35,6 +35,13 @@ is the circuit breaker of one activity, shared by every pool of that app. ``P:ac
 ``<id>|<gen>.<seq>`` of every dispatched activity attempt whose result is not in yet, by its last
 sign of life: dispatch, then start) lets sweepers publish again an attempt whose message was lost.
 
+Liveness (worker/liveness.py): ``P:procs`` (zset: process id -> last heartbeat, ms) lists every
+worker process; ``P:proc:<process id>`` (hash) is its record (app, host, pid, names it serves, the
+broker delivery tags it holds). ``P:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
+activity attempt, or ``<id>|step``, -> the process running it) is written by the script that takes
+the work and cleared by the one that finishes it; ``P:lost`` (hash, per shard, same fields) counts
+how often that work's process died holding it (poison protection).
+
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format
 (the rule is ``core/identifiers.py``'s ``validate_instance_id``).
 
@@ -66,6 +73,8 @@ class ShardKeys:
     outbox: str
     timers: str
     activities: str
+    claims: str
+    lost: str
     index_all: str
     index_names: str
     _status: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -73,7 +82,7 @@ class ShardKeys:
     @classmethod
     def at(cls, base: str) -> ShardKeys:
         return cls(base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:idx:all", f"{base}:idx:names",
+                   f"{base}:claims", f"{base}:lost", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
     def status_index(self, status: str) -> str:
@@ -111,7 +120,7 @@ class InstanceKeys:
     all = own  # the name it had before shards
 
 
-__all__ = ["INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "ShardKeys",
+__all__ = ["FlowKeys", "INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "ShardKeys",
            "validate_instance_id"]
 
 
@@ -124,6 +133,7 @@ class KeySchema:
         # Global singletons: read off the step's hot path.
         self.workflows = f"{prefix}:workflows"
         self.pools = f"{prefix}:pools"
+        self.procs = f"{prefix}:procs"
         self.metrics = f"{prefix}:metrics"
         self.apilog = f"{prefix}:apilog"
         # The single shard's keys under their historical names (pollers, sweepers and listings).
@@ -131,6 +141,8 @@ class KeySchema:
         self.outbox = self._shard.outbox
         self.timers = self._shard.timers
         self.activities = self._shard.activities
+        self.claims = self._shard.claims
+        self.lost = self._shard.lost
         self.index_all = self._shard.index_all
         self.index_names = self._shard.index_names
 
@@ -158,3 +170,70 @@ class KeySchema:
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
         return f"{self.prefix}:circuit:{app_id}:{activity}"
+
+    def process(self, process_id: str) -> str:
+        """Hash: one worker process's record (worker/liveness.py)."""
+        return f"{self.prefix}:proc:{process_id}"
+
+    # -- schedules (core/schedule.py, store/schedules.py) -------------------------------------------
+    # Every schedule key carries the hash tag {schedules}: one slot, so each schedule script is
+    # single-slot on Redis Cluster. ``<P>:{schedules}:s:<id>`` (hash: spec JSON, revision ``rev``
+    # and the state fields of ``ScheduleState.to_fields``), ``...:due`` (zset: id by when a pool must
+    # tick it next; absent while paused or ended), ``...:all`` (zset: id by creation time).
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.prefix}:{{schedules}}:s:{schedule_id}"
+
+    @property
+    def schedules_due(self) -> str:
+        return f"{self.prefix}:{{schedules}}:due"
+
+    @property
+    def schedules_all(self) -> str:
+        return f"{self.prefix}:{{schedules}}:all"
+
+    # -- flow control (worker/flow.py, store/flow.py) -----------------------------------------------
+    def flow(self, scope: str) -> FlowKeys:
+        """The keys of one limited scope (``a:<activity>`` or ``w:<workflow>``), all in its own slot."""
+        base = f"{self.prefix}:{{flow:{scope}}}"
+        return FlowKeys(base, f"{base}:held", f"{base}:counts", f"{base}:ring", f"{base}:items", f"{base}:waiting",
+                        f"{base}:queue", f"{base}:rate")
+
+    @property
+    def flow_scopes(self) -> str:
+        """Set: every scope that has had a concurrency slot (the sweeper walks them)."""
+        return f"{self.prefix}:flow:scopes"
+
+    @property
+    def flow_delayed(self) -> str:
+        """Zset: work delayed by a rate limit (member ``<scope>|<member>``) by when it may start."""
+        return f"{self.prefix}:{{flowdelay}}:due"
+
+    @property
+    def flow_delayed_items(self) -> str:
+        """Hash: the packed work of ``flow_delayed``'s members."""
+        return f"{self.prefix}:{{flowdelay}}:items"
+
+    def dedup(self, workflow: str, dedup_id: str) -> str:
+        """String: the instance id started with this deduplication id (client.schedule_new_workflow)."""
+        return f"{self.prefix}:dedup:{workflow}:{dedup_id}"
+
+
+@dataclass(frozen=True)
+class FlowKeys:
+    """One limited scope's keys (store/lua/flow_*.lua):
+
+    ``held`` (hash: member -> ``<key>|<holder pid>|<since ms>``; pid empty while granted but not yet
+    started), ``counts`` (hash: concurrency key -> slots held, ``*`` -> all), ``ring`` (list: keys
+    with waiting work, in round-robin order), ``items`` (hash: member -> the packed work), ``waiting``
+    (hash: member -> its queue entry, for work queued for a slot), ``queue`` (zset, all scores 0,
+    read by lex range: ``<len(key)>:<key>|<seq>|<member>``, so the oldest waiting work of one key is
+    the first entry of its prefix), ``rate`` (hash: ``<key>:t`` tokens and ``<key>:at`` their time)."""
+
+    base: str
+    held: str
+    counts: str
+    ring: str
+    items: str
+    waiting: str
+    queue: str
+    rate: str

@@ -35,6 +35,7 @@ from ..core.vocabulary import (
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import KeySchema, validate_instance_id
+from .liveness import ProcessRegistry
 from .records import STALLED_FIELD, ActivityRecord, InstanceMeta, activity_task_key, new_run_id
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
@@ -84,6 +85,7 @@ class Commit:
     activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
     pushes: dict[str, list[bytes]] = field(default_factory=dict)  # queue key -> task messages to LPUSH
     eager: ActivityRecord | None = None  # the activity attempt run in this process after the commit
+    claimer: str = ""  # the process committing: its claim of the step is dropped (worker/liveness.py)
     # The instance's name and the status the step read it in (its snapshot's): they name the index
     # keys a status change moves it between. Unset, the store finds them (one more round trip).
     name: str | None = None
@@ -161,6 +163,7 @@ class RedisStore:
         self.keys = KeySchema(prefix)
         self.prefix = prefix
         self.scripts = Scripts(client)
+        self.liveness = ProcessRegistry(client, self.keys, self.scripts)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> RedisStore:
@@ -325,6 +328,7 @@ class RedisStore:
             "inbox_add": [item for pair in c.inbox_add for item in pair],
             "drop_tasks": c.drop_tasks, "activities": c.activities,
             "eager": activity_task_key(c.eager) if c.eager is not None else "",
+            "claimer": c.claimer,
         }
         push_queues = list(c.pushes)
         blob["pushes"] = [c.pushes[q] for q in push_queues]
@@ -374,10 +378,11 @@ class RedisStore:
         """Drop an id from the parent's children (it turned out to be another instance's)."""
         self.redis.srem(self.keys.instance(parent_id).children, child_id)
 
-    def release(self, instance_id: str) -> bool:
-        """Let go of an instance a step found nothing to do for; True if it must run again."""
+    def release(self, instance_id: str, claimer: str = "") -> bool:
+        """Let go of an instance a step found nothing to do for; True if it must run again.
+        ``claimer``: the releasing process, whose claim of the step goes with it."""
         k = self.keys.instance(instance_id)
-        return self.scripts.release(k, instance_id) == ReleaseCode.AGAIN
+        return self.scripts.release(k, instance_id, claimer) == ReleaseCode.AGAIN
 
     def purge(self, instance_id: str, *, name: str = "", status: str = "") -> tuple[int, list[str]]:
         """(1, child ids) when purged, (-1, []) unknown, (-2, [status]) still running, (-3, [status])

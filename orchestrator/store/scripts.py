@@ -33,11 +33,12 @@ from ..core.vocabulary import (
     EAGER_MARK,
     MEMBER_SEPARATOR,
     START_KEY,
+    STEP_CLAIM,
     TERMINAL,
     WAIT_ALL,
     Status,
 )
-from .keys import InstanceKeys
+from .keys import InstanceKeys, ShardKeys
 
 
 class DeliverCode(IntEnum):
@@ -78,6 +79,13 @@ class ReleaseCode(IntEnum):
     AGAIN = 1  # something arrived meanwhile: run another step
 
 
+class TakeCode(IntEnum):
+    NOT_AWAITED = 0  # delivered already, or the instance moved on: skip it
+    TAKEN = 1  # claimed by the caller: run it
+    BUSY = 2  # claimed by another process that is alive: it runs it, skip this copy
+    LOST_LIMIT = 3  # its processes died holding it too often: the caller (now holding it) fails it
+
+
 class PurgeCode(IntEnum):
     NEEDS_KEYS = -4
     PUBLISHING = -3  # finished, but its last dispatches are not yet published
@@ -96,7 +104,7 @@ def _vocabulary() -> str:
     terminal = ", ".join(f"[{Status(s).name}] = true" for s in sorted(TERMINAL))
     return (f"{statuses}local TERMINAL = {{{terminal}}}\n"
             f"local CONTROL_TOKEN, WAIT_ALL, EAGER_MARK = '{CONTROL_TOKEN}', '{WAIT_ALL}', '{EAGER_MARK}'\n"
-            f"local MEMBER_SEPARATOR, START_KEY = '{MEMBER_SEPARATOR}', '{START_KEY}'\n"
+            f"local MEMBER_SEPARATOR, START_KEY, STEP_CLAIM = '{MEMBER_SEPARATOR}', '{START_KEY}', '{STEP_CLAIM}'\n"
             f"local DELIVERED = {_lua_table(DeliverCode)}\n")
 
 
@@ -153,6 +161,9 @@ class Scripts:
         self._ack_outbox = client.register_script(source("ack_outbox", prelude=False))
         self._claim_stale = client.register_script(source("claim_stale", prelude=False))
         self._circuit_failure = client.register_script(source("circuit_failure", prelude=False))
+        self._take_attempts = client.register_script(source("take_attempts", TakeCode))
+        self._take_step = client.register_script(source("take_step"))
+        self._reap_process = client.register_script(source("reap_process"))
 
     def create(self, k: InstanceKeys, instance_id: str, blob: bytes, *, name: str, first_status: str,
                replacing: tuple[str, str] | None, push_queue: str | None) -> CreateReply:
@@ -171,7 +182,8 @@ class Scripts:
         """A ``DeliverCode``, or with ``load`` and a wake ``[code, meta, history, inbox]`` raw from Redis.
         With ``client`` a pipeline, queued on it (the caller reads the code from its results)."""
         return self._deliver(
-            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist, k.shard.activities, k.shard.ready],
+            keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist, k.shard.activities, k.shard.ready,
+                  k.shard.claims, k.shard.lost],
             args=[instance_id, task_key, token, packed, now, "1" if control else "0", "1" if failure else "0",
                   idempotency_key, load, fingerprint],
             client=client)
@@ -179,7 +191,7 @@ class Scripts:
     def fire_timer(self, k: InstanceKeys, instance_id: str, *, member: str, task_key: str, token: str,
                    packed: bytes | str, now: int) -> FireTimerCode:
         reply = self._fire_timer(keys=[k.meta, k.inbox, k.tasks, k.wait, k.shard.timers, k.shard.activities,
-                                       k.shard.ready],
+                                       k.shard.ready, k.shard.claims, k.shard.lost],
                                  args=[instance_id, member, task_key, token, packed, now])
         return FireTimerCode(int(reply))
 
@@ -188,14 +200,15 @@ class Scripts:
         keys = [k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children, k.shard.ready, k.shard.outbox,
                 k.shard.timers, k.shard.activities, k.shard.status_index(old_status),
                 k.shard.name_status_index(name, old_status), k.shard.status_index(status),
-                k.shard.name_status_index(name, status), *push_queues]
+                k.shard.name_status_index(name, status), k.shard.claims, k.shard.lost, *push_queues]
         code, first, second = self._commit(keys=keys, args=[instance_id, blob])
         if int(code) == CommitCode.NEEDS_KEYS:
             return CommitReply(CommitCode.NEEDS_KEYS, status=_text(first), name=_text(second))
         return CommitReply(CommitCode(int(code)), int(first), bool(second))
 
-    def release(self, k: InstanceKeys, instance_id: str) -> ReleaseCode:
-        return ReleaseCode(int(self._release(keys=[k.meta, k.inbox, k.shard.ready], args=[instance_id])))
+    def release(self, k: InstanceKeys, instance_id: str, claimer: str = "") -> ReleaseCode:
+        return ReleaseCode(int(self._release(keys=[k.meta, k.inbox, k.shard.ready, k.shard.claims],
+                                             args=[instance_id, claimer])))
 
     def purge(self, k: InstanceKeys, instance_id: str, *, name: str, status: str) -> PurgeReply:
         keys = [*k.own(), k.shard.ready, k.shard.outbox, k.shard.timers, k.shard.index_all, k.shard.index_names,
@@ -219,6 +232,63 @@ class Scripts:
         """The open-until time (ms) when this failure opened the circuit, else 0."""
         return int(self._circuit_failure(keys=[key], args=[now, threshold, cooldown_ms]))
 
+    def take_attempts(self, procs: str, shard: ShardKeys, tasks_keys: list[str], me: str, now: int,
+                      alive_since: int, lost_limit: int, attempts: list[tuple[str, str]]) -> tuple[list[TakeCode],
+                                                                                                    list[str]]:
+        """Claim activity attempts ``(instance id, task key)`` of one shard; (codes, holders of the busy)."""
+        args: list[Any] = [me, now, alive_since, lost_limit]
+        for instance_id, key in attempts:
+            args += [instance_id, key]
+        codes, holders = self._take_attempts(keys=[procs, shard.claims, shard.lost, shard.activities, *tasks_keys],
+                                             args=args)
+        return [TakeCode(int(c)) for c in codes], [_text(h) for h in holders]
+
+    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str) -> int:
+        """Claim the instance's step; how many times in a row its process died holding it."""
+        return int(self._take_step(keys=[procs, shard.claims, shard.lost], args=[me, alive_since, instance_id]))
+
+    def reap_process(self, procs: str, shard: ShardKeys, record: str, process_id: str, dead_before: int,
+                     graceful: bool) -> tuple[dict[str, str], list[tuple[str, int]]] | None:
+        """A dead (or departing) process's record and the work it held with its lost counts; None if alive."""
+        reply = self._reap_process(keys=[procs, shard.claims, shard.lost, record],
+                                   args=[process_id, dead_before, "1" if graceful else "0"])
+        if not reply:
+            return None
+        flat, held, counts = reply
+        rec = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return rec, [(_text(m), int(n)) for m, n in zip(held, counts)]
+
+
+
+class ScheduleCode(IntEnum):
+    MISSING = -2  # no such schedule
+    EXISTS = -1  # create: the id is taken
+    CONFLICT = 0  # advance: another pool ticked it first; nothing written
+    DONE = 1
+
+
+class ScheduleScripts:
+    """The schedule scripts (``lua/schedule_*.lua``); every key in the {schedules} slot (keys.py)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._put = client.register_script(source("schedule_put", ScheduleCode, prelude=False))
+        self._advance = client.register_script(source("schedule_advance", ScheduleCode, prelude=False))
+        self._delete = client.register_script(source("schedule_delete", ScheduleCode, prelude=False))
+
+    def put(self, key: str, due_index: str, all_index: str, schedule_id: str, *, create: bool, now: int,
+            due: int | None, blob: bytes) -> ScheduleCode:
+        return ScheduleCode(int(self._put(keys=[key, due_index, all_index],
+                                          args=[schedule_id, "create" if create else "update", now,
+                                                "" if due is None else due, blob])))
+
+    def advance(self, key: str, due_index: str, schedule_id: str, *, rev: str, due: int | None,
+                blob: bytes) -> ScheduleCode:
+        return ScheduleCode(int(self._advance(keys=[key, due_index],
+                                              args=[schedule_id, rev, "" if due is None else due, blob])))
+
+    def delete(self, key: str, due_index: str, all_index: str, schedule_id: str) -> ScheduleCode:
+        return ScheduleCode(int(self._delete(keys=[key, due_index, all_index], args=[schedule_id])))
+
 
 __all__ = ["CommitCode", "CommitReply", "CreateCode", "CreateReply", "DeliverCode", "FireTimerCode", "PurgeCode",
-           "PurgeReply", "ReleaseCode", "Scripts", "source"]
+           "PurgeReply", "ReleaseCode", "ScheduleCode", "ScheduleScripts", "Scripts", "TakeCode", "source"]

@@ -38,15 +38,16 @@ from ..core.history import TaskCompleted, TaskFailed
 from ..core.payload import coerce, from_payload, input_annotation
 from ..core.registry import Registry
 from ..core.retry import NonRetryableError
-from ..core.vocabulary import task_token
+from ..core.vocabulary import member, task_token
 from ..store.records import ActivityRecord, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
-from ..store.scripts import DeliverCode
+from ..store.scripts import DeliverCode, TakeCode
 from . import tracing
 from .budget import MessageBudget
 from .cache import ExecutionCache
 from .circuit import CircuitBreaker
 from .guards import check_payload
+from .liveness import LivenessHolder
 from .publisher import Publisher
 from .ride_out import ride_out
 
@@ -64,6 +65,11 @@ class ActivityHost(Protocol):
     executions: ExecutionCache
     outgoing: Publisher
     clock: Callable[[], int]
+    liveness: LivenessHolder
+    lost_attempt_retries: int
+
+    @property
+    def process_id(self) -> str: ...
 
     def runs_here(self, app: str | None, workflow: str | None) -> bool: ...
 
@@ -126,10 +132,10 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
     None when it was no longer awaited (skipped)."""
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
-    if not host.store.activities_started([(rec["id"], task_key(rec))], host.clock())[0]:
-        _skipped(rec)
+    code = take(host, [rec])[0]
+    if code != TakeCode.TAKEN and code != TakeCode.LOST_LIMIT:
         return None
-    outcome = execute(host, rec)
+    outcome = lost_too_often(host, rec) if code == TakeCode.LOST_LIMIT else execute(host, rec)
     # The result is in hand: keep it through Redis trouble rather than run the attempt again.
     outcome.woken = ride_out(lambda: deliver(host, outcome.record, outcome.result, outcome.failure,
                                              run_ms=outcome.run_ms),
@@ -140,12 +146,14 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
 def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome]:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly.
     Returns the outcomes of the attempts it ran."""
-    awaited = host.store.activities_started([(r["id"], task_key(r)) for r in records], host.clock())
+    codes = take(host, records)
+    awaited = [c in (TakeCode.TAKEN, TakeCode.LOST_LIMIT) for c in codes]
     done: list[Outcome] = []
     for i, (rec, ok) in enumerate(zip(records, awaited)):
         if i and host.budget.over():
             _deliver_many(host, done)  # before requeueing: the requeued may be needed by the same wake
             rest = [r for r, still in zip(records[i:], awaited[i:]) if still]
+            host.store.liveness.release([member(r["id"], task_key(r)) for r in rest])
             log.info("activity batch ran %.1f s; sent %d remaining attempts back to the queue singly",
                      host.budget.elapsed() or 0.0, len(rest))
             with host.outgoing.batch():
@@ -153,11 +161,34 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
                     host.outgoing.send_activity(r, r["app"])
             return done
         if ok:
-            done.append(execute(host, rec))
-        else:
-            _skipped(rec)
+            done.append(lost_too_often(host, rec) if codes[i] == TakeCode.LOST_LIMIT else execute(host, rec))
     _deliver_many(host, done)
     return done
+
+
+def take(host: ActivityHost, records: list[ActivityRecord]) -> list[TakeCode]:
+    """Claim the attempts for this process (worker/liveness.py); the ones not taken are logged."""
+    replies = host.store.liveness.take_attempts(host.process_id, [(r["id"], task_key(r)) for r in records],
+                                                host.clock(), host.liveness.get().alive_since(),
+                                                host.lost_attempt_retries)
+    for rec, (code, holder) in zip(records, replies):
+        if code == TakeCode.NOT_AWAITED:
+            _skipped(rec)
+        elif code == TakeCode.BUSY:
+            log.info("activity %s (task %s) of %s is running in live process %s; this copy is skipped",
+                     rec["name"], task_key(rec), rec["id"], holder)
+    return [code for code, _ in replies]
+
+
+def lost_too_often(host: ActivityHost, rec: ActivityRecord) -> Outcome:
+    """The outcome of an attempt whose processes died holding it too often: a failed attempt."""
+    times = host.lost_attempt_retries + 1
+    failure = FailureDetails(
+        f"activity {rec['name']!r} (task {task_key(rec)}, attempt {rec.get('attempt', 1)}) of {rec['id']} was lost "
+        f"{times} times with the worker process running it (it died, was killed or stopped heartbeating); "
+        "counted as a failed attempt", "ActivityWorkerLostError")
+    log.error("%s", failure.message, extra={"instance_id": rec["id"], "activity": rec["name"]})
+    return Outcome(rec, failure=failure)
 
 
 def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
@@ -183,6 +214,11 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
             unhealthy = not isinstance(exc, NonRetryableError)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt... from the activity's own code
+            if is_shutdown(exc):
+                raise
+            outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
+            unhealthy = True
         if breaker is not None and (unhealthy or outcome.failure is None):
             breaker.record(name, ok=outcome.failure is None, now_ms=host.clock())
     seconds = time.perf_counter() - began
@@ -254,6 +290,12 @@ def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now
     )
 
 
+def is_shutdown(exc: BaseException) -> bool:
+    """Is this the worker itself stopping (Celery's WorkerShutdown / WorkerTerminate, raised by its
+    signal handlers), rather than the code it runs raising SystemExit or KeyboardInterrupt?"""
+    return type(exc).__name__ in ("WorkerShutdown", "WorkerTerminate")
+
+
 def _skipped(rec: ActivityRecord) -> None:
     # Already delivered, or the instance finished, was terminated or continued as new since the
     # message was sent: running the activity now would do work nobody awaits.
@@ -290,5 +332,5 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-__all__ = ["ActivityContext", "ActivityHost", "Woken", "batches", "call_activity", "deliver", "execute", "run_batch",
-           "run_one"]
+__all__ = ["ActivityContext", "ActivityHost", "Woken", "batches", "call_activity", "deliver", "execute", "is_shutdown",
+           "run_batch", "run_one"]

@@ -8,6 +8,7 @@ Each app id has its own queue, ``orchestrator.<app_id>``, for both steps and act
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -18,7 +19,7 @@ from typing import Any, cast
 import kombu.exceptions
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from ..core.errors import FailureDetails
 from ..core.vocabulary import queue_name
@@ -31,6 +32,7 @@ from .broker import transport_for
 from .duties import BackgroundDuties
 from .engine import Engine
 from .envelope import task_message
+from .liveness import held_delivery_tags
 from .ride_out import ride_out
 
 log = logging.getLogger("orchestrator.worker")
@@ -166,6 +168,7 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
                     log.warning("%s", risk)
             except StoreError as exc:  # the duties must start even if Redis just went away
                 log.warning("could not announce this pool's workflows: %s", exc)
+            become_pool_process(eng)
             duties["d"] = BackgroundDuties(eng, settings.timer_poll_interval, settings.sweep_interval)
             duties["d"].start()
 
@@ -173,6 +176,41 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
     def _stop_duties(sender: Any = None, **_: Any) -> None:
         if "d" in duties:
             duties.pop("d").stop()
+            leave(engine())
+
+    @worker_process_shutdown.connect(weak=False)
+    def _child_leaves(**_: Any) -> None:
+        eng = engine()
+        me = eng.liveness.peek()
+        if me is not None and me.kind != "pool":  # a prefork child (the pool process leaves at worker_shutdown)
+            leave(eng, quiet=True)
+
+
+def leave(eng: Engine, quiet: bool = False) -> None:
+    """This process is shutting down: deregister it and hand back the work it still claims."""
+    me = eng.liveness.peek()
+    if me is None:
+        return
+    claims = me.leave()
+    if claims:
+        log.warning("handing back %d steps and activity attempts this process had claimed", len(claims))
+        try:
+            eng.duties.hand_back(claims)
+        except Exception as exc:  # noqa: BLE001 - shutting down: the sweepers' claim sweep covers it
+            log.warning("could not hand back the claimed work: %s", exc)
+    elif not quiet:
+        log.info("worker process %s deregistered", me.process_id)
+
+
+def become_pool_process(eng: Engine, kind: str = "pool") -> None:
+    """This process runs the pool's consumer and duties: its registry record says so, lists its
+    queue and the messages it holds (put back by whoever reaps it, worker/liveness.py)."""
+    try:
+        me = eng.liveness.get()
+        me.kind, me.queues, me.held = kind, [queue_name(eng.app_id)], held_delivery_tags
+        me.beat()
+    except StoreError as exc:
+        log.warning("could not register this pool process: %s", exc)
 
 
 def _redelivered(task: Any) -> bool:
@@ -218,6 +256,34 @@ class CeleryPublisher:
                 yield
             finally:
                 self._held.producer = None
+
+    def restore_unacked(self, queues: list[str], keep: set[str], delivered_before: float) -> int:
+        """Put back on their queues the messages kombu holds as unacknowledged for ``queues``,
+        delivered before ``delivered_before`` (s) and not among ``keep`` (tags live processes hold):
+        a dead process's messages, which kombu itself would bring back only after the visibility
+        timeout. Flagged redelivered, as kombu's own restore does; how many were put back."""
+        wanted, restored = set(queues), 0
+        with self.app.connection_for_write() as conn:
+            channel = conn.default_channel
+            client = channel.client
+            for raw_tag in client.zrangebyscore(channel.unacked_index_key, "-inf", delivered_before):
+                tag = raw_tag.decode() if isinstance(raw_tag, bytes) else str(raw_tag)
+                raw = None if tag in keep else client.hget(channel.unacked_key, tag)
+                if raw is None:
+                    continue
+                try:
+                    _, exchange, routing_key = json.loads(raw)
+                except ValueError:
+                    continue
+                if routing_key in wanted or exchange in wanted:
+                    channel.qos.restore_by_tag(tag, client)
+                    restored += 1
+        return restored
+
+    def queue_depth(self, app_id: str) -> int:
+        """Messages waiting in the app's queue (not those a consumer holds)."""
+        with self.app.connection_for_read() as conn:
+            return int(conn.default_channel._size(queue_name(app_id)))
 
     def send_step(self, instance_id: str, app_id: str) -> None:
         self.app.send_task(STEP_TASK, args=[instance_id], queue=queue_name(app_id),

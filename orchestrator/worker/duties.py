@@ -5,6 +5,9 @@
 * **Sweeps**: republish what a crash left behind: outboxes not published, steps marked ready that
   never ran (for apps with a live pool), and activity attempts silent for ``visibility_timeout``
   (see worker/recovery.py for why kombu alone cannot bring those back).
+* **Dead processes**: a worker process whose heartbeat expired (worker/liveness.py) is reaped:
+  the broker messages it held go back on their queues, its claimed steps and activity attempts are
+  published again, and the ``on_process_lost`` hooks run.
 * **Eager redelivery**: a redelivered activity message may have been running eager activities,
   which have no message of their own: the ones still awaited are queued.
 
@@ -17,15 +20,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.history import HistoryFormatError, TaskScheduled, TimerFired
-from ..core.vocabulary import START_KEY, belongs_to, member, seq_of, split_member
+from ..core.vocabulary import START_KEY, STEP_CLAIM, belongs_to, member, seq_of, split_member
 from ..store.connection import StoreError
 from ..store.records import InstanceMeta
 from ..store.redis_store import RedisStore
 from ..store.scripts import DeliverCode
 from .guards import parse_timer_member
+from .liveness import LivenessHolder, run_lost_hooks
 from .publisher import Publisher
 from .recovery import activity_record
 
@@ -36,8 +40,11 @@ worker_log = logging.getLogger("orchestrator.worker")
 class Duties:
     def __init__(self, store: RedisStore, publisher: Publisher, clock: Callable[[], int], app_id: str, *,
                  stale_after_ms: int, redeliver_after_ms: int,
-                 publish_outbox: Callable[[str, dict[str, bytes]], None]) -> None:
+                 publish_outbox: Callable[[str, dict[str, bytes]], None],
+                 liveness: LivenessHolder | None = None, broker: Any = None) -> None:
         self.store = store
+        self.liveness = liveness
+        self.broker = broker  # restores a dead process's messages (CeleryPublisher.restore_unacked)
         self.publisher = publisher
         self.clock = clock
         self.app_id = app_id
@@ -75,6 +82,7 @@ class Duties:
         now = self.clock()
         cutoff = now - self.stale_after_ms
         self.store.pool_heartbeat(self.app_id, now)
+        self.reap_dead_processes(now)
         outboxes = self.store.claim_stale("outbox", cutoff, now)
         for instance_id in outboxes:
             self.publish_outbox(instance_id, self.store.read_outbox(instance_id))
@@ -87,7 +95,67 @@ class Duties:
             if meta is not None and meta.app in live:
                 self.publisher.send_step(instance_id, meta.app)
         self.redeliver_silent_activities(now)
+        self.republish_lost_messages(now)
         return len(outboxes), len(ready)
+
+    # -- dead processes (worker/liveness.py) ----------------------------------------------------
+    def reap_dead_processes(self, now: int) -> int:
+        """Reap every process whose heartbeat expired; how many this sweeper took."""
+        if self.liveness is None:
+            return 0
+        mine = self.liveness.get()  # registers this process too
+        registry = self.store.liveness
+        reaped = 0
+        for process_id in registry.stale(now - mine.expiry_ms):
+            taken = registry.reap(process_id, now - mine.expiry_ms)
+            if taken is None:
+                continue  # another sweeper took it, or it came back
+            info, claims = taken
+            reaped += 1
+            restored = self._restore_messages(info, now)
+            log.warning("worker process %s (app %r, pid %s) stopped heartbeating; put back %d broker messages it "
+                        "held and publishing again the %d steps and activity attempts it had claimed", process_id,
+                        info.app_id, info.pid or "?", restored, len(claims), extra={"process": process_id})
+            self.hand_back(claims)
+            run_lost_hooks(process_id, info)
+        return reaped
+
+    def _restore_messages(self, info: Any, now: int) -> int:
+        restore = getattr(self.broker, "restore_unacked", None) if info.queues else None
+        if restore is None:
+            return 0
+        live = self.store.liveness.processes(alive_since=self.liveness.get().alive_since() if self.liveness else now)
+        keep = {tag for p in live for tag in p.held}
+        # A message delivered in the last heartbeat or two may be a live process's not reported yet:
+        # left alone (kombu's own restore, or the claim sweep, covers it).
+        before = (now - 2 * self.liveness.get().interval * 1000) / 1000 if self.liveness else now / 1000
+        try:
+            return int(restore(info.queues, keep, before))
+        except Exception as exc:  # noqa: BLE001 - the claims below still bring the work back
+            worker_log.warning("could not put back the messages of dead process %s: %s", info.process_id, exc)
+            return 0
+
+    def hand_back(self, claims: list[tuple[str, int]]) -> int:
+        """Publish again the steps and activity attempts of ``claims`` (``<id>|<task key>`` or
+        ``<id>|step``, with how often each was lost); the taker fails one lost too often."""
+        sent = 0
+        by_instance: dict[str, list[str]] = {}
+        for claim, _lost in claims:
+            owner, key = split_member(claim)
+            by_instance.setdefault(owner, []).append(key)
+        # Sent whether or not the app has a live pool: a claimed message is in no queue any more.
+        for instance_id, keys in by_instance.items():
+            meta = self.store.get_meta(instance_id)
+            if meta is None or meta.is_terminal:
+                continue
+            if STEP_CLAIM in keys:
+                self.publisher.send_step(instance_id, meta.app)
+                sent += 1
+            awaited = [k for k in keys if k != STEP_CLAIM and belongs_to(k, meta.run, meta.generation)
+                       and self.store.task_outstanding(instance_id, k)]
+            if awaited:
+                sent += self._redeliver(meta, awaited, None, why="was running in a process that died")
+        return sent
 
     def _live_apps(self, now: int) -> set[str]:
         return self.store.live_apps(now - 3 * self.stale_after_ms) | {self.app_id}
@@ -115,7 +183,45 @@ class Duties:
             sent += self._redeliver(meta, awaited, live)
         return sent
 
-    def _redeliver(self, meta: InstanceMeta, awaited: list[str], live: set[str]) -> int:
+    def republish_lost_messages(self, now: int) -> int:
+        """Publish again the attempts dispatched ``stale_after`` ago that no process has taken while
+        their app's queue is empty: kombu lost their message (a worker killed between fetching it
+        and recording it unacknowledged). A copy still in some consumer's prefetch buffer is skipped
+        when it arrives. How many were sent."""
+        depth = getattr(self.broker, "queue_depth", None)
+        if depth is None or not self.stale_after_ms:
+            return 0
+        entries = self.store.claim_stale("activities", now - self.stale_after_ms, now)
+        unclaimed = [e for e, holder in zip(entries, self.store.liveness.holders(entries)) if holder is None]
+        by_instance: dict[str, list[str]] = {}
+        for entry in unclaimed:
+            owner, key = split_member(entry)
+            by_instance.setdefault(owner, []).append(key)
+        empty: dict[str, bool] = {}
+        sent = 0
+        for instance_id, keys in by_instance.items():
+            meta = self.store.get_meta(instance_id)
+            if meta is None or meta.is_terminal:
+                continue
+            awaited = [k for k in keys if belongs_to(k, meta.run, meta.generation)
+                       and self.store.task_outstanding(instance_id, k)]
+            scheduled = self._scheduled(meta) if awaited else None
+            for key in awaited:
+                action = (scheduled or {}).get(key)
+                if action is None:
+                    continue
+                app = action.app_id or meta.app
+                if app not in empty:
+                    try:
+                        empty[app] = depth(app) == 0
+                    except Exception:  # noqa: BLE001 - unknown depth: the visibility-timeout sweep covers it
+                        empty[app] = False
+                if empty[app]:
+                    why = f"was never taken in {self.stale_after_ms / 1000:.0f} s while its queue is empty (lost)"
+                    sent += self._redeliver(meta, [key], None, why=why)
+        return sent
+
+    def _redeliver(self, meta: InstanceMeta, awaited: list[str], live: set[str] | None, why: str = "") -> int:
         scheduled = self._scheduled(meta)  # once per instance, however many of its calls are silent
         if scheduled is None:
             return 0
@@ -126,12 +232,12 @@ class Duties:
                 self.store.forget_activity(member(meta.instance_id, key))
                 continue
             record = activity_record(meta, action)
-            if record["app"] not in live:
+            if live is not None and record["app"] not in live:
                 continue  # its first message waits in the queue of an app with no pool yet
-            log.warning("activity %s (task %s, attempt %s) of %s showed no sign of life for %.0f s; publishing "
-                        "it again", action.name, key, action.attempt, meta.instance_id,
-                        self.redeliver_after_ms / 1000, extra={"instance_id": meta.instance_id,
-                                                               "activity": action.name})
+            reason = why or f"showed no sign of life for {self.redeliver_after_ms / 1000:.0f} s"
+            log.warning("activity %s (task %s, attempt %s) of %s %s; publishing it again", action.name, key,
+                        action.attempt, meta.instance_id, reason,
+                        extra={"instance_id": meta.instance_id, "activity": action.name})
             self.publisher.send_activity(record, record["app"])
             sent += 1
         return sent

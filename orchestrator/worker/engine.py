@@ -31,8 +31,10 @@ from .cache import CachedExecution, ExecutionCache
 from .circuit import CircuitBreaker
 from .dispatch import Dispatcher
 from .duties import Duties
+from .liveness import LivenessHolder, ProcessLiveness
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
+from .schedules import ScheduleFirer
 from .steps import MAX_STEP_ROUNDS, StepRunner
 
 log = logging.getLogger("orchestrator.engine")
@@ -73,13 +75,30 @@ class Engine:
                                    wake=self.wake, apply_controls=self.apply_controls)
         self.planner = StepPlanner(registry, app_id, clock, s.max_payload_bytes, store.child_ids,
                                    self.dispatch.route_activities)
+        self.liveness = LivenessHolder(lambda: ProcessLiveness(
+            store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
+            describe=self._describe, clock=clock))
+        self.lost_attempt_retries = s.lost_attempt_retries
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
-                                s.history_warn_events)
+                                s.history_warn_events, self.liveness, s.lost_attempt_retries)
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
         self.duties = Duties(store, self.outgoing, clock, app_id, stale_after_ms=int(s.stale_after * 1000),
                              redeliver_after_ms=int(s.visibility_timeout * 1000),
-                             publish_outbox=self.dispatch.publish_outbox)
+                             publish_outbox=self.dispatch.publish_outbox, liveness=self.liveness,
+                             broker=publisher)
+        self.schedule_firer = ScheduleFirer(store, self.outgoing, clock)  # due schedules (worker/schedules.py)
+
+    def _describe(self) -> dict[str, object]:
+        """What this process serves, for its registry record (``orchestrator pools``)."""
+        versions = self.registry.workflow_versions
+        return {"workflows": {name: sorted(versions.get(name, {"": None})) for name in self.registry.workflows},
+                "activities": sorted(self.registry.activities)}
+
+    @property
+    def process_id(self) -> str:
+        """This process's id in the registry (registering it and starting its heartbeat on first use)."""
+        return self.liveness.get().process_id
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisStore, registry: Registry, publisher: SendingPublisher,
@@ -209,7 +228,8 @@ class Engine:
 
     # -- background duties (worker/duties.py) ---------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
-        return self.duties.fire_due_timers(limit)
+        """Due durable timers and scheduled starts, then due schedules (each a duty of every pool)."""
+        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due()
 
     def publisher_wake(self, instance_id: str) -> None:
         self.duties.publisher_wake(instance_id)

@@ -27,6 +27,7 @@ from ..store.records import ActivityRecord, InstanceMeta
 from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
 from . import recovery, tracing
 from .cache import CachedExecution, ExecutionCache
+from .liveness import LivenessHolder
 from .planner import Decision, StepPlanner, failed_commit
 
 log = logging.getLogger("orchestrator.engine")
@@ -35,7 +36,10 @@ MAX_STEP_ROUNDS = 1000
 
 class StepRunner:
     def __init__(self, store: RedisStore, planner: StepPlanner, cache: ExecutionCache, clock: Callable[[], int],
-                 publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int) -> None:
+                 publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int,
+                 liveness: LivenessHolder | None = None, lost_limit: int = 1) -> None:
+        self.liveness = liveness
+        self.lost_limit = lost_limit
         self.store = store
         self.planner = planner
         self.cache = cache
@@ -46,6 +50,7 @@ class StepRunner:
     def run(self, instance_id: str, prefetched: Snapshot | None = None) -> list[ActivityRecord]:
         """Bring the instance up to date with its inbox; the activities its steps kept to run eagerly."""
         eager: list[ActivityRecord] = []
+        me = self._claim(instance_id)
         for _ in range(MAX_STEP_ROUNDS):
             began = time.perf_counter()
             cached = self.cache.take(instance_id)
@@ -60,13 +65,18 @@ class StepRunner:
                 return eager
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
-            decision = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap, cached)
+            if me is None:  # its processes kept dying in this step: fail it (worker/liveness.py)
+                me = ""
+                decision: Decision | None = (self._lost_step(snap), None) if not snap.meta.is_terminal else None
+            else:
+                decision = None if snap.meta.is_terminal or not snap.inbox else self._decide(snap, cached)
             if decision is None:
                 tracing.end_step(snap.meta, None, started_ms, committed=False)
                 self.cache.put_back(instance_id, cached)
-                if self.store.release(instance_id):
+                if self.store.release(instance_id, me):
                     continue
                 return eager
+            decision[0].claimer = me
             commit, execution, result = self._commit(snap, *decision)
             tracing.end_step(snap.meta, commit, started_ms, committed=result.ok)
             if result.gone:
@@ -83,6 +93,26 @@ class StepRunner:
         log.warning("instance %s still had work after %d rounds; leaving it to the sweeper",
                     instance_id, MAX_STEP_ROUNDS)
         return eager
+
+    def _claim(self, instance_id: str) -> str | None:
+        """Claim the instance's step for this process: its id ('' without liveness), or None when the
+        step was lost with its process more than ``lost_limit`` times in a row."""
+        if self.liveness is None:
+            return ""
+        me = self.liveness.get()
+        lost = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since())
+        return None if lost > self.lost_limit else me.process_id
+
+    def _lost_step(self, snap: Snapshot) -> Commit:
+        meta = snap.meta
+        failure = FailureDetails(
+            f"step {meta.version + 1} of workflow {meta.name!r} (instance {meta.instance_id!r}) was lost "
+            f"{self.lost_limit + 1} times with the worker process running it (the process died, was killed or "
+            "stopped heartbeating: code that exits or crashes its process, e.g. os._exit, a fatal signal or "
+            "running out of memory); failing the instance so that it takes no more processes down",
+            "StepWorkerLostError")
+        log.error("%s", failure.message, extra={"instance_id": meta.instance_id, "workflow": meta.name})
+        return failed_commit(meta, self.clock(), failure)
 
     def _decide(self, snap: Snapshot, cached: CachedExecution | None) -> Decision | None:
         """The planner's decision, or, when deciding raised (anything but an unregistered workflow or

@@ -32,7 +32,6 @@ import kombu.exceptions
 import redis
 
 from orchestrator import InstanceAlreadyExistsError, Settings, WorkflowClient
-from tests.conftest import FAST_RECOVERY
 from tests.support.redis_proc import EmbeddedRedis
 
 from . import app
@@ -195,7 +194,7 @@ class Driver:
         self.server.start()
         url = self.server.url
         (self.workdir / "pools").mkdir(parents=True, exist_ok=True)
-        pools = PoolSet(url, s.pools, s.concurrency, self.workdir / "pools", dict(FAST_RECOVERY))
+        pools = PoolSet(url, s.pools, s.concurrency, self.workdir / "pools", {})  # engine defaults
         client = WorkflowClient(settings=Settings(redis_url=url))
         r = redis.Redis.from_url(url)
         pool_monkey: PoolMonkey | None = None

@@ -160,9 +160,9 @@ def test_plain_celery_worker_runs_workflows(client, redis_server, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import FAST_RECOVERY, ROOT
+    from tests.conftest import ROOT, pool_environment
 
-    env = {**os.environ, **FAST_RECOVERY, "REDIS_URL": redis_server.url, "PYTHONPATH": str(ROOT)}
+    env = pool_environment(redis_server.url)
     log = open(tmp_path / "celery.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", f"{APP}:celery_app", "worker",
                              "-Q", "orchestrator.default", "-c", "2", "-l", "INFO"],

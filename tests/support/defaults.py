@@ -8,16 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from orchestrator import Settings
-
 
 def default_env(**extra: str) -> dict[str, str]:
-    """Environment that sets the recovery settings ``tests/conftest.py`` shortens back to their defaults."""
-    from tests.conftest import FAST_RECOVERY
-
-    defaults = Settings()
-    env = {name: str(getattr(defaults, name.removeprefix("ORCH_").lower())) for name in FAST_RECOVERY}
-    return {**env, **extra}
+    """Extra environment for a pool; every pool runs with the engine's defaults (tests/conftest.py)."""
+    return dict(extra)
 
 
 def default_pool(module: str, url: str, log_path: Path, concurrency: int = 3, **extra: str) -> Any:
@@ -38,7 +32,7 @@ def default_stack(tmp: Path, module: str = "tests.apps.hardening_app", concurren
     ``client``, ``pool``, ``redis`` (a raw client, for test setup), ``settings``, ``url``, ``tmp``."""
     import redis
 
-    from orchestrator import WorkflowClient
+    from orchestrator import Settings, WorkflowClient
     from tests.support.redis_proc import start_redis
 
     server = start_redis(tmp)

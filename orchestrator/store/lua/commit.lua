@@ -1,14 +1,15 @@
 -- COMMIT: one orchestration step's writes, applied iff the history version is still c.ver.
 -- KEYS: meta hist inbox tasks wait outbox children (the instance's), ready outbox-index timers
 --       activities (its shard's), the status index and name x status index of the status the
---       caller read (c.old_status) and of the status it commits (c.status), then the queues of
---       c.pushes in order.
+--       caller read (c.old_status) and of the status it commits (c.status), then the shard's
+--       claims and lost, then the queues of c.pushes in order.
 -- ARGV: id, blob (msgpack: see RedisStore.commit).
 -- Returns {CODE.COMMITTED, version, rerun}, {CODE.CONFLICT, current version, 0} (a stale step,
 -- nothing written), {CODE.GONE, 0, 0}, or {CODE.NEEDS_KEYS, status, name} when the status moves
 -- but the caller's c.old_status / c.name are not the instance's (nothing written).
 local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local claims, lost = KEYS[16], KEYS[17]
 local id = ARGV[1]
 local c = cmsgpack.unpack(ARGV[2])
 local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
@@ -20,6 +21,13 @@ if moves and (cur[2] ~= c.old_status or cur[4] ~= c.name) then return {CODE.NEED
 for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
 -- An emptied stream still holds a preallocated node; the next delivery recreates it.
 if #c.consumed > 0 and redis.call('XLEN', inbox) == 0 then redis.call('DEL', inbox) end
+-- The step is done: the committing process lets go of its claim (worker/liveness.py), and the
+-- step's lost count starts again.
+if c.claimer and c.claimer ~= '' and redis.call('HGET', claims, member(id, STEP_CLAIM)) == c.claimer then
+  redis.call('HDEL', claims, member(id, STEP_CLAIM))
+end
+redis.call('HDEL', lost, member(id, STEP_CLAIM))
+if c.reset or is_terminal(c.status) then drop_claims(id, claims, lost, redis.call('HKEYS', tasks)) end
 if c.reset then
   -- Timers the old generation left pending would fire into the new one's task keys: drop them.
   for _, key in ipairs(redis.call('HKEYS', tasks)) do
@@ -54,7 +62,7 @@ if #c.outbox > 0 then
 end
 -- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
 for q, messages in ipairs(c.pushes or {}) do
-  local queue = KEYS[15 + q]
+  local queue = KEYS[17 + q]
   for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
 end
 for i = 1, #c.timers, 2 do redis.call('ZADD', timers, c.timers[i], c.timers[i + 1]) end

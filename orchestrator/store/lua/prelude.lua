@@ -34,7 +34,7 @@ local function unindex(id, name, idx)
 end
 
 -- Put a delivery in the inbox and wake the instance when the blocked workflow's wait is satisfied.
--- ``k`` = {meta, inbox, tasks, wait, activities, ready}. Returns a DELIVERED code.
+-- ``k`` = {meta, inbox, tasks, wait, activities, ready, claims, lost}. Returns a DELIVERED code.
 local function deliver(id, k, task_key, token, packed, now, control, failure)
   local status = redis.call('HGET', k.meta, 'status')
   if not status then return DELIVERED.UNKNOWN end
@@ -42,6 +42,10 @@ local function deliver(id, k, task_key, token, packed, now, control, failure)
   if task_key ~= '' then
     if redis.call('HDEL', k.tasks, task_key) == 0 then return DELIVERED.DUPLICATE end
     redis.call('ZREM', k.activities, member(id, task_key))  -- the attempt is accounted for
+    if k.claims then  -- and nobody runs it any more
+      redis.call('HDEL', k.claims, member(id, task_key))
+      redis.call('HDEL', k.lost, member(id, task_key))
+    end
   end
   redis.call('XADD', k.inbox, '*', 't', token, 'f', failure, 'e', packed)
   local wake = false
@@ -76,4 +80,14 @@ local function rescan(meta, inbox, wait, status)
     end
   end
   return satisfied
+end
+
+-- A finished instance's claims and lost counts: its step's and every outstanding task's.
+local function drop_claims(id, claims, lost, keys)
+  redis.call('HDEL', claims, member(id, STEP_CLAIM))
+  redis.call('HDEL', lost, member(id, STEP_CLAIM))
+  for _, key in ipairs(keys) do
+    redis.call('HDEL', claims, member(id, key))
+    redis.call('HDEL', lost, member(id, key))
+  end
 end

@@ -1,5 +1,6 @@
 -- RELEASE: a step that found nothing to consume lets go of the instance, unless something arrived since.
--- KEYS: meta inbox (the instance's), ready (its shard's). ARGV: id
+-- KEYS: meta inbox (the instance's), ready claims (its shard's). ARGV: id, the releasing process
+-- (its step claim is dropped with the release; '' for none)
 -- Returns CODE.AGAIN (run another step) or CODE.RELEASED.
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and not is_terminal(status) then
@@ -12,4 +13,8 @@ if status and not is_terminal(status) then
   end
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
+local me = ARGV[2] or ''
+if me ~= '' and redis.call('HGET', KEYS[4], member(ARGV[1], STEP_CLAIM)) == me then
+  redis.call('HDEL', KEYS[4], member(ARGV[1], STEP_CLAIM))
+end
 return CODE.RELEASED

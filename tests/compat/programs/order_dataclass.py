@@ -3,7 +3,14 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from orchestrator import DaprWorkflowClient, DaprWorkflowContext, RetryPolicy, WorkflowActivityContext, WorkflowRuntime, WorkflowStatus
+from orchestrator import (
+    DaprWorkflowClient,
+    DaprWorkflowContext,
+    RetryPolicy,
+    WorkflowActivityContext,
+    WorkflowRuntime,
+    WorkflowStatus,
+)
 
 wfr = WorkflowRuntime()
 

@@ -1,16 +1,18 @@
-// Entry point: a hash router (#/overview, #/runs?..., #/run/<id>, #/apilog). Each view is
+// Entry point: a hash router (#/overview, #/runs?..., #/run/<id>, #/apilog, #/schedules). Each view is
 // mount(container, params) -> cleanup, so timers of a page stop when the user leaves it.
 import { clear, errorBox, timeZone, setTimeZone } from "./core.js";
 import { mountOverview } from "./overview.js";
 import { mountRuns } from "./runs.js";
 import { mountRun } from "./run.js";
 import { mountApiLog } from "./apilog.js";
+import { mountSchedules } from "./schedules.js";
 
 const routes = [
   { re: /^\/overview$/, nav: "overview", mount: (el, m, q) => mountOverview(el, q) },
   { re: /^\/runs$/, nav: "runs", mount: (el, m, q) => mountRuns(el, q) },
   { re: /^\/run\/(.+)$/, nav: "runs", mount: (el, m, q) => mountRun(el, decodeURIComponent(m[1]), q) },
   { re: /^\/apilog$/, nav: "apilog", mount: (el, m, q) => mountApiLog(el, q) },
+  { re: /^\/schedules$/, nav: "schedules", mount: (el) => mountSchedules(el) },
 ];
 
 let cleanup = null;

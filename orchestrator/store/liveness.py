@@ -1,0 +1,166 @@
+"""The process registry and work claims in Redis (the model is worker/liveness.py's docstring).
+
+``ProcessRegistry`` is the store side: heartbeats and records of worker processes, the scripts
+that take work (claiming it) and reap a dead process's claims, and the read API other parts use:
+``live_processes()`` lists every live process with its app id and last heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from ..core.vocabulary import STEP_CLAIM, split_member
+from .keys import KeySchema
+from .scripts import Scripts, TakeCode
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One worker process as it registered itself, and its last heartbeat (ms)."""
+
+    process_id: str
+    app_id: str
+    heartbeat: int
+    host: str = ""
+    pid: int = 0
+    kind: str = ""  # "pool" (runs the consumer and the duties), "child" (a prefork child), "inproc"
+    parent: str = ""  # the pool process a child belongs to
+    started: int = 0
+    workflows: dict[str, list[str]] = field(default_factory=dict)  # name -> versions ('' unversioned)
+    activities: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # broker delivery tags of the messages it holds
+    queues: list[str] = field(default_factory=list)
+    work: list[str] = field(default_factory=list)  # claims: ``<id>|<task key>`` or ``<id>|step``
+
+    @classmethod
+    def from_record(cls, process_id: str, heartbeat: int, rec: dict[str, str]) -> ProcessInfo:
+        def js(name: str, default: Any) -> Any:
+            try:
+                return json.loads(rec[name]) if name in rec else default
+            except ValueError:
+                return default
+        return cls(process_id, rec.get("app", ""), heartbeat, rec.get("host", ""), int(rec.get("pid", "0") or 0),
+                   rec.get("kind", ""), rec.get("parent", ""), int(rec.get("started", "0") or 0),
+                   js("workflows", {}), js("activities", []), js("held", []), js("queues", []))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"process_id": self.process_id, "app_id": self.app_id, "host": self.host, "pid": self.pid,
+                "kind": self.kind, "parent": self.parent, "started": self.started, "heartbeat": self.heartbeat,
+                "workflows": self.workflows, "activities": self.activities, "queues": self.queues,
+                "work": self.work}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class ProcessRegistry:
+    def __init__(self, client: redis.Redis, keys: KeySchema, scripts: Scripts) -> None:
+        self.redis, self.keys, self.scripts = client, keys, scripts
+
+    # -- registration and heartbeats -------------------------------------------------------------
+    def beat(self, process_id: str, record: dict[str, Any], now: int) -> None:
+        """Register or refresh a process: its heartbeat and its record (values JSON-encoded unless str)."""
+        mapping = {k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self.keys.procs, {process_id: now})
+        if mapping:
+            pipe.hset(self.keys.process(process_id), mapping=mapping)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def deregister(self, process_id: str) -> list[tuple[str, int]]:
+        """The process leaves (a graceful shutdown): its record goes, and the work it still held,
+        which the caller hands back (not counted as lost)."""
+        reaped = self.reap(process_id, 0, graceful=True)
+        return reaped[1] if reaped else []
+
+    def processes(self, alive_since: int | None = None) -> list[ProcessInfo]:
+        """Every registered process (``alive_since``: only those with a heartbeat at or after it, ms),
+        with the work it holds; newest heartbeat first."""
+        raw: list[Any] = self.redis.zrevrangebyscore(self.keys.procs, "+inf",
+                                                     "-inf" if alive_since is None else alive_since,
+                                                     withscores=True)
+        if not raw:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for pid, _ in raw:
+            pipe.hgetall(self.keys.process(_text(pid)))
+        records = pipe.execute()
+        work: dict[str, list[str]] = {}
+        for shard in self.keys.shards():
+            for m, holder in self.redis.hgetall(shard.claims).items():
+                work.setdefault(_text(holder), []).append(_text(m))
+        out = []
+        for (pid, score), rec in zip(raw, records):
+            info = ProcessInfo.from_record(_text(pid), int(score), {_text(k): _text(v) for k, v in rec.items()})
+            out.append(ProcessInfo(**{**info.__dict__, "work": sorted(work.get(info.process_id, []))}))
+        return out
+
+    def live_processes(self, now: int, expiry_ms: int) -> list[ProcessInfo]:
+        """The processes whose heartbeat is younger than ``expiry_ms`` (issue 15's shard division reads this)."""
+        return self.processes(alive_since=now - expiry_ms)
+
+    def stale(self, dead_before: int, limit: int = 100) -> list[str]:
+        """Ids of processes whose last heartbeat is older than ``dead_before`` (ms)."""
+        return [_text(p) for p in self.redis.zrangebyscore(self.keys.procs, "-inf", f"({dead_before}",
+                                                           start=0, num=limit)]
+
+    def reap(self, process_id: str, dead_before: int,
+             graceful: bool = False) -> tuple[ProcessInfo, list[tuple[str, int]]] | None:
+        """Take a dead process's record and claims (once, whoever races): (its record, [(claim, times lost)])."""
+        shard = self.keys.shards()[0]  # claims of every shard: one shard today (issue 15 loops here)
+        reply = self.scripts.reap_process(self.keys.procs, shard, self.keys.process(process_id), process_id,
+                                          dead_before, graceful)
+        if reply is None:
+            return None
+        rec, claims = reply
+        return ProcessInfo.from_record(process_id, 0, rec), claims
+
+    # -- claims ----------------------------------------------------------------------------------
+    def take_attempts(self, me: str, attempts: list[tuple[str, str]], now: int, alive_since: int,
+                      lost_limit: int) -> list[tuple[TakeCode, str]]:
+        """Claim activity attempts ``(instance id, task key)``: per attempt (code, busy holder or '')."""
+        if not attempts:
+            return []
+        shard = self.keys.shards()[0]
+        tasks = [self.keys.instance(i).tasks for i, _ in attempts]
+        codes, holders = self.scripts.take_attempts(self.keys.procs, shard, tasks, me, now, alive_since, lost_limit,
+                                                    attempts)
+        return list(zip(codes, holders))
+
+    def take_step(self, me: str, instance_id: str, alive_since: int) -> int:
+        """Claim the instance's step; how many times in a row its process died holding it."""
+        return self.scripts.take_step(self.keys.procs, self.keys.shard_of(instance_id), me, alive_since, instance_id)
+
+    def release(self, claims: list[str]) -> None:
+        """Drop claims this process took but hands back unrun (a batch sending the rest back to the queue)."""
+        if claims:
+            pipe = self.redis.pipeline(transaction=False)
+            for claim in claims:
+                pipe.hdel(self.keys.shard_of(split_member(claim)[0]).claims, claim)
+            pipe.execute()
+
+    def holders(self, claims: list[str]) -> list[str | None]:
+        """The process holding each of ``claims``, None where nobody does."""
+        if not claims:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for claim in claims:
+            pipe.hget(self.keys.shard_of(split_member(claim)[0]).claims, claim)
+        return [_text(v) if v is not None else None for v in pipe.execute()]
+
+    def holder(self, claim: str) -> str | None:
+        """The process holding ``<id>|<task key>`` (or ``<id>|step``), if any."""
+        value = self.redis.hget(self.keys.shard_of(split_member(claim)[0]).claims, claim)
+        return _text(value) if value is not None else None
+
+
+def is_step_claim(claim: str) -> bool:
+    return split_member(claim)[1] == STEP_CLAIM
+
+
+__all__ = ["ProcessInfo", "ProcessRegistry", "is_step_claim"]
