@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.compat.conftest import Run, lines
 
 
@@ -54,3 +56,25 @@ def test_a_versioned_workflow_stalls_without_its_version_and_resumes_when_a_pool
     second = lines(run_program("versioning_stall", "part2", timeout=180))
     assert "Finished stalled version1 workflow" in second
     assert "stalled instance resumed: COMPLETED output 1" in second
+
+
+def test_a_monitor_reuses_its_instance_id_and_continue_as_new_keeps_event_order(run_program: Run) -> None:
+    out = lines(run_program("monitor_reuse"))
+    assert 'run 1: COMPLETED "job1 unhealthy after checks" unhealthy' in out
+    assert 'run 2: COMPLETED "job1 unhealthy after checks" unhealthy' in out  # the id was reused (Dapr's default)
+    assert "checks: 6" in out
+    assert "collected in order: [1, 2, 3, 4, 5]" in out  # carried-over events first: per-name FIFO
+
+
+def test_multi_app_calls_retry_and_report_failures_across_apps(run_program: Run, start_program) -> None:
+    start_program("multi_app_services", "app2", app_id="app2")
+    start_program("multi_app_services", "app3", app_id="app3")
+    out = lines(run_program("multi_app_orders", app_id="app1", timeout=180))
+    assert 'ok: COMPLETED {"id": "A", "stock": {"reserved": 2}, ' \
+           '"shipment": {"shipped": "A", "label": "LBL-A"}}' in out  # retried twice in app2
+    refused = next(line for line in out if line.startswith("refused: COMPLETED"))
+    # the last of the 4 attempts (each attempt and backoff timer is a task of its own)
+    assert re.search(r"Activity task #\d+ \('reserve_stock'\) failed: only 10 in stock, asked 50", refused), refused
+    assert "unhandled: FAILED None" in out
+    assert "unhandled failure: ValueError | Activity task #1 ('reserve_stock') failed: only 10 in stock, asked 99" \
+        in out  # Dapr's chained TaskFailedError message, the root cause's bare type
