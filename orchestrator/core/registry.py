@@ -54,6 +54,9 @@ class Registry:
         if not callable(fn):
             raise TypeError(f"a workflow must be a function, got {type(fn).__name__}")
         key = validate_name(name or registered_name(fn), "workflow name")
+        seen = self._names.get(id(fn))
+        if seen is not None and seen[0] == "workflow":
+            raise ValueError(f"Workflow {getattr(fn, '__name__', repr(fn))} already registered as {seen[1]}")
         versions = self.workflow_versions.setdefault(key, {})
         existing = versions.get(version or UNVERSIONED)
         if existing is not None:
@@ -111,10 +114,10 @@ class Registry:
         if not callable(fn):
             raise TypeError(f"a {what} must be a function, got {type(fn).__name__}")
         key = validate_name(name or registered_name(fn), f"{what} name")
+        Registry._claim_in(table, fn, what, key)
         existing = table.get(key)
         if existing is not None:
             raise ValueError(f"{what} name {key!r} is already registered to {existing!r}")
-        Registry._claim_in(table, fn, what, key)
         table[key] = fn
         try:
             setattr(fn, NAME_ATTRIBUTE, key)

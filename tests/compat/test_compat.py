@@ -78,3 +78,16 @@ def test_multi_app_calls_retry_and_report_failures_across_apps(run_program: Run,
     assert "unhandled: FAILED None" in out
     assert "unhandled failure: ValueError | Activity task #1 ('reserve_stock') failed: only 10 in stock, asked 99" \
         in out  # Dapr's chained TaskFailedError message, the root cause's bare type
+
+
+def test_the_runtime_surface_dapr_code_relies_on(run_program: Run) -> None:
+    out = lines(run_program("runtime_surface"))
+    assert "TypeError: WorkflowRuntime() got unexpected keyword argument 'maximum_concurent_activity_work_items'" in out
+    assert "before any worker: PENDING" in out
+    assert "pool size: 4" in out
+    assert "decorated names: greet shout" in out
+    assert "ValueError: Workflow greet already registered as greet" in out
+    assert "ready: True" in out
+    assert 'first: "HELLO ADA (first runtime)"' in out
+    assert "late: 6" in out
+    assert 'second: "hello bob (second runtime)"' in out  # each runtime runs its own code
