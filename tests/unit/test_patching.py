@@ -243,6 +243,6 @@ def test_named_versions_latest_is_the_highest_in_natural_order():
     with pytest.raises(ValueError, match="already registered"):  # the same function again: Dapr's error
         registry.add_workflow(v2_, "order", version="2")
     with pytest.raises(ValueError, match="workflow 'order' version '2' is already registered"):
-        registry.add_workflow(v10, "order", version="2")
+        registry.add_workflow(lambda ctx, _: "other", "order", version="2")
     with pytest.raises(ValueError, match="invalid workflow version ''"):
         registry.add_workflow(v10, "order", version="")
