@@ -43,6 +43,9 @@ _EXPORTS: dict[str, str] = {
     "when_any": "core.tasks",
     "WorkflowRuntime": "runtime",
     "alternate_name": "runtime",
+    "PropagationScope": "core.propagation",
+    "PropagationNotFoundError": "core.propagation",
+    "PropagatedHistory": "core.propagation",
     "LoggerOptions": "logger",
     "Settings": "settings",
     "load_settings": "settings",
@@ -91,6 +94,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         TaskFailedError,
         WorkflowNotRegisteredError,
     )
+    from .core.propagation import PropagatedHistory, PropagationNotFoundError, PropagationScope
     from .core.retry import NonRetryableError, RetryPolicy
     from .core.tasks import Task, when_all, when_any
     from .logger import LoggerOptions

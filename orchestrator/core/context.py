@@ -19,6 +19,7 @@ from typing import Any
 from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
 from .identifiers import fit_instance_id, validate_instance_id, validate_name
 from .payload import to_json_compatible
+from .propagation import PropagatedHistory, PropagationScope, scope_of
 from .tasks import (
     ActivityTask,
     ChildWorkflowTask,
@@ -84,6 +85,8 @@ class WorkflowContext:
         self._patches: dict[str, bool] = {}  # patch name -> what is_patched answered (first answer holds)
         self._recorded_patches: set[tuple[str, int]] = set()  # (name, position) of PatchMarkers in history
         self._markers: list[PatchMarker] = []  # markers this step records (not yet history)
+        self._propagation: dict[int, PropagationScope] = {}  # seq -> the scope its call propagates
+        self._propagated: Any = None  # what this instance's caller propagated to it (its ExecutionStarted)
         self._uuids = 0  # new_uuid calls so far in this replay (replay-stable: code asks in the same order)
 
     # -- Dapr-compatible properties -------------------------------------------------------------
@@ -104,6 +107,7 @@ class WorkflowContext:
         retry_policy: Any = None,
         app_id: str | None = None,
         timeout: timedelta | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         """Dapr's signature plus ``timeout`` (our extension): each attempt that has not delivered
         its result ``timeout`` after it was scheduled fails with ``ActivityTimeoutError`` (retried if
@@ -111,7 +115,8 @@ class WorkflowContext:
         name = validate_name(registered_name(activity), "activity name")
         _check_app_id(app_id)
         payload = to_json_compatible(input, f"input of activity {name!r}")
-        request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id}
+        request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id,
+                   "propagation": scope_of(propagation)}
         if timeout is not None:
             if not isinstance(timeout, timedelta):
                 raise TypeError(f"timeout of activity {name!r} must be a timedelta, got {timeout!r}")
@@ -128,13 +133,15 @@ class WorkflowContext:
         instance_id: str | None = None,
         retry_policy: Any = None,
         app_id: str | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         name = validate_name(registered_name(workflow), "child workflow name")
         _check_app_id(app_id)
         if instance_id is not None:
             validate_instance_id(instance_id, f"instance id of child workflow {name!r}")
         payload = to_json_compatible(input, f"input of child workflow {name!r}")
-        request = {"kind": "child", "name": name, "input": payload, "app_id": app_id, "instance_id": instance_id}
+        request = {"kind": "child", "name": name, "input": payload, "app_id": app_id, "instance_id": instance_id,
+                   "propagation": scope_of(propagation)}
         return self._schedule(request, retry_policy)
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
@@ -162,6 +169,11 @@ class WorkflowContext:
             raise ValueError(f"timeout of wait_for_external_event({name!r}) must be >= 0, got {timeout!r}")
         timer = self._new_timer(self._now_ms + int(seconds * 1000), purpose="")
         return TimedEventTask(event, timer, seconds)
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The history the caller propagated to this workflow (``propagation=`` on its
+        ``call_child_workflow``), or None."""
+        return PropagatedHistory.from_payload(self._propagated)
 
     # -- deterministic helpers (Dapr's deterministic context mixin) ------------------------------
     def new_uuid(self) -> str:
@@ -269,6 +281,8 @@ class WorkflowContext:
             )
             task = ChildWorkflowTask(seq, name, child_id, self._token(seq))
         self._open[seq] = task
+        if request.get("propagation") is not None:
+            self._propagation[seq] = request["propagation"]
         timeout_ms = request.get("timeout_ms")
         if timeout_ms and isinstance(task, ActivityTask):
             guard = self._new_timer(self._now_ms + timeout_ms, purpose="timeout")

@@ -78,6 +78,7 @@ class ExecutionStarted(HistoryEvent):
     name: str
     input: Any = None
     version: str | None = None
+    propagated: Any = None  # the history its caller propagated to it (core/propagation.py), if any
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,6 +36,7 @@ from .. import metrics
 from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
 from ..core.payload import coerce, from_payload, input_annotation
+from ..core.propagation import PropagatedHistory
 from ..core.registry import Registry
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import member, task_token
@@ -86,6 +87,11 @@ class ActivityContext:
     workflow_id: str
     task_id: int
     attempt: int = 1
+    propagated: Any = None  # the history its workflow handed on (``propagation=``), core/propagation.py
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The calling workflow's history, when it called with ``propagation=`` (else None)."""
+        return PropagatedHistory.from_payload(self.propagated)
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,7 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
     else:
         unhealthy = False
         try:
-            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1))
+            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1), rec.get("ph"))
             outcome.result = check_payload(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}",
                                            host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised

@@ -91,3 +91,12 @@ def test_the_runtime_surface_dapr_code_relies_on(run_program: Run) -> None:
     assert 'first: "HELLO ADA (first runtime)"' in out
     assert "late: 6" in out
     assert 'second: "hello bob (second runtime)"' in out  # each runtime runs its own code
+
+
+def test_history_propagation_to_a_child_and_an_activity(run_program: Run) -> None:
+    out = lines(run_program("history_propagation"))
+    assert 'workflow completed: status=COMPLETED output={"child": "paid merchant-42", "audit": "logged", ' \
+           '"without": "no-history"}' in out
+    assert "log_summary: scope=LINEAGE apps=['default'] parent=merchant_checkout validate completed=True " \
+           'output={"merchant_id": "merchant-42", "valid": true} child completed=True' in out
+    assert "log_summary: never_called not found" in out
