@@ -75,6 +75,7 @@ class ExecutionStarted(HistoryEvent):
     """``version`` is the registered workflow version the instance runs (None: unversioned)."""
 
     KIND: ClassVar[int] = 2
+    OPTIONAL_TAIL: ClassVar[int] = 1
     name: str
     input: Any = None
     version: str | None = None
