@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "load_settings": "settings",
     "WorkflowState": "state",
     "WorkflowStatus": "state",
+    "WorkflowFailedError": "state",
     "RedisAuthError": "store.connection",
     "RedisUnavailableError": "store.connection",
     "ActivityContext": "worker.activities",
@@ -100,7 +101,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .logger import LoggerOptions
     from .runtime import WorkflowRuntime, alternate_name
     from .settings import Settings, load_settings
-    from .state import WorkflowState, WorkflowStatus
+    from .state import WorkflowFailedError, WorkflowState, WorkflowStatus
     from .store.connection import RedisAuthError, RedisUnavailableError
     from .worker.activities import ActivityContext
     from .worker.activities import ActivityContext as WorkflowActivityContext

@@ -78,6 +78,7 @@ def test_multi_app_calls_retry_and_report_failures_across_apps(run_program: Run,
     assert "unhandled: FAILED None" in out
     assert "unhandled failure: ValueError | Activity task #1 ('reserve_stock') failed: only 10 in stock, asked 99" \
         in out  # Dapr's chained TaskFailedError message, the root cause's bare type
+    assert "unhandled raise_if_failed: WorkflowFailedError" in out
 
 
 def test_the_runtime_surface_dapr_code_relies_on(run_program: Run) -> None:

@@ -38,4 +38,8 @@ if __name__ == '__main__':
         if state.failure_details is not None:
             f = state.failure_details
             print(f'{label} failure: {f.error_type} | {f.message}', flush=True)
+            try:
+                state.raise_if_failed()
+            except Exception as err:
+                print(f'{label} raise_if_failed: {type(err).__name__}', flush=True)
     wfr.shutdown()
