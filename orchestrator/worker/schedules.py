@@ -24,7 +24,7 @@ from typing import Any
 
 from ..core.history import ExecutionStarted, ExecutionTerminated
 from ..core.schedule import ScheduleSpec, ScheduleState, Tick, plan_tick
-from ..core.vocabulary import CONTROL_TOKEN, TERMINAL
+from ..core.vocabulary import CONTROL_TOKEN, PURGED, TERMINAL
 from ..store.redis_store import RedisStore
 from ..store.schedules import ScheduleStore, StoredSchedule
 from ..store.scripts import CreateCode, DeliverCode, ScheduleCode
@@ -134,7 +134,7 @@ def describe_previous(store: RedisStore, state: ScheduleState) -> dict[str, Any]
         return None
     meta = store.get_meta(state.last_id)
     return {"instance_id": state.last_id, "nominal_ms": state.last_nominal_ms,
-            "status": meta.status if meta is not None else "PURGED"}
+            "status": meta.status if meta is not None else PURGED}
 
 
 __all__ = ["NotRoutable", "ScheduleFirer", "describe_previous", "start_run", "terminate_run"]

@@ -54,7 +54,8 @@ def test_parent_with_three_children_one_failing(client, start_pool):
     state = finish(client, parent)
     assert state.output == {
         "sum": 8, "ok": [2, 6],
-        "failed": [{"input": -2, "error_type": "ValueError", "message": "Activity task #1 ('double') failed: cannot double a negative number: -2"}],
+        "failed": [{"input": -2, "error_type": "ValueError",  # the child's failure, chained as Dapr's
+                    "message": "Activity task #1 ('double') failed: cannot double a negative number: -2"}],
     }
     kids = [f"{parent}:{seq}" for seq in (1, 2, 3)]  # deterministic default child ids
     statuses = {}
@@ -326,8 +327,8 @@ def test_instance_id_reuse_policy(client, start_pool):
     start_pool(APP)
     first = client.schedule_new_workflow("doubler", input=2, instance_id="reused")
     assert finish(client, first).output == 4
-    with pytest.raises(InstanceAlreadyExistsError, match="reused"):  # setting reuse_finished_ids=False
-        client.strict().schedule_new_workflow("doubler", input=3, instance_id="reused")
+    with pytest.raises(InstanceAlreadyExistsError, match="reused"):
+        client.schedule_new_workflow("doubler", input=3, instance_id="reused")
     with pytest.raises(InstanceAlreadyExistsError):
         client.schedule_new_workflow("doubler", input=3, instance_id="reused", reuse_id_policy="error")
     with pytest.raises(ValueError, match="reuse_id_policy"):
