@@ -101,3 +101,9 @@ def test_history_propagation_to_a_child_and_an_activity(run_program: Run) -> Non
     assert "log_summary: scope=LINEAGE apps=['default'] parent=merchant_checkout validate completed=True " \
            'output={"merchant_id": "merchant-42", "valid": true} child completed=True' in out
     assert "log_summary: never_called not found" in out
+
+
+def test_a_wide_async_fan_out_runs_a_message_s_attempts_at_once_on_one_thread(run_program: Run) -> None:
+    [line] = [ln for ln in lines(run_program("async_wide_fanout")) if ln.startswith("sum ")]
+    assert line.startswith(f"sum {sum(range(400))}; ran 400;"), line
+    assert int(line.split("at most ")[1].split()[0]) >= 2, line  # recorded spans overlap on a one-thread pool
