@@ -36,13 +36,14 @@ class Sizes:
     d_timed_steps: int
     e_starts: int
     rt_workflows: int  # round-trip census (MONITOR): a small run of workload (a)'s shape
+    g_fanout: int = 200  # (g) flow control: a fan-out of a concurrency-limited activity
 
     @classmethod
     def named(cls, name: str) -> Sizes:
         presets = {
-            "full": cls("full", 200, 10, 200, 1000, (10, 1000, 10000), 20, 1000, 20),
-            "quick": cls("quick", 40, 10, 50, 200, (10, 300, 1000), 10, 200, 5),
-            "tiny": cls("tiny", 5, 3, 5, 10, (10, 60), 3, 10, 2),
+            "full": cls("full", 200, 10, 200, 1000, (10, 1000, 10000), 20, 1000, 20, g_fanout=1000),
+            "quick": cls("quick", 40, 10, 50, 200, (10, 300, 1000), 10, 200, 5, g_fanout=200),
+            "tiny": cls("tiny", 5, 3, 5, 10, (10, 60), 3, 10, 2, g_fanout=10),
         }
         if name not in presets:
             raise ValueError(f"unknown size preset {name!r}; choose one of {', '.join(presets)}")
@@ -53,7 +54,7 @@ class Sizes:
 class Row:
     """One measured figure (or the reason it was not measured)."""
 
-    workload: str  # a..f
+    workload: str  # a..g
     system: str
     metric: str
     value: float | None = None

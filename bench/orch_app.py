@@ -47,6 +47,20 @@ def bench_fan(ctx: DaprWorkflowContext, n: int):
     return len(results)
 
 
+@wfr.activity(name="noop_limited", concurrency=2)
+def noop_limited(ctx: WorkflowActivityContext) -> None:
+    """``noop`` behind a concurrency limit of 2 across pools (docs/flow-control.md): the pool has 2
+    processes, so the limit never holds work back and what it costs is the gate itself."""
+    return None
+
+
+@wfr.workflow(name="bench_fan_limited")
+def bench_fan_limited(ctx: DaprWorkflowContext, n: int):
+    """Workload (g): workload (c)'s fan-out, of a concurrency-limited activity."""
+    results = yield when_all([ctx.call_activity(noop_limited) for _ in range(n)])
+    return len(results)
+
+
 @wfr.workflow(name="bench_long_history")
 def bench_long_history(ctx: DaprWorkflowContext, spec: dict):
     """Workload (d): grow the history with a fan-out of ``fill`` activities (2 events each), then

@@ -149,6 +149,8 @@ class OursBench:
             secs = time.perf_counter() - t0
             self._wait_finished(ids, baseline, "the started workflows")
             rows.append(Row("e", SYSTEM, "starts/s", n / secs, "starts/s", "higher", extra={"starts": n}))
+        if env.wants("g"):
+            rows += self._flow_control()
         if env.wants("f") and env.census:
             k = sizes.a_steps
             census = take_census(env.redis_url, env.meter.redis,
@@ -156,6 +158,17 @@ class OursBench:
             rows.append(Row("f", SYSTEM, "round trips/step", census["round_trips_per_step"], "", "lower",
                             extra=census))
         return rows
+
+    def _flow_control(self) -> list[Row]:
+        """(g): the same fan-out unlimited and with its activity behind a concurrency limit (of the
+        pool's size, so nothing waits): the per-step cost of the flow-control gate."""
+        n = self.env.sizes.g_fanout
+        plain, _ = self._run("bench_fan", [n])
+        limited, _ = self._run("bench_fan_limited", [n])
+        return [Row("g", SYSTEM, "ms/activity unlimited fan-out", plain * 1000 / n, "ms", "lower",
+                    extra={"seconds": plain, "activities": n}),
+                Row("g", SYSTEM, "ms/activity limited fan-out", limited * 1000 / n, "ms", "lower",
+                    extra={"seconds": limited, "activities": n, "concurrency": 2})]
 
     def _long_history(self, profiler: Profiler | None) -> list[Row]:
         rows = []

@@ -20,11 +20,12 @@ LABELS = {
     "ours": "ours", "celery": "Celery raw", "celery-rb": "Celery+backend",
     "dbos-pg": "DBOS pg", "dbos-sqlite": "DBOS sqlite",
 }
-WORKLOADS = "abcdef"
+WORKLOADS = "abcdefg"
 NA_CHORD = "n/a: a chord needs a result backend"
 NA_HISTORY = "n/a: no replayed history (a step's cost does not depend on it)"
 NA_REDIS = "n/a: not stored in Redis"
 NA_SQLITE = "n/a: SQLite runs inside the worker processes (counted there)"
+NA_FLOW = "n/a: our flow-control gate, measured against our own unlimited fan-out in the same run"
 
 
 def expected(system: str, sizes: Sizes, workloads: set[str], census: bool) -> list[tuple[str, str, str, str | None]]:
@@ -54,6 +55,10 @@ def expected(system: str, sizes: Sizes, workloads: set[str], census: bool) -> li
             out.append(("f", "store CPU ms/step [a]", "lower", NA_SQLITE if system == "dbos-sqlite" else None))
         if census:
             out.append(("f", "round trips/step", "lower", NA_REDIS if dbos else None))
+    if "g" in workloads:
+        na = None if system == "ours" else NA_FLOW
+        out += [("g", "ms/activity unlimited fan-out", "lower", na), ("g", "ms/activity limited fan-out", "lower", na),
+                ("g", "cost ratio limited/unlimited", "lower", na)]
     return out
 
 
@@ -79,7 +84,8 @@ def median_rows(runs: list[list[Row]]) -> list[Row]:
 
 def derive(rows: list[Row], sizes: Sizes) -> list[Row]:
     """Rows computed from others (after medians are taken, so they agree with the figures shown):
-    (d) the per-step cost at each history length relative to the shortest one."""
+    (d) the per-step cost at each history length relative to the shortest one; (g) the limited
+    fan-out's per-activity cost relative to the unlimited one."""
     lengths = sorted(sizes.d_history)
     out = list(rows)
     for system in {r.system for r in rows}:
@@ -89,6 +95,10 @@ def derive(rows: list[Row], sizes: Sizes) -> list[Row]:
         for n in lengths[1:]:
             if base and cost[n] is not None:
                 out.append(Row("d", system, f"cost ratio {n}/{lengths[0]} events", cost[n] / base, "x", "lower"))
+        by = {r.metric: r.value for r in rows if r.system == system and r.workload == "g" and r.value is not None}
+        plain, limited = by.get("ms/activity unlimited fan-out"), by.get("ms/activity limited fan-out")
+        if plain and limited is not None:
+            out.append(Row("g", system, "cost ratio limited/unlimited", limited / plain, "x", "lower"))
     return out
 
 
@@ -177,7 +187,8 @@ def render(rows: list[Row], systems: list[str], sizes: Sizes) -> str:
     metrics.sort(key=lambda m: WORKLOADS.index(m[0]))
     width = max(len(f"({w}) {m}") for w, m in metrics) + 2 if metrics else 20
     lines = [f"sizes: {sizes.name}  (a) {sizes.a_workflows}x{sizes.a_steps}  (b) {sizes.b_steps}  "
-             f"(c) {sizes.c_fanout}  (d) {'/'.join(map(str, sizes.d_history))} events  (e) {sizes.e_starts}", ""]
+             f"(c) {sizes.c_fanout}  (d) {'/'.join(map(str, sizes.d_history))} events  (e) {sizes.e_starts}  "
+             f"(g) {sizes.g_fanout}", ""]
     lines += _figures(rows, systems, metrics, width)
     lines += _ratio_lines(rows, systems, metrics, width)
     lines += ["", "targets (issue #8):"]

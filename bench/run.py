@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="workload sizes: full (the issue's), quick (a minute), tiny (the smoke test)")
     p.add_argument("--quick", action="store_const", const="quick", dest="size", help="same as --size quick")
     p.add_argument("--only", type=lambda v: _csv(v, WORKLOADS, "workload"), default=list(WORKLOADS),
-                   help="workloads to run, e.g. a,b (default: all of a..f)")
+                   help="workloads to run, e.g. a,b (default: all of a..g)")
     p.add_argument("--systems", type=lambda v: _csv(v, SYSTEMS, "system"), default=list(SYSTEMS),
                    help=f"systems to run (default: {','.join(SYSTEMS)})")
     p.add_argument(

@@ -25,6 +25,7 @@ from .core.errors import (
     OrchestratorError,
     WorkflowNotRegisteredError,
 )
+from .core.flow import validate_priority
 from .core.history import (
     EventRaised,
     ExecutionResumed,
@@ -45,6 +46,7 @@ from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
 from .store import monitoring, records
 from .store.connection import StoreError, StoreUnavailable
+from .store.flow import FlowStore
 from .store.queries import StoreQueries
 from .store.records import InstanceMeta
 from .store.redis_store import FINISHED, KEY_REUSED, UNKNOWN, WAKE, RedisStore, Seed
@@ -62,6 +64,7 @@ def _now_ms() -> int:
 APP_LOOKUP_TTL = 5.0  # seconds a client trusts its lookup of which app serves a workflow
 BATCH_OPERATIONS = ("terminate", "purge", "rerun")
 BATCH_LIMIT = 10_000  # instances one batch call acts on at most (repeat it for more)
+DEDUP_CREATE_GRACE = 0.2  # seconds a deduplicated start waits for a concurrent start to create its instance
 
 
 class WorkflowClient:
@@ -105,7 +108,8 @@ class WorkflowClient:
     def schedule_new_workflow(self, workflow: Callable[..., Any] | str, *, input: Any = None,
                               instance_id: str | None = None, start_at: datetime | None = None,
                               reuse_id_policy: str | None = None, app_id: str | None = None,
-                              version: str | None = None) -> str:
+                              version: str | None = None, priority: int | None = None,
+                              dedup_id: str | None = None) -> str:
         """Start an instance now (or at ``start_at``) and return its id.
 
         ``reuse_id_policy``: None follows the setting ``reuse_finished_ids`` (default True, Dapr's: the
@@ -115,7 +119,44 @@ class WorkflowClient:
         name, else (nothing announced it yet: a web app deployed before its workers, a fresh store)
         this client's ``app_id`` setting, where the instance waits PENDING until a pool that
         registers the name starts, as in Dapr (setting ``strict_start``: raise instead). ``version``
-        (our extension) runs that registered version of the workflow instead of the latest."""
+        (our extension) runs that registered version of the workflow instead of the latest.
+
+        Flow control (our extensions, docs/flow-control.md): ``priority`` 0 (first, the default) to 9 (last)
+        orders its steps and activities in the queues; ``dedup_id``: while an instance of this
+        workflow started with the same id is not finished, the start returns that instance's id and
+        starts nothing."""
+        if priority is not None:
+            validate_priority(priority)
+        if dedup_id is not None:
+            validate_name(dedup_id, "dedup_id")
+            return self._start_deduplicated(workflow, dedup_id, input=input, instance_id=instance_id,
+                                            start_at=start_at, reuse_id_policy=reuse_id_policy, app_id=app_id,
+                                            version=version, priority=priority)
+        return self._start(workflow, input=input, instance_id=instance_id, start_at=start_at,
+                           reuse_id_policy=reuse_id_policy, app_id=app_id, version=version, priority=priority)
+
+    def _start_deduplicated(self, workflow: Callable[..., Any] | str, dedup_id: str, *,
+                            instance_id: str | None, **options: Any) -> str:
+        name = validate_name(registered_name(workflow), "workflow name")
+        new_id = validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
+        flow = FlowStore.of(self.store)
+        for _ in range(20):
+            holder = flow.claim_dedup(name, dedup_id, new_id)
+            if holder in ("", new_id):
+                return self._start(workflow, instance_id=new_id, **options)
+            meta = self.store.get_meta(holder)
+            if meta is None:  # claimed a moment ago by a start still creating it: give it a moment
+                time.sleep(DEDUP_CREATE_GRACE)
+                meta = self.store.get_meta(holder)
+            if meta is not None and not meta.is_terminal:
+                return holder  # the live instance this dedup id belongs to
+            if flow.claim_dedup(name, dedup_id, new_id, replacing=holder) in ("", new_id):  # finished: free again
+                return self._start(workflow, instance_id=new_id, **options)
+        raise OrchestratorError(f"dedup_id {dedup_id!r} of workflow {name!r} kept changing hands; try again")
+
+    def _start(self, workflow: Callable[..., Any] | str, *, input: Any, instance_id: str | None,
+               start_at: datetime | None, reuse_id_policy: str | None, app_id: str | None,
+               version: str | None, priority: int | None) -> str:
         if version is not None:
             validate_name(version, "version")
         name = validate_name(registered_name(workflow), "workflow name")
@@ -137,16 +178,16 @@ class WorkflowClient:
         now = self.clock()
         started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
         # The first step's message, pushed by the store iff the start is due now (when the publisher can build it).
-        step = self._outgoing.step_message(instance_id, app)
+        step = self._outgoing.step_message(instance_id, app, priority)
         replace = reuse_id_policy == "replace" or (reuse_id_policy is None and self.settings.reuse_finished_ids)
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
-                                                  start_at=due, replace=replace, step_message=step)
+                                                  start_at=due, replace=replace, step_message=step, priority=priority)
         if code == -1:
             hint = ("; only a finished instance's id can be reused" if replace
                     else "; pass reuse_id_policy='replace' to replace a finished one")
             raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status}){hint}")
         if code == WAKE and step is None:
-            self._wake(instance_id, app)
+            self._wake(instance_id, app, priority)
         return instance_id
 
     def _app_of(self, workflow: str) -> str | None:
@@ -304,6 +345,15 @@ class WorkflowClient:
     def ping(self) -> bool:
         """Does the store answer? Raises when it cannot be reached."""
         return self.store.ping()
+
+    def list_processes(self, *, include_dead: bool = False) -> list[dict[str, Any]]:
+        """The worker processes in the registry (worker/liveness.py), newest heartbeat first: process id,
+        app id, host, pid, kind, the workflows (name -> versions) and activities it registers, its
+        claimed work (``<id>|<task key>`` or ``<id>|step``), last heartbeat (ms) and ``alive``.
+        Dead ones (heartbeat older than ``process_expiry``, not yet reaped) only with ``include_dead``."""
+        now, expiry = self.clock(), int(self.settings.process_expiry * 1000)
+        found = self.store.liveness.processes(None if include_dead else now - expiry)
+        return [{**p.to_dict(), "alive": p.heartbeat >= now - expiry} for p in found]
 
     def recorded_metrics(self) -> dict[str, Any]:
         """The metrics every process recorded, aggregated (``orchestrator.metrics.read_recorded``)."""
@@ -519,17 +569,26 @@ class WorkflowClient:
             if meta is not None:
                 self._wake(instance_id, meta.app)
 
-    def _wake(self, instance_id: str, app: str) -> None:
+    def _wake(self, instance_id: str, app: str, priority: int | None = None) -> None:
         """Publish the step for a change already stored. The store marked the instance ready in the
         same script, so when the broker cannot take the message now, a pool's sweeper publishes the
         step within ``stale_after`` seconds: the call has succeeded and must not invite a retry."""
         try:
-            self._publisher.send_step(instance_id, app)
+            if priority is None:
+                self._publisher.send_step(instance_id, app)
+            else:
+                self._outgoing.send_priority_step(instance_id, app, priority)
         except PUBLISH_ERRORS as exc:
             log.warning("instance %s: could not publish its step (%s); a sweeper will", instance_id, exc)
 
     def _payload(self, value: Any, what: str) -> Any:
         return check_payload(value, what, self.settings.max_payload_bytes)
+
+    # -- flow control (docs/flow-control.md) -----------------------------------------------------------
+    def flow_control_status(self) -> list[dict[str, Any]]:
+        """Every limited workflow type and activity: slots running and work waiting, by key."""
+        flow = FlowStore.of(self.store)
+        return [flow.status(scope) for scope in flow.scopes()]
 
     # -- schedules (orchestrator/scheduling.py; docs/schedules.md) ------------------------------------
     @property

@@ -8,8 +8,11 @@ them without importing the store.
 from __future__ import annotations
 
 from .core.errors import (
+    ActivityHeartbeatTimeoutError,
     ActivityNotRegisteredError,
+    ActivityStartToCloseTimeoutError,
     ActivityTimeoutError,
+    ActivityWorkerLostError,
     CircuitOpenError,
     FailureDetails,
     IdempotencyKeyReusedError,
@@ -23,8 +26,10 @@ from .core.errors import (
     PayloadTooLargeError,
     ScheduleExistsError,
     ScheduleNotFoundError,
+    StepWorkerLostError,
     TaskFailedError,
     WorkflowNotRegisteredError,
+    WorkflowStepDeadlineError,
 )
 from .core.history import HistoryFormatError
 from .core.rerun import RerunError
@@ -32,12 +37,13 @@ from .core.retry import NonRetryableError
 from .store.connection import RedisAuthError, RedisUnavailableError, StoreError, StoreUnavailable
 
 __all__ = [
-    "ActivityNotRegisteredError", "ActivityTimeoutError", "CircuitOpenError", "FailureDetails", "HistoryFormatError",
+    "ActivityHeartbeatTimeoutError", "ActivityNotRegisteredError", "ActivityStartToCloseTimeoutError",
+    "ActivityTimeoutError", "ActivityWorkerLostError", "CircuitOpenError",
+    "FailureDetails", "HistoryFormatError",
     "IdempotencyKeyReusedError",
     "InstanceAlreadyExistsError", "InstanceFinishedError", "InstanceNotFoundError", "InstanceRunningError",
     "NonDeterminismError", "NonRetryableError", "OrchestratorError", "PayloadError", "PayloadTooLargeError",
     "RedisAuthError",
-    "RedisUnavailableError", "RerunError", "ScheduleExistsError", "ScheduleNotFoundError",
-    "StoreError", "StoreUnavailable", "TaskFailedError",
-    "WorkflowNotRegisteredError",
+    "RedisUnavailableError", "RerunError", "ScheduleExistsError", "ScheduleNotFoundError", "StepWorkerLostError",
+    "StoreError", "StoreUnavailable", "TaskFailedError", "WorkflowNotRegisteredError", "WorkflowStepDeadlineError",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .core.context import NAME_ATTRIBUTE
+from .core.flow import flow_policy
 from .core.registry import Registry
 from .logger import apply_logger_options, setting_options
 from .settings import Settings, load_settings, redact_url
@@ -75,13 +76,16 @@ class WorkflowRuntime:
 
     # -- registration (Dapr-compatible) ---------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None,
-                          version: str | None = None, is_latest: bool | None = None) -> None:
+                          version: str | None = None, is_latest: bool | None = None, **flow: Any) -> None:
         """Register a workflow under ``name`` (default: its ``alternate_name``, else its ``__name__``).
         ``version`` registers one named version of ``name``: new instances run the latest (the one
         registered ``is_latest``, else the highest in natural order), running ones keep the version
         they started with (README: Versioning). A function or name registered twice raises
-        ``ValueError``. On a started runtime the name is announced at once, so it can be scheduled."""
-        self.registry.add_workflow(fn, _name_for(fn, name, "Workflow"), version, is_latest)
+        ``ValueError``. On a started runtime the name is announced at once, so it can be scheduled.
+        ``flow``: the flow-control options of ``orchestrator.core.flow.FlowPolicy`` (docs/flow-control.md)."""
+        key = self.registry.add_workflow(fn, _name_for(fn, name, "Workflow"), version, is_latest)
+        if flow:
+            self.registry.set_flow("workflow", key, flow_policy(**flow))
         if self._thread is not None:
             self.announce()
 
@@ -91,15 +95,19 @@ class WorkflowRuntime:
         ``name``; the one registered ``is_latest=True`` is what new instances run."""
         self.register_workflow(fn, name=name, version=version_name or fn.__name__, is_latest=is_latest)
 
-    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        self.registry.add_activity(fn, _name_for(fn, name, "Activity"))
+    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None, **flow: Any) -> None:
+        key = self.registry.add_activity(fn, _name_for(fn, name, "Activity"))
+        if flow:
+            self.registry.set_flow("activity", key, flow_policy(**flow))
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None, version: str | None = None) -> Any:
-        """``@wfr.workflow``, ``@wfr.workflow(name="...")`` or ``@wfr.workflow(name="...", version="2")``.
-        Returns the function wrapped as Dapr's decorator does (carrying ``_dapr_alternate_name``);
-        calling the wrapper calls the function."""
+    def workflow(self, __fn: F | None = None, *, name: str | None = None, version: str | None = None,
+                 **flow: Any) -> Any:
+        """``@wfr.workflow``, ``@wfr.workflow(name="...")`` or ``@wfr.workflow(name="...", version="2")``;
+        flow control: ``concurrency=``, ``concurrency_key=``, ``key_concurrency=``, ``rate=``, ``per=``,
+        ``rate_per_key=``, ``priority=`` (docs/flow-control.md). Returns the function wrapped as Dapr's
+        decorator does (carrying ``_dapr_alternate_name``); calling the wrapper calls the function."""
         def decorate(fn: F) -> F:
-            self.register_workflow(fn, name=name, version=version)
+            self.register_workflow(fn, name=name, version=version, **flow)
             return _wrapper(fn)
         return decorate(__fn) if __fn is not None else decorate
 
@@ -111,10 +119,10 @@ class WorkflowRuntime:
             return _wrapper(fn)
         return decorate(__fn) if __fn is not None else decorate
 
-    def activity(self, __fn: F | None = None, *, name: str | None = None) -> Any:
-        """``@wfr.activity`` or ``@wfr.activity(name="...")``."""
+    def activity(self, __fn: F | None = None, *, name: str | None = None, **flow: Any) -> Any:
+        """``@wfr.activity`` or ``@wfr.activity(name="...")``; the same flow-control options as ``workflow``."""
         def decorate(fn: F) -> F:
-            self.register_activity(fn, name=name)
+            self.register_activity(fn, name=name, **flow)
             return _wrapper(fn)
         return decorate(__fn) if __fn is not None else decorate
 

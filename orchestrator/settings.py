@@ -73,11 +73,12 @@ class Settings:
     # (ActivityWorkerLostError, then the retry policy decides) or fails its instance (a step:
     # StepWorkerLostError).
     lost_attempt_retries: int = 1
-    # A workflow step (the workflow code between two yields) running longer than this is stopped and
-    # its instance failed with WorkflowStepDeadlineError (Temporal's deadlock detector); 0 turns it off.
+    # A workflow step (the workflow code between two yields) running longer than this (5 x as long
+    # blocked in a call) is stopped and its instance failed with WorkflowStepDeadlineError (Temporal's
+    # deadlock detector); 0 turns it off.
     step_deadline: float = 2.0
     # Strict mode: workflow code calling datetime.now(), time.time() or random fails its instance with
-    # NondeterminismError instead of only logging a warning.
+    # NonDeterminismError instead of only logging a warning.
     strict_determinism: bool = False
     # SIGTERM (a deploy): running work gets this long to finish, then what is left is handed back.
     shutdown_grace: float = 30.0

@@ -50,6 +50,7 @@ from .core.registry import Registry
 from .core.vocabulary import TERMINAL
 from .replayer import Replayer, ReplayReport, ReplayResult, assert_replays
 from .store.fake import fake_redis
+from .store.flow import FlowStore
 from .store.records import ActivityRecord
 from .store.redis_store import RedisStore
 from .store.schedules import ScheduleStore
@@ -205,6 +206,7 @@ def _copy_registry(source: Any) -> Registry:
     copy.workflows, copy.activities = dict(registry.workflows), dict(registry.activities)
     copy.workflow_versions = {name: dict(v) for name, v in registry.workflow_versions.items()}
     copy.latest = dict(registry.latest)
+    copy.flow = dict(registry.flow)
     return copy
 
 
@@ -276,8 +278,10 @@ class WorkflowTestEnvironment:
         return next(iter(self.publisher.engines.values())).fire_due_timers()
 
     def _next_timer_ms(self) -> int | None:
-        """The soonest of the next durable timer and the next due schedule (advance fires both)."""
-        due = [t for t in (self.store.next_timer_at(), ScheduleStore.of(self.store).next_due()) if t is not None]
+        """The soonest of the next durable timer, due schedule and rate-limited work (advance moves
+        the clock to each in turn)."""
+        due = [t for t in (self.store.next_timer_at(), ScheduleStore.of(self.store).next_due(),
+                           FlowStore.of(self.store).next_delayed()) if t is not None]
         return min(due) if due else None
 
     # -- driving workflows --------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Processes: ``worker`` (a pool), ``serve`` (the HTTP API), ``dev`` (Redis + pool + API in one
 command), ``demo``. Instances: ``start``, ``wait``, ``status``, ``list``, ``history``, ``raise-event``,
 ``terminate``, ``suspend``, ``resume``, ``purge``; schedules: ``schedule create/list/show/pause/
-resume/delete/trigger/backfill`` (human-readable output, ``--json`` for machines).
+resume/delete/trigger/backfill``; ``pools`` (the live worker processes) (human-readable output,
+``--json`` for machines).
 Exit codes (see :mod:`orchestrator.cli.common`): 0 ok, 1 the operation or the instance failed,
 2 bad usage, 130 a wait interrupted by Ctrl-C.
 """
@@ -15,6 +16,7 @@ import os
 import click
 
 from .instances import COMMANDS as INSTANCE_COMMANDS
+from .pools import COMMANDS as POOL_COMMANDS
 from .schedules import COMMANDS as SCHEDULE_COMMANDS
 from .stack import COMMANDS as PROCESS_COMMANDS
 from .stack import load_runtime
@@ -37,5 +39,5 @@ def main(redis_url: str | None, config_path: str | None) -> None:
         os.environ["ORCH_CONFIG"] = os.path.abspath(config_path)
 
 
-for _command in (*PROCESS_COMMANDS, *INSTANCE_COMMANDS, *SCHEDULE_COMMANDS):
+for _command in (*PROCESS_COMMANDS, *INSTANCE_COMMANDS, *SCHEDULE_COMMANDS, *POOL_COMMANDS):
     main.add_command(_command)

@@ -100,14 +100,18 @@ def _ack(as_json: bool, instance_id: str, op: str, human: str) -> None:
               help="With --id: 'replace' replaces a finished instance of that id (default: error).")
 @click.option("--app-id", default=None, help="Route the start to this app's pool (default: the app serving NAME).")
 @click.option("--start-at", type=ISO_TIME, default=None, help="Start at this ISO 8601 time instead of now.")
+@click.option("--priority", type=click.IntRange(0, 9), default=None,
+              help="0 (first, the default) to 9 (last): its order in the queues (docs/flow-control.md).")
+@click.option("--dedup-id", default=None, help="While a run started with this id is live, print its id instead.")
 @json_option
 @operation
 def start(name: str, input_: Any, instance_id: str | None, wait: bool, timeout: float | None, quiet: bool,
-          reuse_id_policy: str | None, app_id: str | None, start_at: Any, as_json: bool) -> None:
+          reuse_id_policy: str | None, app_id: str | None, start_at: Any, priority: int | None, dedup_id: str | None,
+          as_json: bool) -> None:
     """Start workflow NAME. Prints the instance id (or, with --wait, its final state)."""
     c = client()
     new_id = c.schedule_new_workflow(name, input=input_, instance_id=instance_id, reuse_id_policy=reuse_id_policy,
-                                     app_id=app_id, start_at=start_at)
+                                     app_id=app_id, start_at=start_at, priority=priority, dedup_id=dedup_id)
     if not wait:
         emit(as_json, {"instance_id": new_id}, new_id)
         return

@@ -108,21 +108,24 @@ class WorkflowContext:
         app_id: str | None = None,
         timeout: timedelta | None = None,
         propagation: PropagationScope | None = None,
+        heartbeat_timeout: timedelta | None = None,
+        start_to_close_timeout: timedelta | None = None,
     ) -> Task[Any]:
-        """Dapr's signature plus ``timeout`` (our extension): each attempt that has not delivered
-        its result ``timeout`` after it was scheduled fails with ``ActivityTimeoutError`` (retried if
-        ``retry_policy`` allows) and its late result is dropped. A durable timer, so it survives crashes."""
+        """Dapr's signature plus our extensions: ``timeout``: each attempt that has not delivered its
+        result ``timeout`` after it was scheduled fails with ``ActivityTimeoutError`` (retried if
+        ``retry_policy`` allows) and its late result is dropped (a durable timer, so it survives
+        crashes). ``heartbeat_timeout`` (Temporal's): an attempt that goes that long without
+        ``ctx.heartbeat()`` fails with ``ActivityHeartbeatTimeoutError``; ``start_to_close_timeout``:
+        one running that long after it started fails with ``ActivityStartToCloseTimeoutError``."""
         name = validate_name(registered_name(activity), "activity name")
         _check_app_id(app_id)
         payload = to_json_compatible(input, f"input of activity {name!r}")
         request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id,
                    "propagation": scope_of(propagation)}
-        if timeout is not None:
-            if not isinstance(timeout, timedelta):
-                raise TypeError(f"timeout of activity {name!r} must be a timedelta, got {timeout!r}")
-            if timeout <= timedelta(0):
-                raise ValueError(f"timeout of activity {name!r} must be positive, got {timeout!r}")
-            request["timeout_ms"] = max(1, int(timeout.total_seconds() * 1000))
+        for field, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout),
+                             ("start_to_close_timeout", start_to_close_timeout)):
+            if value is not None:
+                request[f"{field}_ms"] = _positive_ms(value, f"{field} of activity {name!r}")
         return self._schedule(request, retry_policy)
 
     def call_child_workflow(
@@ -268,7 +271,9 @@ class WorkflowContext:
         task: ActivityTask[Any] | ChildWorkflowTask[Any]
         if request["kind"] == "activity":
             self._actions[seq] = TaskScheduled(
-                ts=self._now_ms, seq=seq, name=name, input=payload, app_id=app_id, attempt=attempt
+                ts=self._now_ms, seq=seq, name=name, input=payload, app_id=app_id, attempt=attempt,
+                heartbeat_ms=request.get("heartbeat_timeout_ms"),
+                start_to_close_ms=request.get("start_to_close_timeout_ms"),
             )
             task = ActivityTask(seq, name, self._token(seq))
             task.attempt = attempt
@@ -354,6 +359,14 @@ _MASK64 = (1 << 64) - 1
 
 def _patch_name(name: Any, what: str) -> str:
     return validate_name(name, f"the patch name of {what}")
+
+
+def _positive_ms(value: Any, what: str) -> int:
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{what} must be a timedelta, got {value!r}")
+    if value <= timedelta(0):
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return max(1, int(value.total_seconds() * 1000))
 
 
 def _check_app_id(app_id: Any) -> None:

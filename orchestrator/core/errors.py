@@ -10,6 +10,11 @@ multiprocessing pass exceptions that way; the engine's own wire stays msgpack an
      +-- NonDeterminismError          the code asked for something else than history recorded
      +-- ActivityTimeoutError         an attempt outlived call_activity's timeout (recorded by name)
      +-- CircuitOpenError             an attempt refused by its open circuit breaker (recorded by name)
+     +-- ActivityWorkerLostError      an attempt lost with its worker process too often (recorded by name)
+     +-- ActivityHeartbeatTimeoutError    an attempt sent no heartbeat for heartbeat_timeout (recorded by name)
+     +-- ActivityStartToCloseTimeoutError an attempt ran start_to_close_timeout since it started (by name)
+     +-- StepWorkerLostError          a step lost with its worker process too often: the instance fails
+     +-- WorkflowStepDeadlineError    workflow code ran step_deadline without yielding: the instance fails
      +-- WorkflowNotRegisteredError   no pool registers the workflow (or that version of it)
      +-- ActivityNotRegisteredError   the pool an activity was routed to does not register it
      +-- InstanceNotFoundError        no instance with that id
@@ -186,6 +191,30 @@ class CircuitOpenError(OrchestratorError):
     """An activity attempt was refused because its circuit breaker is open (see worker/circuit.py).
 
     Recorded (as the bare type name) with ``retry_after_ms`` = the rest of the cool-down."""
+
+
+class ActivityWorkerLostError(OrchestratorError):
+    """An activity attempt whose worker process died (or stopped heartbeating) while running it, more
+    than ``lost_attempt_retries`` times: counted as a failed attempt (worker/liveness.py)."""
+
+
+class ActivityHeartbeatTimeoutError(OrchestratorError):
+    """An activity attempt with ``heartbeat_timeout`` went that long without ``ctx.heartbeat()``
+    (worker/heartbeats.py); recorded by name, retried per the call's policy."""
+
+
+class ActivityStartToCloseTimeoutError(OrchestratorError):
+    """An activity attempt ran ``start_to_close_timeout`` since it started (worker/heartbeats.py)."""
+
+
+class StepWorkerLostError(OrchestratorError):
+    """A workflow step whose worker process died while running it, more than ``lost_attempt_retries``
+    times in a row: the instance fails, so that its code takes no more processes down."""
+
+
+class WorkflowStepDeadlineError(OrchestratorError):
+    """Workflow code ran ``step_deadline`` seconds without yielding (a loop that never yields, or
+    blocking work in workflow code): the step is stopped and the instance fails (worker/deadline.py)."""
 
 
 class WorkflowNotRegisteredError(OrchestratorError):

@@ -84,14 +84,19 @@ class ExecutionStarted(HistoryEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskScheduled(HistoryEvent):
-    """The workflow asked for activity ``name``; ``seq`` identifies the call within the instance."""
+    """The workflow asked for activity ``name``; ``seq`` identifies the call within the instance.
+    ``heartbeat_ms`` / ``start_to_close_ms``: the attempt's heartbeat and start-to-close timeouts
+    (``call_activity(heartbeat_timeout=, start_to_close_timeout=)``), None when not set."""
 
     KIND: ClassVar[int] = 3
+    OPTIONAL_TAIL: ClassVar[int] = 2
     seq: int
     name: str
     input: Any = None
     app_id: str | None = None
     attempt: int = 1
+    heartbeat_ms: int | None = None
+    start_to_close_ms: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import NAME_ATTRIBUTE, registered_name
+from .flow import FlowPolicy, activity_scope, workflow_scope
 from .identifiers import name_problem, validate_name
 
 UNVERSIONED = ""
@@ -36,6 +37,21 @@ class Registry:
         self.workflow_versions: dict[str, dict[str, Callable[..., Any]]] = {}  # name -> {version: fn}
         self.latest: dict[str, str] = {}  # name -> the version registered with is_latest=True
         self._names: dict[int, tuple[str, str]] = {}  # id(fn) -> (what, name) it is registered as
+        self.flow: dict[str, FlowPolicy] = {}  # core/flow.py scope ("w:<name>" / "a:<name>") -> its limits
+
+    def set_flow(self, kind: str, name: str, policy: FlowPolicy | None) -> None:
+        """The limits of workflow (``kind`` "workflow") or activity ``name`` (None: none)."""
+        scope = workflow_scope(name) if kind == "workflow" else activity_scope(name)
+        if policy is None:
+            self.flow.pop(scope, None)
+        else:
+            self.flow[scope] = policy
+
+    def workflow_flow(self, name: str) -> FlowPolicy | None:
+        return self.flow.get(workflow_scope(name))
+
+    def activity_flow(self, name: str) -> FlowPolicy | None:
+        return self.flow.get(activity_scope(name))
 
     def _claim(self, fn: Callable[..., Any], what: str, key: str) -> None:
         """Refuse a function registered before (Dapr: "Workflow f already registered as n")."""

@@ -102,6 +102,9 @@ class _Replayer:
         self.completion: ExecutionCompleted | ContinuedAsNew | None = None
         self.position = 0
         self.step = 0  # orchestration steps (StepStarted batches) applied so far
+        # Times the workflow code gave control back (each yield, return or raise): a watchdog that
+        # sees it stand still knows the code is stuck between two yields (worker/deadline.py).
+        self.yields = 0
         self.received: list[Task[Any]] = []  # tasks whose outcome the code's yields received this step
         self._event_index: dict[ExternalEventTask[Any], int] = {}  # waiter -> history index of its event
         self._buffered_index: dict[int, int] = {}  # id(buffered EventRaised) -> its history index
@@ -116,9 +119,11 @@ class _Replayer:
                 result = self.workflow(self.ctx)
             else:
                 result = self.workflow(self.ctx, coerce(input_annotation(self.workflow), from_payload(event.input)))
-        except Exception as exc:  # noqa: BLE001 - the workflow's own failure becomes its outcome
+        except BaseException as exc:  # noqa: BLE001 - the workflow's own failure (SystemExit too) is its outcome
             self._fail(exc)
             return
+        finally:
+            self.yields += 1
         if inspect.isgenerator(result):
             self.gen = cast("Generator[Task[Any], Any, Any]", result)  # what it yields is checked as it runs
             self._advance(None, None)
@@ -136,9 +141,11 @@ class _Replayer:
                 return
             except NonDeterminismError:
                 raise
-            except Exception as exc:  # noqa: BLE001
-                self._fail(exc)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too: the instance fails, not
+                self._fail(exc)           # the process running it
                 return
+            finally:
+                self.yields += 1
             if self.ctx._continue_as_new is not None:
                 self._complete(None)
                 return
@@ -443,6 +450,11 @@ class WorkflowExecution:
     @property
     def finished(self) -> bool:
         return self._r.completion is not None
+
+    @property
+    def yields(self) -> int:
+        """Times the workflow code gave control back so far (a watchdog's sign of progress)."""
+        return self._r.yields
 
     @property
     def completion(self) -> ExecutionCompleted | ContinuedAsNew | None:

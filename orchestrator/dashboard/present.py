@@ -66,6 +66,7 @@ def instance_view(meta: InstanceMeta) -> dict[str, Any]:
         "input": clip(meta.input),
         "output": clip(meta.output),
         "custom_status": clip(meta.custom_status),
+        "queued": meta.flow_wait,  # why a PENDING run waits (flow control: a concurrency slot, a rate limit)
         "failure": None if failure is None else {
             "error_type": failure.error_type,
             "message": failure.message,

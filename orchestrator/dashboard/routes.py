@@ -76,6 +76,12 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     _action_routes(router, client)
     _apilog_routes(router, client)
     schedule_routes(router, client, _act)
+
+    @router.get("/api/pools")
+    def pools() -> dict[str, Any]:
+        """The worker processes (live and expired-not-reaped), through the client."""
+        return {"items": client.list_processes(include_dead=True)}
+
     return router
 
 

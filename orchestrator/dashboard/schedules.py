@@ -15,6 +15,10 @@ def schedule_routes(router: APIRouter, client: Any, act: Any) -> None:
     def schedules() -> dict[str, Any]:
         return {"items": [i.to_dict() for i in client.list_schedules(limit=1000)]}
 
+    @router.get("/api/flow")
+    def flow() -> dict[str, Any]:
+        return {"scopes": client.flow_control_status()}
+
     @router.get("/api/schedules/{schedule_id}")
     def schedule(schedule_id: str) -> dict[str, Any]:
         try:

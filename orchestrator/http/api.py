@@ -168,6 +168,13 @@ async def counts(request: Request,
                       created_from=created_from, created_to=created_to)
 
 
+@router.get("/api/pools", responses=_ERRORS, tags=["Operations"],
+            summary="The live worker processes: app id, host, pid, registered names, claimed work, last heartbeat")
+async def list_pools(request: Request, include_dead: bool = Query(False, description="also expired, unreaped ones")
+                     ) -> Any:
+    return await call("ERR_LIST_POOLS", request.app.state.client.list_processes, include_dead=include_dead)
+
+
 @router.get("/healthz", tags=["Operations"], summary="200 when Redis answers, 503 otherwise (no token needed)")
 async def healthz(request: Request) -> Any:
     try:

@@ -85,6 +85,12 @@ async def list_schedules(request: Request, offset: int = Query(0, ge=0),
     return {"items": [i.to_dict() for i in items]}
 
 
+@router.get("/api/flow", tags=["Schedules"],
+            summary="Flow control: every limited workflow type and activity, running and waiting by key")
+async def flow_status(request: Request) -> Any:
+    return {"scopes": await call("ERR_FLOW_STATUS", request.app.state.client.flow_control_status)}
+
+
 @router.get("/api/schedules/{schedule_id}", responses=_ERRORS, tags=["Schedules"], summary="One schedule")
 async def get_schedule(request: Request, schedule_id: str) -> Any:
     return (await _schedule_call("ERR_GET_SCHEDULE", request.app.state.client.get_schedule, schedule_id)).to_dict()

@@ -40,7 +40,10 @@ worker process; ``P:proc:<process id>`` (hash) is its record (app, host, pid, na
 broker delivery tags it holds). ``P:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
 activity attempt, or ``<id>|step``, -> the process running it) is written by the script that takes
 the work and cleared by the one that finishes it; ``P:lost`` (hash, per shard, same fields) counts
-how often that work's process died holding it (poison protection).
+how often that work's process died holding it (poison protection). ``P:deadlines`` (zset, per shard:
+``hb|<id>|<task key>`` / ``stc|<id>|<task key>`` -> when the attempt's heartbeat or start-to-close
+timeout runs out, ms) and ``P:{id}:hbd`` (hash: ``<run>.<gen>|<activity>|<input digest>`` -> the
+last heartbeat details, packed; expires a week after the last write) serve activity heartbeats.
 
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format
 (the rule is ``core/identifiers.py``'s ``validate_instance_id``).
@@ -75,6 +78,7 @@ class ShardKeys:
     activities: str
     claims: str
     lost: str
+    deadlines: str
     index_all: str
     index_names: str
     _status: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -82,7 +86,7 @@ class ShardKeys:
     @classmethod
     def at(cls, base: str) -> ShardKeys:
         return cls(base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:claims", f"{base}:lost", f"{base}:idx:all", f"{base}:idx:names",
+                   f"{base}:claims", f"{base}:lost", f"{base}:deadlines", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
     def status_index(self, status: str) -> str:
@@ -170,6 +174,10 @@ class KeySchema:
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
         return f"{self.prefix}:circuit:{app_id}:{activity}"
+
+    def heartbeat_details(self, instance_id: str) -> str:
+        """Hash: the last heartbeat details of the instance's activity calls (worker/heartbeats.py)."""
+        return f"{self.prefix}:{{{instance_id}}}:hbd"
 
     def process(self, process_id: str) -> str:
         """Hash: one worker process's record (worker/liveness.py)."""

@@ -72,6 +72,10 @@ class ProcessRegistry:
             pipe.hset(self.keys.process(process_id), mapping=mapping)  # type: ignore[arg-type]
         pipe.execute()
 
+    def mark_dead(self, process_id: str) -> None:
+        """Date the process's heartbeat back to 0: the next sweep reaps it as dead."""
+        self.redis.zadd(self.keys.procs, {process_id: 0}, xx=True)
+
     def deregister(self, process_id: str) -> list[tuple[str, int]]:
         """The process leaves (a graceful shutdown): its record goes, and the work it still held,
         which the caller hands back (not counted as lost)."""
@@ -132,9 +136,11 @@ class ProcessRegistry:
                                                     attempts)
         return list(zip(codes, holders))
 
-    def take_step(self, me: str, instance_id: str, alive_since: int) -> int:
-        """Claim the instance's step; how many times in a row its process died holding it."""
-        return self.scripts.take_step(self.keys.procs, self.keys.shard_of(instance_id), me, alive_since, instance_id)
+    def take_step(self, me: str, instance_id: str, alive_since: int, force: bool = False) -> tuple[int, str]:
+        """Claim the instance's step: (times in a row its process died holding it, the live process
+        holding it, which keeps it unless ``force``, or '')."""
+        return self.scripts.take_step(self.keys.procs, self.keys.shard_of(instance_id), me, alive_since, instance_id,
+                                      force)
 
     def release(self, claims: list[str]) -> None:
         """Drop claims this process took but hands back unrun (a batch sending the rest back to the queue)."""
@@ -143,6 +149,49 @@ class ProcessRegistry:
             for claim in claims:
                 pipe.hdel(self.keys.shard_of(split_member(claim)[0]).claims, claim)
             pipe.execute()
+
+    # -- attempt deadlines and heartbeat details (worker/heartbeats.py) ---------------------------
+    def arm(self, deadlines: list[tuple[str, str, int]]) -> None:
+        """Deadlines ``(kind, claim, at ms)``: kind ``hb`` (heartbeat) or ``stc`` (start-to-close)."""
+        if deadlines:
+            pipe = self.redis.pipeline(transaction=False)
+            for kind, claim, at in deadlines:
+                pipe.zadd(self.keys.shard_of(split_member(claim)[0]).deadlines, {f"{kind}|{claim}": at})
+            pipe.execute()
+
+    def disarm(self, claims: list[str]) -> None:
+        if claims:
+            pipe = self.redis.pipeline(transaction=False)
+            for claim in claims:
+                key = self.keys.shard_of(split_member(claim)[0]).deadlines
+                pipe.zrem(key, f"hb|{claim}", f"stc|{claim}")
+            pipe.execute()
+
+    def heartbeat(self, claim: str, deadline: int | None, instance_id: str, field: str,
+                  packed: bytes | None) -> None:
+        """An attempt's heartbeat: its heartbeat deadline moves to ``deadline`` (if armed), and
+        ``packed`` details are kept for the call's next attempt (a week after the last write)."""
+        pipe = self.redis.pipeline(transaction=False)
+        if deadline is not None:
+            pipe.zadd(self.keys.shard_of(instance_id).deadlines, {f"hb|{claim}": deadline}, xx=True)
+        if packed is not None:
+            key = self.keys.heartbeat_details(instance_id)
+            pipe.hset(key, field, packed)
+            pipe.pexpire(key, 7 * 24 * 3600 * 1000)
+        pipe.execute()
+
+    def heartbeat_details(self, instance_id: str, field: str) -> bytes | None:
+        value = self.redis.hget(self.keys.heartbeat_details(instance_id), field)
+        return value if isinstance(value, bytes) or value is None else str(value).encode()
+
+    def due_deadlines(self, now: int, limit: int = 500) -> list[tuple[str, str]]:
+        """Deadlines that ran out: ``(kind, claim)``, taken once whoever polls."""
+        out = []
+        for shard in self.keys.shards():
+            for entry in self.scripts.pop_due(shard.deadlines, now, limit):
+                kind, _, claim = entry.partition("|")
+                out.append((kind, claim))
+        return out
 
     def holders(self, claims: list[str]) -> list[str | None]:
         """The process holding each of ``claims``, None where nobody does."""

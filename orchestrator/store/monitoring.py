@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from ..core.flow import priority_lists
 from ..settings import redact_url
 from .connection import connect
 
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
     from .redis_store import RedisStore
 
 API_LOG_MAXLEN = 10_000
-# kombu's Redis transport keeps one list per priority: the queue's name, then these suffixes.
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+# kombu's Redis transport keeps one list per priority: the queue's name, then these suffixes (every
+# priority 0..9 the engine uses, core/flow.py).
+_PRIORITY_SUFFIXES = tuple(name.removeprefix("q") for name in priority_lists("q"))
 
 
 def _text(value: Any) -> str:

@@ -68,6 +68,10 @@ class InstanceMeta:
     parent_run: str | None = None  # the run id of the parent run that started this child
     run: str = ""  # the run id (core/vocabulary.py); "" for an instance created before run ids existed
     stalled: str | None = None  # the recorded workflow version no pool that tried could run (Dapr's STALLED)
+    priority: int | None = None  # its start's priority 0-9 (core/flow.py); None: the default
+    flow_wait: str | None = None  # why it waits before its first step (flow control), while it does
+    flow_scope: str | None = None  # the flow-control scope whose slot or queue it is in (core/flow.py)
+    flow_rate_at: int | None = None  # when its rate-limited start was reserved for (ms)
 
     @property
     def is_terminal(self) -> bool:
@@ -106,6 +110,10 @@ class InstanceMeta:
             parent_run=text("parent_run"),
             run=text("run") or "",
             stalled=text(STALLED_FIELD),
+            priority=int(get("prio") or 0) if get("prio") else None,
+            flow_wait=text("flow_wait") or None,
+            flow_scope=text("flow") or None,
+            flow_rate_at=int(get("flow_rt") or 0) or None,
         )
 
     @property
@@ -173,6 +181,11 @@ class ActivityRecord(TypedDict):
     wf: str  # the workflow (for logs, and whether its step can run where the activity ran)
     wapp: str  # the app that runs the workflow's steps
     attempt: int
+    pr: NotRequired[int]  # its priority 0-9 (core/flow.py; absent: the default)
+    rt: NotRequired[int]  # flow control: its rate-limit slot (ms) is reserved (worker/flow.py)
+    hb: NotRequired[int]  # heartbeat timeout (ms), when the call set one
+    stc: NotRequired[int]  # start-to-close timeout (ms), when the call set one
+    hops: NotRequired[int]  # times a pool lacking the activity sent it back to its queue
 
 
 class ChildStart(TypedDict):
@@ -214,9 +227,18 @@ Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
 
 
 def activity_record(meta: InstanceMeta, seq: int, name: str, input: Any, app_id: str | None,
-                    attempt: int) -> ActivityRecord:
-    return {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run, "name": name,
-            "input": input, "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app, "attempt": attempt}
+                    attempt: int, heartbeat_ms: int | None = None,
+                    start_to_close_ms: int | None = None) -> ActivityRecord:
+    rec: ActivityRecord = {"k": "a", "id": meta.instance_id, "gen": meta.generation, "seq": seq, "run": meta.run,
+                           "name": name, "input": input, "app": app_id or meta.app, "wf": meta.name, "wapp": meta.app,
+                           "attempt": attempt}
+    if meta.priority is not None:
+        rec["pr"] = meta.priority
+    if heartbeat_ms:
+        rec["hb"] = heartbeat_ms
+    if start_to_close_ms:
+        rec["stc"] = start_to_close_ms
+    return rec
 
 
 def activity_task_key(record: ActivityRecord) -> str:

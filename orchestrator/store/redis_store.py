@@ -187,6 +187,7 @@ class RedisStore:
         step_message: tuple[str, bytes] | None = None,
         seed: Seed | None = None,
         run: str | None = None,
+        priority: int | None = None,
     ) -> tuple[int, str]:
         """Returns (code, status): 2 created and due now, 1 created (scheduled), 0 same child
         already exists, -1 the id is taken (status of the existing instance).
@@ -203,7 +204,8 @@ class RedisStore:
         rerun), instead of PENDING with ``started`` in its inbox.
 
         Every create starts a new run: ``run`` (default: a fresh ``records.new_run_id()``) is stored as
-        the instance's run id, which its task keys and wake tokens carry (core/vocabulary.py)."""
+        the instance's run id, which its task keys and wake tokens carry (core/vocabulary.py).
+        ``priority`` (0-9, core/flow.py) is recorded for its steps and activities (None: the default)."""
         validate_instance_id(instance_id)
         run = run or new_run_id()
         k = self.keys.instance(instance_id)
@@ -221,6 +223,7 @@ class RedisStore:
             "parent_app": parent_app,
             "parent_run": parent_run,
             "push_message": step_message[1] if step_message else "",
+            "prio": "" if priority is None else str(priority),
         }
         if seed is not None:
             blob["seed"] = {

@@ -38,7 +38,7 @@ from ..core.vocabulary import (
     WAIT_ALL,
     Status,
 )
-from .keys import InstanceKeys, ShardKeys
+from .keys import FlowKeys, InstanceKeys, ShardKeys
 
 
 class DeliverCode(IntEnum):
@@ -164,6 +164,7 @@ class Scripts:
         self._take_attempts = client.register_script(source("take_attempts", TakeCode))
         self._take_step = client.register_script(source("take_step"))
         self._reap_process = client.register_script(source("reap_process"))
+        self._pop_due = client.register_script(source("pop_due", prelude=False))
 
     def create(self, k: InstanceKeys, instance_id: str, blob: bytes, *, name: str, first_status: str,
                replacing: tuple[str, str] | None, push_queue: str | None) -> CreateReply:
@@ -243,9 +244,13 @@ class Scripts:
                                              args=args)
         return [TakeCode(int(c)) for c in codes], [_text(h) for h in holders]
 
-    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str) -> int:
-        """Claim the instance's step; how many times in a row its process died holding it."""
-        return int(self._take_step(keys=[procs, shard.claims, shard.lost], args=[me, alive_since, instance_id]))
+    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str,
+                  force: bool) -> tuple[int, str]:
+        """Claim the instance's step: (how many times in a row its process died holding it, the live
+        process holding it when not ``force``: then it is not claimed, or '')."""
+        count, other = self._take_step(keys=[procs, shard.claims, shard.lost],
+                                       args=[me, alive_since, instance_id, "1" if force else "0"])
+        return int(count), _text(other)
 
     def reap_process(self, procs: str, shard: ShardKeys, record: str, process_id: str, dead_before: int,
                      graceful: bool) -> tuple[dict[str, str], list[tuple[str, int]]] | None:
@@ -257,6 +262,9 @@ class Scripts:
         flat, held, counts = reply
         rec = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return rec, [(_text(m), int(n)) for m, n in zip(held, counts)]
+
+    def pop_due(self, key: str, now: int, limit: int) -> list[str]:
+        return [_text(v) for v in self._pop_due(keys=[key], args=[now, limit])]
 
 
 
@@ -290,5 +298,57 @@ class ScheduleScripts:
         return ScheduleCode(int(self._delete(keys=[key, due_index, all_index], args=[schedule_id])))
 
 
-__all__ = ["CommitCode", "CommitReply", "CreateCode", "CreateReply", "DeliverCode", "FireTimerCode", "PurgeCode",
-           "PurgeReply", "ReleaseCode", "ScheduleCode", "ScheduleScripts", "Scripts", "TakeCode", "source"]
+
+class FlowCode(IntEnum):
+    QUEUED = 0  # over a limit: it waits, and a release grants it
+    GRANTED = 1  # a slot is held: run it now
+    HELD = 2  # another process holds this member's slot (a second copy of its work)
+
+
+class FlowScripts:
+    """The flow-control scripts (``lua/flow_*.lua``); each touches one scope's slot (keys.py FlowKeys)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._acquire = client.register_script(source("flow_acquire", FlowCode, prelude=False))
+        self._release = client.register_script(source("flow_release", prelude=False))
+        self._rate = client.register_script(source("flow_rate", prelude=False))
+        self._dedup = client.register_script(source("flow_dedup", prelude=False))
+        self._claim = client.register_script(source("claim_stale", prelude=False))
+        self._park = client.register_script(source("flow_park", prelude=False))
+        self._mark = client.register_script(source("flow_mark", prelude=False))
+
+    def acquire(self, k: FlowKeys, member: str, key: str, holder: str, now: int, global_limit: int, key_limit: int,
+                work: bytes) -> tuple[FlowCode, str]:
+        """(code, the other holder with HELD)."""
+        reply = self._acquire(keys=[k.held, k.counts, k.ring, k.items, k.waiting, k.queue],
+                              args=[member, key, holder, now, global_limit, key_limit, work])
+        return FlowCode(int(reply[0])), _text(reply[1]) if len(reply) > 1 else ""
+
+    def release(self, k: FlowKeys, member: str, now: int, holder: str = "") -> tuple[bool, list[tuple[str, bytes]]]:
+        """(whether the member held or waited, the work granted: (member, packed work))."""
+        reply = self._release(keys=[k.held, k.counts, k.ring, k.items, k.waiting, k.queue],
+                              args=[member, now, holder])
+        granted = [(_text(reply[i]), reply[i + 1]) for i in range(1, len(reply), 2)]
+        return bool(int(reply[0])), granted
+
+    def rate(self, k: FlowKeys, key: str, now: int, rate: int, period_ms: int) -> int:
+        return int(self._rate(keys=[k.rate], args=[key, now, rate, period_ms]))
+
+    def park(self, k: InstanceKeys, instance_id: str, scope: str, reason: str, controls_seen: int) -> bool:
+        return bool(int(self._park(keys=[k.meta, k.inbox, k.shard.ready],
+                                   args=[instance_id, scope, reason, controls_seen])))
+
+    def mark(self, k: InstanceKeys, fields: dict[str, str]) -> bool:
+        return bool(int(self._mark(keys=[k.meta], args=[item for pair in fields.items() for item in pair])))
+
+    def claim(self, key: str, cutoff: int, lease_until: int, limit: int) -> list[str]:
+        """CLAIM_STALE on the delayed index: take what is due, re-stamped to ``lease_until``."""
+        return [_text(v) for v in self._claim(keys=[key], args=[cutoff, lease_until, limit])]
+
+    def dedup(self, key: str, instance_id: str, replacing: str = "") -> str:
+        return _text(self._dedup(keys=[key], args=[instance_id, replacing]))
+
+
+__all__ = ["CommitCode", "CommitReply", "CreateCode", "CreateReply", "DeliverCode", "FireTimerCode", "FlowCode",
+           "FlowScripts", "PurgeCode", "PurgeReply", "ReleaseCode", "ScheduleCode", "ScheduleScripts", "Scripts",
+           "TakeCode", "source"]

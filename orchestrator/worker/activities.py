@@ -29,7 +29,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import metrics
@@ -43,7 +43,7 @@ from ..core.vocabulary import member, task_token
 from ..store.records import ActivityRecord, activity_task_key
 from ..store.redis_store import RedisStore, Snapshot
 from ..store.scripts import DeliverCode, TakeCode
-from . import tracing
+from . import heartbeats, tracing
 from .budget import MessageBudget
 from .cache import ExecutionCache
 from .circuit import CircuitBreaker
@@ -72,6 +72,10 @@ class ActivityHost(Protocol):
     @property
     def process_id(self) -> str: ...
 
+    def reap_if_dead_here(self, process_id: str) -> bool: ...
+
+    def served_elsewhere(self, activity: str) -> bool: ...
+
     def runs_here(self, app: str | None, workflow: str | None) -> bool: ...
 
     def wake(self, instance_id: str, app: str | None, workflow: str | None = None,
@@ -82,12 +86,22 @@ log = logging.getLogger("orchestrator.engine")
 
 @dataclass
 class ActivityContext:
-    """What an activity sees (Dapr's ``WorkflowActivityContext``)."""
+    """What an activity sees (Dapr's ``WorkflowActivityContext``), plus Temporal's heartbeats:
+    ``heartbeat(details)`` while it works (worker/heartbeats.py) and ``heartbeat_details``, the last
+    details the call's previous attempt sent (None for the first)."""
 
     workflow_id: str
     task_id: int
     attempt: int = 1
-    propagated: Any = None  # the history its workflow handed on (``propagation=``), core/propagation.py
+    heartbeat_details: Any = None
+    _beat: Callable[[Any], None] | None = field(default=None, repr=False, compare=False)
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report progress: keeps an attempt with a ``heartbeat_timeout`` alive, and ``details``
+        (JSON-compatible) reach the next attempt if this one fails or its process dies."""
+        if self._beat is not None:
+            self._beat(details)
+    propagated: Any = field(default=None, repr=False)  # the history its workflow handed on (core/propagation.py)
 
     def get_propagated_history(self) -> PropagatedHistory | None:
         """The calling workflow's history, when it called with ``propagation=`` (else None)."""
@@ -138,10 +152,13 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
     None when it was no longer awaited (skipped)."""
     # Checked even for a message sent a moment ago: an attempt still queued when its instance was
     # terminated (or its call timed out) must not run at all.
+    if not elsewhere(host, [rec]):
+        return None
     code = take(host, [rec])[0]
     if code != TakeCode.TAKEN and code != TakeCode.LOST_LIMIT:
         return None
     outcome = lost_too_often(host, rec) if code == TakeCode.LOST_LIMIT else execute(host, rec)
+    heartbeats.disarm(host.store.liveness, [rec])
     # The result is in hand: keep it through Redis trouble rather than run the attempt again.
     outcome.woken = ride_out(lambda: deliver(host, outcome.record, outcome.result, outcome.failure,
                                              run_ms=outcome.run_ms),
@@ -152,6 +169,7 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
 def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome]:
     """Run a batch message's attempts in order; past the time budget, requeue the rest singly.
     Returns the outcomes of the attempts it ran."""
+    records = elsewhere(host, records)
     codes = take(host, records)
     awaited = [c in (TakeCode.TAKEN, TakeCode.LOST_LIMIT) for c in codes]
     prerun = _run_async_together(host, [r for r, c in zip(records, codes) if c == TakeCode.TAKEN])
@@ -175,14 +193,44 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
             lost = codes[i] == TakeCode.LOST_LIMIT
             done.append(lost_too_often(host, rec) if lost else execute(host, rec, ran.get(i)))
     _deliver_many(host, done)
+    heartbeats.disarm(host.store.liveness, records)
     return done
+
+
+MAX_HOPS = 20
+
+
+def elsewhere(host: ActivityHost, records: list[ActivityRecord]) -> list[ActivityRecord]:
+    """Send back to the queue the attempts of activities this pool lacks but another live process of
+    its app registers (pools of one app id deployed with different modules, a rolling deploy);
+    the rest, to run here (an activity nobody registers fails with ActivityNotRegisteredError)."""
+    keep = []
+    for rec in records:
+        hops = rec.get("hops", 0)
+        if rec["name"] in host.registry.activities or hops >= MAX_HOPS or not host.served_elsewhere(rec["name"]):
+            keep.append(rec)
+            continue
+        log.info("activity %r is not registered in this process; sending %s (task %s) back to the queue of app %r "
+                 "for a process that registers it", rec["name"], rec["id"], task_key(rec), rec["app"])
+        host.outgoing.send_activity({**rec, "hops": hops + 1}, rec["app"])
+    return keep
 
 
 def take(host: ActivityHost, records: list[ActivityRecord]) -> list[TakeCode]:
     """Claim the attempts for this process (worker/liveness.py); the ones not taken are logged."""
-    replies = host.store.liveness.take_attempts(host.process_id, [(r["id"], task_key(r)) for r in records],
-                                                host.clock(), host.liveness.get().alive_since(),
-                                                host.lost_attempt_retries)
+    def attempt() -> list[tuple[TakeCode, str]]:
+        return host.store.liveness.take_attempts(host.process_id, [(r["id"], task_key(r)) for r in records],
+                                                 host.clock(), host.liveness.get().alive_since(),
+                                                 host.lost_attempt_retries)
+
+    replies = attempt()
+    # A holder that died here (a prefork child killed by its activity: its pool requeued the message
+    # at once) is reaped now rather than after its heartbeat expires; then the attempts are taken again.
+    busy = {holder for code, holder in replies if code == TakeCode.BUSY}
+    if busy and any([host.reap_if_dead_here(holder) for holder in busy]):
+        replies = attempt()
+    heartbeats.arm(host.store.liveness, [r for r, (c, _) in zip(records, replies) if c == TakeCode.TAKEN],
+                   host.clock())
     for rec, (code, holder) in zip(records, replies):
         if code == TakeCode.NOT_AWAITED:
             _skipped(rec)
@@ -220,10 +268,14 @@ def execute(host: ActivityHost, rec: ActivityRecord, ran: _Ran | None = None) ->
         outcome.failure = breaker.refusal(name, refused_for)  # not run, so not counted by the breaker
     else:
         unhealthy = False
+        beat = heartbeats.Heartbeat(host.store.liveness, rec, host.clock,
+                                    lambda d: check_payload(d, f"heartbeat details of activity {name!r}",
+                                                            host.max_payload_bytes))
         try:
             if ran is not None and ran.error is not None:
                 raise ran.error
-            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1), rec.get("ph"))
+            ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1),
+                                  heartbeats.previous_details(host.store.liveness, rec), beat, propagated=rec.get("ph"))
             value = ran.value if ran is not None else call_activity(fn, ctx, rec["input"])
             outcome.result = check_payload(value, f"output of activity {name!r}", host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
@@ -234,6 +286,9 @@ def execute(host: ActivityHost, rec: ActivityRecord, ran: _Ran | None = None) ->
                 raise
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
             unhealthy = True
+        beat.close()
+        if outcome.failure is not None:
+            beat.flush()  # the latest details, for the next attempt
         if breaker is not None and (unhealthy or outcome.failure is None):
             breaker.record(name, ok=outcome.failure is None, now_ms=host.clock())
     seconds = ran.seconds if ran is not None else time.perf_counter() - began
@@ -306,9 +361,17 @@ def _event(rec: ActivityRecord, result: Any, failure: FailureDetails | None, now
 
 
 def is_shutdown(exc: BaseException) -> bool:
-    """Is this the worker itself stopping (Celery's WorkerShutdown / WorkerTerminate, raised by its
-    signal handlers), rather than the code it runs raising SystemExit or KeyboardInterrupt?"""
-    return type(exc).__name__ in ("WorkerShutdown", "WorkerTerminate")
+    """Is this the worker itself stopping (Celery's WorkerShutdown / WorkerTerminate, or the SystemExit
+    a prefork child's SIGTERM handler raises), rather than the code it runs raising SystemExit or
+    KeyboardInterrupt? The worker's own stop is not the activity's failure: the attempt is lost with
+    its process and comes back (worker/liveness.py)."""
+    if type(exc).__name__ in ("WorkerShutdown", "WorkerTerminate"):
+        return True
+    try:
+        from billiard.common import terminate_handler_fired
+    except ImportError:  # pragma: no cover - billiard comes with celery
+        return False
+    return bool(terminate_handler_fired())
 
 
 def _skipped(rec: ActivityRecord) -> None:
@@ -368,8 +431,10 @@ def _run_async_together(host: ActivityHost, records: list[ActivityRecord]) -> di
     breaker = host.circuit if host.circuit is not None and host.circuit.enabled else None
     for i, rec in enumerate(records):
         fn = host.registry.activities.get(rec["name"])
-        if fn is not None and inspect.iscoroutinefunction(getattr(fn, "__wrapped__", fn)) and not (
-                breaker is not None and breaker.blocked_for(rec["name"], host.clock())):
+        watched = rec.get("hb") or rec.get("stc")  # heartbeats or a start-to-close limit: run one by one
+        is_async = fn is not None and inspect.iscoroutinefunction(getattr(fn, "__wrapped__", fn))
+        refused = breaker is not None and bool(breaker.blocked_for(rec["name"], host.clock()))
+        if fn is not None and is_async and not watched and not refused:
             jobs.append((i, fn, rec))
     if len(jobs) < 2:
         return {}
@@ -377,7 +442,7 @@ def _run_async_together(host: ActivityHost, records: list[ActivityRecord]) -> di
     async def one(fn: Callable[..., Any], rec: ActivityRecord) -> _Ran:
         began = time.perf_counter()
         try:
-            ctx = ActivityContext(rec["id"], rec["seq"], rec.get("attempt", 1), rec.get("ph"))
+            ctx = ActivityContext(rec["id"], rec["seq"], rec.get("attempt", 1), propagated=rec.get("ph"))
             value = await _invoke(fn, ctx, rec["input"])
             return _Ran(value, None, time.perf_counter() - began)
         except Exception as exc:  # noqa: BLE001 - the attempt's failure, delivered by execute()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,9 +21,16 @@ from typing import Any, cast
 import kombu.exceptions
 from celery import Celery
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from ..core.errors import FailureDetails
+from ..core.flow import DEFAULT_PRIORITY, PRIORITIES, priority_list
 from ..core.vocabulary import queue_name
 from ..settings import Settings
 from ..store import monitoring
@@ -91,6 +100,8 @@ def _configure(app: Celery, settings: Settings) -> None:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
             "unacked_restore_throttle": 1,
+            # One list per priority 0..9 (core/flow.py): consumers pop the most urgent first.
+            "priority_steps": list(PRIORITIES),
         },
         broker_connection_retry_on_startup=True,
         broker_transport=transport_for(settings.broker),  # kombu's Redis transport, minus a crash on restart
@@ -121,7 +132,7 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
 
     @app.task(name=STEP_TASK, **retry_opts)
     def step(instance_id: str) -> None:
-        ride_out(lambda: engine().run_step(instance_id), f"step of {instance_id}", patience)
+        ride_out(lambda: engine().run_step_message(instance_id), f"step of {instance_id}", patience)
 
     class ActivityTask(app.Task):  # type: ignore[name-defined, misc]
         """Celery's hard time limit kills the process running an attempt and acks its message: the
@@ -172,11 +183,33 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
             duties["d"] = BackgroundDuties(eng, settings.timer_poll_interval, settings.sweep_interval)
             duties["d"].start()
 
+    @worker_shutting_down.connect(weak=False)
+    def _grace(**_: Any) -> None:
+        """SIGTERM: Celery's warm shutdown lets running tasks finish and puts prefetched messages
+        back; past ``shutdown_grace`` the rest is handed back (worker/liveness.py) and the pool exits."""
+        if "d" in duties and settings.shutdown_grace > 0:
+            timer = threading.Timer(settings.shutdown_grace, give_up, args=(engine(), settings.shutdown_grace))
+            timer.daemon = True
+            timer.start()
+
     @worker_shutdown.connect(weak=False)
     def _stop_duties(sender: Any = None, **_: Any) -> None:
         if "d" in duties:
             duties.pop("d").stop()
             leave(engine())
+
+    _child_processes(engine)
+
+
+def _child_processes(engine: Callable[[], Engine]) -> None:
+    """Prefork children register as they start and leave as they stop (worker/liveness.py)."""
+    @worker_process_init.connect(weak=False)
+    def _child_registers(**_: Any) -> None:
+        """A prefork child registers as it starts (not at its first task), so ``orchestrator pools`` shows it."""
+        try:
+            engine().liveness.get()
+        except StoreError as exc:
+            log.warning("could not register this worker process: %s", exc)
 
     @worker_process_shutdown.connect(weak=False)
     def _child_leaves(**_: Any) -> None:
@@ -184,6 +217,46 @@ def _run_duties_with_worker(app: Celery, settings: Settings, engine: Callable[[]
         me = eng.liveness.peek()
         if me is not None and me.kind != "pool":  # a prefork child (the pool process leaves at worker_shutdown)
             leave(eng, quiet=True)
+
+
+def give_up(eng: Engine, grace: float) -> None:
+    """The shutdown grace is over and work still runs: declare this pool's processes dead, so that
+    any live pool's sweeper puts back their messages and publishes their claimed work at once, stop
+    the children and exit. The interrupted attempts run again elsewhere (at least once)."""
+    me = eng.liveness.peek()
+    log.warning("shutdown grace (%g s, setting shutdown_grace) is over with work still running; handing it back "
+                "and exiting", grace)
+    try:
+        if me is not None:
+            me.give_up()
+            for child in eng.store.liveness.processes():
+                if child.kind == "worker" and child.host == me.record()["host"] and str(child.pid) in _children():
+                    eng.store.liveness.mark_dead(child.process_id)
+    except StoreError as exc:
+        log.warning("could not hand the work back (%s); it comes back when the heartbeats expire", exc)
+    for pid in _children():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def _children() -> set[str]:
+    """Pids of this process's children (Linux /proc; empty elsewhere)."""
+    me, found = str(os.getpid()), set()
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as fh:
+                        if fh.read().rsplit(b")", 1)[-1].split()[1].decode() == me:
+                            found.add(entry)
+                except (OSError, IndexError):
+                    continue
+    except OSError:
+        pass
+    return found
 
 
 def leave(eng: Engine, quiet: bool = False) -> None:
@@ -204,13 +277,37 @@ def leave(eng: Engine, quiet: bool = False) -> None:
 
 def become_pool_process(eng: Engine, kind: str = "pool") -> None:
     """This process runs the pool's consumer and duties: its registry record says so, lists its
-    queue and the messages it holds (put back by whoever reaps it, worker/liveness.py)."""
+    queue and the messages it holds (put back by whoever reaps it, worker/liveness.py). A pool that
+    joins an app whose other pools register other names says so."""
     try:
         me = eng.liveness.get()
         me.kind, me.queues, me.held = kind, [queue_name(eng.app_id)], held_delivery_tags
         me.beat()
+        warn_of_differences(eng)
     except StoreError as exc:
         log.warning("could not register this pool process: %s", exc)
+
+
+def warn_of_differences(eng: Engine) -> str | None:
+    """Log (and return) how this pool's workflows and activities differ from the other pools of its app."""
+    peers = [p for p in eng.peers() if p.kind in ("pool", "inproc")]
+    if not peers:
+        return None
+    theirs_wf = {n for p in peers for n in p.workflows}
+    theirs_act = {n for p in peers for n in p.activities}
+    mine_wf, mine_act = set(eng.registry.workflows), set(eng.registry.activities)
+    differences = (("this pool lacks the workflows", theirs_wf - mine_wf),
+                   ("this pool lacks the activities", theirs_act - mine_act),
+                   ("they lack the workflows", mine_wf - theirs_wf),
+                   ("they lack the activities", mine_act - theirs_act))
+    parts = [f"{what} {sorted(names)}" for what, names in differences if names]
+    if not parts:
+        return None
+    message = (f"this pool joins app {eng.app_id!r}, whose other pools ({len(peers)}) register a different set of "
+               f"names: {'; '.join(parts)}. A step or activity that lands on a process lacking its name goes back "
+               "to the queue for one that has it; give each module its own app id (--app-id) to route them directly")
+    log.warning("%s", message)
+    return message
 
 
 def _redelivered(task: Any) -> bool:
@@ -286,22 +383,26 @@ class CeleryPublisher:
             return int(conn.default_channel._size(queue_name(app_id)))
 
     def send_step(self, instance_id: str, app_id: str) -> None:
+        self.send_priority_step(instance_id, app_id, None)
+
+    def send_priority_step(self, instance_id: str, app_id: str, priority: int | None) -> None:
         self.app.send_task(STEP_TASK, args=[instance_id], queue=queue_name(app_id),
-                           argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None))
+                           argsrepr=instance_id, kwargsrepr="{}", producer=getattr(self._held, "producer", None),
+                           priority=_priority(priority))
 
     def send_activity(self, record: ActivityRecord, app_id: str) -> None:
         self.app.send_task(ACTIVITY_TASK, args=[record], queue=queue_name(app_id), task_id=_activity_task_id(record),
                            argsrepr=_activity_label(record), kwargsrepr="{}",
                            producer=getattr(self._held, "producer", None),
-                           headers=tracing.message_headers(record["id"]) or None)
+                           headers=tracing.message_headers(record["id"]) or None, priority=_priority(record.get("pr")))
 
-    def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
+    def step_message(self, instance_id: str, app_id: str, priority: int | None = None) -> tuple[str, bytes] | None:
         """(queue key, message bytes) of ``send_step`` for the store to push, or None: publish it."""
         if not self.direct:
             return None
-        queue = queue_name(app_id)
-        return queue, task_message(
-            STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id
+        queue, p = queue_name(app_id), _priority(priority)
+        return priority_list(queue, p), task_message(
+            STEP_TASK, [instance_id], task_id=str(uuid.uuid4()), queue=queue, argsrepr=instance_id, priority=p
         )
 
     def activity_message(self, records: list[ActivityRecord], app_id: str) -> tuple[str, bytes] | None:
@@ -309,16 +410,23 @@ class CeleryPublisher:
         None: publish through the outbox."""
         if not self.direct:
             return None
-        queue = queue_name(app_id)
+        queue, p = queue_name(app_id), _priority(records[0].get("pr"))
         if len(records) == 1:
-            return queue, task_message(ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
-                                       argsrepr=_activity_label(records[0]),
-                                       extra_headers=tracing.message_headers(records[0]["id"]))
+            return priority_list(queue, p), task_message(
+                ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
+                argsrepr=_activity_label(records[0]), extra_headers=tracing.message_headers(records[0]["id"]),
+                priority=p)
         first, last = records[0], records[-1]
         task_id = f"{_activity_task_id(first)}+{len(records) - 1}"
         label = f"{len(records)} activities of {first['id']} (tasks {activity_task_key(first)}..{last['seq']})"
-        return queue, task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue, argsrepr=label,
-                                   extra_headers=tracing.message_headers(first["id"]))
+        return priority_list(queue, p), task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue,
+                                                     argsrepr=label, priority=p,
+                                                     extra_headers=tracing.message_headers(first["id"]))
+
+
+def _priority(priority: int | None) -> int:
+    """A message's priority: the given one, else the default (core/flow.py)."""
+    return DEFAULT_PRIORITY if priority is None else priority
 
 
 def _activity_task_id(record: ActivityRecord) -> str:

@@ -19,6 +19,7 @@ from ..store.records import ActivityRecord
 from ..store.redis_store import RedisStore
 from .cache import ExecutionCache
 from .dispatch import Dispatcher
+from .flow import FlowGate
 from .planner import StepPlanner
 from .publisher import SendingPublisher, full_publisher
 from .steps import StepRunner
@@ -37,8 +38,9 @@ class Controller:
                                    apply_controls=self.apply)
         planner = StepPlanner(Registry(), CONTROL_APP, clock, s.max_payload_bytes, store.child_ids,
                               self.dispatch.route_activities)
+        gate = FlowGate(store, Registry(), self.outgoing, clock)  # releases the slot of what it terminates
         self.steps = StepRunner(store, planner, ExecutionCache(0), clock, self.dispatch.publish_outbox,
-                                s.history_warn_events)
+                                s.history_warn_events, finished=gate.finished_instance)
 
     def apply(self, instance_id: str) -> None:
         """Apply the controls pending in the instance's inbox; queue its step if the code is needed."""

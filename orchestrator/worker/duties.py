@@ -28,8 +28,9 @@ from ..store.connection import StoreError
 from ..store.records import InstanceMeta
 from ..store.redis_store import RedisStore
 from ..store.scripts import DeliverCode
+from . import heartbeats
 from .guards import parse_timer_member
-from .liveness import LivenessHolder, run_lost_hooks
+from .liveness import LivenessHolder, process_gone_here, run_lost_hooks
 from .publisher import Publisher
 from .recovery import activity_record
 
@@ -54,6 +55,7 @@ class Duties:
 
     # -- timers ---------------------------------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
+        self.fire_attempt_deadlines()
         now, fired = self.clock(), 0
         for entry in self.store.due_timers(now, limit):
             parsed = parse_timer_member(entry)
@@ -70,6 +72,13 @@ class Duties:
             if code == DeliverCode.WAKE:
                 self.publisher_wake(instance_id)  # the poller thread only publishes; steps run in the pool
         return fired
+
+    def fire_attempt_deadlines(self) -> int:
+        """Fail the activity attempts whose heartbeat or start-to-close timeout ran out (worker/heartbeats.py)."""
+        return heartbeats.fail_timed_out(self, self.clock())
+
+    def scheduled_actions(self, meta: InstanceMeta) -> dict[str, TaskScheduled] | None:
+        return self._scheduled(meta)
 
     def publisher_wake(self, instance_id: str) -> None:
         meta = self.store.get_meta(instance_id)
@@ -107,18 +116,30 @@ class Duties:
         registry = self.store.liveness
         reaped = 0
         for process_id in registry.stale(now - mine.expiry_ms):
-            taken = registry.reap(process_id, now - mine.expiry_ms)
-            if taken is None:
-                continue  # another sweeper took it, or it came back
-            info, claims = taken
-            reaped += 1
-            restored = self._restore_messages(info, now)
-            log.warning("worker process %s (app %r, pid %s) stopped heartbeating; put back %d broker messages it "
-                        "held and publishing again the %d steps and activity attempts it had claimed", process_id,
-                        info.app_id, info.pid or "?", restored, len(claims), extra={"process": process_id})
-            self.hand_back(claims)
-            run_lost_hooks(process_id, info)
+            reaped += self.reap_one(process_id, now - mine.expiry_ms, "stopped heartbeating")
         return reaped
+
+    def reap_one(self, process_id: str, dead_before: int, why: str) -> bool:
+        """Reap one process whose heartbeat is older than ``dead_before`` (ms); False if it was not (any
+        more): alive, or another sweeper took it."""
+        taken = self.store.liveness.reap(process_id, dead_before)
+        if taken is None:
+            return False
+        info, claims = taken
+        restored = self._restore_messages(info, self.clock())
+        log.warning("worker process %s (app %r, pid %s) %s; put back %d broker messages it held and publishing "
+                    "again the %d steps and activity attempts it had claimed", process_id, info.app_id,
+                    info.pid or "?", why, restored, len(claims), extra={"worker_process": process_id})
+        self.hand_back(claims)
+        run_lost_hooks(process_id, info)
+        return True
+
+    def reap_if_dead_here(self, process_id: str) -> bool:
+        """Reap ``process_id`` at once if it ran on this host and its pid is gone (a prefork child that
+        died: its pool requeued its message before its heartbeat could expire)."""
+        if not process_gone_here(process_id):
+            return False
+        return self.reap_one(process_id, self.clock() + 1, "died (its pid is gone)")
 
     def _restore_messages(self, info: Any, now: int) -> int:
         restore = getattr(self.broker, "restore_unacked", None) if info.queues else None

@@ -23,14 +23,17 @@ from typing import Any
 from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.registry import Registry
 from ..settings import Settings
+from ..store.liveness import ProcessInfo
 from ..store.records import ActivityRecord, Dispatch
 from ..store.redis_store import RedisStore, Snapshot
 from . import activities
 from .budget import MessageBudget
 from .cache import CachedExecution, ExecutionCache
 from .circuit import CircuitBreaker
+from .deadline import StepDeadline
 from .dispatch import Dispatcher
 from .duties import Duties
+from .flow import FlowGate
 from .liveness import LivenessHolder, ProcessLiveness
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
@@ -74,13 +77,20 @@ class Engine:
                                    activity_batch_size=s.effective_batch_size, may_run_eagerly=self._may_run_eagerly,
                                    wake=self.wake, apply_controls=self.apply_controls)
         self.planner = StepPlanner(registry, app_id, clock, s.max_payload_bytes, store.child_ids,
-                                   self.dispatch.route_activities, history_of=store.get_history)
+                                   self.dispatch.route_activities, history_of=store.get_history,
+                                   deadline=StepDeadline(s.step_deadline), strict_determinism=s.strict_determinism)
         self.liveness = LivenessHolder(lambda: ProcessLiveness(
             store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
             describe=self._describe, clock=clock))
         self.lost_attempt_retries = s.lost_attempt_retries
+        # Flow control (worker/flow.py): slots of activity attempts are held in this process's liveness id.
+        self.flow = FlowGate(store, registry, self.outgoing, clock, holder=lambda: self.liveness.get().process_id,
+                             process_expiry_ms=int(s.process_expiry * 1000))
+        self._peers: tuple[float, list[ProcessInfo]] | None = None
         self.steps = StepRunner(store, self.planner, self.executions, clock, self.dispatch.publish_outbox,
-                                s.history_warn_events, self.liveness, s.lost_attempt_retries)
+                                s.history_warn_events, self.liveness, s.lost_attempt_retries,
+                                lambda process_id: self.reap_if_dead_here(process_id),
+                                admit=self.flow.admit_step, finished=self.flow.finished_instance)
         # An activity attempt silent this long (not started since dispatch, or not finished since it
         # started) is published again: the setting visibility_timeout, kombu's own redelivery delay.
         self.duties = Duties(store, self.outgoing, clock, app_id, stale_after_ms=int(s.stale_after * 1000),
@@ -94,6 +104,46 @@ class Engine:
         versions = self.registry.workflow_versions
         return {"workflows": {name: sorted(versions.get(name, {"": None})) for name in self.registry.workflows},
                 "activities": sorted(self.registry.activities)}
+
+    def peers(self) -> list[ProcessInfo]:
+        """The other live processes of this app (read at most every heartbeat interval)."""
+        now = time.monotonic()
+        if self._peers is None or now - self._peers[0] > self.settings.heartbeat_interval:
+            me = self.process_id
+            expiry = int(self.settings.process_expiry * 1000)
+            found = [p for p in self.store.liveness.live_processes(self.clock(), expiry)
+                     if p.app_id == self.app_id and p.process_id != me]
+            self._peers = (now, found)
+        return self._peers[1]
+
+    def served_elsewhere(self, activity: str) -> bool:
+        """Does another live process of this app register ``activity``?"""
+        return any(activity in p.activities for p in self.peers())
+
+    def workflow_served_elsewhere(self, workflow: str) -> bool:
+        """Does another live process of this app register ``workflow`` in a version this one lacks?"""
+        mine = set(self.registry.workflow_versions.get(workflow, {}))
+        if workflow in self.registry.workflows and not mine:
+            mine = {""}
+        return any(workflow in p.workflows and not set(p.workflows[workflow]) <= mine for p in self.peers())
+
+    def run_step_message(self, instance_id: str) -> None:
+        """A step message: ``run_step``; one for a workflow (or version) this process lacks but another
+        live process of the app registers goes back to the queue instead of failing."""
+        try:
+            self.run_step(instance_id)
+        except WorkflowNotRegisteredError:
+            meta = self.store.get_meta(instance_id)
+            if meta is None or not self.workflow_served_elsewhere(meta.name):
+                raise
+            log.info("workflow %r (or the version of it instance %s runs) is not registered in this process; "
+                     "sending its step back to the queue of app %r", meta.name, instance_id, meta.app,
+                     extra={"instance_id": instance_id, "workflow": meta.name})
+            self.outgoing.send_step(instance_id, meta.app)
+
+    def reap_if_dead_here(self, process_id: str) -> bool:
+        """Reap a claim holder that ran on this host and whose pid is gone (worker/duties.py)."""
+        return self.duties.reap_if_dead_here(process_id)
 
     @property
     def process_id(self) -> str:
@@ -178,7 +228,13 @@ class Engine:
         """Run the attempt of one activity message and deliver its outcome; returns its failure, if
         it failed (delivered already: the message's task reports it to Celery)."""
         with self._handling([rec], redelivered):
-            outcome = activities.run_one(self, rec)
+            if self.flow.limits_activity(rec["name"]) and not self.flow.admit_activities([rec]):
+                return []  # over a limit: it waits in the store (worker/flow.py)
+            try:
+                outcome = activities.run_one(self, rec)
+            finally:
+                if self.flow.limits_activity(rec["name"]):
+                    self.flow.finished_activities([rec])
             if outcome is not None and outcome.woken is not None:
                 woken = outcome.woken
                 self.wake(woken.instance_id, woken.app, woken.workflow, woken.snapshot)
@@ -187,6 +243,9 @@ class Engine:
     def run_activities(self, batch: list[ActivityRecord], *, redelivered: bool = False) -> list[FailureDetails]:
         """Run the attempts of a batch message (a wide fan-out) and deliver their outcomes; returns
         the failures among them."""
+        if any(self.flow.limits_activity(rec["name"]) for rec in batch):
+            # One at a time through the gate: a process holds at most one slot of a limit at once.
+            return [failure for rec in batch for failure in self.run_activity(rec, redelivered=redelivered)]
         with self._handling(batch, redelivered):
             outcomes = activities.run_batch(self, batch)
         return [o.failure for o in outcomes if o.failure is not None]
@@ -218,6 +277,8 @@ class Engine:
         pool, for an activity it serves, within the hops and the budget (worker/budget.py)."""
         if record["app"] != self.app_id or record["name"] not in self.registry.activities:
             return False
+        if self.flow.limits_activity(record["name"]):
+            return False  # a limited activity passes the flow gate with its own message
         return self.budget.take_eager_hop()
 
     def deliver_attempt(self, rec: ActivityRecord, result: Any, failure: FailureDetails | None,
@@ -229,13 +290,15 @@ class Engine:
     # -- background duties (worker/duties.py) ---------------------------------------------------------
     def fire_due_timers(self, limit: int = 1000) -> int:
         """Due durable timers and scheduled starts, then due schedules (each a duty of every pool)."""
-        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due()
+        return self.duties.fire_due_timers(limit) + self.schedule_firer.fire_due() + self.flow.publish_delayed()
 
     def publisher_wake(self, instance_id: str) -> None:
         self.duties.publisher_wake(instance_id)
 
     def sweep(self) -> tuple[int, int]:
-        return self.duties.sweep()
+        swept = self.duties.sweep()
+        self.flow.sweep(self.duties.stale_after_ms)
+        return swept
 
     # Settings under the names callers have read them by.
     @property

@@ -26,9 +26,9 @@ _HOST = socket.gethostname()
 
 
 def task_message(task: str, args: list[Any], *, task_id: str, queue: str, argsrepr: str,
-                 extra_headers: dict[str, str] | None = None) -> bytes:
+                 extra_headers: dict[str, str] | None = None, priority: int = 0) -> bytes:
     """The bytes kombu's Redis transport LPUSHes to ``queue`` for ``send_task(task, args, ...)``
-    with msgpack serialization, priority 0 and no result backend; ``extra_headers`` as
+    with msgpack serialization, ``priority`` and no result backend; ``extra_headers`` as
     ``send_task(headers=...)`` adds them (the trace context, ``worker/tracing.py``)."""
     body = msgpack.packb((args, {}, _EMBED), use_bin_type=True)
     headers: dict[str, Any] = {
@@ -42,7 +42,7 @@ def task_message(task: str, args: list[Any], *, task_id: str, queue: str, argsre
         headers.update(extra_headers)
     properties = {
         "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
+        "delivery_info": {"exchange": "", "routing_key": queue}, "priority": priority,
         "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
     }
     envelope = {"body": base64.b64encode(body).decode("ascii"), "content-encoding": "binary",

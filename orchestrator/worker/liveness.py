@@ -28,6 +28,7 @@ process died mid-way runs again (at least once, as documented); a live holder's 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -47,7 +48,8 @@ _LOST_HOOKS: list[ProcessLostHook] = []
 
 def on_process_lost(hook: ProcessLostHook) -> ProcessLostHook:
     """Register ``hook(process_id, record)``, called once by the sweeper that reaps a dead process
-    (after its claimed work was published again); exceptions are logged. Usable as a decorator."""
+    (after its claimed work was published again), and by a process leaving at a graceful shutdown;
+    exceptions are logged. Usable as a decorator."""
     _LOST_HOOKS.append(hook)
     return hook
 
@@ -62,6 +64,26 @@ def run_lost_hooks(process_id: str, info: ProcessInfo) -> None:
 
 def new_process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def process_gone_here(process_id: str) -> bool:
+    """Did ``process_id`` run on this host, and is its pid gone (or a zombie)?"""
+    host, _, rest = process_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def held_delivery_tags() -> list[str]:
@@ -129,24 +151,40 @@ class ProcessLiveness:
             self.registry.beat(self.process_id, self.record(), self.clock())
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
-            except StoreError as exc:
-                log.warning("heartbeat of %s failed: %s", self.process_id, exc)
+                if failing:
+                    log.info("heartbeat of %s is back", self.process_id)
+                failing = False
+            except StoreError as exc:  # said once per outage: the duties log Redis trouble too
+                (log.debug if failing else log.warning)("heartbeat of %s failed: %s", self.process_id, exc)
+                failing = True
             except Exception:  # noqa: BLE001 - the heartbeat must outlive any one failure
                 log.exception("heartbeat of %s failed", self.process_id)
+
+    def give_up(self) -> None:
+        """Stop heartbeating and declare this process dead now (not after the expiry): the next sweep
+        of any live pool reaps it, putting back its messages and publishing its claimed work."""
+        self._stop.set()
+        self._left = True
+        self.registry.mark_dead(self.process_id)
 
     def leave(self) -> list[tuple[str, int]]:
         """Stop heartbeating and deregister; the work still claimed, for the caller to hand back."""
         self._stop.set()
         self._left = True
         try:
-            return self.registry.deregister(self.process_id)
+            claims = self.registry.deregister(self.process_id)
         except StoreError as exc:
             log.warning("could not deregister %s (%s); it expires in %.0f s", self.process_id, exc,
                         self.expiry_ms / 1000)
             return []
+        # The hooks see a departing process as they see a dead one: what it held is free again.
+        run_lost_hooks(self.process_id, ProcessInfo.from_record(self.process_id, self.clock(), {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in self.record().items()}))
+        return claims
 
 
 class LivenessHolder:
@@ -172,4 +210,4 @@ class LivenessHolder:
 
 
 __all__ = ["LivenessHolder", "ProcessLiveness", "held_delivery_tags", "new_process_id", "on_process_lost",
-           "run_lost_hooks"]
+           "process_gone_here", "run_lost_hooks"]

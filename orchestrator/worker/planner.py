@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..codec import pack_event
-from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError
+from ..core.errors import FailureDetails, NonDeterminismError, WorkflowNotRegisteredError, WorkflowStepDeadlineError
 from ..core.history import (
     ChildScheduled,
     ContinuedAsNew,
@@ -42,6 +42,7 @@ from ..store import records
 from ..store.records import ActivityRecord, InstanceMeta
 from ..store.redis_store import Commit, InboxEntry, Snapshot
 from .cache import CachedExecution
+from .deadline import StepDeadline, check_determinism
 from .guards import unstorable_decision
 
 log = logging.getLogger("orchestrator.engine")
@@ -68,8 +69,11 @@ class StepPlanner:
 
     def __init__(self, registry: Registry, app_id: str, clock: Callable[[], int], max_payload_bytes: int,
                  child_ids: Callable[[str], list[str]],
-                 route_activities: Callable[[list[ActivityRecord], Commit], None],
-                 history_of: Callable[[str], list[HistoryEvent]] | None = None) -> None:
+                 route_activities: Callable[[list[ActivityRecord], Commit], None], *,
+                 history_of: Callable[[str], list[HistoryEvent]] | None = None,
+                 deadline: StepDeadline | None = None, strict_determinism: bool = False) -> None:
+        self.deadline = deadline or StepDeadline(0)
+        self.strict_determinism = strict_determinism
         self.registry = registry
         self.app_id = app_id
         self.clock = clock
@@ -93,7 +97,8 @@ class StepPlanner:
             # reads RUNNING when resume_workflow returns (Dapr's), and leave the rest to the app's step.
             commit = self.suspend(snap, now)
             if commit is not None:
-                commit.status = Status.RUNNING if meta.version > 0 else Status.PENDING
+                not_started = any(isinstance(e.event, ExecutionStarted) for e in snap.inbox)  # never stepped yet
+                commit.status = Status.PENDING if not_started else Status.RUNNING
                 return commit, None
         return self._run_code(snap, cached, events, now)
 
@@ -150,16 +155,30 @@ class StepPlanner:
         meta = snap.meta
         if cached is None:
             workflow, events = self.workflow_for(meta, snap.history, events)
+            calls = check_determinism(workflow, meta.name)
+            if calls and self.strict_determinism:
+                failure = FailureDetails(
+                    f"workflow {meta.name!r} calls {', '.join(calls)}, which return something else on every "
+                    "replay (setting strict_determinism): use ctx.current_utc_datetime, or move it into an activity",
+                    "NonDeterminismError", None)
+                log.error("%s; failing instance %s", failure.message, meta.instance_id,
+                          extra={"instance_id": meta.instance_id, "workflow": meta.name})
+                return failed_commit(meta, now, failure), None
             execution = WorkflowExecution(workflow, meta.instance_id, meta.generation, meta.run)
         else:
             execution = cached.execution
         new: list[HistoryEvent] = [StepStarted(ts=now), *events]
         try:
-            execution.catch_up(snap.history)  # only what was recorded since `cached` was taken
-            outcome = execution.step(new)
+            with self.deadline.watch(execution, meta.name):
+                execution.catch_up(snap.history)  # only what was recorded since `cached` was taken
+                outcome = execution.step(new)
         except NonDeterminismError as err:
             log.error("%s", err, extra={"instance_id": meta.instance_id, "workflow": meta.name})
             return failed_commit(meta, now, FailureDetails(str(err), "NonDeterminismError", None)), None
+        except WorkflowStepDeadlineError as err:
+            message = f"instance {meta.instance_id!r}: {err}"
+            log.error("%s", message, extra={"instance_id": meta.instance_id, "workflow": meta.name})
+            return failed_commit(meta, now, FailureDetails(message, "WorkflowStepDeadlineError", None)), None
         too_big = unstorable_decision(meta.name, outcome, self.max_payload_bytes)
         if too_big is not None:
             # As if the workflow had raised it at this step: the oversized value is not stored.
@@ -198,6 +217,10 @@ class StepPlanner:
         scheduled: list[ActivityRecord] = []
         for action in outcome.actions:
             self._plan_action(meta, action, commit, scheduled)
+        for record in scheduled:  # an activity's own priority (flow control) overrides its workflow's
+            policy = self.registry.activity_flow(record["name"])
+            if policy is not None and policy.priority is not None:
+                record["pr"] = policy.priority
         if outcome.propagation:
             self._propagate(meta, commit, scheduled, outcome)
         self.route_activities(scheduled, commit)
@@ -278,7 +301,7 @@ class StepPlanner:
             commit.tasks.append(key)
             commit.activities.append(key)
             scheduled.append(records.activity_record(meta, action.seq, action.name, action.input, action.app_id,
-                                                     action.attempt))
+                                                     action.attempt, action.heartbeat_ms, action.start_to_close_ms))
         elif isinstance(action, TimerCreated):
             key = meta.task_key(action.seq)
             commit.tasks.append(key)

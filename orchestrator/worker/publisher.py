@@ -27,8 +27,13 @@ class SendingPublisher(Protocol):
 
 @runtime_checkable
 class Publisher(SendingPublisher, Protocol):
-    def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
-        """(queue key, message bytes) of ``send_step`` for a script to push, or None: publish it."""
+    def step_message(self, instance_id: str, app_id: str, priority: int | None = None) -> tuple[str, bytes] | None:
+        """(queue key, message bytes) of ``send_step`` for a script to push, or None: publish it.
+        ``priority`` (0 first .. 9 last; None: the default, core/flow.py) picks the queue's list."""
+        ...
+
+    def send_priority_step(self, instance_id: str, app_id: str, priority: int | None) -> None:
+        """``send_step`` at ``priority`` (a publisher without priorities sends it plainly)."""
         ...
 
     def activity_message(self, records: list[ActivityRecord], app_id: str) -> tuple[str, bytes] | None:
@@ -55,8 +60,11 @@ class _Completed:
     def send_activity(self, record: ActivityRecord, app_id: str) -> None:
         self.inner.send_activity(record, app_id)
 
-    def step_message(self, instance_id: str, app_id: str) -> tuple[str, bytes] | None:
+    def step_message(self, instance_id: str, app_id: str, priority: int | None = None) -> tuple[str, bytes] | None:
         return None
+
+    def send_priority_step(self, instance_id: str, app_id: str, priority: int | None) -> None:
+        self.inner.send_step(instance_id, app_id)
 
     def activity_message(self, records: list[ActivityRecord], app_id: str) -> tuple[str, bytes] | None:
         return None

@@ -32,7 +32,8 @@ log = logging.getLogger("orchestrator.engine")
 
 def activity_record(meta: Any, action: TaskScheduled) -> records.ActivityRecord:
     """The message of one activity attempt (sent by its step, or again by the sweeper)."""
-    return records.activity_record(meta, action.seq, action.name, action.input, action.app_id, action.attempt)
+    return records.activity_record(meta, action.seq, action.name, action.input, action.app_id, action.attempt,
+                                   action.heartbeat_ms, action.start_to_close_ms)
 
 
 def warn_history_size(store: Any, limit: int, workflow: str, instance_id: str, events: int, added: int) -> None:

@@ -21,7 +21,7 @@ from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.history import HistoryFormatError
 from ..core.replay import WorkflowExecution
 from ..core.text import clip_head, safe_str
-from ..core.vocabulary import TERMINAL
+from ..core.vocabulary import STEP_CLAIM, TERMINAL, member
 from ..store.connection import StoreError
 from ..store.records import ActivityRecord, InstanceMeta
 from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
@@ -37,10 +37,18 @@ MAX_STEP_ROUNDS = 1000
 class StepRunner:
     def __init__(self, store: RedisStore, planner: StepPlanner, cache: ExecutionCache, clock: Callable[[], int],
                  publish_outbox: Callable[[str, dict[str, bytes]], None], history_warn_events: int,
-                 liveness: LivenessHolder | None = None, lost_limit: int = 1) -> None:
+                 liveness: LivenessHolder | None = None, lost_limit: int = 1,
+                 reap_if_dead_here: Callable[[str], bool] = lambda process_id: False, *,
+                 admit: Callable[[Snapshot], bool] | None = None,
+                 finished: Callable[[InstanceMeta], None] | None = None) -> None:
+        """``admit``: may this snapshot's step run now (flow control, worker/flow.py)? ``finished``: an
+        instance in a flow scope has finished (its slot goes to the next)."""
         self.liveness = liveness
+        self.reap_if_dead_here = reap_if_dead_here
         self.lost_limit = lost_limit
         self.store = store
+        self.admit = admit
+        self.finished = finished
         self.planner = planner
         self.cache = cache
         self.clock = clock
@@ -61,7 +69,7 @@ class StepRunner:
                     continue
                 return eager
             prefetched = None
-            if snap is None:
+            if snap is None or self._parked(snap, cached, me):  # gone, or waits for flow control
                 return eager
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
@@ -94,13 +102,26 @@ class StepRunner:
                     instance_id, MAX_STEP_ROUNDS)
         return eager
 
+    def _parked(self, snap: Snapshot, cached: CachedExecution | None, me: str | None) -> bool:
+        """Must the step wait for flow control (worker/flow.py)? Then its claim is let go."""
+        if self.admit is None or not snap.inbox or snap.meta.is_terminal or self.admit(snap):
+            return False
+        instance_id = snap.meta.instance_id
+        self.cache.put_back(instance_id, cached)
+        if me and self.liveness is not None:
+            self.store.liveness.release([member(instance_id, STEP_CLAIM)])
+        return True
+
     def _claim(self, instance_id: str) -> str | None:
         """Claim the instance's step for this process: its id ('' without liveness), or None when the
         step was lost with its process more than ``lost_limit`` times in a row."""
         if self.liveness is None:
             return ""
         me = self.liveness.get()
-        lost = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since())
+        lost, other = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since())
+        if other:  # held by a process that looks alive: one that died here is reaped (and counted) now
+            dead = self.reap_if_dead_here(other)  # its pool requeued the step at once, before it expired
+            lost, _ = self.store.liveness.take_step(me.process_id, instance_id, me.alive_since(), force=not dead)
         return None if lost > self.lost_limit else me.process_id
 
     def _lost_step(self, snap: Snapshot) -> Commit:
@@ -188,6 +209,8 @@ class StepRunner:
         recovery.warn_history_size(self.store, self.history_warn_events, snap.meta.name, instance_id,
                                    history_events, len(commit.events))
         self.publish_outbox(instance_id, commit.outbox)
+        if commit.status in TERMINAL and snap.meta.flow_scope and self.finished is not None:
+            self.finished(snap.meta)
 
     def fail_unreadable(self, instance_id: str, err: HistoryFormatError) -> bool:
         """Fail an instance whose history or inbox does not decode (see worker/recovery.py). True when

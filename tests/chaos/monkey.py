@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from tests.chaos.resume import victims
 from tests.conftest import Pool
 from tests.support.redis_proc import EmbeddedRedis
 
@@ -28,6 +29,7 @@ class PoolSet:
         self.started = 0
         self.pools: list[Pool] = [self._new() for _ in range(count)]
         self._lock = threading.Lock()
+        self.kills: list[tuple[int, set[str]]] = []  # (killed at ms, instances whose claimed work it held)
 
     def _new(self) -> Pool:
         self.started += 1
@@ -51,7 +53,10 @@ class PoolSet:
         with self._lock:
             ready = [i for i, pool in enumerate(self.pools) if self.is_ready(pool)]
             index = rng.choice(ready or list(range(len(self.pools))))
+            proc = self.pools[index].proc
+            held = victims(self.url, proc.pid)[1] if proc is not None else set()
             self.pools[index].kill()
+            self.kills.append((int(time.time() * 1000), held))  # timed once it is dead
             self.pools[index] = self._new()
             return index
 

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from tests.support.redis_proc import EmbeddedRedis
 
 from . import app
 from .monkey import PoolMonkey, PoolSet, RedisMonkey, redis_plan
+from .resume import percentile, resume_times
 from .verify import Verdict, leftovers_drained, verify
 
 T = TypeVar("T")
@@ -70,6 +71,7 @@ class Report:
     redis_down_s: float
     retried_calls: int
     duration: float
+    resume_s: list[float] = field(default_factory=list)  # kill-to-resume time of each victim (tests/chaos/resume.py)
 
     @property
     def ok(self) -> bool:
@@ -82,7 +84,9 @@ class Report:
                 f"kills={self.kills} redis_restarts={self.redis_restarts} outages={self.outages} "
                 f"redis_down={self.redis_down_s:.1f}s activity_attempts={v.activity_attempts} "
                 f"executions={v.executions} duplicates_executed={v.duplicate_executions} steps={v.steps} "
-                f"driver_retries={self.retried_calls} problems={len(v.problems)} duration={self.duration:.1f}s")
+                f"driver_retries={self.retried_calls} problems={len(v.problems)} duration={self.duration:.1f}s "
+                f"kill_to_resume_p50={percentile(self.resume_s, 0.5):.1f}s "
+                f"p99={percentile(self.resume_s, 0.99):.1f}s victims={len(self.resume_s)}")
 
 
 class Driver:
@@ -224,6 +228,7 @@ class Driver:
             pools.wait_ready()
             self.wait_drained(r, 30)
             verdict = verify(r, self.expected, self.event_ids)
+            resumed = resume_times(client, pools.kills)
         except BaseException:
             self.log(pools.log_tails())
             raise
@@ -235,7 +240,7 @@ class Driver:
             pools.stop()
             self.server.stop()
         report = Report(s, verdict, pool_monkey.kills, redis_monkey.restarts, redis_monkey.outages,
-                        redis_monkey.down_seconds, self.retries, time.monotonic() - began)
+                        redis_monkey.down_seconds, self.retries, time.monotonic() - began, resumed)
         if not report.ok:
             self.log("\n".join(verdict.problems[:40]))
         return report

@@ -20,6 +20,8 @@ def test_short_chaos_scenario_loses_nothing_and_commits_nothing_twice(tmp_path: 
     assert report.kills >= 5 and report.redis_restarts == 1
     # Every activity attempt in history ran at least once; re-executions are counted, not hidden.
     assert v.executions == v.activity_attempts + v.duplicate_executions
+    # Default settings (visibility_timeout 3600 s): a killed pool's work moves again within seconds.
+    assert report.resume_s and max(report.resume_s) < 30, report.resume_s
 
 
 def test_a_channel_used_after_celery_collected_its_connection_keeps_working(redis_server, redis_client):

@@ -3,6 +3,7 @@ killed with SIGKILL has its work resumed by the next pool within seconds, not af
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 
@@ -48,7 +49,9 @@ def test_a_sigkilled_pool_s_chain_continues_within_15_s_of_a_new_pool(client, st
     assert gap < 15 + pool_start, f"the chain stood still {gap:.1f} s (pool start {pool_start:.1f} s)"
     per_seq = Counter(e["seq"] for e in history if e["kind"] == "TaskCompleted")
     assert sorted(per_seq) == list(range(1, 21)) and set(per_seq.values()) == {1}
-    assert "stopped heartbeating" in new.log_path.read_text()
+    log = new.log_path.read_text()
+    assert re.search(r"worker process \S+ \(app 'default', pid \d+\) stopped heartbeating; put back \d+ broker", log)
+    assert "background duties: unexpected error" not in log
     # The dead processes are gone from the registry; the new pool's are there.
     live = client.store.liveness.processes()
     assert live and all(p.heartbeat >= int(time.time() * 1000) - 10_000 for p in live)
@@ -85,3 +88,89 @@ def test_a_copy_of_an_attempt_a_live_process_runs_is_skipped(client, start_pool,
     assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == "once"
     assert executions(redis_client, iid, 1) == 1
     _wait(lambda: "this copy is skipped" in pool.log_path.read_text(), what="the copy to be skipped")
+
+
+def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_expiry(client, start_pool,
+                                                                                         redis_server):
+    import json
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from orchestrator import Settings
+    from orchestrator.http import create_app
+    from tests.conftest import ROOT, pool_environment
+    from tests.support.defaults import API_CLIENT
+
+    def cli() -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "orchestrator", "pools", "--json"], capture_output=True,
+                             text=True, env=pool_environment(redis_server.url), cwd=ROOT, timeout=60, check=True)
+        return json.loads(out.stdout)
+
+    doomed = start_pool(CORE, app_id="default", concurrency=2)
+    keeper = start_pool(REL, app_id="rel", concurrency=1)
+    _wait(lambda: {p["pid"] for p in cli() if p["kind"] == "pool"} >= {doomed.proc.pid, keeper.proc.pid},
+          what="both pools to register")
+    listed = cli()
+    mine = next(p for p in listed if p["pid"] == doomed.proc.pid)
+    assert mine["app_id"] == "default" and mine["alive"] and mine["queues"] == ["orchestrator.default"]
+    assert "slow_chain" in mine["workflows"] and "slow_add" in mine["activities"]
+    children = [p for p in listed if p["kind"] == "worker" and p["app_id"] == "default"]
+    assert all(p["host"] == mine["host"] for p in children)
+    api = TestClient(create_app(Settings(redis_url=redis_server.url)), **API_CLIENT)
+    assert {p["process_id"] for p in api.get("/api/pools").json()} == {p["process_id"] for p in cli()}
+    assert any(p["pid"] == keeper.proc.pid for p in api.get("/dashboard/api/pools").json()["items"])
+    pid = doomed.proc.pid
+    doomed.kill()
+    began = time.monotonic()
+    # The keeper's sweeper reaps it: gone from the registry within the expiry (10 s) plus a sweep.
+    _wait(lambda: all(p["pid"] != pid for p in cli()), timeout=25, what="the killed pool to disappear")
+    assert time.monotonic() - began < 16
+    assert any(p["pid"] == keeper.proc.pid for p in cli())
+
+
+def test_two_modules_on_one_app_id_are_warned_of_and_every_run_lands_where_its_code_is(client, start_pool,
+                                                                                         redis_client):
+    first = start_pool(CORE, app_id="default", concurrency=2)
+    _wait(lambda: any(p.kind == "pool" for p in client.store.liveness.processes()), what="the first pool")
+    second = start_pool(REL, app_id="default", concurrency=2)
+    log = second.log_path.read_text()
+    assert "this pool joins app 'default', whose other pools (1) register a different set of names" in log
+    assert "this pool lacks the workflows ['" in log and "'slow_chain'" in log
+    chains = [client.schedule_new_workflow("chain", input=5) for _ in range(6)]
+    ones = [client.schedule_new_workflow("rel_one", input={"value": i}) for i in range(6)]
+    for iid in chains:
+        state = _state(client, iid)
+        assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == 10, state.failure_details
+    for i, iid in enumerate(ones):
+        state = _state(client, iid)
+        assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == i, state.failure_details
+    logs = first.log_path.read_text() + second.log_path.read_text()
+    assert "back to the queue" in logs  # some landed on the pool without their code, and went back
+
+
+def test_an_in_process_runtime_registers_heartbeats_and_leaves_at_shutdown(client, redis_server):
+    from orchestrator import WorkflowRuntime
+
+    wfr = WorkflowRuntime(redis_url=redis_server.url)
+
+    @wfr.activity(name="inproc_echo")
+    def echo(ctx, value):
+        return value
+
+    @wfr.workflow(name="inproc_wf")
+    def wf(ctx, value):
+        return (yield ctx.call_activity(echo, input=value))
+
+    wfr.start()
+    try:
+        inproc = [p for p in client.store.liveness.processes() if p.kind == "inproc"]
+        assert len(inproc) == 1 and "inproc_wf" in inproc[0].workflows and inproc[0].activities == ["inproc_echo"]
+        iid = client.schedule_new_workflow("inproc_wf", input=3)
+        assert _state(client, iid).output == 3
+        first = inproc[0].heartbeat
+        _wait(lambda: client.store.liveness.processes()[0].heartbeat > first, what="a second heartbeat")
+    finally:
+        wfr.shutdown()
+    assert not [p for p in client.store.liveness.processes() if p.kind == "inproc"]

@@ -32,6 +32,7 @@ local seed = c.seed
 local first = seed and RUNNING or PENDING
 redis.call('HSET', meta, 'name', c.name, 'app', c.app, 'status', first, 'input', c.input,
   'created', c.now, 'updated', c.now, 'ver', 0, 'gen', 0, 'run', c.run)
+if c.prio and c.prio ~= '' then redis.call('HSET', meta, 'prio', c.prio) end  -- its priority (core/flow.py)
 if c.parent ~= '' then
   redis.call('HSET', meta, 'parent', c.parent, 'parent_key', c.parent_key, 'parent_app', c.parent_app,
     'parent_run', c.parent_run)

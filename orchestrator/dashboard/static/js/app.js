@@ -1,4 +1,4 @@
-// Entry point: a hash router (#/overview, #/runs?..., #/run/<id>, #/apilog, #/schedules). Each view is
+// Entry point: a hash router (#/overview, #/runs?..., #/run/<id>, #/apilog, #/schedules, #/pools). Each view is
 // mount(container, params) -> cleanup, so timers of a page stop when the user leaves it.
 import { clear, errorBox, timeZone, setTimeZone } from "./core.js";
 import { mountOverview } from "./overview.js";
@@ -6,6 +6,7 @@ import { mountRuns } from "./runs.js";
 import { mountRun } from "./run.js";
 import { mountApiLog } from "./apilog.js";
 import { mountSchedules } from "./schedules.js";
+import { mountPools } from "./pools.js";
 
 const routes = [
   { re: /^\/overview$/, nav: "overview", mount: (el, m, q) => mountOverview(el, q) },
@@ -13,6 +14,7 @@ const routes = [
   { re: /^\/run\/(.+)$/, nav: "runs", mount: (el, m, q) => mountRun(el, decodeURIComponent(m[1]), q) },
   { re: /^\/apilog$/, nav: "apilog", mount: (el, m, q) => mountApiLog(el, q) },
   { re: /^\/schedules$/, nav: "schedules", mount: (el) => mountSchedules(el) },
+  { re: /^\/pools$/, nav: "pools", mount: (el) => mountPools(el) },
 ];
 
 let cleanup = null;

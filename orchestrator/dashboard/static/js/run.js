@@ -200,6 +200,7 @@ export function mountRun(root, instanceId) {
       fact("Parent", run.parent ? runLink(run.parent) : h("span", { class: "none", text: "none" })),
       fact("Children", run.child_count ? `${fmtNumber(run.child_count)}` : h("span", { class: "none", text: "none" })),
       run.waiting_for ? fact("Waiting for", waitText(run.waiting_for)) : null,
+      run.queued ? fact("Queued", h("span", { id: "run-queued", text: run.queued })) : null,
       ...timersOf(model).map((t) => fact(t.kind === "retry_timer" ? "Retry at" : "Timer fires",
         h("span", { class: "timer-fire", text: `${fmtTime(t.fire_at)} (${fmtRelative(t.fire_at)})` })))));
   }

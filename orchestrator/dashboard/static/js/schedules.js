@@ -8,6 +8,7 @@ export function mountSchedules(root) {
   const body = h("tbody", { id: "schedules-body" });
   const errorSlot = h("div");
   const count = h("span");
+  const flowBody = h("tbody", { id: "flow-body" });
   root.append(
     h("div", { class: "page-head" }, h("h1", { text: "Schedules" }), h("span", { class: "live", text: "live" }),
       h("span", { class: "spacer" }),
@@ -18,7 +19,14 @@ export function mountSchedules(root) {
         h("thead", {}, h("tr", {}, ["Schedule", "Workflow", "When", "Overlap", "State", "Next runs", "Last run",
           "Fired / skipped / missed", ""].map((t) => h("th", { text: t })))),
         body),
-      h("div", { class: "pager" }, count)));
+      h("div", { class: "pager" }, count)),
+    h("div", { class: "page-head" }, h("h1", { text: "Flow control" }), h("span", { class: "spacer" }),
+      h("span", { class: "subtle", text: "Limited workflow types (w:) and activities (a:): running and waiting, by concurrency key" })),
+    h("div", { class: "card" },
+      h("table", { class: "data", id: "flow-table" },
+        h("thead", {}, h("tr", {}, ["Scope", "Running", "Waiting", "Limit", "Per key", "By key (running / waiting)"]
+          .map((t) => h("th", { text: t })))),
+        flowBody)));
 
   async function act(id, what) {
     try {
@@ -59,6 +67,16 @@ export function mountSchedules(root) {
       if (!data.items.length) body.appendChild(h("tr", {}, h("td", { class: "empty", colspan: 9, text: "No schedules. Create one with `orchestrator schedule create`." })));
       for (const d of data.items) body.appendChild(rowOf(d));
       count.textContent = `${data.items.length} schedule(s)`;
+      const flow = await api("/flow");
+      clear(flowBody);
+      if (!flow.scopes.length) flowBody.appendChild(h("tr", {}, h("td", { class: "empty", colspan: 6, text: "No flow-control limits have been used yet." })));
+      for (const f of flow.scopes) {
+        const keys = Object.entries(f.by_key).map(([k, v]) => `${k || "(all)"}: ${v.running} / ${v.waiting}`).join(" · ");
+        flowBody.appendChild(h("tr", { "data-scope": f.scope },
+          h("td", { class: "mono", text: f.scope }), h("td", { text: String(f.running) }), h("td", { text: String(f.waiting) }),
+          h("td", { text: f.limit === null ? "—" : String(f.limit) }), h("td", { text: f.key_limit === null ? "—" : String(f.key_limit) }),
+          h("td", { class: "subtle", text: keys || "—" })));
+      }
     } catch (err) { clear(errorSlot).appendChild(errorBox(err)); throw err; }
   }
 
