@@ -44,7 +44,7 @@ from .query import InstancePage, InstanceQuery, parse_status
 from .scheduling import ScheduleInfo, Schedules
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
-from .store import monitoring, records
+from .store import monitoring, pool_names, records
 from .store.connection import StoreError, StoreUnavailable
 from .store.flow import FlowStore
 from .store.queries import StoreQueries
@@ -346,14 +346,17 @@ class WorkflowClient:
         """Does the store answer? Raises when it cannot be reached."""
         return self.store.ping()
 
-    def list_processes(self, *, include_dead: bool = False) -> list[dict[str, Any]]:
-        """The worker processes in the registry (worker/liveness.py), newest heartbeat first: process id,
-        app id, host, pid, kind, the workflows (name -> versions) and activities it registers, its
-        claimed work (``<id>|<task key>`` or ``<id>|step``), last heartbeat (ms) and ``alive``.
-        Dead ones (heartbeat older than ``process_expiry``, not yet reaped) only with ``include_dead``."""
+    def list_processes(self, *, include_dead: bool = False, app: str | None = None) -> list[dict[str, Any]]:
+        """The worker processes in the registry (worker/liveness.py): ``list_pools()["items"]``."""
+        return self.list_pools(include_dead=include_dead, app=app)["items"]
+
+    def list_pools(self, *, include_dead: bool = False, app: str | None = None) -> dict[str, Any]:
+        """``{"items": [...], "mismatches": [...]}`` (store/pool_names.py): the worker processes (of app id
+        ``app``), newest heartbeat first, with ``alive`` (dead ones only with ``include_dead``), and per
+        app id whose live pools register different workflows, versions or activities, what each lacks."""
         now, expiry = self.clock(), int(self.settings.process_expiry * 1000)
-        found = self.store.liveness.processes(None if include_dead else now - expiry)
-        return [{**p.to_dict(), "alive": p.heartbeat >= now - expiry} for p in found]
+        return pool_names.listing(self.store.liveness.processes(None if include_dead else now - expiry, app), now,
+                                  expiry)
 
     def recorded_metrics(self) -> dict[str, Any]:
         """The metrics every process recorded, aggregated (``orchestrator.metrics.read_recorded``)."""

@@ -78,9 +78,9 @@ def create_dashboard(client: Any, *, prefix: str = "/dashboard",
     schedule_routes(router, client, _act)
 
     @router.get("/api/pools")
-    def pools() -> dict[str, Any]:
-        """The worker processes (live and expired-not-reaped), through the client."""
-        return {"items": client.list_processes(include_dead=True)}
+    def pools(include_dead: bool = False, app: str | None = None) -> dict[str, Any]:
+        """The worker processes and their mismatches, through the client: the same JSON as ``GET /api/pools``."""
+        return client.list_pools(include_dead=include_dead, app=app)
 
     return router
 

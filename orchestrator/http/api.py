@@ -169,10 +169,12 @@ async def counts(request: Request,
 
 
 @router.get("/api/pools", responses=_ERRORS, tags=["Operations"],
-            summary="The live worker processes: app id, host, pid, registered names, claimed work, last heartbeat")
-async def list_pools(request: Request, include_dead: bool = Query(False, description="also expired, unreaped ones")
-                     ) -> Any:
-    return await call("ERR_LIST_POOLS", request.app.state.client.list_processes, include_dead=include_dead)
+            summary="The worker processes (app id, host, pid, registered names, claimed work, last heartbeat) "
+                    "and, per app id whose pools register different names, what each lacks")
+async def list_pools(request: Request, include_dead: bool = Query(False, description="also expired, unreaped ones"),
+                     app: str | None = Query(None, description="only this app id's processes")) -> Any:
+    """``{"items": [...], "mismatches": [...]}``, the same as the dashboard's ``/dashboard/api/pools``."""
+    return await call("ERR_LIST_POOLS", request.app.state.client.list_pools, include_dead=include_dead, app=app)
 
 
 @router.get("/healthz", tags=["Operations"], summary="200 when Redis answers, 503 otherwise (no token needed)")

@@ -82,9 +82,9 @@ class ProcessRegistry:
         reaped = self.reap(process_id, 0, graceful=True)
         return reaped[1] if reaped else []
 
-    def processes(self, alive_since: int | None = None) -> list[ProcessInfo]:
-        """Every registered process (``alive_since``: only those with a heartbeat at or after it, ms),
-        with the work it holds; newest heartbeat first."""
+    def processes(self, alive_since: int | None = None, app_id: str | None = None) -> list[ProcessInfo]:
+        """Every registered process (``alive_since``: only those with a heartbeat at or after it, ms;
+        ``app_id``: only that app's), with the work it holds; newest heartbeat first."""
         raw: list[Any] = self.redis.zrevrangebyscore(self.keys.procs, "+inf",
                                                      "-inf" if alive_since is None else alive_since,
                                                      withscores=True)
@@ -101,6 +101,8 @@ class ProcessRegistry:
         out = []
         for (pid, score), rec in zip(raw, records):
             info = ProcessInfo.from_record(_text(pid), int(score), {_text(k): _text(v) for k, v in rec.items()})
+            if app_id is not None and info.app_id != app_id:
+                continue
             out.append(ProcessInfo(**{**info.__dict__, "work": sorted(work.get(info.process_id, []))}))
         return out
 

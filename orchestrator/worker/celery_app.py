@@ -33,7 +33,7 @@ from ..core.errors import FailureDetails
 from ..core.flow import DEFAULT_PRIORITY, PRIORITIES, priority_list
 from ..core.vocabulary import queue_name
 from ..settings import Settings
-from ..store import monitoring
+from ..store import monitoring, pool_names
 from ..store.connection import STORE_RETRYABLE, StoreError, StoreUnavailable
 from ..store.records import ActivityRecord, activity_task_key
 from . import tracing
@@ -283,30 +283,18 @@ def become_pool_process(eng: Engine, kind: str = "pool") -> None:
         me = eng.liveness.get()
         me.kind, me.queues, me.held = kind, [queue_name(eng.app_id)], held_delivery_tags
         me.beat()
-        warn_of_differences(eng)
+        warn_of_differences(eng, me.describe())
     except StoreError as exc:
         log.warning("could not register this pool process: %s", exc)
 
 
-def warn_of_differences(eng: Engine) -> str | None:
-    """Log (and return) how this pool's workflows and activities differ from the other pools of its app."""
-    peers = [p for p in eng.peers() if p.kind in ("pool", "inproc")]
-    if not peers:
-        return None
-    theirs_wf = {n for p in peers for n in p.workflows}
-    theirs_act = {n for p in peers for n in p.activities}
-    mine_wf, mine_act = set(eng.registry.workflows), set(eng.registry.activities)
-    differences = (("this pool lacks the workflows", theirs_wf - mine_wf),
-                   ("this pool lacks the activities", theirs_act - mine_act),
-                   ("they lack the workflows", mine_wf - theirs_wf),
-                   ("they lack the activities", mine_act - theirs_act))
-    parts = [f"{what} {sorted(names)}" for what, names in differences if names]
-    if not parts:
-        return None
-    message = (f"this pool joins app {eng.app_id!r}, whose other pools ({len(peers)}) register a different set of "
-               f"names: {'; '.join(parts)}. A step or activity that lands on a process lacking its name goes back "
-               "to the queue for one that has it; give each module its own app id (--app-id) to route them directly")
-    log.warning("%s", message)
+def warn_of_differences(eng: Engine, described: dict[str, Any]) -> str | None:
+    """Log (and return) how this pool's workflows and activities (``described``, its registry record's)
+    differ from the other pools of its app (store/pool_names.py)."""
+    mine = pool_names.workflow_names(described["workflows"]), set(described["activities"])
+    message = pool_names.join_warning(eng.app_id, mine, eng.peers())
+    if message:
+        log.warning("%s", message)
     return message
 
 

@@ -103,31 +103,53 @@ def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_
     from tests.conftest import ROOT, pool_environment
     from tests.support.defaults import API_CLIENT
 
-    def cli() -> list[dict]:
-        out = subprocess.run([sys.executable, "-m", "orchestrator", "pools", "--json"], capture_output=True,
+    def cli(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "orchestrator", "pools", "--json", *args], capture_output=True,
                              text=True, env=pool_environment(redis_server.url), cwd=ROOT, timeout=60, check=True)
         return json.loads(out.stdout)
 
     doomed = start_pool(CORE, app_id="default", concurrency=2)
     keeper = start_pool(REL, app_id="rel", concurrency=1)
-    _wait(lambda: {p["pid"] for p in cli() if p["kind"] == "pool"} >= {doomed.proc.pid, keeper.proc.pid},
+    _wait(lambda: {p["pid"] for p in cli()["items"] if p["kind"] == "pool"} >= {doomed.proc.pid, keeper.proc.pid},
           what="both pools to register")
-    listed = cli()
+    listed = cli()["items"]
     mine = next(p for p in listed if p["pid"] == doomed.proc.pid)
     assert mine["app_id"] == "default" and mine["alive"] and mine["queues"] == ["orchestrator.default"]
     assert "slow_chain" in mine["workflows"] and "slow_add" in mine["activities"]
     children = [p for p in listed if p["kind"] == "worker" and p["app_id"] == "default"]
     assert all(p["host"] == mine["host"] for p in children)
     api = TestClient(create_app(Settings(redis_url=redis_server.url)), **API_CLIENT)
-    assert {p["process_id"] for p in api.get("/api/pools").json()} == {p["process_id"] for p in cli()}
+    assert {p["process_id"] for p in api.get("/api/pools").json()["items"]} == {p["process_id"] for p in cli()["items"]}
     assert any(p["pid"] == keeper.proc.pid for p in api.get("/dashboard/api/pools").json()["items"])
+    # A second module on app 'default': the listing names what each of its pools lacks; --app filters.
+    other = start_pool(REL, app_id="default", concurrency=1)
+    _wait(lambda: cli("--app", "default")["mismatches"], what="the mismatch to be listed")
+    rel = cli("--app", "rel")
+    assert {p["app_id"] for p in rel["items"]} == {"rel"} and rel["mismatches"] == []
+    assert keeper.proc.pid in {p["pid"] for p in rel["items"]}
+    [mismatch] = cli("--app", "default")["mismatches"]
+    lacking = {m["pid"]: m for m in mismatch["lacking"]}
+    assert "slow_chain" in lacking[other.proc.pid]["workflows"] and "rel_one" in lacking[doomed.proc.pid]["workflows"]
+    assert "rel_echo" in lacking[doomed.proc.pid]["activities"] and "slow_add" in lacking[other.proc.pid]["activities"]
+    assert f"process {mismatch['lacking'][0]['process_id']} (" in mismatch["message"]
+    text = subprocess.run([sys.executable, "-m", "orchestrator", "pools"], capture_output=True, text=True,
+                          env=pool_environment(redis_server.url), cwd=ROOT, timeout=60, check=True)
+    assert "warning: the pools (2) of app 'default' register different names: process " in text.stderr
+    assert "warning" not in text.stdout and "APP" in text.stdout
+
+    def shape(body: dict) -> dict:  # heartbeats and claims move between two reads
+        return {**body, "items": sorted((p["process_id"], p["app_id"], p["kind"]) for p in body["items"])}
+    http, board = (api.get(f"{base}/api/pools", params={"app": "default"}).json() for base in ("", "/dashboard"))
+    assert shape(http) == shape(board) and http["mismatches"] == [mismatch]
+    assert {p["app_id"] for p in http["items"]} == {"default"}
     pid = doomed.proc.pid
     doomed.kill()
     began = time.monotonic()
     # The keeper's sweeper reaps it: gone from the registry within the expiry (10 s) plus a sweep.
-    _wait(lambda: all(p["pid"] != pid for p in cli()), timeout=25, what="the killed pool to disappear")
+    _wait(lambda: all(p["pid"] != pid for p in cli()["items"]), timeout=25, what="the killed pool to disappear")
     assert time.monotonic() - began < 16
-    assert any(p["pid"] == keeper.proc.pid for p in cli())
+    assert any(p["pid"] == keeper.proc.pid for p in cli()["items"])
+    assert cli("--app", "default")["mismatches"] == []  # the other module's pool is alone in its app now
 
 
 def test_two_modules_on_one_app_id_are_warned_of_and_every_run_lands_where_its_code_is(client, start_pool,
