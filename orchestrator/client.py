@@ -39,6 +39,7 @@ from .core.identifiers import validate_instance_id, validate_name
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
 from .history_export import export_document
+from .logger import apply_logger_options, setting_options
 from .query import InstancePage, InstanceQuery, parse_status
 from .scheduling import ScheduleInfo, Schedules
 from .settings import Settings, load_settings
@@ -70,10 +71,14 @@ class WorkflowClient:
     def __init__(self, host: str | Settings | None = None, port: str | None = None, *,
                  settings: Settings | None = None, store: RedisStore | None = None,
                  publisher: SendingPublisher | None = None, clock: Callable[[], int] | None = None,
-                 redis_url: str | None = None, **_dapr_options: Any) -> None:
+                 redis_url: str | None = None, logger_options: Any = None, interceptors: Any = None,
+                 **options: Any) -> None:
         """``WorkflowClient()`` reads the settings (``load_settings``); ``WorkflowClient(settings)`` or
-        ``settings=`` uses those. ``host``/``port`` (the Dapr sidecar's, as in Dapr's
-        ``DaprWorkflowClient(host, port)``) are accepted for compatibility and unused.
+        ``settings=`` uses those. Dapr's ``DaprWorkflowClient(host, port, logger_options, interceptors)``
+        arguments are accepted: ``host``/``port`` name the Dapr sidecar, which this client does not use
+        (it talks to Redis, ``redis_url``); ``logger_options`` (Dapr's ``LoggerOptions``) sets the
+        level and handler of this client's logger. Settings may be given by name (``strict_events=True``,
+        ``reuse_finished_ids=False``, ...); any other keyword raises ``TypeError`` naming it.
 
         The injection seams, for tests and embedders: ``store`` (a ``RedisStore``; default: one on
         ``settings.redis_url``), ``publisher`` (how steps and activities are sent; default: Celery on
@@ -81,7 +86,12 @@ class WorkflowClient:
         every timestamp this client writes comes from."""
         if isinstance(host, Settings):
             settings, host = host, None
-        self.settings = (settings or load_settings()).replace(redis_url=redis_url)
+        if interceptors:
+            raise TypeError("interceptors are not supported (docs/dapr-compat.md: interceptors); "
+                            "pass interceptors=None")
+        self.settings = (settings or load_settings()).replace(redis_url=redis_url, **setting_options(options,
+                                                                                                     "DaprWorkflowClient"))
+        apply_logger_options(log, logger_options)
         self.store = store if store is not None else RedisStore.from_url(self.settings.redis_url,
                                                                          self.settings.key_prefix)
         self._publisher: SendingPublisher = publisher if publisher is not None else \
@@ -102,10 +112,14 @@ class WorkflowClient:
                               dedup_id: str | None = None) -> str:
         """Start an instance now (or at ``start_at``) and return its id.
 
-        ``reuse_id_policy``: None/"error" refuses an id that exists; "replace" replaces a finished
-        instance with that id (a running one is always refused). ``app_id`` routes the start to that
-        app's pool; by default the app that registered the workflow name is used. ``version`` (our
-        extension) runs that registered version of the workflow instead of the latest.
+        ``reuse_id_policy``: None follows the setting ``reuse_finished_ids`` (default True, Dapr's: the
+        id of a finished instance starts a new run under it); "replace" replaces a finished instance;
+        "error" refuses any id that exists. A running instance's id is always refused. ``app_id``
+        routes the start to that app's pool; by default the app whose pools announced the workflow
+        name, else (nothing announced it yet: a web app deployed before its workers, a fresh store)
+        this client's ``app_id`` setting, where the instance waits PENDING until a pool that
+        registers the name starts, as in Dapr (setting ``strict_start``: raise instead). ``version``
+        (our extension) runs that registered version of the workflow instead of the latest.
 
         Flow control (our extensions, docs/flow-control.md): ``priority`` 0 (first, the default) to 9 (last)
         orders its steps and activities in the queues; ``dedup_id``: while an instance of this
@@ -149,6 +163,8 @@ class WorkflowClient:
         if app_id is not None:
             validate_name(app_id, "app_id")
         app = app_id or self._app_of(name)
+        if app is None and not self.settings.strict_start:
+            app = self.settings.app_id
         if app is None:
             raise WorkflowNotRegisteredError(
                 f"no worker pool has registered workflow {name!r}; start a pool whose module registers it "
@@ -163,11 +179,11 @@ class WorkflowClient:
         started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
         # The first step's message, pushed by the store iff the start is due now (when the publisher can build it).
         step = self._outgoing.step_message(instance_id, app, priority)
+        replace = reuse_id_policy == "replace" or (reuse_id_policy is None and self.settings.reuse_finished_ids)
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
-                                                  start_at=due, replace=reuse_id_policy == "replace",
-                                                  step_message=step, priority=priority)
+                                                  start_at=due, replace=replace, step_message=step, priority=priority)
         if code == -1:
-            hint = ("; reuse_id_policy='replace' replaces only a finished instance" if reuse_id_policy == "replace"
+            hint = ("; only a finished instance's id can be reused" if replace
                     else "; pass reuse_id_policy='replace' to replace a finished one")
             raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status}){hint}")
         if code == WAKE and step is None:
@@ -191,12 +207,16 @@ class WorkflowClient:
         return WorkflowState(meta, fetch_payloads) if meta else None
 
     def wait_for_workflow_start(self, instance_id: str, *, fetch_payloads: bool = False,
-                                timeout_in_seconds: float = 60) -> WorkflowState | None:
+                                timeout_in_seconds: float = 0) -> WorkflowState | None:
+        """Wait until the instance has started (is not PENDING). ``timeout_in_seconds=0`` (the default,
+        Dapr's) waits without limit; past a positive timeout, ``TimeoutError``."""
         return self._wait(instance_id, fetch_payloads, timeout_in_seconds,
                           lambda s: s.runtime_status != WorkflowStatus.PENDING)
 
     def wait_for_workflow_completion(self, instance_id: str, *, fetch_payloads: bool = True,
-                                     timeout_in_seconds: float = 60) -> WorkflowState | None:
+                                     timeout_in_seconds: float = 0) -> WorkflowState | None:
+        """Wait until the instance is COMPLETED, FAILED or TERMINATED. ``timeout_in_seconds=0`` (the
+        default, Dapr's) waits without limit; past a positive timeout, ``TimeoutError``."""
         finished = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
         return self._wait(instance_id, fetch_payloads, timeout_in_seconds, lambda s: s.runtime_status in finished)
 
@@ -204,7 +224,7 @@ class WorkflowClient:
               done: Callable[[WorkflowState], bool]) -> WorkflowState | None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
             raise ValueError(f"timeout_in_seconds must be a non-negative number of seconds, got {timeout!r}")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout if timeout else float("inf")
         delay = 0.005
         while True:
             state = self.get_workflow_state(instance_id, fetch_payloads=fetch_payloads)
@@ -414,7 +434,9 @@ class WorkflowClient:
     @apilog.logged("raise_event")
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None,
                              idempotency_key: str | None = None) -> None:
-        """Deliver an external event. ``idempotency_key`` (our extension): the instance keeps the keys
+        """Deliver an external event. An event raised to a finished instance is discarded, as Dapr
+        documents (setting ``strict_events``: ``InstanceFinishedError`` instead); to an unknown
+        instance, ``InstanceNotFoundError``. ``idempotency_key`` (our extension): the instance keeps the keys
         it has received until it is purged, and a raise with a key it has seen does nothing, so a
         caller may retry a raise whose outcome it did not learn (a timeout, Redis lost mid-call)."""
         validate_name(event_name, "event name")
@@ -423,7 +445,7 @@ class WorkflowClient:
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=self.clock(), name=event_name, data=payload),
                    token=event_token(event_name), control=False, what=f"raise event {event_name!r} to",
-                   idempotency_key=idempotency_key or "")
+                   idempotency_key=idempotency_key or "", discard_if_finished=not self.settings.strict_events)
 
     @apilog.logged("terminate")
     def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
@@ -439,7 +461,28 @@ class WorkflowClient:
 
     @apilog.logged("resume")
     def resume_workflow(self, instance_id: str) -> None:
+        """Resume a suspended instance; it reads RUNNING when this returns (Dapr's), and its step
+        (with whatever arrived while it was suspended) is queued for the app."""
         self._send(instance_id, ExecutionResumed(ts=self.clock()), token=CONTROL_TOKEN, control=True, what="resume")
+        self._controller().apply(instance_id)
+        meta = self.store.get_meta(instance_id)
+        if meta is not None and not meta.is_terminal:
+            self._wake(instance_id, meta.app)
+
+    def close(self) -> None:
+        """Release this client's connections (Dapr's ``close``); the client cannot be used afterwards."""
+        for closer in (getattr(self.store.redis, "close", None), getattr(self._broker, "close", None)):
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:  # noqa: BLE001 - closing is best effort
+                    log.debug("closing the client: %s", exc)
+
+    def __enter__(self) -> WorkflowClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     suspend_workflow = pause_workflow
 
@@ -493,13 +536,23 @@ class WorkflowClient:
                     queue.append(child)
         return order
 
+    def strict(self) -> WorkflowClient:
+        """This client with the strict forms of Dapr's lenient semantics (``strict_events``,
+        ``strict_start``, no id reuse by default): what the CLI, the HTTP API and the dashboard use,
+        so an operator is told instead of an event or a start silently going nowhere."""
+        twin = WorkflowClient(settings=self.settings.replace(strict_events=True, strict_start=True,
+                                                             reuse_finished_ids=False),
+                              store=self.store, publisher=self._publisher, clock=self.clock)
+        twin.caller = self.caller
+        return twin
+
     def _controller(self) -> Controller:
         """Terminate and suspend need no workflow code, so they take effect when the call returns
         instead of queueing behind the app's backlog (see worker/control.py)."""
         return Controller(self.store, self._publisher, self.clock, self.settings)
 
     def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str,
-              idempotency_key: str = "") -> None:
+              idempotency_key: str = "", discard_if_finished: bool = False) -> None:
         validate_instance_id(instance_id)
         code = self.store.deliver(instance_id, event, token=token, now=self.clock(), control=control,
                                   idempotency_key=idempotency_key)
@@ -509,6 +562,9 @@ class WorkflowClient:
                 "for an event of another name; nothing was stored. Use a new key for a new event")
         if code == UNKNOWN:
             raise InstanceNotFoundError(f"cannot {what} instance {instance_id!r}: no such instance")
+        if code == FINISHED and discard_if_finished:
+            log.info("discarded %s instance %s: it has already finished", what, instance_id)
+            return
         if code == FINISHED:
             raise InstanceFinishedError(f"cannot {what} instance {instance_id!r}: it has already finished")
         if code == WAKE:
