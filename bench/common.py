@@ -296,6 +296,43 @@ class RedisMeter:
         }
 
 
+class NodesMeter(RedisMeter):
+    """A ``RedisMeter`` over several servers (a cluster's masters and the broker): figures summed."""
+
+    def __init__(self, client: redis.Redis, others: list[redis.Redis]) -> None:
+        super().__init__(client)
+        self.nodes = [client, *others]
+
+    def server_cpu_seconds(self) -> float:
+        return sum(float(c.info("cpu")["used_cpu_sys"]) + float(c.info("cpu")["used_cpu_user"]) for c in self.nodes)
+
+    def _snapshot(self) -> dict[str, Any]:
+        calls: dict[str, int] = {}
+        usec: dict[str, int] = {}
+        memory = 0
+        for client in self.nodes:
+            for k, v in client.info("commandstats").items():
+                name = k.removeprefix("cmdstat_")
+                calls[name] = calls.get(name, 0) + v["calls"]
+                if name != "info":
+                    usec[name] = usec.get(name, 0) + v["usec"]
+            memory += client.info("memory")["used_memory"]
+        return {"calls": calls, "usec": usec, "memory": memory, "probes": self.probes}
+
+    def keyspace_bytes(self) -> int:
+        total = 0
+        for client in self.nodes:
+            batch: list[bytes] = []
+            for key in client.scan_iter(count=1000):
+                batch.append(key)
+            for i in range(0, len(batch), 500):
+                pipe = client.pipeline(transaction=False)
+                for key in batch[i:i + 500]:
+                    pipe.memory_usage(key, samples=0)
+                total += sum(v or 0 for v in pipe.execute())
+        return total
+
+
 def settle(quiet_for: float = 0.3) -> None:
     """Wait until background writes after a workload's end (acks, outbox cleanup) have landed."""
     time.sleep(quiet_for)
@@ -313,6 +350,12 @@ class BenchEnv:
     profile_dir: Path | None = None
     census: bool = True
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    store: str = ""  # our store's URL when it is not redis_url (--store cluster)
+    broker_url: str | None = None  # our broker then: redis_url, where raw Celery runs too
+
+    @property
+    def store_url(self) -> str:
+        return self.store or self.redis_url
 
     def wants(self, workload: str) -> bool:
         return workload in self.workloads

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator import Settings, WorkflowClient
-from orchestrator.store.keys import KeySchema
 
 from .census import take_census
 from .common import (
@@ -42,20 +41,38 @@ TIMEOUT = 600.0
 class OursBench:
     def __init__(self, env: BenchEnv) -> None:
         self.env = env
-        self.keys = KeySchema(PREFIX)
         self.cpu_use = CpuUse()
-        self.client = WorkflowClient(settings=Settings(redis_url=env.redis_url, key_prefix=PREFIX))
+        # The store: the runner's Redis, or with --store cluster a Redis Cluster (the broker apart).
+        self.client = WorkflowClient(settings=Settings(redis_url=env.store_url, broker_url=env.broker_url,
+                                                       key_prefix=PREFIX))
+        self.keys = self.client.store.keys
+        broker_env = {"ORCH_BROKER_URL": env.broker_url} if env.broker_url else {}
         self.pool = Workers(
             "ours-pool",
             [python_cmd("-m", "orchestrator", "worker", "bench.orch_app", "--app-id", APP_ID,
                         "-c", str(WORKERS), "-l", "WARNING")],
-            {"REDIS_URL": env.redis_url, "ORCH_KEY_PREFIX": PREFIX},
+            {"REDIS_URL": env.store_url, "ORCH_KEY_PREFIX": PREFIX, **broker_env},
             env.work_dir,
         )
 
     # -- helpers --------------------------------------------------------------------------------
     def _count(self, status: str) -> int:
-        return int(self.env.meter.probe(lambda r: r.zcard(self.keys.status_index(status))))
+        return sum(int(n) for n in self._probe_shards(lambda pipe, shard: pipe.zcard(shard.status_index(status))))
+
+    def _probe_shards(self, queue: Any) -> list[Any]:
+        """One pipelined probe over every shard of the store, every command of it discounted."""
+        shards = self.keys.shards()
+
+        def run(meter_client: Any) -> list[Any]:
+            # The meter's own connection (the census leaves it out), or the cluster's client.
+            pipe = (self.client.store.redis if self.env.store else meter_client).pipeline(transaction=False)
+            for shard in shards:
+                queue(pipe, shard)
+            return list(pipe.execute())
+
+        replies = self.env.meter.probe(run)
+        self.env.meter.discount(len(shards) - 1)
+        return replies
 
     def _start_many(self, name: str, inputs: list[Any]) -> list[str]:
         return [self.client.schedule_new_workflow(name, input=value) for value in inputs]
@@ -65,7 +82,8 @@ class OursBench:
 
         def done() -> bool:
             if self._count("FAILED"):
-                failed = self.env.meter.probe(lambda r: r.zrange(self.keys.status_index("FAILED"), 0, 0))
+                failed = [i for reply in self._probe_shards(
+                    lambda pipe, shard: pipe.zrange(shard.status_index("FAILED"), 0, 0)) for i in reply]
                 state = self.client.get_workflow_state(failed[0].decode())
                 raise RuntimeError(f"{what}: a workflow failed: {state.failure_details if state else '?'}")
             return self._count("COMPLETED") >= target

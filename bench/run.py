@@ -27,7 +27,7 @@ import redis
 from orchestrator.embedded import EmbeddedRedis
 
 from . import celery_bench, dbos_bench, orch_bench
-from .common import ROOT, BenchEnv, RedisMeter, Row, Sizes, Skip
+from .common import ROOT, BenchEnv, NodesMeter, RedisMeter, Row, Sizes, Skip
 from .report import SYSTEMS, WORKLOADS, complete, derive, median_rows, render, write_json
 
 RUNNERS: dict[str, Callable[[BenchEnv], list[Row]]] = {
@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run every system N times, interleaved, and report each figure's median (noisy machines)")
     p.add_argument("--no-census", action="store_true", help="skip the MONITOR round-trip census of (f)")
+    p.add_argument("--store", choices=("redis", "cluster"), default="redis",
+                   help="our store: the one Redis (default), or a private 3-master Redis Cluster with that Redis "
+                        "as the broker (raw Celery runs on it too; no census)")
     p.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL",
                                                             "postgresql://postgres@127.0.0.1:5432/postgres"),
                    help="an admin connection to PostgreSQL for DBOS; a fresh database is created and dropped")
@@ -83,15 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="orch-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedRedis(work_dir / "redis").start()
+    cluster = None
     rows: list[Row] = []
     failures: dict[str, str] = {}
     failed = False
     started = time.time()
     try:
         meter = RedisMeter(redis.Redis.from_url(server.url))
+        store, broker = "", None
+        if args.store == "cluster":
+            from tests.support.cluster import RedisClusterProc
+
+            cluster = RedisClusterProc(work_dir / "cluster").start()
+            meter = NodesMeter(redis.Redis.from_url(server.url), [redis.Redis(port=n.port) for n in cluster.masters])
+            store, broker = cluster.url, server.url
         env = BenchEnv(redis_url=server.url, sizes=sizes, workloads=set(args.only), work_dir=work_dir,
-                       meter=meter, profile_dir=args.profile, census=not args.no_census,
-                       postgres_url=args.postgres_url)
+                       meter=meter, profile_dir=args.profile, census=not args.no_census and cluster is None,
+                       postgres_url=args.postgres_url, store=store, broker_url=broker)
         runs: list[list[Row]] = []
         for round_no in range(args.repeat):
             for system in args.systems:
@@ -113,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         redis_version = meter.redis.info("server")["redis_version"]
     finally:
         server.stop()
+        if cluster is not None:
+            cluster.stop()
     rows = complete(rows, args.systems, sizes, set(args.only), not args.no_census, failures)
     meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "seconds": round(time.time() - started, 1), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
             "python": platform.python_version(), "redis": redis_version, "systems": args.systems,
-            "workloads": args.only, "work_dir": str(work_dir), "worker_processes": 2, "repeat": args.repeat}
+            "workloads": args.only, "store": args.store, "work_dir": str(work_dir), "worker_processes": 2,
+            "repeat": args.repeat}
     print(render(rows, args.systems, sizes))
     write_json(args.json, rows, sizes, meta)
     keep = args.keep or args.work_dir or failed

@@ -93,7 +93,9 @@ class WorkflowClient:
                                                                                                      "DaprWorkflowClient"))
         apply_logger_options(log, logger_options)
         self.store = store if store is not None else RedisStore.from_url(self.settings.redis_url,
-                                                                         self.settings.key_prefix)
+                                                                         self.settings.key_prefix,
+                                                                         self.settings.shards)
+        self.store.retention_ms = int(self.settings.retention_seconds * 1000)
         self._publisher: SendingPublisher = publisher if publisher is not None else \
             CeleryPublisher(create_celery_app(self.settings), direct=self.settings.broker_is_store)
         self._outgoing = full_publisher(self._publisher)
@@ -485,6 +487,23 @@ class WorkflowClient:
         self.close()
 
     suspend_workflow = pause_workflow
+
+    def set_workflow_retention(self, name: str, seconds: float | None) -> None:
+        """Keep finished instances of workflow ``name`` for ``seconds`` after they finish, then purge
+        them with their children (0: forever; None: back to the setting ``retention_seconds``). Applies
+        to instances that finish from now on (worker/retention.py)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"workflow name must be a non-empty string, got {name!r}")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                    or seconds < 0):
+            raise ValueError(f"retention must be 0 (keep forever), a positive number of seconds or None, "
+                             f"got {seconds!r}")
+        self.store.set_retention(name, seconds)
+
+    def workflow_retention(self, name: str) -> float:
+        """The retention in seconds finished instances of ``name`` get (0: kept forever)."""
+        ms = self.store.retention_of(name)
+        return (self.store.retention_ms if ms is None else ms) / 1000
 
     @apilog.logged("purge")
     def purge_workflow(self, instance_id: str, recursive: bool = True) -> bool:

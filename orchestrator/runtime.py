@@ -135,7 +135,9 @@ class WorkflowRuntime:
     def store(self) -> RedisStore:
         with self._lock:
             if self._store is None:
-                self._store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+                self._store = RedisStore.from_url(self.settings.redis_url, self.settings.key_prefix,
+                                                  self.settings.shards)
+                self._store.retention_ms = int(self.settings.retention_seconds * 1000)
             return self._store
 
     @property

@@ -51,6 +51,10 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     broker_url: str | None = None  # Celery broker; defaults to redis_url
     key_prefix: str = "orch"
+    # The store's shard count (store/keys.py), fixed for its life: the first process records it in
+    # the store (16 when unset), and a process configured with another count is refused. Unset:
+    # use the store's. On Redis Cluster, a few shards per master (docs/operations.md, "Shards").
+    shards: int | None = None
     app_id: str = "default"
     concurrency: int = 2
     # Kombu's Redis transport redelivers an unacknowledged message after this many seconds; it must
@@ -135,6 +139,21 @@ class Settings:
     # the ``otel`` extra. Off by default.
     tracing: bool = False
 
+    # Kombu transport options of the broker, merged over the engine's own (visibility_timeout and
+    # its restore scan): e.g. {"master_name": "mymaster"} for a Sentinel broker (sentinel://...),
+    # {"confirm_publish": true} for RabbitMQ. In the environment: ORCH_BROKER_TRANSPORT_OPTIONS as JSON.
+    broker_transport_options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    # RabbitMQ queue type of the app queues: "classic" or "quorum" (replicated; Celery then turns
+    # off global QoS). Ignored by Redis brokers.
+    broker_queue_type: str = "classic"
+
+    # Retention (worker/retention.py): a finished top-level instance and its children are purged
+    # this long after it finished (0 keeps them forever); per workflow with
+    # WorkflowClient.set_workflow_retention. With retention_export_dir, each history is exported
+    # there (<id>.json) before its purge.
+    retention_seconds: float = 7 * 24 * 3600.0
+    retention_export_dir: str | None = None
+
     @property
     def broker(self) -> str:
         return self.broker_url or self.redis_url
@@ -163,12 +182,42 @@ class Settings:
             if problem is not None:
                 raise ValueError(f"setting {name} {redact_url(url)!r} cannot be used: {problem}")
 
+        store_scheme = self.redis_url.partition("://")[0].lower() if isinstance(self.redis_url, str) else ""
+        if store_scheme.endswith("+cluster") and self.broker_url is None:
+            raise ValueError(f"setting redis_url {redact_url(self.redis_url)!r} is a Redis Cluster, which cannot be "
+                             "the Celery broker (kombu has no cluster transport): set broker_url (ORCH_BROKER_URL) to "
+                             "a "
+                             "Redis, a Sentinel service or RabbitMQ")
+        if store_scheme in ("redis+sentinel", "rediss+sentinel", "sentinel") and self.broker_url is None:
+            raise ValueError(f"setting redis_url {redact_url(self.redis_url)!r} names a Sentinel service, which Celery "
+                             "reaches with its own URL: set broker_url (ORCH_BROKER_URL), e.g. "
+                             "'sentinel://host:26379' with broker_transport_options = {master_name = \"<service>\"}")
+        if self.broker_queue_type not in ("classic", "quorum"):
+            raise ValueError(f"setting broker_queue_type must be 'classic' or 'quorum', got {self.broker_queue_type!r}")
+        if not isinstance(self.broker_transport_options, dict):
+            raise ValueError("setting broker_transport_options must be a table (a JSON object in the environment), "
+                             f"got {self.broker_transport_options!r}")
+        if not isinstance(self.retention_seconds, (int, float)) or self.retention_seconds < 0:
+            raise ValueError(f"setting retention_seconds must be 0 (keep forever) or a positive number of seconds, "
+                             f"got {self.retention_seconds!r}")
+        if self.shards is not None and (isinstance(self.shards, bool) or not isinstance(self.shards, int)
+                                        or self.shards < 1):
+            raise ValueError(f"setting shards must be a positive integer or unset, got {self.shards!r}")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def _coerce(field_type: Any, raw: str, name: str) -> Any:
     kind = str(field_type)
+    if kind.startswith("dict"):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError(f"setting {name} has invalid value {raw!r} (expected a JSON object)") from None
+        return value
     try:
         if "bool" in kind:
             if raw.lower() in ("1", "true", "yes", "on"):

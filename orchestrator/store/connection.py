@@ -9,19 +9,32 @@ Both subclass redis-py's ``ConnectionError``, so every retry path that handles a
 Redis (Celery's autoretry, the worker's background duties) treats them exactly as before.
 
 ``rediss://`` (TLS) and user names (Redis 6 ACL users: ``redis://user:password@host``) are
-redis-py's own URL features and work unchanged; see docs/security.md.
+redis-py's own URL features and work unchanged; see docs/security.md. The store URLs:
+
+* ``redis://``, ``rediss://`` (TLS), ``unix:///path/to/redis.sock?db=0``: one Redis;
+* ``redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster://`` with TLS): a
+  Redis Cluster, found from any of the nodes given (database 0, the only one a cluster has);
+* ``redis+sentinel://[user:password@]host:port[,host:port...]/<service>[/db]`` (also
+  ``sentinel://``): the master Sentinel names for the service, followed across failovers; the
+  credentials are the master's (``?sentinel_password=`` for the Sentinels' own).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 import redis.client
+import redis.cluster
+import redis.sentinel
 
 from ..settings import redact_url, url_problem
 
-_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel", "sentinel")
 
 # What callers outside store/ catch, so that none of them imports redis-py:
 StoreError = redis.exceptions.RedisError  # any failure of a store call
@@ -84,6 +97,80 @@ class NamedPipeline(redis.client.Pipeline):
             raise describe(self.described_url, exc) from exc
 
 
+class NamedRedisCluster(redis.cluster.RedisCluster):
+    """``redis.RedisCluster`` whose connection errors name the URL given (see the module docstring)."""
+
+    described_url = ""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)
+        except RedisUnavailableError:
+            raise
+        except _UNREACHABLE as exc:
+            raise describe(self.described_url, exc) from exc
+
+
+def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tuple[str, int]]]:
+    """(user, password, [(host, port)...]) of ``user:password@h1:p1,h2:p2``."""
+    userinfo, _, hosts = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    found = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        host = host.strip("[]")
+        if not host or (port and not port.isdigit()):
+            raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): "
+                             f"{item.strip()!r} is not host:port")
+        found.append((host, int(port) if port else default_port))
+    return unquote(user), unquote(password), found
+
+
+def _cluster(url: str, **kwargs: Any) -> NamedRedisCluster:
+    parts = urlsplit(url)
+    user, password, hosts = _hosts(parts.netloc, url, 6379)
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): a Redis Cluster "
+                         "has database 0 only")
+    options: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.scheme.startswith("rediss"):
+        options["ssl"] = True
+    if user:
+        options["username"] = user
+    if password:
+        options["password"] = password
+    nodes = [redis.cluster.ClusterNode(host, port) for host, port in hosts]
+    client = NamedRedisCluster(startup_nodes=nodes, **options, **kwargs)
+    client.described_url = url
+    return client
+
+
+def _sentinel(url: str, **kwargs: Any) -> NamedRedis:
+    parts = urlsplit(url)
+    user, password, hosts = _hosts(parts.netloc, url, 26379)
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): a Sentinel URL "
+                         "names its service and optionally a database: redis+sentinel://host:26379/mymaster/0")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    sentinel_kwargs = {"password": query.pop("sentinel_password")} if "sentinel_password" in query else {}
+    options: dict[str, Any] = {"db": int(path[1]) if len(path) == 2 else 0, **query, **kwargs}
+    if parts.scheme.startswith("rediss"):
+        options["ssl"] = True
+    if user:
+        options["username"] = user
+    if password:
+        options["password"] = password
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in options:
+            options[name] = float(options[name])
+    sentinel = redis.sentinel.Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None,
+                                       socket_timeout=options.get("socket_timeout", 5.0))
+    client: NamedRedis = sentinel.master_for(path[0], redis_class=NamedRedis, **options)
+    client.described_url = url
+    return client
+
+
 class Probe:
     """Answers whether a Redis answers PING, without redis-py's retries and backoff (which would stall
     each failed PING for seconds): for waiting on a server that is starting."""
@@ -105,18 +192,34 @@ class Probe:
         self._client.close()
 
 
-def connect(url: str, **kwargs: Any) -> NamedRedis:
-    """A client for ``url`` (no connection is made until the first command)."""
+def connect(url: str, **kwargs: Any) -> Any:
+    """A client for ``url`` (no connection is made until the first command): a ``NamedRedis``, or
+    for a Redis Cluster a ``NamedRedisCluster`` (which finds the cluster's nodes at once)."""
     problem = url_problem(url)
     if problem is not None:
         raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {problem}")
+    scheme = url.partition("://")[0].lower()
     try:
+        if scheme in CLUSTER_SCHEMES:
+            try:
+                return _cluster(url, **kwargs)
+            except (redis.exceptions.RedisClusterException, *_UNREACHABLE) as exc:
+                raise describe(url, exc) from exc
+        if scheme in SENTINEL_SCHEMES:
+            return _sentinel(url, **kwargs)
         client: NamedRedis = NamedRedis.from_url(url, **kwargs)  # type: ignore[assignment]  # from_url is cls(...)
     except ValueError as exc:  # redis-py's message for a bad scheme lists the valid ones
+        if str(exc).startswith("invalid Redis URL"):
+            raise
         raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {exc}") from exc
     client.described_url = url
     return client
 
 
-__all__ = ["STORE_RETRYABLE", "STORE_UNREACHABLE", "NamedRedis", "Probe", "RedisAuthError", "RedisUnavailableError",
-           "StoreError", "StoreUnavailable", "connect", "describe", "redact_url"]
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+__all__ = ["STORE_RETRYABLE", "STORE_UNREACHABLE", "NamedRedis", "NamedRedisCluster", "Probe", "RedisAuthError",
+           "RedisUnavailableError", "StoreError", "StoreUnavailable", "connect", "describe", "is_cluster_url",
+           "redact_url"]

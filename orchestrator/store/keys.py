@@ -1,92 +1,106 @@
 """The Redis key schema, in one place.
 
-Per-instance keys share the hash tag ``{instance_id}`` so a per-instance script touches one slot:
+The store is split into a fixed number S of **shards** (``KeySchema.count``; 16 unless the store
+recorded another number, see ``SHARD_COUNT_KEY``). An instance belongs to shard
+``crc32(id) % S``; its own keys and its shard's work and listing indexes all carry the hash tag
+``{s<N>}``, so they sit in one Redis Cluster hash slot and every script touches one slot only:
 
 =========================  ==========  ===========================================================
 key                        type        holds
 =========================  ==========  ===========================================================
-``P:{id}:meta``            hash        name, app, status, input, output, custom status, failure,
+``P:{sN}:i:<id>:meta``     hash        name, app, status, input, output, custom status, failure,
                                        times, parent link, history version ``ver``, generation
                                        ``gen``, wait mode ``wmode`` / remaining ``wleft``
-``P:{id}:hist``            stream      history, one entry per committed step (id ``<ver>-1``), field
+``P:{sN}:i:<id>:hist``     stream      history, one entry per committed step (id ``<ver>-1``), field
                                        ``e`` = msgpack array of events
-``P:{id}:inbox``           stream      events delivered but not yet consumed by a step: field ``t``
+``P:{sN}:i:<id>:inbox``    stream      events delivered but not yet consumed by a step: field ``t``
                                        is the wake token, ``e`` the packed event
-``P:{id}:tasks``           hash        outstanding task keys ``<gen>.<seq>``; a delivery whose key is
+``P:{sN}:i:<id>:tasks``    hash        outstanding task keys ``<gen>.<seq>``; a delivery whose key is
                                        absent is a duplicate or late and is dropped
-``P:{id}:wait``            set         wake tokens the blocked workflow waits on
-``P:{id}:outbox``          hash        dispatches committed but not yet published
-``P:{id}:children``        set         ids of child instances (for recursive terminate / purge)
-``P:{id}:ekeys``           set         idempotency keys of the external events delivered (a second
+``P:{sN}:i:<id>:wait``     set         wake tokens the blocked workflow waits on
+``P:{sN}:i:<id>:outbox``   hash        dispatches committed but not yet published
+``P:{sN}:i:<id>:children`` set         ids of child instances (for recursive terminate / purge)
+``P:{sN}:i:<id>:ekeys``    hash        idempotency keys of the external events delivered (a second
                                        raise with a seen key is dropped); kept until purge
 =========================  ==========  ===========================================================
 
-Global keys: ``P:ready`` (zset: instances that need a step, by time marked), ``P:outbox`` (zset:
-instances with unpublished dispatches), ``P:timers`` (zset: ``<id>|<gen>.<seq>`` by fire time, or
-``<id>|start`` for a scheduled start), ``P:idx:all`` / ``P:idx:status:<S>`` / ``P:idx:name:<N>``
-(zsets by creation time) and ``P:workflows`` (hash: workflow name -> app id of a pool serving it).
-``P:idx:ns:<N>:<S>`` (zset by creation time: instances of workflow N in status S, so listing by name
-and status reads one range) and ``P:idx:names`` (set: workflow names that have instances) are kept
-by the same scripts on every create, status change and purge. ``P:pools`` (hash: app id -> last
-heartbeat of a pool serving it, ms) lets sweepers leave steps for an app with no live pool queued once.
-``P:metrics`` (hash: aggregated metric increments, see ``orchestrator.metrics``) is monitoring only.
-``P:circuit:<app>:<activity>`` (hash: consecutive ``failures``, ``open_until`` ms, times ``opened``)
-is the circuit breaker of one activity, shared by every pool of that app. ``P:activities`` (zset:
+Shard keys (``ShardKeys``), each ``P:{sN}:<what>``: ``ready`` (zset: instances that need a step, by
+time marked), ``outbox`` (zset: instances with unpublished dispatches), ``timers`` (zset:
+``<id>|<gen>.<seq>`` by fire time, or ``<id>|start`` for a scheduled start), ``activities`` (zset:
 ``<id>|<gen>.<seq>`` of every dispatched activity attempt whose result is not in yet, by its last
-sign of life: dispatch, then start) lets sweepers publish again an attempt whose message was lost.
+sign of life: a sweeper publishes again an attempt whose message was lost), ``expire`` (zset:
+finished top-level instances by the time retention purges them), ``retention`` (hash: workflow
+name -> retention ms set through the client, copied into every shard so that COMMIT reads it in
+its own slot; 0 keeps forever), the listing indexes ``idx:all`` /
+``idx:status:<S>`` / ``idx:name:<N>`` / ``idx:ns:<N>:<S>`` (zsets by creation time) and
+``idx:names`` (set: workflow names that have instances in the shard). Listings and counts merge
+the S shards (store/queries.py); pollers and sweepers walk them.
+
+Global keys, none on a step's path: ``P:shards`` (the shard count, written once),
+``P:workflows`` (hash: workflow name -> app id of a pool serving it), ``P:pools`` (hash: app id ->
+last heartbeat of a pool serving it, ms), ``P:metrics`` (buffered metric increments),
+``P:apilog`` (stream) and ``P:circuit:<app>:<activity>`` (hash: one activity's circuit breaker).
 
 Liveness (worker/liveness.py): ``P:procs`` (zset: process id -> last heartbeat, ms) lists every
 worker process; ``P:proc:<process id>`` (hash) is its record (app, host, pid, names it serves, the
-broker delivery tags it holds). ``P:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
+broker delivery tags it holds). ``P:{sN}:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
 activity attempt, or ``<id>|step``, -> the process running it) is written by the script that takes
-the work and cleared by the one that finishes it; ``P:lost`` (hash, per shard, same fields) counts
-how often that work's process died holding it (poison protection). ``P:deadlines`` (zset, per shard:
-``hb|<id>|<task key>`` / ``stc|<id>|<task key>`` -> when the attempt's heartbeat or start-to-close
-timeout runs out, ms) and ``P:{id}:hbd`` (hash: ``<run>.<gen>|<activity>|<input digest>`` -> the
-last heartbeat details, packed; expires a week after the last write) serve activity heartbeats.
+the work and cleared by the one that finishes it; ``P:{sN}:lost`` (hash, per shard, same fields) counts
+how often that work's process died holding it (poison protection). ``P:{sN}:procs`` copies
+``P:procs`` into each shard, so that the claim scripts read heartbeats in their own slot.
+``P:{sN}:deadlines`` (zset, per shard: ``hb|<id>|<task key>`` / ``stc|<id>|<task key>`` -> when the
+attempt's heartbeat or start-to-close timeout runs out, ms) and ``P:{sN}:i:<id>:hbd`` (hash:
+``<run>.<gen>|<activity>|<input digest>`` -> the last heartbeat details, packed; expires a week
+after the last write) serve activity heartbeats.
 
 Instance ids are restricted to characters that cannot break the hash tag or the timer member format
 (the rule is ``core/identifiers.py``'s ``validate_instance_id``).
 
 Every key a script touches is built here and handed to it in ``KEYS``: an instance's own keys and
-its shard's (``InstanceKeys.shard``), in the orders the scripts' headers give (store/lua/). So when
-the store moves to Redis Cluster with shards (an instance's keys and its shard's indexes in one hash
-slot), this file is the one to change.
+its shard's (``InstanceKeys.shard``), in the orders the scripts' headers give (store/lua/).
 """
 
 from __future__ import annotations
 
+import threading
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.identifiers import INSTANCE_ID_PATTERN, validate_instance_id
 from ..core.vocabulary import STATUSES
 
 INSTANCE_SUFFIXES = ("meta", "hist", "inbox", "tasks", "wait", "outbox", "children", "ekeys")
+DEFAULT_SHARDS = 16  # a new standalone store's; a cluster wants more (docs/operations.md)
+MAX_SHARDS = 4096
 
 
 @dataclass(frozen=True)
 class ShardKeys:
-    """The work and listing indexes an instance's scripts touch besides its own keys.
+    """The work and listing indexes of one shard, all in its hash slot (tag ``{s<N>}``)."""
 
-    Today the store has one shard, whose keys are the historical global names; a sharded layout
-    (issue 15) gives every shard its own, in its instances' hash slot, by changing only this file."""
-
-    base: str  # what the shard's key names start with
+    number: int
+    base: str  # what the shard's key names start with: ``<prefix>:{s<N>}``
     ready: str
     outbox: str
     timers: str
     activities: str
     claims: str
     lost: str
+    procs: str  # the shard's copy of the process heartbeats, which its claim scripts read
     deadlines: str
+    expire: str
+    retention: str
     index_all: str
     index_names: str
     _status: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def at(cls, base: str) -> ShardKeys:
-        return cls(base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:claims", f"{base}:lost", f"{base}:deadlines", f"{base}:idx:all", f"{base}:idx:names",
+    def at(cls, prefix: str, number: int) -> ShardKeys:
+        base = f"{prefix}:{{s{number}}}"
+        return cls(number, base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
+                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:deadlines", f"{base}:expire",
+                   f"{base}:retention", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 
     def status_index(self, status: str) -> str:
@@ -103,10 +117,20 @@ class ShardKeys:
         """(name index, status index, name x status index) of an instance of ``name`` in ``status``."""
         return self.name_index(name), self.status_index(status), self.name_status_index(name, status)
 
+    def index(self, status: str | None, name: str | None) -> str:
+        """The one listing index that holds exactly the instances with ``status`` and ``name`` (either may be None)."""
+        if status and name:
+            return self.name_status_index(name, status)
+        if status:
+            return self.status_index(status)
+        if name:
+            return self.name_index(name)
+        return self.index_all
+
 
 @dataclass(frozen=True)
 class InstanceKeys:
-    """Every key of one instance (``own()``, sharing the hash tag ``{id}``) and its shard's keys."""
+    """Every key of one instance (``own()``) and its shard's keys, all in the shard's hash slot."""
 
     meta: str
     hist: str
@@ -124,52 +148,69 @@ class InstanceKeys:
     all = own  # the name it had before shards
 
 
-__all__ = ["FlowKeys", "INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema", "ShardKeys",
-           "validate_instance_id"]
+__all__ = ["DEFAULT_SHARDS", "FlowKeys", "INSTANCE_ID_PATTERN", "INSTANCE_SUFFIXES", "InstanceKeys", "KeySchema",
+           "MAX_SHARDS", "ShardKeys", "shard_number", "validate_instance_id"]
+
+
+def shard_number(instance_id: str, count: int) -> int:
+    """The shard of an instance: stable across processes, machines and Python versions (CRC-32)."""
+    return zlib.crc32(instance_id.encode()) % count
+
+
+def check_shard_count(count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SHARDS:
+        raise ValueError(f"the shard count must be an integer from 1 to {MAX_SHARDS}, got {count!r}")
+    return count
 
 
 class KeySchema:
-    def __init__(self, prefix: str = "orch") -> None:
+    """Key names of one store. ``shards``: the shard count, or a function that finds it (the store's
+    record, read on first use, so that building a store makes no connection)."""
+
+    def __init__(self, prefix: str = "orch", shards: int | Callable[[], int] = DEFAULT_SHARDS) -> None:
         if not prefix or any(c in prefix for c in "{}| "):
             raise ValueError(f"invalid key prefix {prefix!r}")
         self.prefix = prefix
-        self._shard = ShardKeys.at(prefix)
+        self._count: int | None = None
+        self._resolve: Callable[[], int] | None = None
+        if callable(shards):
+            self._resolve = shards
+        else:
+            self._count = check_shard_count(shards)
+        self._shards: list[ShardKeys] = []
+        self._lock = threading.Lock()
         # Global singletons: read off the step's hot path.
+        self.shard_count = f"{prefix}:shards"
         self.workflows = f"{prefix}:workflows"
         self.pools = f"{prefix}:pools"
         self.procs = f"{prefix}:procs"
         self.metrics = f"{prefix}:metrics"
         self.apilog = f"{prefix}:apilog"
-        # The single shard's keys under their historical names (pollers, sweepers and listings).
-        self.ready = self._shard.ready
-        self.outbox = self._shard.outbox
-        self.timers = self._shard.timers
-        self.activities = self._shard.activities
-        self.claims = self._shard.claims
-        self.lost = self._shard.lost
-        self.index_all = self._shard.index_all
-        self.index_names = self._shard.index_names
+
+    @property
+    def count(self) -> int:
+        """The number of shards (resolved once)."""
+        if self._count is None:
+            with self._lock:
+                if self._count is None:
+                    assert self._resolve is not None
+                    self._count = check_shard_count(self._resolve())
+        return self._count
 
     def shards(self) -> list[ShardKeys]:
         """Every shard (pollers, sweepers and listings walk them all)."""
-        return [self._shard]
+        if not self._shards:
+            self._shards = [ShardKeys.at(self.prefix, n) for n in range(self.count)]
+        return self._shards
 
     def shard_of(self, instance_id: str) -> ShardKeys:
-        return self._shard
+        return self.shards()[shard_number(instance_id, self.count)]
 
     def instance(self, instance_id: str) -> InstanceKeys:
-        base = f"{self.prefix}:{{{instance_id}}}"
+        shard = self.shard_of(instance_id)
+        base = f"{shard.base}:i:{instance_id}"
         return InstanceKeys(f"{base}:meta", f"{base}:hist", f"{base}:inbox", f"{base}:tasks", f"{base}:wait",
-                            f"{base}:outbox", f"{base}:children", f"{base}:ekeys", self.shard_of(instance_id))
-
-    def status_index(self, status: str) -> str:
-        return self._shard.status_index(status)
-
-    def name_index(self, name: str) -> str:
-        return self._shard.name_index(name)
-
-    def name_status_index(self, name: str, status: str) -> str:
-        return self._shard.name_status_index(name, status)
+                            f"{base}:outbox", f"{base}:children", f"{base}:ekeys", shard)
 
     def circuit(self, app_id: str, activity: str) -> str:
         """Hash ``failures`` / ``open_until`` / ``opened``: one activity's circuit breaker (worker/circuit.py)."""
@@ -177,7 +218,7 @@ class KeySchema:
 
     def heartbeat_details(self, instance_id: str) -> str:
         """Hash: the last heartbeat details of the instance's activity calls (worker/heartbeats.py)."""
-        return f"{self.prefix}:{{{instance_id}}}:hbd"
+        return f"{self.shard_of(instance_id).base}:i:{instance_id}:hbd"  # in the instance's shard slot
 
     def process(self, process_id: str) -> str:
         """Hash: one worker process's record (worker/liveness.py)."""

@@ -8,13 +8,14 @@ that take work (claiming it) and reap a dead process's claims, and the read API 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from ..core.vocabulary import STEP_CLAIM, split_member
-from .keys import KeySchema
+from .keys import KeySchema, ShardKeys
 from .scripts import Scripts, TakeCode
 
 
@@ -61,15 +62,18 @@ def _text(value: Any) -> str:
 class ProcessRegistry:
     def __init__(self, client: redis.Redis, keys: KeySchema, scripts: Scripts) -> None:
         self.redis, self.keys, self.scripts = client, keys, scripts
+        self.polled: Callable[[], list[ShardKeys]] = keys.shards  # the store sets its own share
 
     # -- registration and heartbeats -------------------------------------------------------------
     def beat(self, process_id: str, record: dict[str, Any], now: int) -> None:
         """Register or refresh a process: its heartbeat and its record (values JSON-encoded unless str)."""
         mapping = {k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)  # one round trip; several slots on a cluster
         pipe.zadd(self.keys.procs, {process_id: now})
         if mapping:
             pipe.hset(self.keys.process(process_id), mapping=mapping)  # type: ignore[arg-type]
+        for shard in self.keys.shards():  # each shard's claim scripts read heartbeats in their own slot
+            pipe.zadd(shard.procs, {process_id: now})
         pipe.execute()
 
     def mark_dead(self, process_id: str) -> None:
@@ -95,8 +99,11 @@ class ProcessRegistry:
             pipe.hgetall(self.keys.process(_text(pid)))
         records = pipe.execute()
         work: dict[str, list[str]] = {}
+        pipe = self.redis.pipeline(transaction=False)
         for shard in self.keys.shards():
-            for m, holder in self.redis.hgetall(shard.claims).items():
+            pipe.hgetall(shard.claims)
+        for claims in pipe.execute():
+            for m, holder in claims.items():
                 work.setdefault(_text(holder), []).append(_text(m))
         out = []
         for (pid, score), rec in zip(raw, records):
@@ -110,6 +117,16 @@ class ProcessRegistry:
         """The processes whose heartbeat is younger than ``expiry_ms`` (issue 15's shard division reads this)."""
         return self.processes(alive_since=now - expiry_ms)
 
+    def duty_processes(self, alive_since: int) -> list[str]:
+        """Ids of the live processes that run background duties (their record says ``duties``)."""
+        pids = [_text(p) for p in self.redis.zrangebyscore(self.keys.procs, alive_since, "+inf")]
+        if not pids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hget(self.keys.process(pid), "duties")
+        return [pid for pid, flag in zip(pids, pipe.execute()) if flag in (b"1", "1")]
+
     def stale(self, dead_before: int, limit: int = 100) -> list[str]:
         """Ids of processes whose last heartbeat is older than ``dead_before`` (ms)."""
         return [_text(p) for p in self.redis.zrangebyscore(self.keys.procs, "-inf", f"({dead_before}",
@@ -118,12 +135,25 @@ class ProcessRegistry:
     def reap(self, process_id: str, dead_before: int,
              graceful: bool = False) -> tuple[ProcessInfo, list[tuple[str, int]]] | None:
         """Take a dead process's record and claims (once, whoever races): (its record, [(claim, times lost)])."""
-        shard = self.keys.shards()[0]  # claims of every shard: one shard today (issue 15 loops here)
-        reply = self.scripts.reap_process(self.keys.procs, shard, self.keys.process(process_id), process_id,
-                                          dead_before, graceful)
-        if reply is None:
+        beat = self.redis.zscore(self.keys.procs, process_id)
+        if beat is None or (not graceful and beat >= dead_before):
             return None
-        rec, claims = reply
+        claims: list[tuple[str, int]] = []
+        reaped = False
+        for shard in self.keys.shards():  # each shard's claims reaped by one sweeper, however many race
+            reply = self.scripts.reap_process(shard, process_id, dead_before, graceful)
+            if reply is not None:
+                reaped = True
+                claims += reply
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.process(process_id))
+        pipe.zrem(self.keys.procs, process_id)
+        raw, removed = pipe.execute()
+        if removed:
+            self.redis.delete(self.keys.process(process_id))
+        if not (reaped or removed):
+            return None
+        rec = {_text(k): _text(v) for k, v in raw.items()} if removed else {}
         return ProcessInfo.from_record(process_id, 0, rec), claims
 
     # -- claims ----------------------------------------------------------------------------------
@@ -132,17 +162,23 @@ class ProcessRegistry:
         """Claim activity attempts ``(instance id, task key)``: per attempt (code, busy holder or '')."""
         if not attempts:
             return []
-        shard = self.keys.shards()[0]
-        tasks = [self.keys.instance(i).tasks for i, _ in attempts]
-        codes, holders = self.scripts.take_attempts(self.keys.procs, shard, tasks, me, now, alive_since, lost_limit,
-                                                    attempts)
-        return list(zip(codes, holders))
+        by_shard: dict[int, list[int]] = {}
+        for n, (instance_id, _) in enumerate(attempts):
+            by_shard.setdefault(self.keys.shard_of(instance_id).number, []).append(n)
+        out: list[tuple[TakeCode, str]] = [(TakeCode.NOT_AWAITED, "")] * len(attempts)
+        for number, positions in by_shard.items():  # one script per shard (one in all, for one instance)
+            mine = [attempts[n] for n in positions]
+            tasks = [self.keys.instance(i).tasks for i, _ in mine]
+            codes, holders = self.scripts.take_attempts(self.keys.shards()[number], tasks, me, now, alive_since,
+                                                        lost_limit, mine)
+            for n, code, holder in zip(positions, codes, holders):
+                out[n] = (code, holder)
+        return out
 
     def take_step(self, me: str, instance_id: str, alive_since: int, force: bool = False) -> tuple[int, str]:
         """Claim the instance's step: (times in a row its process died holding it, the live process
         holding it, which keeps it unless ``force``, or '')."""
-        return self.scripts.take_step(self.keys.procs, self.keys.shard_of(instance_id), me, alive_since, instance_id,
-                                      force)
+        return self.scripts.take_step(self.keys.shard_of(instance_id), me, alive_since, instance_id, force)
 
     def release(self, claims: list[str]) -> None:
         """Drop claims this process took but hands back unrun (a batch sending the rest back to the queue)."""
@@ -188,11 +224,18 @@ class ProcessRegistry:
 
     def due_deadlines(self, now: int, limit: int = 500) -> list[tuple[str, str]]:
         """Deadlines that ran out: ``(kind, claim)``, taken once whoever polls."""
+        shards = self.polled()  # this pool's share of the shards (worker/shardplan.py)
+        if isinstance(self.redis, redis.RedisCluster):  # its pipeline refuses scripts: one call each
+            entries = [e for shard in shards for e in self.scripts.pop_due(shard.deadlines, now, limit)]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in shards:
+                self.scripts.pop_due(shard.deadlines, now, limit, client=pipe)
+            entries = [_text(e) for reply in pipe.execute() for e in reply]
         out = []
-        for shard in self.keys.shards():
-            for entry in self.scripts.pop_due(shard.deadlines, now, limit):
-                kind, _, claim = entry.partition("|")
-                out.append((kind, claim))
+        for entry in entries:
+            kind, _, claim = entry.partition("|")
+            out.append((kind, claim))
         return out
 
     def holders(self, claims: list[str]) -> list[str | None]:

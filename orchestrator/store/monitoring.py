@@ -65,14 +65,17 @@ def backlog(store: RedisStore, now: int) -> dict[str, Any]:
     """Sizes of the work indexes over every shard: ready, outbox, timers (all and due), oldest due timer."""
     ready = outbox = timers = due = 0
     oldest: float | None = None
-    for shard in store.keys.shards():
-        pipe = store.redis.pipeline(transaction=False)
+    shards = store.keys.shards()
+    pipe = store.redis.pipeline(transaction=False)  # one round trip for every shard
+    for shard in shards:
         pipe.zcard(shard.ready)
         pipe.zcard(shard.outbox)
         pipe.zcard(shard.timers)
         pipe.zcount(shard.timers, "-inf", now)
         pipe.zrangebyscore(shard.timers, "-inf", now, start=0, num=1, withscores=True)
-        r, o, t, d, head = pipe.execute()
+    replies = pipe.execute()
+    for n in range(len(shards)):
+        r, o, t, d, head = replies[5 * n:5 * n + 5]
         ready, outbox, timers, due = ready + r, outbox + o, timers + t, due + d
         if head and (oldest is None or head[0][1] < oldest):
             oldest = head[0][1]

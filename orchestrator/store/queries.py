@@ -22,6 +22,7 @@ stable walk).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable
@@ -54,6 +55,7 @@ from .records import (
     failure_of,
 )
 from .redis_store import RedisStore
+from .shardscan import MergedIndex, make_cursor
 
 MAX_PAGE = 1000  # the client's listing
 MAX_LIMIT = 500  # the dashboard's runs list
@@ -168,32 +170,40 @@ class StoreQueries:
         high = "+inf" if created_to is None else int(created_to)
         if created_from is not None and created_to is not None and created_from > created_to:
             raise ValueError("created_from is after created_to")
-        key = self._index(status_name, name)
         if parent is not None:
-            return self._children_page(validate_instance_id(parent), key, low, high, offset, limit)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrangebyscore(key, high, low, start=offset, num=limit)
-        pipe.zcount(key, low, high)
-        ids, total = pipe.execute()
-        return [_text(i) for i in ids], int(total)
+            return self._children_page(validate_instance_id(parent), status_name, name, low, high, offset, limit)
+        entries, total = self._merged(status_name, name, low, high).page(offset, limit, with_count=True)
+        return [e[1] for e in entries], total
 
-    def _index(self, status: str | None, name: str | None) -> str:
-        if status and name:
-            return self.keys.name_status_index(name, status)
-        if status:
-            return self.keys.status_index(status)
-        if name:
-            return self.keys.name_index(name)
-        return self.keys.index_all
+    def page_after(self, cursor: str, *, status: str | None = None, name: str | None = None,
+                   created_from: int | None = None, created_to: int | None = None,
+                   limit: int = 50) -> tuple[list[str], str | None]:
+        """(ids of the page after ``cursor``, the next page's cursor or None at the end): a walk as deep
+        as wanted at the cost of one page per shard. Pass ``""`` for the first page."""
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
+        low = "-inf" if created_from is None else int(created_from)
+        high = "+inf" if created_to is None else int(created_to)
+        index = self._merged(status or None, name or None, low, high)
+        entries = index.after(cursor, limit + 1) if cursor else index.page(0, limit + 1)[0]
+        more = len(entries) > limit
+        return [e[1] for e in entries[:limit]], make_cursor(entries[limit - 1]) if more else None
 
-    def _children_page(self, parent: str, key: str, low: Any, high: Any, offset: int,
+    def _merged(self, status: str | None, name: str | None, low: Any = "-inf", high: Any = "+inf") -> MergedIndex:
+        """The listing index that holds exactly ``status`` and ``name`` (either None), over every shard."""
+        return MergedIndex(self.redis, [shard.index(status, name) for shard in self.keys.shards()], low, high)
+
+    def _children_page(self, parent: str, status: str | None, name: str | None, low: Any, high: Any, offset: int,
                        limit: int) -> tuple[list[str], int]:
         kids = [_text(k) for k in self.redis.smembers(self.keys.instance(parent).children)]
         if not kids:
             return [], 0
         lo = float(low)
         hi = float(high)
-        scored = [(score, kid) for kid, score in zip(kids, self.redis.zmscore(key, kids))
+        pipe = self.redis.pipeline(transaction=False)
+        for kid in kids:
+            pipe.zscore(self.keys.shard_of(kid).index(status, name), kid)
+        scored = [(score, kid) for kid, score in zip(kids, pipe.execute())
                   if score is not None and lo <= score <= hi]
         scored.sort(reverse=True)
         return [kid for _, kid in scored[offset:offset + limit]], len(scored)
@@ -222,16 +232,20 @@ class StoreQueries:
         """Counts overall, by status and by workflow name x status, optionally within a creation range."""
         low = "-inf" if created_from is None else int(created_from)
         high = "+inf" if created_to is None else int(created_to)
-        names = sorted(_text(n) for n in self.redis.smembers(self.keys.index_names))
+        names = self._indexed_names()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zcount(self.keys.index_all, low, high)
-        for s in STATUSES:
-            pipe.zcount(self.keys.status_index(s), low, high)
-        for n in names:
-            pipe.zcount(self.keys.name_index(n), low, high)
+        for shard in self.keys.shards():
+            pipe.zcount(shard.index_all, low, high)
             for s in STATUSES:
-                pipe.zcount(self.keys.name_status_index(n, s), low, high)
-        values = iter(int(v) for v in pipe.execute())
+                pipe.zcount(shard.status_index(s), low, high)
+            for n in names:
+                pipe.zcount(shard.name_index(n), low, high)
+                for s in STATUSES:
+                    pipe.zcount(shard.name_status_index(n, s), low, high)
+        width = (1 + len(STATUSES)) * (1 + len(names))
+        raw = [int(v) for v in pipe.execute()]
+        summed = [sum(raw[k::width]) for k in range(width)]  # each count, over the shards
+        values = iter(summed)
         total = next(values)
         by_status: dict[str, int] = {s: next(values) for s in STATUSES}
         by_name: dict[str, dict[str, Any]] = {}
@@ -294,7 +308,8 @@ class StoreQueries:
         activities = [e for e in open_calls if isinstance(e, TaskScheduled)]
         if activities:
             members = [member(instance_id, snap.meta.task_key(e.seq)) for e in activities]
-            for event, score in zip(activities, self.redis.zmscore(self.keys.activities, members)):
+            scores = self.redis.zmscore(self.keys.shard_of(instance_id).activities, members)
+            for event, score in zip(activities, scores):
                 # Dispatch scores an attempt with its step's time (its TaskScheduled ts); starting it, later.
                 eager = _opt_text(outstanding.get(snap.meta.task_key(event.seq))) == EAGER_MARK
                 if eager or (score is not None and int(score) > event.ts):
@@ -323,13 +338,12 @@ class StoreQueries:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
         low = "-inf" if created_from is None else int(created_from)
         high = "+inf" if created_to is None else int(created_to)
-        key = self._index(status or None, name)
+        walk = self._merged(status or None, name, low, high).scan(SCAN_CHUNK // 4)
         found: list[str] = []
-        pos = scanned = 0
+        scanned = 0
         exhausted = False
         while len(found) < limit and scanned < budget:
-            chunk = [_text(i) for i in self.redis.zrevrangebyscore(key, high, low, start=pos, num=SCAN_CHUNK)]
-            pos += len(chunk)
+            chunk = [e[1] for e in itertools.islice(walk, SCAN_CHUNK)]
             scanned += len(chunk)
             exhausted = len(chunk) < SCAN_CHUNK
             if id_prefix:
@@ -348,17 +362,26 @@ class StoreQueries:
     def status_totals(self) -> dict[str, int]:
         """Instances in each status (the dashboard's order), and ``TOTAL``."""
         pipe = self.redis.pipeline(transaction=False)
-        for status in DASHBOARD_STATUSES:
-            pipe.zcard(self.keys.status_index(status))
-        pipe.zcard(self.keys.index_all)
-        *per_status, total = pipe.execute()
-        return {**dict(zip(DASHBOARD_STATUSES, (int(n) for n in per_status))), "TOTAL": int(total)}
+        for shard in self.keys.shards():
+            for status in DASHBOARD_STATUSES:
+                pipe.zcard(shard.status_index(status))
+            pipe.zcard(shard.index_all)
+        raw = [int(n) for n in pipe.execute()]
+        width = len(DASHBOARD_STATUSES) + 1
+        *per_status, total = (sum(raw[k::width]) for k in range(width))
+        return {**dict(zip(DASHBOARD_STATUSES, per_status)), "TOTAL": total}
 
     def workflow_names(self) -> list[str]:
         """Names served by worker pools, plus names that have instances (when the store indexes them)."""
         names = {_text(k) for k in self.redis.hkeys(self.keys.workflows)}
-        names |= {_text(k) for k in self.redis.smembers(self.keys.index_names)}
-        return sorted(names)
+        return sorted(names | set(self._indexed_names()))
+
+    def _indexed_names(self) -> list[str]:
+        """Workflow names that have instances, over every shard."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            pipe.smembers(shard.index_names)
+        return sorted({_text(n) for reply in pipe.execute() for n in reply})
 
     # -- listing ----------------------------------------------------------------------------------
     def summaries(self, ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -408,49 +431,45 @@ class StoreQueries:
                     "partial": not found.exhausted and len(found.ids) <= offset + limit, "scanned": found.scanned}
         lo = since if since is not None else "-inf"
         hi = until if until is not None else "+inf"
-        if status and name and hasattr(self.keys, "name_status_index"):
-            candidates = [self.keys.name_status_index(name, status)]  # one index holds both filters
+        candidates: list[tuple[str | None, str | None]]
+        if status and name:
+            candidates = [(status, name)]  # one index holds both filters
         else:
-            candidates = [self.keys.status_index(status)] if status else []
+            candidates = [(status, None)] if status else []
             if name:
-                candidates.append(self.keys.name_index(name))
+                candidates.append((None, name))
         if not candidates:
-            candidates = [self.keys.index_all]
-        primary, secondary = candidates[0], candidates[1] if len(candidates) > 1 else None
-        if secondary is not None:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zcount(primary, lo, hi)
-            pipe.zcount(secondary, lo, hi)
-            a, b = pipe.execute()
-            if b < a:
-                primary, secondary = secondary, primary
+            candidates = [(None, None)]
+        primary = self._merged(*candidates[0], lo, hi)
+        secondary = self._merged(*candidates[1], lo, hi) if len(candidates) > 1 else None
+        if secondary is not None and secondary.count() < primary.count():
+            primary, secondary = secondary, primary
         if secondary is None and not prefix:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrevrangebyscore(primary, hi, lo, start=offset, num=limit + 1)
-            pipe.zcount(primary, lo, hi)
-            ids, total = pipe.execute()
-            page = [_text(i) for i in ids]
-            return {"items": self.summaries(page[:limit]), "total": int(total), "has_more": len(page) > limit,
+            entries, total = primary.page(offset, limit + 1, with_count=True)
+            page = [e[1] for e in entries]
+            return {"items": self.summaries(page[:limit]), "total": total, "has_more": len(page) > limit,
                     "offset": offset, "limit": limit, "partial": False, "scanned": len(page)}
-        return self._walk(primary, secondary, lo, hi, prefix, offset, limit)
+        return self._walk(primary, secondary, prefix, offset, limit)
 
-    def _walk(self, primary: str, secondary: str | None, lo: Any, hi: Any, prefix: str | None,
+    def _walk(self, primary: MergedIndex, secondary: MergedIndex | None, prefix: str | None,
               offset: int, limit: int) -> dict[str, Any]:
         wanted = offset + limit + 1
         matched: list[str] = []
-        pos, scanned, exhausted = 0, 0, False
+        scanned, exhausted = 0, False
         needle = prefix or None
+        walk = primary.scan(SCAN_CHUNK // 4)
         while len(matched) < wanted and scanned < SCAN_BUDGET:
-            chunk = [_text(i) for i in self.redis.zrevrangebyscore(primary, hi, lo, start=pos, num=SCAN_CHUNK)]
-            pos += len(chunk)
+            chunk = list(itertools.islice(walk, SCAN_CHUNK))
             scanned += len(chunk)
             exhausted = len(chunk) < SCAN_CHUNK
             if needle is not None:
-                chunk = [i for i in chunk if i.startswith(needle)]
+                chunk = [e for e in chunk if e[1].startswith(needle)]
             if secondary is not None and chunk:
-                scores = self.redis.zmscore(secondary, chunk)
-                chunk = [i for i, s in zip(chunk, scores) if s is not None]
-            matched.extend(chunk)
+                pipe = self.redis.pipeline(transaction=False)
+                for _, instance_id, n in chunk:
+                    pipe.zscore(secondary.keys[n], instance_id)
+                chunk = [e for e, score in zip(chunk, pipe.execute()) if score is not None]
+            matched.extend(e[1] for e in chunk)
             if exhausted:
                 break
         partial = not exhausted and len(matched) < wanted
@@ -489,17 +508,12 @@ class StoreQueries:
     def _newest_finished(self, start: int, now: int, sample: int) -> tuple[list[tuple[str, str, int]], bool]:
         """(status, id, created) of the newest ``sample`` completed and of the newest failed runs
         created in the window, and whether there were more."""
-        pipe = self.redis.pipeline(transaction=False)
-        for status in SELF_FINISHED:
-            pipe.zrevrangebyscore(self.keys.status_index(status), now, start, start=0, num=sample, withscores=True)
-            pipe.zcount(self.keys.status_index(status), start, now)
-        replies = pipe.execute()
         rows: list[tuple[str, str, int]] = []
         sampled = False
-        for i, status in enumerate(SELF_FINISHED):
-            members, count = replies[2 * i], replies[2 * i + 1]
-            sampled = sampled or count > len(members)
-            rows.extend((status, _text(m), int(score)) for m, score in members)
+        for status in SELF_FINISHED:
+            entries, count = self._merged(status, None, start, now).page(0, sample, with_count=True)
+            sampled = sampled or count > len(entries)
+            rows.extend((status, instance_id, int(created)) for created, instance_id, _ in entries)
         return rows, sampled
 
     def _durations(self, rows: list[tuple[str, str, int]], start: int, width: int,

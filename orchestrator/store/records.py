@@ -223,7 +223,17 @@ class ChildTerminate(TypedDict):
     prun: NotRequired[str]  # the parent run that asks: a replaced parent's late terminate is ignored
 
 
-Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate
+class ActivityBatch(TypedDict):
+    """Several attempts of one wide fan-out for one app, published as one message (a broker the
+    COMMIT script cannot push to: RabbitMQ, a separate Redis); ``id`` is their instance."""
+
+    k: Literal["b"]
+    id: str
+    app: str
+    recs: list[ActivityRecord]
+
+
+Dispatch = ActivityRecord | ChildStart | ParentNotice | ChildTerminate | ActivityBatch
 
 
 def activity_record(meta: InstanceMeta, seq: int, name: str, input: Any, app_id: str | None,
@@ -278,8 +288,8 @@ def terminate_id(child: str) -> str:
     return f"term.{child}"
 
 
-__all__ = ["ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", "Dispatch", "FAILURE_FIELD",
-           "InstanceMeta", "failure_of",
+__all__ = ["ActivityBatch", "ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", "Dispatch",
+           "FAILURE_FIELD", "InstanceMeta", "failure_of",
            "LIST_FIELDS", "PARENT_NOTICE_ID", "STALLED_FIELD", "ParentNotice", "SUMMARY_FIELDS", "VERSION_FIELDS",
            "activity_record",
            "activity_task_key", "child_start", "child_terminate", "custom_status_fields", "finished_fields",

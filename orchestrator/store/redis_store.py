@@ -34,7 +34,7 @@ from ..core.vocabulary import (
 )
 from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
-from .keys import KeySchema, validate_instance_id
+from .keys import DEFAULT_SHARDS, KeySchema, ShardKeys, check_shard_count, validate_instance_id
 from .liveness import ProcessRegistry
 from .records import STALLED_FIELD, ActivityRecord, InstanceMeta, activity_task_key, new_run_id
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
@@ -44,6 +44,13 @@ UNKNOWN, FINISHED, DUPLICATE, STORED, WAKE = (DeliverCode.UNKNOWN, DeliverCode.F
                                              DeliverCode.STORED, DeliverCode.WAKE)
 KEY_REUSED = DeliverCode.KEY_REUSED
 ALREADY_FIRED = FireTimerCode.ALREADY_FIRED
+
+
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+class ShardCountError(ValueError):
+    """The store's recorded shard count and this process's setting disagree (or the store predates shards)."""
 
 
 @dataclass
@@ -158,16 +165,50 @@ def _decode_inbox(key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> 
 class RedisStore:
     """All Redis access of the engine. Thread-safe (redis-py pools connections); fork-safe."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "orch") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "orch", shards: int | None = None) -> None:
+        """``shards``: the shard count this process expects; None takes the store's (16 for a new store)."""
         self.redis = client
-        self.keys = KeySchema(prefix)
+        self.wanted_shards = None if shards is None else check_shard_count(shards)
+        self.keys = KeySchema(prefix, self._recorded_shards)
         self.prefix = prefix
         self.scripts = Scripts(client)
+        # A Redis Cluster client: scripts are not pipelined (see deliver_many, claim_stale).
+        self.cluster = isinstance(client, redis.RedisCluster)
         self.liveness = ProcessRegistry(client, self.keys, self.scripts)
+        # How long a finished top-level instance is kept before retention purges it (ms; 0 keeps it),
+        # unless set for its workflow with set_retention. The engine's and client's: settings.retention.
+        self.retention_ms = DEFAULT_RETENTION_MS
+        # The shards this process's pollers and sweepers walk (worker/shardplan.py); None: all.
+        self.polled_shards: list[int] | None = None
+        self.liveness.polled = self._polled
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "orch", **kwargs: Any) -> RedisStore:
-        return cls(connect(url, **kwargs), prefix)  # its errors name the URL (store/connection.py)
+    def from_url(cls, url: str, prefix: str = "orch", shards: int | None = None, **kwargs: Any) -> RedisStore:
+        return cls(connect(url, **kwargs), prefix, shards)  # its errors name the URL (store/connection.py)
+
+    def _recorded_shards(self) -> int:
+        """The shard count the store recorded; the first process records its own (or the default).
+        Refuses a store that records another count than this process was configured with, and a
+        store written before shards (its instances would be invisible)."""
+        key = self.keys.shard_count
+        raw = self.redis.get(key)
+        if raw is None:
+            legacy = f"{self.keys.prefix}:idx:all"
+            if self.redis.exists(legacy):
+                raise ShardCountError(f"the store under prefix {self.keys.prefix!r} holds instances in the layout "
+                                      f"before shards ({legacy}); purge them or use another key_prefix "
+                                      "(docs/operations.md, 'Shards')")
+            self.redis.set(key, self.wanted_shards or DEFAULT_SHARDS, nx=True)
+            raw = self.redis.get(key)
+        try:
+            recorded = check_shard_count(int(raw))  # type: ignore[arg-type]  # TypeError when None
+        except (TypeError, ValueError) as exc:
+            raise ShardCountError(f"the store's shard count {key} holds {raw!r}, not a shard count") from exc
+        if self.wanted_shards is not None and self.wanted_shards != recorded:
+            raise ShardCountError(f"this process is configured with shards = {self.wanted_shards} but the store "
+                                  f"under prefix {self.keys.prefix!r} was created with {recorded} ({key}); the count "
+                                  f"is fixed for a store's life: set shards to {recorded} or leave it unset")
+        return recorded
 
     # -- instances ------------------------------------------------------------------------------
     def create_instance(
@@ -280,6 +321,9 @@ class RedisStore:
     def deliver_many(self, items: list[tuple[str, HistoryEvent, str, str, bool]], now: int) -> list[int]:
         """Several task results ``(instance id, event, token, task key, failure)`` in one round trip
         (pipelined, each its own atomic DELIVER); their codes in order."""
+        if self.cluster:  # redis-py's cluster pipeline refuses EVALSHA: one call each
+            return [int(self._deliver_call(i, event, token, key, now, False, failure, "", ""))
+                    for i, event, token, key, failure in items]
         pipe = self.redis.pipeline(transaction=False)
         for instance_id, event, token, task_key, failure in items:
             self._deliver_call(instance_id, event, token, task_key, now, False, failure, "", "", client=pipe)
@@ -302,21 +346,17 @@ class RedisStore:
         return _decode_history(key, _stream(self.redis.xrange(key)))
 
     def load(self, instance_id: str, after_version: int | None = None) -> Snapshot | None:
-        """Metadata, history and inbox read in one MULTI, so they belong to the same version.
+        """Metadata, history and inbox read in one script, so they belong to the same version.
 
         With ``after_version``, only the history entries committed after that version are read
         (entry ids are ``<version>-1``): a worker that still holds the replayed workflow needs no more."""
         k = self.keys.instance(instance_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hgetall(k.meta)
-        pipe.xrange(k.hist, min=f"({after_version}-1" if after_version is not None else "-")
-        pipe.xrange(k.inbox)
-        raw_meta, hist, inbox = pipe.execute()
-        if not raw_meta:
+        reply = self.scripts.load(k, "-" if after_version is None else str(after_version))
+        if not reply:
             return None
-        history = _decode_history(k.hist, hist)
-        entries = _decode_inbox(k.inbox, inbox)
-        return Snapshot(InstanceMeta.from_hash(instance_id, raw_meta), history, entries, after_version)
+        flat_meta, hist, inbox = reply
+        return Snapshot(InstanceMeta.from_hash(instance_id, _hash(flat_meta)), _decode_history(k.hist, _entries(hist)),
+                        _decode_inbox(k.inbox, _entries(inbox)), after_version)
 
     def commit(self, instance_id: str, c: Commit) -> CommitResult:
         k = self.keys.instance(instance_id)
@@ -332,6 +372,7 @@ class RedisStore:
             "drop_tasks": c.drop_tasks, "activities": c.activities,
             "eager": activity_task_key(c.eager) if c.eager is not None else "",
             "claimer": c.claimer,
+            "retention": self.retention_ms,
         }
         push_queues = list(c.pushes)
         blob["pushes"] = [c.pushes[q] for q in push_queues]
@@ -401,6 +442,37 @@ class RedisStore:
                 return int(reply.code), list(reply.children)
             return int(reply.code), [reply.status] if reply.status else []
 
+    # -- retention --------------------------------------------------------------------------------
+    def set_retention(self, name: str, seconds: float | None) -> None:
+        """Keep finished instances of workflow ``name`` for ``seconds`` (0: forever; None: the default).
+        Written into every shard (COMMIT reads its own shard's copy); applies to instances finishing after."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            if seconds is None:
+                pipe.hdel(shard.retention, name)
+            else:
+                pipe.hset(shard.retention, name, int(seconds * 1000))
+        pipe.execute()
+
+    def retention_of(self, name: str) -> int | None:
+        """The retention (ms) set for workflow ``name``, or None for the default."""
+        raw = self.redis.hget(self.keys.shards()[0].retention, name)
+        return None if raw is None else int(raw)
+
+    def due_expiries(self, now: int, limit: int = 100) -> list[list[str]]:
+        """Per shard, the finished instances whose retention has passed, oldest first (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self._polled():
+            pipe.zrangebyscore(shard.expire, "-inf", now, start=0, num=limit)
+        return [[_text(i) for i in reply] for reply in pipe.execute()]
+
+    def postpone_expiry(self, instance_id: str, until: int) -> None:
+        """Try the purge of ``instance_id`` again at ``until`` (part of its tree is still running)."""
+        self.redis.zadd(self.keys.shard_of(instance_id).expire, {instance_id: until}, xx=True)
+
+    def drop_expiry(self, instance_id: str) -> None:
+        self.redis.zrem(self.keys.shard_of(instance_id).expire, instance_id)
+
     # -- outbox ---------------------------------------------------------------------------------
     def read_outbox(self, instance_id: str) -> dict[str, bytes]:
         raw = _hash(self.redis.hgetall(self.keys.instance(instance_id).outbox))
@@ -414,15 +486,28 @@ class RedisStore:
     def claim_stale(self, which: str, cutoff: int, now: int, limit: int = 500) -> list[str]:
         """Instances in ``ready`` or ``outbox`` marked before ``cutoff``: a step or a publish that a
         crash interrupted; or ``activities`` entries (``<id>|<gen>.<seq>``) silent since ``cutoff``.
-        Re-stamped so concurrent sweepers split the work."""
+        Re-stamped so concurrent sweepers split the work. Every shard, in one round trip (a cluster:
+        one per shard)."""
         keys = [{"ready": shard.ready, "outbox": shard.outbox, "activities": shard.activities}[which]
-                for shard in self.keys.shards()]
-        return [entry for key in keys for entry in self.scripts.claim_stale(key, cutoff, now, limit)]
+                for shard in self._polled()]
+        if self.cluster:
+            return [entry for key in keys for entry in self.scripts.claim_stale(key, cutoff, now, limit)]
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            self.scripts.claim_stale(key, cutoff, now, limit, client=pipe)
+        return [_text(entry) for reply in pipe.execute() for entry in reply]
+
+    def _polled(self) -> list[ShardKeys]:
+        shards = self.keys.shards()
+        return shards if self.polled_shards is None else [shards[n] for n in self.polled_shards]
 
     # -- timers ---------------------------------------------------------------------------------
     def due_timers(self, now: int, limit: int = 1000) -> list[str]:
-        return [_text(m) for shard in self.keys.shards()
-                for m in self.redis.zrangebyscore(shard.timers, "-inf", now, start=0, num=limit)]
+        """Due timer entries of every shard (one pipelined round trip), soonest first per shard."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self._polled():
+            pipe.zrangebyscore(shard.timers, "-inf", now, start=0, num=limit)
+        return [_text(m) for reply in pipe.execute() for m in reply]
 
     def fire_timer(self, member: str, event: HistoryEvent | None, now: int) -> tuple[str, int]:
         """Fire one timer index entry (``<id>|<gen>.<seq>`` or ``<id>|start``) at most once."""
@@ -439,10 +524,11 @@ class RedisStore:
     def timer_entries(self, until: int | None = None) -> list[tuple[str, str, int]]:
         """``(instance id, task key, fire at ms)`` of every pending timer due by ``until`` (all: None),
         soonest first (the test toolkit's time skipping)."""
-        out: list[tuple[str, str, int]] = []
+        pipe = self.redis.pipeline(transaction=False)
         for shard in self.keys.shards():
-            raw: list[Any] = self.redis.zrangebyscore(shard.timers, "-inf", "+inf" if until is None else until,
-                                                      withscores=True)
+            pipe.zrangebyscore(shard.timers, "-inf", "+inf" if until is None else until, withscores=True)
+        out: list[tuple[str, str, int]] = []
+        for raw in pipe.execute():
             for entry, score in raw:
                 owner, key = split_member(_text(entry))
                 out.append((owner, key, int(score)))
@@ -459,13 +545,19 @@ class RedisStore:
 
     def next_timer_at(self) -> int | None:
         """When the soonest pending timer is due (ms), or None."""
-        heads = [self.redis.zrange(shard.timers, 0, 0, withscores=True) for shard in self.keys.shards()]
-        due = [int(head[0][1]) for head in heads if head]
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            pipe.zrange(shard.timers, 0, 0, withscores=True)
+        due = [int(head[0][1]) for head in pipe.execute() if head]
         return min(due) if due else None
 
     def drop_timer(self, member: str) -> bool:
-        """Remove one timer index entry (the poller drops malformed ones)."""
-        return bool(self.redis.zrem(self.keys.shard_of(split_member(member)[0]).timers, member))
+        """Remove one timer index entry (the poller drops malformed ones, which name no instance's
+        shard: so from every shard)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            pipe.zrem(shard.timers, member)
+        return any(pipe.execute())
 
     # -- registry of workflow names served by worker pools ---------------------------------------
     def pool_heartbeat(self, app_id: str, now: int) -> None:
@@ -513,7 +605,9 @@ class RedisStore:
     # -- queries --------------------------------------------------------------------------------
     def list_instance_ids(self, status: str | None = None, name: str | None = None,
                           offset: int = 0, limit: int = 50) -> list[str]:
-        key = (self.keys.name_status_index(name, status) if status and name else
-               self.keys.status_index(status) if status else
-               self.keys.name_index(name) if name else self.keys.index_all)
-        return [_text(i) for i in self.redis.zrevrange(key, offset, offset + limit - 1)]
+        """Newest first by creation time, merged over the shards."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.keys.shards():
+            pipe.zrevrange(shard.index(status, name), 0, offset + limit - 1, withscores=True)
+        merged = sorted(((score, _text(i)) for reply in pipe.execute() for i, score in reply), reverse=True)
+        return [i for _, i in merged[offset:offset + limit]]

@@ -158,6 +158,7 @@ class Scripts:
         self._commit = client.register_script(source("commit", CommitCode))
         self._release = client.register_script(source("release", ReleaseCode))
         self._purge = client.register_script(source("purge", PurgeCode))
+        self._load = client.register_script(source("load", prelude=False))
         self._ack_outbox = client.register_script(source("ack_outbox", prelude=False))
         self._claim_stale = client.register_script(source("claim_stale", prelude=False))
         self._circuit_failure = client.register_script(source("circuit_failure", prelude=False))
@@ -201,11 +202,16 @@ class Scripts:
         keys = [k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children, k.shard.ready, k.shard.outbox,
                 k.shard.timers, k.shard.activities, k.shard.status_index(old_status),
                 k.shard.name_status_index(name, old_status), k.shard.status_index(status),
-                k.shard.name_status_index(name, status), k.shard.claims, k.shard.lost, *push_queues]
+                k.shard.name_status_index(name, status), k.shard.claims, k.shard.lost, k.shard.expire,
+                k.shard.retention, *push_queues]
         code, first, second = self._commit(keys=keys, args=[instance_id, blob])
         if int(code) == CommitCode.NEEDS_KEYS:
             return CommitReply(CommitCode.NEEDS_KEYS, status=_text(first), name=_text(second))
         return CommitReply(CommitCode(int(code)), int(first), bool(second))
+
+    def load(self, k: InstanceKeys, after: str) -> list[Any]:
+        """[] for no such instance, else [flat meta, history entries, inbox entries] raw from Redis."""
+        return list(self._load(keys=[k.meta, k.hist, k.inbox], args=[after]))
 
     def release(self, k: InstanceKeys, instance_id: str, claimer: str = "") -> ReleaseCode:
         return ReleaseCode(int(self._release(keys=[k.meta, k.inbox, k.shard.ready, k.shard.claims],
@@ -213,7 +219,7 @@ class Scripts:
 
     def purge(self, k: InstanceKeys, instance_id: str, *, name: str, status: str) -> PurgeReply:
         keys = [*k.own(), k.shard.ready, k.shard.outbox, k.shard.timers, k.shard.index_all, k.shard.index_names,
-                *k.shard.listing(name, status)]
+                *k.shard.listing(name, status), k.shard.expire]
         reply = self._purge(keys=keys, args=[instance_id, status, name])
         code = PurgeCode(int(reply[0]))
         rest = [_text(v) for v in reply[1:]]
@@ -226,45 +232,49 @@ class Scripts:
     def ack_outbox(self, k: InstanceKeys, instance_id: str, dispatch_ids: list[str]) -> None:
         self._ack_outbox(keys=[k.outbox, k.shard.outbox], args=[instance_id, *dispatch_ids])
 
-    def claim_stale(self, key: str, cutoff: int, now: int, limit: int) -> list[str]:
-        return [_text(v) for v in self._claim_stale(keys=[key], args=[cutoff, now, limit])]
+    def claim_stale(self, key: str, cutoff: int, now: int, limit: int, client: Any = None) -> list[str]:
+        """With ``client`` a pipeline, queued on it (the caller reads the entries from its results)."""
+        reply = self._claim_stale(keys=[key], args=[cutoff, now, limit], client=client)
+        return [] if client is not None else [_text(v) for v in reply]
 
     def circuit_failure(self, key: str, now: int, threshold: int, cooldown_ms: int) -> int:
         """The open-until time (ms) when this failure opened the circuit, else 0."""
         return int(self._circuit_failure(keys=[key], args=[now, threshold, cooldown_ms]))
 
-    def take_attempts(self, procs: str, shard: ShardKeys, tasks_keys: list[str], me: str, now: int,
+    def take_attempts(self, shard: ShardKeys, tasks_keys: list[str], me: str, now: int,
                       alive_since: int, lost_limit: int, attempts: list[tuple[str, str]]) -> tuple[list[TakeCode],
                                                                                                     list[str]]:
         """Claim activity attempts ``(instance id, task key)`` of one shard; (codes, holders of the busy)."""
         args: list[Any] = [me, now, alive_since, lost_limit]
         for instance_id, key in attempts:
             args += [instance_id, key]
-        codes, holders = self._take_attempts(keys=[procs, shard.claims, shard.lost, shard.activities, *tasks_keys],
-                                             args=args)
+        keys = [shard.procs, shard.claims, shard.lost, shard.activities, *tasks_keys]
+        codes, holders = self._take_attempts(keys=keys, args=args)
         return [TakeCode(int(c)) for c in codes], [_text(h) for h in holders]
 
-    def take_step(self, procs: str, shard: ShardKeys, me: str, alive_since: int, instance_id: str,
+    def take_step(self, shard: ShardKeys, me: str, alive_since: int, instance_id: str,
                   force: bool) -> tuple[int, str]:
         """Claim the instance's step: (how many times in a row its process died holding it, the live
         process holding it when not ``force``: then it is not claimed, or '')."""
-        count, other = self._take_step(keys=[procs, shard.claims, shard.lost],
+        count, other = self._take_step(keys=[shard.procs, shard.claims, shard.lost],
                                        args=[me, alive_since, instance_id, "1" if force else "0"])
         return int(count), _text(other)
 
-    def reap_process(self, procs: str, shard: ShardKeys, record: str, process_id: str, dead_before: int,
-                     graceful: bool) -> tuple[dict[str, str], list[tuple[str, int]]] | None:
-        """A dead (or departing) process's record and the work it held with its lost counts; None if alive."""
-        reply = self._reap_process(keys=[procs, shard.claims, shard.lost, record],
+    def reap_process(self, shard: ShardKeys, process_id: str, dead_before: int,
+                     graceful: bool) -> list[tuple[str, int]] | None:
+        """The work a dead (or departing) process held in one shard, with its lost counts; None if it
+        is alive there (or that shard was reaped already)."""
+        reply = self._reap_process(keys=[shard.procs, shard.claims, shard.lost],
                                    args=[process_id, dead_before, "1" if graceful else "0"])
         if not reply:
             return None
-        flat, held, counts = reply
-        rec = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return rec, [(_text(m), int(n)) for m, n in zip(held, counts)]
+        held, counts = reply
+        return [(_text(m), int(n)) for m, n in zip(held, counts)]
 
-    def pop_due(self, key: str, now: int, limit: int) -> list[str]:
-        return [_text(v) for v in self._pop_due(keys=[key], args=[now, limit])]
+    def pop_due(self, key: str, now: int, limit: int, client: Any = None) -> list[str]:
+        """With ``client`` a pipeline, queued on it (the caller reads the entries from its results)."""
+        reply = self._pop_due(keys=[key], args=[now, limit], client=client)
+        return [] if client is not None else [_text(v) for v in reply]
 
 
 

@@ -23,20 +23,36 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
 
-class Channel(kombu_redis.Channel):
+class _RemembersConnection:
+    connection: Any  # the kombu channel's transport (set by kombu's Channel)
+
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         saved: dict[bool, dict[str, Any]] = self.__dict__.setdefault("_saved_connparams", {})
         if getattr(self.connection, "client", None) is None:  # detached by Connection.collect()
             if asynchronous not in saved:
                 raise redis.exceptions.ConnectionError("the broker connection was closed")
             return dict(saved[asynchronous])
-        params = super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
         saved[asynchronous] = dict(params)
         return params
 
 
+class Channel(_RemembersConnection, kombu_redis.Channel):
+    pass
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(_RemembersConnection, kombu_redis.SentinelChannel):
+    pass
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """Kombu's Sentinel transport with the same fix: the restart fix covers a Sentinel broker."""
+
+    Channel = SentinelChannel
 
 
 def transport_for(broker_url: str) -> str | None:
@@ -49,7 +65,9 @@ def transport_for(broker_url: str) -> str | None:
     scheme = broker_url.partition("://")[0].lower()
     if scheme in ("redis", "rediss"):
         TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = f"{__name__}:Transport"
+    elif scheme == "sentinel":
+        TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
     return None
 
 
-__all__ = ["Channel", "Transport", "transport_for"]
+__all__ = ["Channel", "SentinelChannel", "SentinelTransport", "Transport", "transport_for"]

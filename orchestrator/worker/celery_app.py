@@ -102,7 +102,11 @@ def _configure(app: Celery, settings: Settings) -> None:
             "unacked_restore_throttle": 1,
             # One list per priority 0..9 (core/flow.py): consumers pop the most urgent first.
             "priority_steps": list(PRIORITIES),
+            **settings.broker_transport_options,
         },
+        # RabbitMQ: the app queues (this pool's and those it publishes to) of the type asked for.
+        task_default_queue_type=settings.broker_queue_type,
+        task_create_missing_queue_type=settings.broker_queue_type,
         broker_connection_retry_on_startup=True,
         broker_transport=transport_for(settings.broker),  # kombu's Redis transport, minus a crash on restart
         # Survive a Redis outage of any length (Celery gives up after 100 reconnection attempts by
@@ -384,6 +388,17 @@ class CeleryPublisher:
                            producer=getattr(self._held, "producer", None),
                            headers=tracing.message_headers(record["id"]) or None, priority=_priority(record.get("pr")))
 
+    def send_activities(self, records: list[ActivityRecord], app_id: str) -> None:
+        """One message running ``records`` (the ``activities`` task), through the broker's own client."""
+        if len(records) == 1:
+            self.send_activity(records[0], app_id)
+            return
+        first = records[0]
+        self.app.send_task(ACTIVITIES_TASK, args=[records], queue=queue_name(app_id),
+                           task_id=f"{_activity_task_id(first)}+{len(records) - 1}", argsrepr=_batch_label(records),
+                           kwargsrepr="{}", producer=getattr(self._held, "producer", None),
+                           headers=tracing.message_headers(first["id"]) or None, priority=_priority(first.get("pr")))
+
     def step_message(self, instance_id: str, app_id: str, priority: int | None = None) -> tuple[str, bytes] | None:
         """(queue key, message bytes) of ``send_step`` for the store to push, or None: publish it."""
         if not self.direct:
@@ -404,11 +419,10 @@ class CeleryPublisher:
                 ACTIVITY_TASK, records, task_id=_activity_task_id(records[0]), queue=queue,
                 argsrepr=_activity_label(records[0]), extra_headers=tracing.message_headers(records[0]["id"]),
                 priority=p)
-        first, last = records[0], records[-1]
+        first = records[0]
         task_id = f"{_activity_task_id(first)}+{len(records) - 1}"
-        label = f"{len(records)} activities of {first['id']} (tasks {activity_task_key(first)}..{last['seq']})"
         return priority_list(queue, p), task_message(ACTIVITIES_TASK, [records], task_id=task_id, queue=queue,
-                                                     argsrepr=label, priority=p,
+                                                     argsrepr=_batch_label(records), priority=p,
                                                      extra_headers=tracing.message_headers(first["id"]))
 
 
@@ -420,6 +434,11 @@ def _priority(priority: int | None) -> int:
 def _activity_task_id(record: ActivityRecord) -> str:
     """One Celery task id per attempt: ``<instance>|<task key>|<attempt>``."""
     return f"{record['id']}|{activity_task_key(record)}|{record.get('attempt', 1)}"
+
+
+def _batch_label(records: list[ActivityRecord]) -> str:
+    first, last = records[0], records[-1]
+    return f"{len(records)} activities of {first['id']} (tasks {activity_task_key(first)}..{last['seq']})"
 
 
 def _activity_label(record: ActivityRecord) -> str:

@@ -63,8 +63,12 @@ class Dispatcher:
                 if message is not None:
                     commit.pushes.setdefault(message[0], []).append(message[1])
                     continue
-                for record in batch:
-                    commit.outbox[records.activity_task_key(record)] = records.pack_dispatch(record)
+                if len(batch) == 1:
+                    commit.outbox[records.activity_task_key(batch[0])] = records.pack_dispatch(batch[0])
+                    continue
+                # A broker the script cannot push to: the batch still travels as one message.
+                entry: records.ActivityBatch = {"k": "b", "id": batch[0]["id"], "app": app, "recs": batch}
+                commit.outbox[f"b:{records.activity_task_key(batch[0])}"] = records.pack_dispatch(entry)
 
     # -- after the commit: the outbox ---------------------------------------------------------------------
     def publishing(self) -> AbstractContextManager[None]:
@@ -88,23 +92,27 @@ class Dispatcher:
     def _undeliverable(self, rec: records.Dispatch, err: Exception) -> None:
         """A dispatch that can never be published (a sweeper would republish it forever): the call it
         belongs to fails with the error, so the workflow learns of it instead of waiting."""
-        what = {"a": "activity", "c": "child workflow", "p": "parent notification", "t": "child terminate"}[rec["k"]]
+        what = {"a": "activity", "b": "activities", "c": "child workflow", "p": "parent notification",
+                "t": "child terminate"}[rec["k"]]
         message = f"the {what} dispatch of instance {rec['id']!r} could not be published: " \
                   f"{type(err).__name__}: {safe_str(err)}"
         log.error("%s", message, exc_info=err, extra={"instance_id": rec["id"]})
         failure = FailureDetails(message, f"{type(err).__module__}.{type(err).__qualname__}".removeprefix("builtins."))
         if rec["k"] == "c":
             self.deliver_child_result(rec["id"], rec["key"], rec["papp"], False, failure)
-        elif rec["k"] == "a":
-            now, key = self.clock(), records.activity_task_key(rec)
-            code = self.store.deliver(rec["id"], TaskFailed(ts=now, seq=rec["seq"], failure=failure),
-                                      token=task_token(key), task_key=key, now=now, failure=True)
-            if code == DeliverCode.WAKE:
-                self.wake(rec["id"], rec["wapp"])
+        elif rec["k"] in ("a", "b"):
+            for attempt in rec["recs"] if rec["k"] == "b" else [rec]:
+                now, key = self.clock(), records.activity_task_key(attempt)
+                code = self.store.deliver(attempt["id"], TaskFailed(ts=now, seq=attempt["seq"], failure=failure),
+                                          token=task_token(key), task_key=key, now=now, failure=True)
+                if code == DeliverCode.WAKE:
+                    self.wake(attempt["id"], attempt["wapp"])
 
     def publish(self, rec: records.Dispatch) -> None:
         if rec["k"] == "a":
             self.publisher.send_activity(rec, rec["app"])
+        elif rec["k"] == "b":
+            self.publisher.send_activities(rec["recs"], rec["app"])
         elif rec["k"] == "c":
             self._start_child(rec)
         elif rec["k"] == "p":

@@ -33,6 +33,7 @@ from .guards import parse_timer_member
 from .liveness import LivenessHolder, process_gone_here, run_lost_hooks
 from .publisher import Publisher
 from .recovery import activity_record
+from .shardplan import my_shards
 
 log = logging.getLogger("orchestrator.engine")
 worker_log = logging.getLogger("orchestrator.worker")
@@ -91,6 +92,7 @@ class Duties:
         now = self.clock()
         cutoff = now - self.stale_after_ms
         self.store.pool_heartbeat(self.app_id, now)
+        self.divide_shards()
         self.reap_dead_processes(now)
         outboxes = self.store.claim_stale("outbox", cutoff, now)
         for instance_id in outboxes:
@@ -106,6 +108,20 @@ class Duties:
         self.redeliver_silent_activities(now)
         self.republish_lost_messages(now)
         return len(outboxes), len(ready)
+
+    def divide_shards(self) -> list[int] | None:
+        """Take this process's share of the shards among the live duty processes (worker/shardplan.py)."""
+        if self.liveness is None:
+            return None
+        mine = self.liveness.get()
+        mine.duties = True
+        owners = self.store.liveness.duty_processes(mine.alive_since())
+        shards = my_shards(mine.process_id, owners, self.store.keys.count)
+        if shards != self.store.polled_shards:
+            worker_log.info("this pool polls shards %s of %d (%d pools run duties)", shards, self.store.keys.count,
+                            len(set(owners) | {mine.process_id}))
+        self.store.polled_shards = shards
+        return shards
 
     # -- dead processes (worker/liveness.py) ----------------------------------------------------
     def reap_dead_processes(self, now: int) -> int:

@@ -37,6 +37,7 @@ from .flow import FlowGate
 from .liveness import LivenessHolder, ProcessLiveness
 from .planner import StepPlanner
 from .publisher import Publisher, SendingPublisher, full_publisher
+from .retention import RetentionSweeper
 from .schedules import ScheduleFirer
 from .steps import MAX_STEP_ROUNDS, StepRunner
 
@@ -97,6 +98,8 @@ class Engine:
                              redeliver_after_ms=int(s.visibility_timeout * 1000),
                              publish_outbox=self.dispatch.publish_outbox, liveness=self.liveness,
                              broker=publisher)
+        store.retention_ms = int(s.retention_seconds * 1000)
+        self.retention = RetentionSweeper(store, clock, s.retention_export_dir, self.dispatch.publish_outbox)
         self.schedule_firer = ScheduleFirer(store, self.outgoing, clock)  # due schedules (worker/schedules.py)
 
     def _describe(self) -> dict[str, object]:
@@ -298,6 +301,7 @@ class Engine:
     def sweep(self) -> tuple[int, int]:
         swept = self.duties.sweep()
         self.flow.sweep(self.duties.stale_after_ms)
+        self.retention.sweep()  # what is due, shard by shard (worker/retention.py)
         return swept
 
     # Settings under the names callers have read them by.

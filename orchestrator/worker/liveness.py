@@ -123,6 +123,7 @@ class ProcessLiveness:
         self.pid = os.getpid()
         self.process_id = new_process_id()
         self.kind = "worker"
+        self.duties = False  # this process runs the pool's background duties (worker/shardplan.py)
         self.queues: list[str] = []
         self.held: Callable[[], list[str]] | None = None
         self.started = clock()
@@ -144,6 +145,7 @@ class ProcessLiveness:
     def record(self) -> dict[str, Any]:
         return {"app": self.app_id, "host": socket.gethostname(), "pid": str(self.pid), "kind": self.kind,
                 "ppid": str(os.getppid()), "started": str(self.started), "queues": self.queues,
+                "duties": "1" if self.duties else "0",
                 "held": self.held() if self.held is not None else [], **self.describe()}
 
     def beat(self) -> None:

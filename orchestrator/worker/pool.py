@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_shutdown
 from celery.worker import WorkController
 
 from ..core.vocabulary import queue_name
@@ -69,7 +70,24 @@ def run_pool(app: Celery, app_id: str, concurrency: int, queues: list[str] | Non
         argv.insert(0, "--quiet")  # an option of the celery command itself, before "worker"
         logging.getLogger("orchestrator.worker").info("worker pool starting", extra={
             "app_id": app_id, "queues": queues, "concurrency": concurrency, "pool": pool, **(details or {})})
-    app.worker_main(argv)
+    exitcodes: list[int] = []
+
+    def _record_exit(sender: Any = None, **_: Any) -> None:
+        if isinstance(getattr(sender, "exitcode", None), int):
+            exitcodes.append(sender.exitcode)
+
+    worker_shutdown.connect(_record_exit, weak=False)
+    try:
+        app.worker_main(argv)
+    finally:
+        worker_shutdown.disconnect(_record_exit)
+    # Celery returns normally after an unrecoverable error (a broker it cannot use, say), which would
+    # make a supervisor see a clean exit and not restart the pool: exit with Celery's failure code.
+    failed = [code for code in exitcodes if code]
+    if failed:
+        logging.getLogger("orchestrator.worker").error("worker pool stopped after an unrecoverable error "
+                                                       "(exit code %s); see the log above", failed[-1])
+        raise SystemExit(failed[-1])
 
 
 def route_worker_prints_to_logging() -> None:

@@ -44,6 +44,10 @@ class Publisher(SendingPublisher, Protocol):
         """One producer for the sends made inside it."""
         ...
 
+    def send_activities(self, records: list[ActivityRecord], app_id: str) -> None:
+        """One message running ``records`` (a wide fan-out's batch, on a broker scripts cannot push to)."""
+        ...
+
 
 class _Completed:
     """A sending-only publisher with the optional capabilities answered "cannot"."""
@@ -62,6 +66,10 @@ class _Completed:
 
     def step_message(self, instance_id: str, app_id: str, priority: int | None = None) -> tuple[str, bytes] | None:
         return None
+
+    def send_activities(self, records: list[ActivityRecord], app_id: str) -> None:
+        for record in records:
+            self.inner.send_activity(record, app_id)
 
     def send_priority_step(self, instance_id: str, app_id: str, priority: int | None) -> None:
         self.inner.send_step(instance_id, app_id)

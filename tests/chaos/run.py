@@ -33,6 +33,7 @@ import redis
 
 from orchestrator import InstanceAlreadyExistsError, Settings, WorkflowClient
 from tests.support.redis_proc import EmbeddedRedis
+from tests.support.store_keys import index_total
 
 from . import app
 from .monkey import PoolMonkey, PoolSet, RedisMonkey, redis_plan
@@ -177,7 +178,7 @@ class Driver:
         done = 0
         while time.monotonic() < deadline:
             try:
-                done = sum(r.zcard(f"orch:idx:status:{s}") for s in ("COMPLETED", "FAILED", "TERMINATED"))
+                done = sum(index_total(r, s) for s in ("COMPLETED", "FAILED", "TERMINATED"))
             except TRANSIENT:
                 done = -1
             if done >= total and self.starting_done.is_set():

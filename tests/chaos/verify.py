@@ -37,7 +37,7 @@ from orchestrator.core.history import (
     TimerFired,
 )
 from orchestrator.store.keys import KeySchema
-from orchestrator.store.redis_store import InstanceMeta
+from orchestrator.store.redis_store import InstanceMeta, RedisStore
 
 from .app import EXEC_KEY
 
@@ -66,8 +66,8 @@ class Verdict:
 def verify(r: redis.Redis, expected: dict[str, Any], event_instances: set[str], prefix: str = "orch") -> Verdict:
     """``expected``: top-level instance id -> oracle output; ``event_instances``: ids that were sent
     the same ``go`` event twice under one idempotency key."""
-    keys, v = KeySchema(prefix), Verdict()
-    all_ids = [raw.decode() for raw in r.zrange(keys.index_all, 0, -1)]
+    keys, v = RedisStore(r, prefix).keys, Verdict()
+    all_ids = [raw.decode() for shard in keys.shards() for raw in r.zrange(shard.index_all, 0, -1)]
     v.instances = len(all_ids)
     for instance_id, output in expected.items():
         meta = _meta(r, keys, instance_id)
@@ -141,20 +141,21 @@ def _check_history(r: redis.Redis, keys: KeySchema, instance_id: str, deduped_ev
 
 
 def _check_leftovers(r: redis.Redis, keys: KeySchema, v: Verdict) -> None:
-    for name, key in (("outbox", keys.outbox), ("ready", keys.ready), ("timers", keys.timers)):
-        left = r.zrange(key, 0, 20)
-        if left:
-            v.problem(f"{name} is not empty: {[m.decode() for m in left]}")
-    outboxes = [k.decode() for k in r.scan_iter(match=f"{keys.prefix}:{{*}}:outbox", count=1000)]
+    for shard in keys.shards():
+        for name, key in (("outbox", shard.outbox), ("ready", shard.ready), ("timers", shard.timers)):
+            left = r.zrange(key, 0, 20)
+            if left:
+                v.problem(f"{name} of shard {shard.number} is not empty: {[m.decode() for m in left]}")
+        for status in ("PENDING", "RUNNING", "SUSPENDED"):
+            stuck = r.zrange(shard.status_index(status), 0, 20)
+            if stuck:
+                v.problem(f"instances stuck {status}: {[s.decode() for s in stuck]}")
+    outboxes = [k.decode() for k in r.scan_iter(match=f"{keys.prefix}:{{*}}:i:*:outbox", count=1000)]
     if outboxes:
         v.problem(f"instance outboxes left unpublished: {outboxes[:10]}")
-    for status in ("PENDING", "RUNNING", "SUSPENDED"):
-        stuck = r.zrange(keys.status_index(status), 0, 20)
-        if stuck:
-            v.problem(f"instances stuck {status}: {[s.decode() for s in stuck]}")
 
 
 def leftovers_drained(r: redis.Redis, prefix: str = "orch") -> bool:
     """Nothing ready, nothing in the outbox, no timer pending (what the end state waits for)."""
-    keys = KeySchema(prefix)
-    return not (r.zcard(keys.ready) or r.zcard(keys.outbox) or r.zcard(keys.timers))
+    return not any(r.zcard(shard.ready) or r.zcard(shard.outbox) or r.zcard(shard.timers)
+                   for shard in RedisStore(r, prefix).keys.shards())

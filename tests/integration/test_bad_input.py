@@ -35,11 +35,13 @@ from orchestrator import (
     WorkflowStatus,
 )
 from orchestrator.core.registry import Registry
+from orchestrator.store.keys import KeySchema
 from orchestrator.store.redis_store import RedisStore
 from orchestrator.worker.engine import Engine
 from tests.apps.reliability_app import executions
 from tests.conftest import ROOT, Pool
 from tests.support.redis_proc import EmbeddedRedis, free_port, start_redis
+from tests.support.store_keys import index_total, key, score
 
 APP = "tests.apps.reliability_app"
 LIMIT = 64 * 1024
@@ -72,17 +74,19 @@ def wait_for(predicate: Any, timeout: float = 20) -> None:
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.02)
 
+KEYS = KeySchema("orch")  # the default prefix and shard count, as the stack runs them
+
 
 def raw_history(r: redis.Redis, instance_id: str) -> list[Any]:
-    return r.xrange(f"orch:{{{instance_id}}}:hist")
+    return r.xrange(KEYS.instance(instance_id).hist)
 
 
 # -- names ----------------------------------------------------------------------------------------------
 def test_unknown_workflow_name_is_refused_at_start(stack):
-    before = stack.redis.zcard("orch:idx:all")
+    before = index_total(stack.redis)
     with pytest.raises(WorkflowNotRegisteredError, match="'no_such_workflow'.*orchestrator worker MODULE"):
         stack.client.strict().schedule_new_workflow("no_such_workflow", input=1)  # strict_start (Dapr's queues it)
-    assert stack.redis.zcard("orch:idx:all") == before  # nothing half-created
+    assert index_total(stack.redis) == before  # nothing half-created
 
 
 def test_unknown_activity_name_fails_the_call_in_the_workflow(stack):
@@ -191,7 +195,7 @@ def _worker_still_runs_workflows(stack: SimpleNamespace) -> None:
 def test_a_malformed_inbox_entry_fails_its_instance_and_keeps_everything(stack):
     iid = "garbage-inbox"
     before = _waiting_for_go(stack, iid)
-    inbox = f"orch:{{{iid}}}:inbox"
+    inbox = KEYS.instance(iid).inbox
     garbage_id = stack.redis.xadd(inbox, {"t": "e:go", "f": "0", "e": b"\xc1 not msgpack"}).decode()
     stack.client.raise_workflow_event(iid, "go", data=1)  # wakes the step that meets the garbage
     failure = finished(stack.client, iid, WorkflowStatus.FAILED).failure_details
@@ -205,23 +209,24 @@ def test_a_malformed_inbox_entry_fails_its_instance_and_keeps_everything(stack):
 def test_a_malformed_history_entry_fails_its_instance_and_keeps_everything(stack):
     iid = "garbage-history"
     before = _waiting_for_go(stack, iid)
-    hist = f"orch:{{{iid}}}:hist"
+    hist = KEYS.instance(iid).hist
     garbage_id = stack.redis.xadd(hist, {"x": "no events field"}).decode()
     stack.client.raise_workflow_event(iid, "go", data=1)
     failure = finished(stack.client, iid, WorkflowStatus.FAILED).failure_details
     assert failure.error_type == "HistoryFormatError"
     assert f"history entry {garbage_id} of {hist} is malformed: has no field 'e'" in failure.message
-    assert raw_history(stack.redis, iid)[:-1] == before and stack.redis.xlen(f"orch:{{{iid}}}:inbox") == 1
+    assert raw_history(stack.redis, iid)[:-1] == before and stack.redis.xlen(KEYS.instance(iid).inbox) == 1
     _worker_still_runs_workflows(stack)
 
 
 def test_a_malformed_timer_index_entry_is_dropped_and_the_timers_behind_it_fire(stack):
-    stack.redis.zadd("orch:timers", {"no-separator": 0, "bad id{}|0.1": 1, "x|not.a.key": 2})
+    timers = KEYS.shards()[0].timers  # written by hand: they belong to no instance's shard
+    stack.redis.zadd(timers, {"no-separator": 0, "bad id{}|0.1": 1, "x|not.a.key": 2})
     iid = stack.client.schedule_new_workflow("rel_sleep", input=200)
     assert finished(stack.client, iid).output == "woke"
-    assert stack.redis.zscore("orch:timers", "no-separator") is None
-    assert stack.redis.zscore("orch:timers", "x|not.a.key") is None
-    assert stack.redis.zscore("orch:timers", "bad id{}|0.1") is None
+    assert stack.redis.zscore(timers, "no-separator") is None
+    assert stack.redis.zscore(timers, "x|not.a.key") is None
+    assert stack.redis.zscore(timers, "bad id{}|0.1") is None
     assert "dropped malformed timer index entry 'no-separator'" in stack.pool.log_path.read_text()
 
 
@@ -234,7 +239,7 @@ def test_steering_an_unknown_instance_names_it(stack):
         with pytest.raises(InstanceNotFoundError, match="'ghost-1'"):
             call()
     assert c.get_workflow_state("ghost-1") is None
-    assert not stack.redis.exists("orch:{ghost-1}:meta")  # no key was created by the refused calls
+    assert not stack.redis.exists(key("ghost-1", "meta"))  # no key was created by the refused calls
 
 
 def test_steering_a_finished_instance_is_refused_and_purging_a_running_one_too(stack):
@@ -407,7 +412,7 @@ def test_redis_lost_mid_call_raises_naming_the_url_and_corrupts_nothing(tmp_path
         done = client.schedule_new_workflow("rel_one", input={"value": 1}, instance_id="before-the-loss")
         finished(client, done)
         r = redis.Redis.from_url(server.url)
-        recorded = (r.hgetall("orch:{before-the-loss}:meta"), raw_history(r, done))
+        recorded = (r.hgetall(key("before-the-loss", "meta")), raw_history(r, done))
         r.execute_command("CLIENT", "PAUSE", "5000", "ALL")  # the next call's commands hang in Redis...
         errors: list[BaseException] = []
 
@@ -425,10 +430,10 @@ def test_redis_lost_mid_call_raises_naming_the_url_and_corrupts_nothing(tmp_path
         assert len(errors) == 1 and isinstance(errors[0], RedisUnavailableError), errors
         assert server.url in str(errors[0])
         server.start()
-        assert (r.hgetall("orch:{before-the-loss}:meta"), raw_history(r, done)) == recorded
+        assert (r.hgetall(key("before-the-loss", "meta")), raw_history(r, done)) == recorded
         # The interrupted start happened entirely or not at all: never a half-made instance.
-        made = r.exists("orch:{during-the-loss}:meta")
-        assert made == r.exists("orch:{during-the-loss}:inbox") == (r.zscore("orch:idx:all", "during-the-loss") is not None)
+        made = r.exists(key("during-the-loss", "meta"))
+        assert made == r.exists(key("during-the-loss", "inbox")) == (score(r, "index_all", "during-the-loss") is not None)
         if not made:
             client.schedule_new_workflow("rel_one", input={"value": 2}, instance_id="during-the-loss")
         assert finished(client, "during-the-loss").output == 2

@@ -28,6 +28,7 @@ from orchestrator.worker.engine import Engine
 from orchestrator.worker.recovery import activity_record
 from tests.apps.reliability_app import executions
 from tests.support.defaults import API_CLIENT
+from tests.support.store_keys import shard_entries, shard_total
 
 APP = "tests.apps.reliability_app"
 
@@ -68,7 +69,7 @@ def test_the_same_activity_message_delivered_again_records_one_completion(client
     # it done: the activity ran once.
     assert executions(redis_client, iid, 1) == 1
     assert [e["seq"] for e in kinds(client, iid, "TaskCompleted")] == [1]
-    assert redis_client.zcard("orch:activities") == 0
+    assert shard_total(redis_client, "activities") == 0
 
 
 # -- two engines racing on one instance ---------------------------------------------------------------
@@ -216,10 +217,10 @@ def test_an_activity_message_lost_before_any_worker_ran_it_is_published_again(cl
     iid = client.schedule_new_workflow("rel_one", input={"value": "found"}, instance_id="lost-message")
     engine.run_step(iid)
     key = client.store.get_meta(iid).task_key(1)
-    assert len(lost.activities) == 1 and redis_client.zrange("orch:activities", 0, -1) == [f"{iid}|{key}".encode()]
+    assert len(lost.activities) == 1 and shard_entries(redis_client, "activities") == [f"{iid}|{key}".encode()]
     pool = start_pool(APP)  # its sweeper finds it never taken while the queue is empty
     assert completed(client, iid) == "found"
     assert f"of {iid} was never taken in 15 s while its queue is empty (lost); publishing it again" in pool.log_path.read_text()
     assert executions(redis_client, iid, 1) == 1
     assert [e["seq"] for e in kinds(client, iid, "TaskCompleted")] == [1]
-    assert redis_client.zcard("orch:activities") == 0
+    assert shard_total(redis_client, "activities") == 0

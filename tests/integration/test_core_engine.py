@@ -16,6 +16,7 @@ from orchestrator import (
 )
 from orchestrator.core.history import StepStarted
 from orchestrator.store.redis_store import Commit, RedisStore
+from tests.support.store_keys import shard_total
 
 APP = "tests.apps.core_app"
 
@@ -82,7 +83,7 @@ def test_pool_killed_mid_run_recovers_and_records_each_completion_once(client, s
     history = client.get_workflow_history(instance_id)
     per_seq = Counter(e["seq"] for e in history if e["kind"] == "TaskCompleted")
     assert sorted(per_seq) == list(range(1, 21)) and set(per_seq.values()) == {1}
-    assert redis_client.zcard("orch:outbox") == 0 and redis_client.zcard("orch:ready") == 0
+    assert shard_total(redis_client, "outbox") == 0 and shard_total(redis_client, "ready") == 0
 
 
 def test_two_steps_computed_from_one_version_commit_exactly_once(client, redis_server):
@@ -160,9 +161,9 @@ def test_plain_celery_worker_runs_workflows(client, redis_server, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, pool_environment
+    from tests.conftest import ROOT, pool_environment, store_env
 
-    env = pool_environment(redis_server.url)
+    env = pool_environment(redis_server.url, store_env(redis_server))
     log = open(tmp_path / "celery.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", f"{APP}:celery_app", "worker",
                              "-Q", "orchestrator.default", "-c", "2", "-l", "INFO"],

@@ -11,6 +11,7 @@ import redis
 
 from orchestrator import Settings, WorkflowStatus
 from orchestrator.worker.celery_app import ACTIVITY_TASK, STEP_TASK, CeleryPublisher, create_celery_app, queue_name
+from tests.support.store_keys import key, shard_total
 
 APP = "tests.apps.core_app"
 RECORD = {"k": "a", "id": "wf-1", "gen": 2, "seq": 7, "name": "add", "input": [1, {"x": b"\x00"}],
@@ -93,4 +94,4 @@ def test_a_pool_whose_broker_is_another_database_runs_activities_through_the_out
     assert json.loads(state.serialized_output)["count"] == 20
     store_db = redis.Redis.from_url(redis_server.url)
     assert not store_db.exists(queue_name("default"))  # nothing was pushed into the store's database
-    assert store_db.zcard("orch:outbox") == 0 and not store_db.exists(f"orch:{{{iid}}}:outbox")
+    assert shard_total(store_db, "outbox") == 0 and not store_db.exists(key(iid, "outbox"))

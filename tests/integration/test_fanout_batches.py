@@ -15,6 +15,7 @@ from orchestrator.store.redis_store import RedisStore
 from orchestrator.worker.celery_app import ACTIVITIES_TASK, STEP_TASK, CeleryPublisher, create_celery_app, queue_name
 from orchestrator.worker.engine import Engine
 from tests.apps.core_app import wfr as core_wfr
+from tests.support.store_keys import key, shard_total
 
 APP = "tests.apps.core_app"
 
@@ -43,7 +44,7 @@ def test_a_fan_out_of_300_is_committed_as_4_messages_and_completes_once_each(cli
     groups = [args[0] for _, args in messages[1:]]
     assert [len(g) for g in groups] == [75] * 4
     assert [rec["input"] for g in groups for rec in g] == [[i, i] for i in range(300)]
-    assert not redis_client.exists(f"orch:{{{iid}}}:outbox")  # pushed by the commit, not via the outbox
+    assert not redis_client.exists(key(iid, "outbox"))  # pushed by the commit, not via the outbox
 
     start_pool(APP)
     state = client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
@@ -51,7 +52,7 @@ def test_a_fan_out_of_300_is_committed_as_4_messages_and_completes_once_each(cli
     assert json.loads(state.serialized_output) == {"count": 300, "sum": 2 * sum(range(300)), "first": [0, 2, 4]}
     completions = Counter(e.seq for e in store.get_history(iid) if isinstance(e, TaskCompleted))
     assert len(completions) == 300 and set(completions.values()) == {1}
-    assert redis_client.llen(queue_name("default")) == 0 and redis_client.zcard("orch:activities") == 0
+    assert redis_client.llen(queue_name("default")) == 0 and shard_total(redis_client, "activities") == 0
 
 
 def test_a_batch_past_its_time_budget_sends_the_rest_back_so_other_processes_share_them(client, start_pool):

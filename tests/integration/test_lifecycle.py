@@ -16,6 +16,7 @@ from orchestrator import (
     InstanceRunningError,
     WorkflowStatus,
 )
+from tests.support.store_keys import score, shard_total
 from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.lifecycle_app"
@@ -133,7 +134,7 @@ def test_monitor_continuing_as_new_1000_times_keeps_history_and_memory_flat(clie
     assert abs(keys_late - keys_early) <= 5
     assert mem_late - mem_early < 256 * 1024, "Redis memory grew with the number of generations"
     # Nothing of the 999 earlier generations lingers in the global indexes either.
-    assert redis_client.zcard("orch:timers") == 0 and redis_client.zcard("orch:outbox") == 0
+    assert shard_total(redis_client, "timers") == 0 and shard_total(redis_client, "outbox") == 0
 
 
 @pytest.mark.parametrize("save_events", [True, False])
@@ -306,7 +307,7 @@ def test_terminating_a_scheduled_instance_then_purging_leaves_nothing(client, st
     start_pool(APP)
     later = datetime.now(UTC) + timedelta(hours=1)
     instance_id = client.schedule_new_workflow("doubler", input=1, instance_id="sched-1", start_at=later)
-    assert redis_client.zscore("orch:timers", "sched-1|start") is not None
+    assert score(redis_client, "timers", "sched-1|start") is not None
     client.terminate_workflow(instance_id)
     assert client.get_workflow_state(instance_id).runtime_status == WorkflowStatus.TERMINATED
     client.purge_workflow(instance_id)

@@ -12,7 +12,7 @@ from tests.support.waiting import finish, wait_until
 ORDERS, INVENTORY = "tests.apps.orders_app", "tests.apps.inventory_app"
 
 
-def test_calls_to_an_app_without_a_pool_wait_visibly_and_complete_once_it_runs(client, start_pool, redis_client):
+def test_calls_to_an_app_without_a_pool_wait_visibly_and_complete_once_it_runs(client, start_pool, broker_client):
     start_pool(ORDERS, app_id="orders")
     order = client.schedule_new_workflow("place_order", input={"sku": "apple", "qty": 2})
     restock = client.schedule_new_workflow("restock", input={"sku": "pear", "qty": 1}, app_id="inventory")
@@ -25,7 +25,7 @@ def test_calls_to_an_app_without_a_pool_wait_visibly_and_complete_once_it_runs(c
     assert client.get_workflow_state(order).runtime_status == WorkflowStatus.RUNNING
     assert client.get_workflow_state(restock).runtime_status == WorkflowStatus.PENDING
     assert client.get_pending_calls(order) == pending
-    assert redis_client.llen("orchestrator.inventory") == 2  # one activity + one step, once each
+    assert broker_client.llen("orchestrator.inventory") == 2  # one activity + one step, once each
     assert client.list_workflows(status="PENDING", name="restock")[0].instance_id == restock
 
     start_pool(INVENTORY, app_id="inventory")

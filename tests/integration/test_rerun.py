@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator import InstanceAlreadyExistsError, InstanceNotFoundError, InstanceRunningError, WorkflowStatus
 from orchestrator.core.rerun import RerunError
+from tests.support.store_keys import index_total, key, score
 
 APP = "tests.apps.versioned_app"
 
@@ -100,10 +101,10 @@ def test_a_rerun_is_created_holding_its_history_inbox_and_first_step(client, sta
     meta = client.store.get_meta(rerun)
     assert (meta.status, meta.version, meta.rerun_of) == ("RUNNING", 1, "one-write")
     assert steps(client.get_workflow_history(rerun)) == steps(client.get_workflow_history("one-write"))[:2]
-    inbox = redis_client.xrange(f"orch:{{{rerun}}}:inbox")
+    inbox = redis_client.xrange(key(rerun, "inbox"))
     assert [fields[b"t"] for _, fields in inbox] == [b"x"]  # the result of call 2, for the first step
-    assert redis_client.zscore("orch:ready", rerun) is not None and redis_client.llen("orchestrator.default") == 1
-    assert redis_client.zcard("orch:idx:status:PENDING") == 0
+    assert score(redis_client, "ready", rerun) is not None and redis_client.llen("orchestrator.default") == 1
+    assert index_total(redis_client, "PENDING") == 0
 
     start_pool(APP, env={"VERSIONED_APP_CODE": "2"})
     assert finished(client, rerun).output == [1, 2, 3, 4, 5]

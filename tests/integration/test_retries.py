@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from orchestrator import WorkflowStatus
+from tests.support.store_keys import score
 
 APP = "tests.apps.retry_app"
 
@@ -72,7 +73,7 @@ def test_pool_killed_during_second_backoff_resumes_the_same_schedule(client, sta
     wait_until(lambda: redis_client.hlen("unacked") == 0, what="attempt 2's message to be acked")
     pool.kill()
     member = f"{instance_id}|{client.store.get_meta(instance_id).task_key(second['seq'])}"
-    assert redis_client.zscore("orch:timers", member) == second["fire_at"], "killed after the backoff ended"
+    assert score(redis_client, "timers", member) == second["fire_at"], "killed after the backoff ended"
     assert runs(redis_client, "killed") == [1, 2]
     start_pool(APP)
     assert finished(client, instance_id).output == {"attempt": 3}
@@ -144,7 +145,7 @@ def test_timed_out_attempt_is_retried_and_its_late_result_dropped(client, start_
     assert redis_client.get("slow:late-returned") == b"1"
     # Attempt 2 finished first, so its timeout timer was disarmed (removed from the timer index).
     disarmed = client.store.get_meta(instance_id).task_key(guards[1]["seq"])
-    assert redis_client.zscore("orch:timers", f"{instance_id}|{disarmed}") is None
+    assert score(redis_client, "timers", f"{instance_id}|{disarmed}") is None
     client.raise_workflow_event(instance_id, "finish")
     assert finished(client, instance_id).output == {"attempt": 2}
     history = client.get_workflow_history(instance_id)

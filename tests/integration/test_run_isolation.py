@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator import WorkflowStatus
 from tests.support.defaults import default_stack
+from tests.support.store_keys import key, score
 from tests.support.waiting import finish, wait_until
 
 APP = "tests.apps.hardening_app"
@@ -94,9 +95,9 @@ def test_every_task_key_and_token_of_a_run_carries_its_run_id(stack):
     started(stack, "keys")
     run = c.store.get_meta(iid).run
     assert len(run) == 12
-    tasks = {k.decode() for k in stack.redis.hkeys(f"orch:{{{iid}}}:tasks")}
-    waits = {t.decode() for t in stack.redis.smembers(f"orch:{{{iid}}}:wait")}
+    tasks = {k.decode() for k in stack.redis.hkeys(key(iid, "tasks"))}
+    waits = {t.decode() for t in stack.redis.smembers(key(iid, "wait"))}
     assert tasks == {f"{run}.0.1"} and waits == {f"t:{run}.0.1"}
-    assert stack.redis.zscore("orch:activities", f"{iid}|{run}.0.1") is not None
+    assert score(stack.redis, "activities", f"{iid}|{run}.0.1") is not None
     open_gate(stack, "keys")
     assert finish(c, iid).output == 1

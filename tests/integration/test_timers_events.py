@@ -19,6 +19,8 @@ import pytest
 
 from orchestrator import InstanceFinishedError, InstanceNotFoundError, WorkflowStatus
 from orchestrator.testing import pending_timers, skip_timers, wait_for_timers
+from tests.conftest import store_env
+from tests.support.store_keys import shard_total
 from workers.order_approval import activities_run, request_escalation_workflow
 
 SEED = "workers.order_approval"
@@ -96,7 +98,7 @@ def test_event_names_match_case_insensitively_as_in_dapr(client, start_pool):
 
 def test_readme_commands_run_the_approval_path(client, start_pool, redis_server):
     start_pool(SEED)
-    env = {**os.environ, "REDIS_URL": redis_server.url}
+    env = {**os.environ, **store_env(redis_server)}
 
     def run(*args: str) -> str:
         done = subprocess.run([sys.executable, "-m", SEED, *args], env=env, capture_output=True, text=True,
@@ -137,7 +139,7 @@ def test_pool_killed_while_orders_wait_events_and_overdue_timer_are_delivered_af
     assert [(a["activity"], a["input"]) for a in ran["wait-timeout"]] == [("handle_timeout", orders["wait-timeout"])]
     [created] = kinds(client, "wait-timeout", "TimerCreated")
     assert [e["seq"] for e in kinds(client, "wait-timeout", "TimerFired")] == [created["seq"]]
-    assert redis_client.zcard("orch:timers") == 0
+    assert shard_total(redis_client, "timers") == 0
 
 
 def test_real_timer_due_during_outage_of_every_process_fires_once_after_restart(
@@ -264,7 +266,7 @@ def test_thousand_concurrent_timers_each_fire_once_with_two_pools_polling(client
     due = {e["seq"]: e["fire_at"] for e in history if e["kind"] == "TimerCreated"}
     assert all(e["ts"] >= due[e["seq"]] for e in history if e["kind"] == "TimerFired")  # none early
     assert sum(e["kind"] == "StepStarted" for e in history) <= 10  # fan-in: a few steps, not 1000
-    assert redis_client.zcard("orch:timers") == 0
+    assert shard_total(redis_client, "timers") == 0
 
 
 def test_racing_pollers_fire_each_due_timer_exactly_once(client, redis_server):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
-import redis
+from orchestrator.store.connection import connect
 
 
 @functools.cache
-def app_redis() -> redis.Redis:
-    """One client per worker process, made on first use (after the prefork fork)."""
-    return redis.Redis.from_url(os.environ["REDIS_URL"])
+def app_redis() -> Any:
+    """One client per worker process, made on first use (after the prefork fork): a Redis, or the
+    cluster's client in a cluster run (ORCH_TEST_STORE=cluster)."""
+    return connect(os.environ["REDIS_URL"])

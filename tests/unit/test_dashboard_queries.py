@@ -18,12 +18,12 @@ def seed(store: RedisStore, rows):
         if completed:
             meta["completed"] = completed
         r.hset(k.instance(instance_id).meta, mapping=meta)
-        r.zadd(k.index_all, {instance_id: created})
-        r.zadd(k.status_index(status), {instance_id: created})
-        r.zadd(k.name_index(name), {instance_id: created})
-        if hasattr(k, "name_status_index"):
-            r.zadd(k.name_status_index(name, status), {instance_id: created})
-            r.sadd(k.index_names, name)
+        shard = k.shard_of(instance_id)  # each instance in its own shard's indexes, as the scripts keep them
+        r.zadd(shard.index_all, {instance_id: created})
+        r.zadd(shard.status_index(status), {instance_id: created})
+        r.zadd(shard.name_index(name), {instance_id: created})
+        r.zadd(shard.name_status_index(name, status), {instance_id: created})
+        r.sadd(shard.index_names, name)
 
 
 @pytest.fixture
@@ -128,8 +128,8 @@ def test_failed_runs_carry_their_error_and_filter_by_error_type():
         store.redis.hset(store.keys.instance(iid).meta, mapping={
             "name": "orders", "app": "default", "status": "FAILED", "created": 100 + i, "updated": 100 + i,
             "failure": pack_value(FailureDetails(message, error_type).to_list())})
-        store.redis.zadd(store.keys.index_all, {iid: 100 + i})
-        store.redis.zadd(store.keys.status_index("FAILED"), {iid: 100 + i})
+        store.redis.zadd(store.keys.shard_of(iid).index_all, {iid: 100 + i})
+        store.redis.zadd(store.keys.shard_of(iid).status_index("FAILED"), {iid: 100 + i})
     page = q.list_runs(status="FAILED")
     assert [r["error"] for r in page["items"]] == [{"error_type": "ValueError", "message": "worse input"},
                                                    {"error_type": "app.errors.PaymentDeclined", "message": "no"},

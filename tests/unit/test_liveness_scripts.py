@@ -29,7 +29,7 @@ def test_an_attempt_is_taken_once_a_live_holder_keeps_it_and_a_dead_one_counts_a
     assert reg.take_attempts("b", [("i", key)], 101, alive_since=91, lost_limit=1) == [(TakeCode.BUSY, "a")]
     # a stops heartbeating: b takes the attempt over, and it counts once as lost
     assert reg.take_attempts("b", [("i", key)], 200, alive_since=190, lost_limit=1) == [(TakeCode.TAKEN, "")]
-    assert store.redis.hget(store.keys.lost, member("i", key)) == b"1"
+    assert store.redis.hget(store.keys.shard_of("i").lost, member("i", key)) == b"1"
     # b dies too, and is reaped: lost twice, past the limit, the next taker must fail the attempt
     taken = reg.reap("b", dead_before=300)
     assert taken is not None and taken[1] == [(member("i", key), 2)]
@@ -38,8 +38,8 @@ def test_an_attempt_is_taken_once_a_live_holder_keeps_it_and_a_dead_one_counts_a
     assert reg.take_attempts("c", [("i", key)], 300, alive_since=290, lost_limit=1) == [(TakeCode.LOST_LIMIT, "")]
     # its delivery drops the claim and the count; a late copy finds it no longer awaited
     store.deliver("i", TaskCompleted(ts=301, seq=1, result=1), token=task_token(key), task_key=key, now=301)
-    assert not store.redis.hexists(store.keys.claims, member("i", key))
-    assert not store.redis.hexists(store.keys.lost, member("i", key))
+    assert not store.redis.hexists(store.keys.shard_of("i").claims, member("i", key))
+    assert not store.redis.hexists(store.keys.shard_of("i").lost, member("i", key))
     assert reg.take_attempts("c", [("i", key)], 302, alive_since=292, lost_limit=1) == [(TakeCode.NOT_AWAITED, "")]
 
 
@@ -54,7 +54,7 @@ def test_a_step_claim_counts_a_dead_holder_and_the_commit_lets_go():
     assert reg.take_step("b", "s", alive_since=190) == (1, "")  # a's heartbeat expired: lost once
     meta = store.get_meta("s")
     assert store.commit("s", Commit(version=meta.version, now=3, status="RUNNING", claimer="b", keep_wait=True)).ok
-    assert not store.redis.hexists(store.keys.claims, "s|step") and not store.redis.hexists(store.keys.lost, "s|step")
+    assert not store.redis.hexists(store.keys.shard_of("s").claims, "s|step") and not store.redis.hexists(store.keys.shard_of("s").lost, "s|step")
 
 
 def test_live_processes_lists_app_and_heartbeat_and_a_graceful_leave_counts_nothing_lost():

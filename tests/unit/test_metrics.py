@@ -60,8 +60,9 @@ def test_counters_and_histograms_add_up_across_flushes(store: RedisStore) -> Non
 
 def test_live_gauges_read_the_indexes(store: RedisStore) -> None:
     r, k = store.redis, store.keys
-    r.zadd(k.timers, {"a|0.1": 1_000, "b|0.1": 5_000, "c|0.1": 10**15})  # c: far in the future
-    r.zadd(k.ready, {"x": 1})
+    for member, due in {"a|0.1": 1_000, "b|0.1": 5_000, "c|0.1": 10**15}.items():  # c: far in the future
+        r.zadd(k.shard_of(member[0]).timers, {member: due})
+    r.zadd(k.shard_of("x").ready, {"x": 1})
     gauges = metrics.live_gauges(store, now_ms=10_000)
     assert gauges == {"ready": 1, "outbox": 0, "timers": 3, "timers_due": 2, "timer_lag": 9.0}
     text = render(store, counts=lambda: {"by_name": {"wf": {"by_status": {"RUNNING": 2}}}},

@@ -29,7 +29,8 @@ def test_config_file_documents_every_setting_with_its_default() -> None:
     text = CONFIG.read_text()
     active = tomllib.loads(text)
     commented = set(COMMENTED_KEY.findall(text))
-    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+                for f in dataclasses.fields(Settings)}
     assert set(active) | commented == set(defaults), "config/orchestrator.toml and Settings list different settings"
     assert not set(active) & commented, "a setting is both set and commented out"
     for name, value in active.items():

@@ -66,7 +66,7 @@ def test_replacing_an_instance_of_another_name_unindexes_the_old_one():
     assert (code, status) == (scripts.CreateCode.DUE, "PENDING")
     assert store.list_instance_ids(name="old") == [] and store.list_instance_ids(status="COMPLETED") == []
     assert store.list_instance_ids(name="new", status="PENDING") == ["x"]
-    assert store.redis.smembers(store.keys.index_names) == {b"new"}
+    assert store.redis.smembers(store.keys.shard_of("x").index_names) == {b"new"}
 
 
 def test_purge_without_knowing_the_instance():
@@ -76,4 +76,4 @@ def test_purge_without_knowing_the_instance():
     _finish(store, "p", 2)
     assert store.purge("p", name="wrong", status="FAILED") == (scripts.PurgeCode.PURGED, [])
     assert store.get_meta("p") is None and store.list_instance_ids() == []
-    assert not store.redis.exists(store.keys.name_status_index("wf", "COMPLETED"))
+    assert not store.redis.exists(store.keys.shard_of("p").name_status_index("wf", "COMPLETED"))

@@ -2,14 +2,14 @@
 -- KEYS: meta hist inbox tasks wait outbox children (the instance's), ready outbox-index timers
 --       activities (its shard's), the status index and name x status index of the status the
 --       caller read (c.old_status) and of the status it commits (c.status), then the shard's
---       claims and lost, then the queues of c.pushes in order.
+--       claims and lost, its expire index and retention hash, then the queues of c.pushes in order.
 -- ARGV: id, blob (msgpack: see RedisStore.commit).
 -- Returns {CODE.COMMITTED, version, rerun}, {CODE.CONFLICT, current version, 0} (a stale step,
 -- nothing written), {CODE.GONE, 0, 0}, or {CODE.NEEDS_KEYS, status, name} when the status moves
 -- but the caller's c.old_status / c.name are not the instance's (nothing written).
 local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local claims, lost = KEYS[16], KEYS[17]
+local claims, lost, expire, retention = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
 local id = ARGV[1]
 local c = cmsgpack.unpack(ARGV[2])
 local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
@@ -20,7 +20,8 @@ local moves = cur[2] ~= c.status
 if moves and (cur[2] ~= c.old_status or cur[4] ~= c.name) then return {CODE.NEEDS_KEYS, cur[2], cur[4]} end
 for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
 -- An emptied stream still holds a preallocated node; the next delivery recreates it.
-if #c.consumed > 0 and redis.call('XLEN', inbox) == 0 then redis.call('DEL', inbox) end
+local inbox_empty = #c.consumed > 0 and redis.call('XLEN', inbox) == 0
+if inbox_empty then redis.call('DEL', inbox) end
 -- The step is done: the committing process lets go of its claim (worker/liveness.py), and the
 -- step's lost count starts again.
 if c.claimer and c.claimer ~= '' and redis.call('HGET', claims, member(id, STEP_CLAIM)) == c.claimer then
@@ -39,8 +40,14 @@ if c.reset then
 end
 ver = ver + 1
 if c.batch ~= '' then redis.call('XADD', hist, ver .. '-1', 'e', c.batch) end
-redis.call('HSET', meta, 'ver', ver, 'updated', c.now, 'status', c.status)
-for f, v in pairs(c.fields) do redis.call('HSET', meta, f, v) end
+-- One HSET for the version, the fields and (unless it finishes or keeps its wait) the wait mode.
+local set = {'ver', ver, 'updated', c.now, 'status', c.status}
+for f, v in pairs(c.fields) do set[#set + 1] = f; set[#set + 1] = v end
+local new_wait = not c.keep_wait and not is_terminal(c.status)
+if new_wait then
+  for _, v in ipairs({'wmode', c.wait_mode, 'wleft', #c.wait}) do set[#set + 1] = v end
+end
+redis.call('HSET', meta, unpack(set))
 for _, f in ipairs(c.drop_fields) do redis.call('HDEL', meta, f) end
 -- Tasks the step stopped waiting for (a timed-out attempt, a disarmed timeout timer): a late
 -- delivery for them is then dropped by deliver(), and a pending timer never fires.
@@ -49,10 +56,14 @@ for _, key in ipairs(c.drop_tasks or {}) do
   redis.call('ZREM', timers, member(id, key))
   redis.call('ZREM', activities, member(id, key))
 end
-for _, key in ipairs(c.tasks) do redis.call('HSET', tasks, key, 1) end
--- An activity the committing process runs itself (eager): marked, so that the redelivery of that
--- process's message after a crash can find it and queue it.
-if c.eager and c.eager ~= '' then redis.call('HSET', tasks, c.eager, EAGER_MARK) end
+-- An activity the committing process runs itself (eager) is marked, so that the redelivery of that
+-- process's message after a crash can find it and queue it. One HSET for every task key.
+local awaited = {}
+for _, key in ipairs(c.tasks) do
+  if key ~= c.eager then awaited[#awaited + 1] = key; awaited[#awaited + 1] = 1 end
+end
+if c.eager and c.eager ~= '' then awaited[#awaited + 1] = c.eager; awaited[#awaited + 1] = EAGER_MARK end
+for i = 1, #awaited, 1000 do redis.call('HSET', tasks, unpack(awaited, i, math.min(i + 999, #awaited))) end
 -- Activity attempts dispatched by this step: a sweeper publishes one again if it shows no sign of
 -- life for a visibility timeout (its message can be lost between a worker's fetch and its ack record).
 for _, key in ipairs(c.activities or {}) do redis.call('ZADD', activities, c.now, member(id, key)) end
@@ -62,7 +73,7 @@ if #c.outbox > 0 then
 end
 -- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
 for q, messages in ipairs(c.pushes or {}) do
-  local queue = KEYS[17 + q]
+  local queue = KEYS[19 + q]
   for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
 end
 for i = 1, #c.timers, 2 do redis.call('ZADD', timers, c.timers[i], c.timers[i + 1]) end
@@ -80,6 +91,12 @@ end
 for _, entry in ipairs(later) do redis.call('XADD', inbox, '*', unpack(entry[2])) end
 if moves then reindex(id, {KEYS[12], KEYS[13]}, {KEYS[14], KEYS[15]}, cur[3]) end
 if is_terminal(c.status) then
+  -- Retention (worker/retention.py purges it then, with its children): per workflow name as set
+  -- through the client, else the engine's default (c.retention ms; 0 keeps it).
+  if c.retention and redis.call('HEXISTS', meta, 'parent') == 0 then
+    local ms = tonumber(redis.call('HGET', retention, cur[4] or c.name) or c.retention)
+    if ms > 0 then redis.call('ZADD', expire, c.now + ms, id) else redis.call('ZREM', expire, id) end
+  end
   for _, key in ipairs(redis.call('HKEYS', tasks)) do
     redis.call('ZREM', timers, member(id, key))
     redis.call('ZREM', activities, member(id, key))
@@ -90,14 +107,15 @@ if is_terminal(c.status) then
   redis.call('ZREM', ready, id)
   return {CODE.COMMITTED, ver, 0}
 end
-if not c.keep_wait then
+if new_wait then
   redis.call('DEL', wait)
   for i = 1, #c.wait, 500 do
     redis.call('SADD', wait, unpack(c.wait, i, math.min(i + 499, #c.wait)))
   end
-  redis.call('HSET', meta, 'wmode', c.wait_mode, 'wleft', #c.wait)
 end
-if rescan(meta, inbox, wait, c.status) then
+-- Nothing can have arrived in an inbox this step just emptied (the script runs alone).
+local nothing_new = inbox_empty and #c.inbox_add == 0
+if not nothing_new and rescan(meta, inbox, wait, c.status, new_wait and c.wait_mode or nil) then
   redis.call('ZADD', ready, c.now, id)
   return {CODE.COMMITTED, ver, 1}
 end

@@ -36,7 +36,8 @@ end
 -- Put a delivery in the inbox and wake the instance when the blocked workflow's wait is satisfied.
 -- ``k`` = {meta, inbox, tasks, wait, activities, ready, claims, lost}. Returns a DELIVERED code.
 local function deliver(id, k, task_key, token, packed, now, control, failure)
-  local status = redis.call('HGET', k.meta, 'status')
+  local m = redis.call('HMGET', k.meta, 'status', 'wmode')  -- one read for both
+  local status, wmode = m[1], m[2]
   if not status then return DELIVERED.UNKNOWN end
   if is_terminal(status) then return DELIVERED.FINISHED end
   if task_key ~= '' then
@@ -52,7 +53,7 @@ local function deliver(id, k, task_key, token, packed, now, control, failure)
   if control == '1' then
     wake = true
   elseif status ~= SUSPENDED and status ~= PENDING and redis.call('SREM', k.wait, token) == 1 then
-    if failure == '1' or redis.call('HGET', k.meta, 'wmode') ~= WAIT_ALL then
+    if failure == '1' or wmode ~= WAIT_ALL then
       wake = true
     elseif redis.call('HINCRBY', k.meta, 'wleft', -1) <= 0 then
       wake = true
@@ -62,9 +63,10 @@ local function deliver(id, k, task_key, token, packed, now, control, failure)
   return DELIVERED.STORED
 end
 
--- After the wait set was replaced: do inbox events that arrived meanwhile satisfy it?
-local function rescan(meta, inbox, wait, status)
-  local mode = redis.call('HGET', meta, 'wmode')
+-- After the wait set was replaced: do inbox events that arrived meanwhile satisfy it? ``mode``:
+-- the wait mode when the caller knows it (it just wrote it), else nil (read here).
+local function rescan(meta, inbox, wait, status, mode)
+  mode = mode or redis.call('HGET', meta, 'wmode')
   local satisfied = false
   for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
     local f = entry[2]

@@ -1,16 +1,15 @@
--- REAP_PROCESS: take a dead worker process's record and claims, once however many sweepers race.
--- KEYS: procs claims lost (global / the shard's), the process's record hash.
+-- REAP_PROCESS: take a dead worker process's claims in one shard, once however many sweepers race
+-- (the store reaps every shard, then the process's global record: store/liveness.py).
+-- KEYS: procs claims lost (the shard's: its copy of the heartbeats, its claims, its lost counts).
 -- ARGV: process id, dead_before (a heartbeat older than this is dead), graceful ('1': the process
 --       deregistered itself and handed its work back: nothing counts as lost)
--- Returns {} when it is alive (or reaped already), else {record (flat hash), claims, lost counts}:
--- the work it held, which the caller publishes again, and how often each was lost so far.
-local procs, claims, lost, record = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Returns {} when it is alive (or this shard was reaped already), else {claims, lost counts}: the
+-- work it held, which the caller publishes again, and how often each was lost so far.
+local procs, claims, lost = KEYS[1], KEYS[2], KEYS[3]
 local proc, graceful = ARGV[1], ARGV[3] == '1'
 local beat = redis.call('ZSCORE', procs, proc)
 if not beat or (not graceful and tonumber(beat) >= tonumber(ARGV[2])) then return {} end
 redis.call('ZREM', procs, proc)
-local rec = redis.call('HGETALL', record)
-redis.call('DEL', record)
 local mine, counts = {}, {}
 local all = redis.call('HGETALL', claims)
 for i = 1, #all, 2 do
@@ -25,4 +24,4 @@ for i = 1, #all, 2 do
     end
   end
 end
-return {rec, mine, counts}
+return {mine, counts}

@@ -1,6 +1,7 @@
 -- TAKE_ATTEMPTS: a process takes activity attempts to run, claiming each atomically with the check
 -- that it is still awaited (worker/liveness.py has the model).
--- KEYS: procs claims lost activities (global / the shard's), then the tasks hash of each attempt.
+-- KEYS: procs claims lost activities (the shard's; procs is its copy of the heartbeats), then the
+--       tasks hash of each attempt (all of the shard).
 -- ARGV: me now alive_since lost_limit, then (instance id, task key) per attempt.
 -- Returns {codes, holders}: per attempt CODE.TAKEN, CODE.NOT_AWAITED, CODE.BUSY (claimed by a live
 -- process: its holder in holders) or CODE.LOST_LIMIT (its processes died holding it more than

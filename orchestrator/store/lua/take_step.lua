@@ -1,8 +1,9 @@
 -- TAKE_STEP: a process starts a step of an instance and claims it. Steps may run twice at once
 -- (the commit's version check keeps one), so a live holder does not stop it; a dead one (its
 -- heartbeat expired) counts as the step lost once more.
--- KEYS: procs claims lost. ARGV: me alive_since id force ('1': claim it even from a live holder;
--- without, a live holder's claim is left and named, for the caller to check it is really alive)
+-- KEYS: procs claims lost (the shard's; procs is its copy of the heartbeats).
+-- ARGV: me alive_since id force ('1': claim it even from a live holder; without, a live holder's
+-- claim is left and named, for the caller to check it is really alive)
 -- Returns {how many times in a row this step's process died holding it, the other live holder or ''}.
 local procs, claims, lost = KEYS[1], KEYS[2], KEYS[3]
 local me, alive_since = ARGV[1], tonumber(ARGV[2])

@@ -1,0 +1,282 @@
+"""The store on a real 3-master Redis Cluster and behind Sentinel; store URLs and their errors.
+
+These start their own servers whatever ORCH_TEST_STORE says (the cluster run of the other suites
+is the CI's extra job)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import redis.cluster
+
+from orchestrator import Settings, WorkflowClient, WorkflowStatus
+from orchestrator.core.history import ExecutionStarted
+from orchestrator.embedded import EmbeddedRedis, find_redis_server, free_port
+from orchestrator.errors import RedisUnavailableError
+from orchestrator.store.connection import connect
+from orchestrator.store.keys import KeySchema
+from orchestrator.store.redis_store import Commit, RedisStore
+from tests.conftest import Pool
+from tests.support.cluster import RedisClusterProc
+from tests.support.waiting import wait_until
+
+# The few global keys (none on a step's path) and each worker process's registry record (orch:proc:<id>).
+GLOBAL_KEYS = {"orch:shards", "orch:workflows", "orch:pools", "orch:metrics", "orch:apilog", "orch:procs"}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    with RedisClusterProc(tmp_path / "cluster") as proc:
+        broker = EmbeddedRedis(tmp_path / "broker").start()
+        try:
+            proc.broker = broker  # type: ignore[attr-defined]
+            yield proc
+        finally:
+            broker.stop()
+
+
+def _all_keys(proc: RedisClusterProc) -> list[str]:
+    keys: list[str] = []
+    for node in proc.masters:
+        client = redis.Redis(port=node.port)
+        keys += [k.decode() for k in client.scan_iter(count=1000)]
+        client.close()
+    return keys
+
+
+def test_every_key_of_a_run_sits_in_its_shards_slot(cluster, tmp_path):
+    env = {"REDIS_URL": cluster.url, "ORCH_BROKER_URL": cluster.broker.url}
+    pool = Pool("tests.apps.lifecycle_app", cluster.url, "default", 2, tmp_path / "pool.log", env).start()
+    try:
+        pool.wait_ready()
+        client = WorkflowClient(settings=Settings(redis_url=cluster.url, broker_url=cluster.broker.url))
+        ids = [client.schedule_new_workflow("three_children", input=[1, 2, 3]) for _ in range(4)]
+        ticker = client.schedule_new_workflow("ticker", input={"n": 2, "counter": "c"})
+        for instance_id in ids:
+            state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=60)
+            assert state.runtime_status == WorkflowStatus.COMPLETED and state.output["sum"] == 12
+        wait_until(lambda: client.get_workflow_state(ticker).runtime_status == WorkflowStatus.RUNNING
+                   and client.queries.waiting_for(ticker)["events"] == ["finish"], what="the ticker to wait")
+    finally:
+        pool.kill()
+    keys = KeySchema("orch", 16)
+    children = [c for i in ids for c in client.store.child_ids(i)]
+    assert len(children) == 12
+    found = [k for k in _all_keys(cluster) if k.startswith("orch:")]
+    owners = [*ids, *children, ticker]
+    for instance_id in owners:
+        k = keys.instance(instance_id)
+        own = [key for key in k.own() if key in found]
+        assert k.meta in own and k.hist in own
+        slots = {redis.cluster.key_slot(key.encode()) for key in own + [k.shard.ready, k.shard.index_all]}
+        assert len(slots) == 1, (instance_id, own)
+    # Nothing but the shards' keys and the few global ones, off the step's path.
+    stray = [k for k in found if "{s" not in k and k not in GLOBAL_KEYS and not k.startswith("orch:proc:")]
+    assert stray == []
+    per_node = [sum(1 for k in _keys_of(node) if k.startswith("orch:{s")) for node in cluster.masters]
+    assert all(n > 0 for n in per_node), per_node  # the shards spread over the three masters
+
+
+def _keys_of(node: EmbeddedRedis) -> list[str]:
+    client = redis.Redis(port=node.port)
+    try:
+        return [k.decode() for k in client.scan_iter(count=1000)]
+    finally:
+        client.close()
+
+
+def test_a_create_or_commit_that_fails_leaves_no_partial_write(cluster):
+    store = RedisStore.from_url(cluster.url)
+    before = sorted(_all_keys(cluster))
+    # A step message pushed onto a queue in another slot (the broker cannot be a cluster): refused
+    # whole, before the script writes anything.
+    with pytest.raises((redis.exceptions.RedisError, redis.exceptions.RedisClusterException), match="(?i)slot"):
+        store.create_instance("half", "wf", "app", ExecutionStarted(ts=1, name="wf"), None, 1,
+                              step_message=("orchestrator.default", b"m"))
+    assert sorted(k for k in _all_keys(cluster) if k != "orch:shards") == [k for k in before if k != "orch:shards"]
+    assert store.get_meta("half") is None and store.list_instance_ids() == []
+    assert store.create_instance("half", "wf", "app", ExecutionStarted(ts=1, name="wf"), None, 1)[0] == 2
+    snapshot = store.load("half")
+    assert snapshot is not None
+    written = sorted(_all_keys(cluster))
+    with pytest.raises((redis.exceptions.RedisError, redis.exceptions.RedisClusterException), match="(?i)slot"):
+        store.commit("half", Commit(version=0, now=2, status="COMPLETED", consumed=[e.entry_id for e in snapshot.inbox],
+                                    pushes={"orchestrator.default": [b"m"]}, name="wf", old_status="PENDING"))
+    assert sorted(_all_keys(cluster)) == written
+    meta = store.get_meta("half")
+    assert meta is not None and meta.status == "PENDING" and meta.version == 0
+    assert len(store.load("half").inbox) == 1  # type: ignore[union-attr]
+
+
+def test_store_urls_name_themselves_in_their_errors_with_the_password_hidden():
+    port = free_port()
+    with pytest.raises(RedisUnavailableError) as err:
+        connect(f"redis+cluster://:s3cret@127.0.0.1:{port}")
+    assert f"redis+cluster://:***@127.0.0.1:{port}" in str(err.value) and "s3cret" not in str(err.value)
+    with pytest.raises(ValueError, match=r"redis\+sentinel://:\*\*\*@h:1' .*names its service"):
+        connect("redis+sentinel://:s3cret@h:1")
+    with pytest.raises(ValueError, match="database 0 only"):
+        connect("redis+cluster://127.0.0.1:7000/3")
+    with pytest.raises(ValueError, match="cannot be the Celery broker"):
+        Settings(redis_url="redis+cluster://127.0.0.1:7000")
+    sentinel = connect(f"redis+sentinel://:s3cret@127.0.0.1:{port}/mymaster/0")
+    with pytest.raises(RedisUnavailableError, match=rf"redis\+sentinel://:\*\*\*@127.0.0.1:{port}/mymaster/0"):
+        sentinel.ping()
+
+
+def test_unix_socket_store(tmp_path):
+    sock = tmp_path / "r.sock"
+    proc = subprocess.Popen([find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--save", "",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(sock.exists, what="the socket")
+        store = RedisStore.from_url(f"unix://{sock}?db=0")
+        wait_until(lambda: _pings(store), what="redis on the socket")
+        assert store.create_instance("u", "wf", "app", ExecutionStarted(ts=1, name="wf"), None, 1)[0] == 2
+        assert store.list_instance_ids() == ["u"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _pings(store: RedisStore) -> bool:
+    try:
+        return store.ping()
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+class Sentinel:
+    """A master, its replica and one Sentinel watching them as ``mymaster`` (quorum 1)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.master = EmbeddedRedis(tmp / "master").start()
+        self.replica = EmbeddedRedis(tmp / "replica")
+        self.replica.start()
+        redis.Redis(port=self.replica.port).replicaof("127.0.0.1", self.master.port)
+        self.port = free_port()
+        conf = tmp / "sentinel.conf"
+        conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {tmp}\n"
+                        f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
+                        "sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n")
+        self.proc = subprocess.Popen([find_redis_server(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_until(lambda: self._replicas() >= 1, what="the sentinel to see the replica")
+
+    def _replicas(self) -> int:
+        try:
+            return len(redis.Redis(port=self.port).sentinel_slaves("mymaster"))
+        except redis.exceptions.RedisError:
+            return 0
+
+    def master_port(self) -> int:
+        return int(redis.Redis(port=self.port).sentinel_get_master_addr_by_name("mymaster")[1])
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/mymaster/0"
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.master.stop()
+        self.replica.stop()
+
+
+def test_a_sentinel_failover_of_the_store_loses_nothing(tmp_path):
+    sentinel = Sentinel(tmp_path / "sentinel")
+    broker = EmbeddedRedis(tmp_path / "broker").start()
+    pool = None
+    try:
+        env = {"REDIS_URL": sentinel.url, "ORCH_BROKER_URL": broker.url}
+        pool = Pool("tests.apps.lifecycle_app", sentinel.url, "default", 2, tmp_path / "pool.log", env).start()
+        pool.wait_ready()
+        client = WorkflowClient(settings=Settings(redis_url=sentinel.url, broker_url=broker.url))
+        iid = client.schedule_new_workflow("ticker", input={"n": 3, "counter": "failover"})
+        wait_until(lambda: client.queries.waiting_for(iid)["events"] == ["finish"], timeout=60, what="the wait")
+        old = sentinel.master_port()
+        redis.Redis(port=old).execute_command("WAIT", 1, 5000)  # the replica holds every write so far
+        sentinel.master.kill()
+        wait_until(lambda: sentinel.master_port() != old, timeout=60, what="the replica to be promoted")
+        wait_until(lambda: _raised(client, iid), timeout=60, what="the event to be accepted by the new master")
+        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
+        assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
+        assert state.output == {"ticks": 3, "finish": "now"}
+        history = client.get_workflow_history(iid)
+        assert sum(1 for e in history if e["kind"] == "TaskCompleted") == 3
+    finally:
+        if pool is not None:
+            pool.kill()
+        broker.stop()
+        sentinel.stop()
+
+
+def _raised(client: WorkflowClient, iid: str) -> bool:
+    try:
+        client.raise_workflow_event(iid, "finish", data="now")
+        return True
+    except redis.exceptions.RedisError:
+        time.sleep(0.2)
+        return False
+
+
+def _master_of(proc: RedisClusterProc, key: str) -> EmbeddedRedis | None:
+    """The master serving ``key``'s slot, as the first node that answers sees it."""
+    slot = redis.cluster.key_slot(key.encode())
+    for node in proc.nodes:
+        if node.pid is None:
+            continue
+        client = redis.Redis(port=node.port, socket_timeout=1)
+        try:
+            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return next(n for n in proc.nodes if n.port == int(master[1]))
+        except redis.exceptions.RedisError:
+            continue
+        finally:
+            client.close()
+    return None
+
+
+def _cluster_ok(node: EmbeddedRedis) -> bool:
+    try:
+        client = redis.Redis(port=node.port, socket_timeout=1)
+        info = client.execute_command("CLUSTER", "INFO")
+        client.close()
+        return b"cluster_state:ok" in info
+    except redis.exceptions.RedisError:
+        return False
+
+
+def test_a_cluster_primary_failover_mid_run_loses_nothing(tmp_path):
+    with RedisClusterProc(tmp_path / "cluster", masters=3, replicas=1) as proc:
+        broker = EmbeddedRedis(tmp_path / "broker").start()
+        env = {"REDIS_URL": proc.url, "ORCH_BROKER_URL": broker.url}
+        pool = Pool("tests.apps.lifecycle_app", proc.url, "default", 2, tmp_path / "pool.log", env).start()
+        try:
+            pool.wait_ready()
+            client = WorkflowClient(settings=Settings(redis_url=proc.url, broker_url=broker.url))
+            iid = client.schedule_new_workflow("ticker", input={"n": 3, "counter": "cluster-failover"})
+            wait_until(lambda: client.queries.waiting_for(iid)["events"] == ["finish"], timeout=60, what="the wait")
+            meta_key = client.store.keys.instance(iid).meta
+            victim = _master_of(proc, meta_key)
+            assert victim is not None
+            redis.Redis(port=victim.port).execute_command("WAIT", 1, 5000)  # its replica holds every write
+            victim.kill()
+            survivor = next(n for n in proc.masters if n is not victim)
+            wait_until(lambda: _master_of(proc, meta_key) not in (victim, None) and _cluster_ok(survivor), timeout=60,
+                       what="the replica to be promoted")
+            wait_until(lambda: _raised(client, iid), timeout=60, what="the event to reach the promoted replica")
+            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
+            assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
+            assert state.output == {"ticks": 3, "finish": "now"}
+            assert sum(1 for e in client.get_workflow_history(iid) if e["kind"] == "TaskCompleted") == 3
+        finally:
+            pool.kill()
+            broker.stop()
