@@ -10,10 +10,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from . import apilog, metrics
+from . import apilog
 from .codec import check_payload
 from .core.context import registered_name, to_ms
 from .core.errors import (
@@ -37,14 +37,15 @@ from .core.history import (
 )
 from .core.identifiers import validate_instance_id, validate_name
 from .core.rerun import KEEP_INPUT, plan_rerun
-from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
+from .core.vocabulary import CONTROL_TOKEN, event_token
 from .history_export import export_document
 from .logger import apply_logger_options, setting_options
+from .operations import OperationsReads
 from .query import InstancePage, InstanceQuery, parse_status
-from .scheduling import ScheduleInfo, Schedules
+from .scheduling import ScheduleCalls
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
-from .store import monitoring, pool_names, records
+from .store import records
 from .store.connection import StoreError, StoreUnavailable
 from .store.flow import FlowStore
 from .store.queries import StoreQueries
@@ -67,7 +68,7 @@ BATCH_LIMIT = 10_000  # instances one batch call acts on at most (repeat it for 
 DEDUP_CREATE_GRACE = 0.2  # seconds a deduplicated start waits for a concurrent start to create its instance
 
 
-class WorkflowClient:
+class WorkflowClient(OperationsReads, ScheduleCalls):
     def __init__(self, host: str | Settings | None = None, port: str | None = None, *,
                  settings: Settings | None = None, store: RedisStore | None = None,
                  publisher: SendingPublisher | None = None, clock: Callable[[], int] | None = None,
@@ -343,42 +344,6 @@ class WorkflowClient:
         """The API log's entries, newest first (see ``orchestrator.apilog.read``)."""
         return apilog.read(self.store, after=after, before=before, limit=limit)
 
-    # -- operations (the HTTP API's health and /metrics) ---------------------------------------
-    def ping(self) -> bool:
-        """Does the store answer? Raises when it cannot be reached."""
-        return self.store.ping()
-
-    def list_processes(self, *, include_dead: bool = False, app: str | None = None) -> list[dict[str, Any]]:
-        """The worker processes in the registry (worker/liveness.py): ``list_pools()["items"]``."""
-        return self.list_pools(include_dead=include_dead, app=app)["items"]
-
-    def list_pools(self, *, include_dead: bool = False, app: str | None = None) -> dict[str, Any]:
-        """``{"items": [...], "mismatches": [...]}`` (store/pool_names.py): the worker processes (of app id
-        ``app``), newest heartbeat first, with ``alive`` (dead ones only with ``include_dead``), and per
-        app id whose live pools register different workflows, versions or activities, what each lacks."""
-        now, expiry = self.clock(), int(self.settings.process_expiry * 1000)
-        return pool_names.listing(self.store.liveness.processes(None if include_dead else now - expiry, app), now,
-                                  expiry)
-
-    def recorded_metrics(self) -> dict[str, Any]:
-        """The metrics every process recorded, aggregated (``orchestrator.metrics.read_recorded``)."""
-        return metrics.read_recorded(self.store)
-
-    def backlog(self) -> dict[str, float]:
-        """Ready and outbox instances, pending and due timers, the oldest due timer's lag (seconds)."""
-        return metrics.live_gauges(self.store, self.clock())
-
-    def queue_lengths(self) -> dict[str, int]:
-        """Messages waiting in the Celery queue of every app that registered workflows (Redis brokers
-        only: empty for another broker)."""
-        broker = self.settings.broker
-        if not broker.startswith(("redis://", "rediss://", "unix://")):
-            return {}
-        if self._broker is None:
-            self._broker = monitoring.broker_client(self.store, broker)
-        apps = set(self.store.registered_workflows().values())
-        return monitoring.queue_lengths(self._broker, (queue_name(app) for app in apps))
-
     def get_call_progress(self, instance_id: str) -> dict[int, dict[str, Any]]:
         """The live state of the calls a running instance awaits, by sequence number: ``queued``,
         ``running`` (``started`` ms), or delivered (``completed`` / ``failed``, ``ts``) and waiting
@@ -605,63 +570,6 @@ class WorkflowClient:
 
     def _payload(self, value: Any, what: str) -> Any:
         return check_payload(value, what, self.settings.max_payload_bytes)
-
-    # -- flow control (docs/flow-control.md) -----------------------------------------------------------
-    def flow_control_status(self) -> list[dict[str, Any]]:
-        """Every limited workflow type and activity: slots running and work waiting, by key."""
-        flow = FlowStore.of(self.store)
-        return [flow.status(scope) for scope in flow.scopes()]
-
-    # -- schedules (orchestrator/scheduling.py; docs/schedules.md) ------------------------------------
-    @property
-    def schedules(self) -> Schedules:
-        made: Schedules | None = getattr(self, "_schedules", None)
-        if made is None or made.store is not self.store:
-            made = self._schedules = Schedules(self.store, self._outgoing, self.clock)
-        return made
-
-    @apilog.logged("schedule_create")
-    def create_schedule(self, schedule_id: str, workflow: Callable[..., Any] | str, *, cron: str | None = None,
-                        every: timedelta | float | None = None, input: Any = None, timezone: str = "UTC",
-                        jitter: timedelta | float | None = None, start_at: datetime | None = None,
-                        end_at: datetime | None = None, overlap: str = "skip",
-                        catchup_window: timedelta | float | None = None, app_id: str | None = None,
-                        note: str = "", paused: bool = False, replace: bool = False) -> ScheduleInfo:
-        """A durable schedule starting ``workflow`` at each match of ``cron`` (in ``timezone``) or
-        ``every`` interval (a timedelta or seconds), between ``start_at`` and ``end_at``; see
-        docs/schedules.md for ``jitter``, ``overlap`` and ``catchup_window``. ``replace`` replaces
-        the spec of an existing schedule of that id (its runs so far stay its runs)."""
-        spec = self.schedules.spec(schedule_id, workflow, cron=cron, every=every,
-                                   input=self._payload(input, f"input of schedule {schedule_id!r}"),
-                                   timezone=timezone, jitter=jitter, start_at=start_at, end_at=end_at,
-                                   overlap=overlap, catchup_window=catchup_window, app_id=app_id, note=note)
-        return self.schedules.create(spec, paused=paused, replace_existing=replace)
-
-    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
-        return self.schedules.get(schedule_id)
-
-    def list_schedules(self, *, offset: int = 0, limit: int = 100) -> list[ScheduleInfo]:
-        return self.schedules.all(offset, limit)
-
-    @apilog.logged("schedule_pause")
-    def pause_schedule(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
-        return self.schedules.pause(schedule_id, note)
-
-    @apilog.logged("schedule_resume")
-    def resume_schedule(self, schedule_id: str) -> ScheduleInfo:
-        return self.schedules.resume(schedule_id)
-
-    @apilog.logged("schedule_delete")
-    def delete_schedule(self, schedule_id: str) -> None:
-        self.schedules.delete(schedule_id)
-
-    @apilog.logged("schedule_trigger")
-    def trigger_schedule(self, schedule_id: str, *, overlap: str | None = None) -> str | None:
-        return self.schedules.trigger(schedule_id, overlap)
-
-    @apilog.logged("schedule_backfill")
-    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> dict[str, list[str]]:
-        return self.schedules.backfill(schedule_id, start, end)
 
 
 DaprWorkflowClient = WorkflowClient
