@@ -42,10 +42,16 @@ _EXPORTS: dict[str, str] = {
     "when_all": "core.tasks",
     "when_any": "core.tasks",
     "WorkflowRuntime": "runtime",
+    "alternate_name": "runtime",
+    "PropagationScope": "core.propagation",
+    "PropagationNotFoundError": "core.propagation",
+    "PropagatedHistory": "core.propagation",
+    "LoggerOptions": "logger",
     "Settings": "settings",
     "load_settings": "settings",
     "WorkflowState": "state",
     "WorkflowStatus": "state",
+    "WorkflowFailedError": "state",
     "RedisAuthError": "store.connection",
     "RedisUnavailableError": "store.connection",
     "ActivityContext": "worker.activities",
@@ -89,11 +95,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         TaskFailedError,
         WorkflowNotRegisteredError,
     )
+    from .core.propagation import PropagatedHistory, PropagationNotFoundError, PropagationScope
     from .core.retry import NonRetryableError, RetryPolicy
     from .core.tasks import Task, when_all, when_any
-    from .runtime import WorkflowRuntime
+    from .logger import LoggerOptions
+    from .runtime import WorkflowRuntime, alternate_name
     from .settings import Settings, load_settings
-    from .state import WorkflowState, WorkflowStatus
+    from .state import WorkflowFailedError, WorkflowState, WorkflowStatus
     from .store.connection import RedisAuthError, RedisUnavailableError
     from .worker.activities import ActivityContext
     from .worker.activities import ActivityContext as WorkflowActivityContext

@@ -10,10 +10,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from . import apilog, metrics
+from . import apilog
 from .codec import check_payload
 from .core.context import registered_name, to_ms
 from .core.errors import (
@@ -37,13 +37,15 @@ from .core.history import (
 )
 from .core.identifiers import validate_instance_id, validate_name
 from .core.rerun import KEEP_INPUT, plan_rerun
-from .core.vocabulary import CONTROL_TOKEN, event_token, queue_name
+from .core.vocabulary import CONTROL_TOKEN, event_token
 from .history_export import export_document
+from .logger import apply_logger_options, setting_options
+from .operations import OperationsReads
 from .query import InstancePage, InstanceQuery, parse_status
-from .scheduling import ScheduleInfo, Schedules
+from .scheduling import ScheduleCalls
 from .settings import Settings, load_settings
 from .state import WorkflowState, WorkflowStatus
-from .store import monitoring, pool_names, records
+from .store import records
 from .store.connection import StoreError, StoreUnavailable
 from .store.flow import FlowStore
 from .store.queries import StoreQueries
@@ -66,14 +68,18 @@ BATCH_LIMIT = 10_000  # instances one batch call acts on at most (repeat it for 
 DEDUP_CREATE_GRACE = 0.2  # seconds a deduplicated start waits for a concurrent start to create its instance
 
 
-class WorkflowClient:
+class WorkflowClient(OperationsReads, ScheduleCalls):
     def __init__(self, host: str | Settings | None = None, port: str | None = None, *,
                  settings: Settings | None = None, store: RedisStore | None = None,
                  publisher: SendingPublisher | None = None, clock: Callable[[], int] | None = None,
-                 redis_url: str | None = None, **_dapr_options: Any) -> None:
+                 redis_url: str | None = None, logger_options: Any = None, interceptors: Any = None,
+                 **options: Any) -> None:
         """``WorkflowClient()`` reads the settings (``load_settings``); ``WorkflowClient(settings)`` or
-        ``settings=`` uses those. ``host``/``port`` (the Dapr sidecar's, as in Dapr's
-        ``DaprWorkflowClient(host, port)``) are accepted for compatibility and unused.
+        ``settings=`` uses those. Dapr's ``DaprWorkflowClient(host, port, logger_options, interceptors)``
+        arguments are accepted: ``host``/``port`` name the Dapr sidecar, which this client does not use
+        (it talks to Redis, ``redis_url``); ``logger_options`` (Dapr's ``LoggerOptions``) sets the
+        level and handler of this client's logger. Settings may be given by name (``strict_events=True``,
+        ``reuse_finished_ids=False``, ...); any other keyword raises ``TypeError`` naming it.
 
         The injection seams, for tests and embedders: ``store`` (a ``RedisStore``; default: one on
         ``settings.redis_url``), ``publisher`` (how steps and activities are sent; default: Celery on
@@ -81,7 +87,12 @@ class WorkflowClient:
         every timestamp this client writes comes from."""
         if isinstance(host, Settings):
             settings, host = host, None
-        self.settings = (settings or load_settings()).replace(redis_url=redis_url)
+        if interceptors:
+            raise TypeError("interceptors are not supported (docs/dapr-compat.md: interceptors); "
+                            "pass interceptors=None")
+        self.settings = (settings or load_settings()).replace(redis_url=redis_url, **setting_options(options,
+                                                                                                     "DaprWorkflowClient"))
+        apply_logger_options(log, logger_options)
         self.store = store if store is not None else RedisStore.from_url(self.settings.redis_url,
                                                                          self.settings.key_prefix,
                                                                          self.settings.shards)
@@ -104,10 +115,14 @@ class WorkflowClient:
                               dedup_id: str | None = None) -> str:
         """Start an instance now (or at ``start_at``) and return its id.
 
-        ``reuse_id_policy``: None/"error" refuses an id that exists; "replace" replaces a finished
-        instance with that id (a running one is always refused). ``app_id`` routes the start to that
-        app's pool; by default the app that registered the workflow name is used. ``version`` (our
-        extension) runs that registered version of the workflow instead of the latest.
+        ``reuse_id_policy``: None follows the setting ``reuse_finished_ids`` (default True, Dapr's: the
+        id of a finished instance starts a new run under it); "replace" replaces a finished instance;
+        "error" refuses any id that exists. A running instance's id is always refused. ``app_id``
+        routes the start to that app's pool; by default the app whose pools announced the workflow
+        name, else (nothing announced it yet: a web app deployed before its workers, a fresh store)
+        this client's ``app_id`` setting, where the instance waits PENDING until a pool that
+        registers the name starts, as in Dapr (setting ``strict_start``: raise instead). ``version``
+        (our extension) runs that registered version of the workflow instead of the latest.
 
         Flow control (our extensions, docs/flow-control.md): ``priority`` 0 (first, the default) to 9 (last)
         orders its steps and activities in the queues; ``dedup_id``: while an instance of this
@@ -151,6 +166,8 @@ class WorkflowClient:
         if app_id is not None:
             validate_name(app_id, "app_id")
         app = app_id or self._app_of(name)
+        if app is None and not self.settings.strict_start:
+            app = self.settings.app_id
         if app is None:
             raise WorkflowNotRegisteredError(
                 f"no worker pool has registered workflow {name!r}; start a pool whose module registers it "
@@ -165,11 +182,11 @@ class WorkflowClient:
         started = ExecutionStarted(ts=now, name=name, input=payload, version=version)
         # The first step's message, pushed by the store iff the start is due now (when the publisher can build it).
         step = self._outgoing.step_message(instance_id, app, priority)
+        replace = reuse_id_policy == "replace" or (reuse_id_policy is None and self.settings.reuse_finished_ids)
         code, status = self.store.create_instance(instance_id, name, app, started, payload, now,
-                                                  start_at=due, replace=reuse_id_policy == "replace",
-                                                  step_message=step, priority=priority)
+                                                  start_at=due, replace=replace, step_message=step, priority=priority)
         if code == -1:
-            hint = ("; reuse_id_policy='replace' replaces only a finished instance" if reuse_id_policy == "replace"
+            hint = ("; only a finished instance's id can be reused" if replace
                     else "; pass reuse_id_policy='replace' to replace a finished one")
             raise InstanceAlreadyExistsError(f"an instance with id {instance_id!r} already exists ({status}){hint}")
         if code == WAKE and step is None:
@@ -193,12 +210,16 @@ class WorkflowClient:
         return WorkflowState(meta, fetch_payloads) if meta else None
 
     def wait_for_workflow_start(self, instance_id: str, *, fetch_payloads: bool = False,
-                                timeout_in_seconds: float = 60) -> WorkflowState | None:
+                                timeout_in_seconds: float = 0) -> WorkflowState | None:
+        """Wait until the instance has started (is not PENDING). ``timeout_in_seconds=0`` (the default,
+        Dapr's) waits without limit; past a positive timeout, ``TimeoutError``."""
         return self._wait(instance_id, fetch_payloads, timeout_in_seconds,
                           lambda s: s.runtime_status != WorkflowStatus.PENDING)
 
     def wait_for_workflow_completion(self, instance_id: str, *, fetch_payloads: bool = True,
-                                     timeout_in_seconds: float = 60) -> WorkflowState | None:
+                                     timeout_in_seconds: float = 0) -> WorkflowState | None:
+        """Wait until the instance is COMPLETED, FAILED or TERMINATED. ``timeout_in_seconds=0`` (the
+        default, Dapr's) waits without limit; past a positive timeout, ``TimeoutError``."""
         finished = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
         return self._wait(instance_id, fetch_payloads, timeout_in_seconds, lambda s: s.runtime_status in finished)
 
@@ -206,7 +227,7 @@ class WorkflowClient:
               done: Callable[[WorkflowState], bool]) -> WorkflowState | None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
             raise ValueError(f"timeout_in_seconds must be a non-negative number of seconds, got {timeout!r}")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout if timeout else float("inf")
         delay = 0.005
         while True:
             state = self.get_workflow_state(instance_id, fetch_payloads=fetch_payloads)
@@ -323,42 +344,6 @@ class WorkflowClient:
         """The API log's entries, newest first (see ``orchestrator.apilog.read``)."""
         return apilog.read(self.store, after=after, before=before, limit=limit)
 
-    # -- operations (the HTTP API's health and /metrics) ---------------------------------------
-    def ping(self) -> bool:
-        """Does the store answer? Raises when it cannot be reached."""
-        return self.store.ping()
-
-    def list_processes(self, *, include_dead: bool = False, app: str | None = None) -> list[dict[str, Any]]:
-        """The worker processes in the registry (worker/liveness.py): ``list_pools()["items"]``."""
-        return self.list_pools(include_dead=include_dead, app=app)["items"]
-
-    def list_pools(self, *, include_dead: bool = False, app: str | None = None) -> dict[str, Any]:
-        """``{"items": [...], "mismatches": [...]}`` (store/pool_names.py): the worker processes (of app id
-        ``app``), newest heartbeat first, with ``alive`` (dead ones only with ``include_dead``), and per
-        app id whose live pools register different workflows, versions or activities, what each lacks."""
-        now, expiry = self.clock(), int(self.settings.process_expiry * 1000)
-        return pool_names.listing(self.store.liveness.processes(None if include_dead else now - expiry, app), now,
-                                  expiry)
-
-    def recorded_metrics(self) -> dict[str, Any]:
-        """The metrics every process recorded, aggregated (``orchestrator.metrics.read_recorded``)."""
-        return metrics.read_recorded(self.store)
-
-    def backlog(self) -> dict[str, float]:
-        """Ready and outbox instances, pending and due timers, the oldest due timer's lag (seconds)."""
-        return metrics.live_gauges(self.store, self.clock())
-
-    def queue_lengths(self) -> dict[str, int]:
-        """Messages waiting in the Celery queue of every app that registered workflows (Redis brokers
-        only: empty for another broker)."""
-        broker = self.settings.broker
-        if not broker.startswith(("redis://", "rediss://", "unix://")):
-            return {}
-        if self._broker is None:
-            self._broker = monitoring.broker_client(self.store, broker)
-        apps = set(self.store.registered_workflows().values())
-        return monitoring.queue_lengths(self._broker, (queue_name(app) for app in apps))
-
     def get_call_progress(self, instance_id: str) -> dict[int, dict[str, Any]]:
         """The live state of the calls a running instance awaits, by sequence number: ``queued``,
         ``running`` (``started`` ms), or delivered (``completed`` / ``failed``, ``ts``) and waiting
@@ -416,7 +401,9 @@ class WorkflowClient:
     @apilog.logged("raise_event")
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None,
                              idempotency_key: str | None = None) -> None:
-        """Deliver an external event. ``idempotency_key`` (our extension): the instance keeps the keys
+        """Deliver an external event. An event raised to a finished instance is discarded, as Dapr
+        documents (setting ``strict_events``: ``InstanceFinishedError`` instead); to an unknown
+        instance, ``InstanceNotFoundError``. ``idempotency_key`` (our extension): the instance keeps the keys
         it has received until it is purged, and a raise with a key it has seen does nothing, so a
         caller may retry a raise whose outcome it did not learn (a timeout, Redis lost mid-call)."""
         validate_name(event_name, "event name")
@@ -425,7 +412,7 @@ class WorkflowClient:
         payload = self._payload(data, f"data of event {event_name!r}")
         self._send(instance_id, EventRaised(ts=self.clock(), name=event_name, data=payload),
                    token=event_token(event_name), control=False, what=f"raise event {event_name!r} to",
-                   idempotency_key=idempotency_key or "")
+                   idempotency_key=idempotency_key or "", discard_if_finished=not self.settings.strict_events)
 
     @apilog.logged("terminate")
     def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
@@ -441,7 +428,28 @@ class WorkflowClient:
 
     @apilog.logged("resume")
     def resume_workflow(self, instance_id: str) -> None:
+        """Resume a suspended instance; it reads RUNNING when this returns (Dapr's), and its step
+        (with whatever arrived while it was suspended) is queued for the app."""
         self._send(instance_id, ExecutionResumed(ts=self.clock()), token=CONTROL_TOKEN, control=True, what="resume")
+        self._controller().apply(instance_id)
+        meta = self.store.get_meta(instance_id)
+        if meta is not None and not meta.is_terminal:
+            self._wake(instance_id, meta.app)
+
+    def close(self) -> None:
+        """Release this client's connections (Dapr's ``close``); the client cannot be used afterwards."""
+        for closer in (getattr(self.store.redis, "close", None), getattr(self._broker, "close", None)):
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:  # noqa: BLE001 - closing is best effort
+                    log.debug("closing the client: %s", exc)
+
+    def __enter__(self) -> WorkflowClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     suspend_workflow = pause_workflow
 
@@ -512,13 +520,23 @@ class WorkflowClient:
                     queue.append(child)
         return order
 
+    def strict(self) -> WorkflowClient:
+        """This client with the strict forms of Dapr's lenient semantics (``strict_events``,
+        ``strict_start``, no id reuse by default): what the CLI, the HTTP API and the dashboard use,
+        so an operator is told instead of an event or a start silently going nowhere."""
+        twin = WorkflowClient(settings=self.settings.replace(strict_events=True, strict_start=True,
+                                                             reuse_finished_ids=False),
+                              store=self.store, publisher=self._publisher, clock=self.clock)
+        twin.caller = self.caller
+        return twin
+
     def _controller(self) -> Controller:
         """Terminate and suspend need no workflow code, so they take effect when the call returns
         instead of queueing behind the app's backlog (see worker/control.py)."""
         return Controller(self.store, self._publisher, self.clock, self.settings)
 
     def _send(self, instance_id: str, event: HistoryEvent, *, token: str, control: bool, what: str,
-              idempotency_key: str = "") -> None:
+              idempotency_key: str = "", discard_if_finished: bool = False) -> None:
         validate_instance_id(instance_id)
         code = self.store.deliver(instance_id, event, token=token, now=self.clock(), control=control,
                                   idempotency_key=idempotency_key)
@@ -528,6 +546,9 @@ class WorkflowClient:
                 "for an event of another name; nothing was stored. Use a new key for a new event")
         if code == UNKNOWN:
             raise InstanceNotFoundError(f"cannot {what} instance {instance_id!r}: no such instance")
+        if code == FINISHED and discard_if_finished:
+            log.info("discarded %s instance %s: it has already finished", what, instance_id)
+            return
         if code == FINISHED:
             raise InstanceFinishedError(f"cannot {what} instance {instance_id!r}: it has already finished")
         if code == WAKE:
@@ -549,63 +570,6 @@ class WorkflowClient:
 
     def _payload(self, value: Any, what: str) -> Any:
         return check_payload(value, what, self.settings.max_payload_bytes)
-
-    # -- flow control (docs/flow-control.md) -----------------------------------------------------------
-    def flow_control_status(self) -> list[dict[str, Any]]:
-        """Every limited workflow type and activity: slots running and work waiting, by key."""
-        flow = FlowStore.of(self.store)
-        return [flow.status(scope) for scope in flow.scopes()]
-
-    # -- schedules (orchestrator/scheduling.py; docs/schedules.md) ------------------------------------
-    @property
-    def schedules(self) -> Schedules:
-        made: Schedules | None = getattr(self, "_schedules", None)
-        if made is None or made.store is not self.store:
-            made = self._schedules = Schedules(self.store, self._outgoing, self.clock)
-        return made
-
-    @apilog.logged("schedule_create")
-    def create_schedule(self, schedule_id: str, workflow: Callable[..., Any] | str, *, cron: str | None = None,
-                        every: timedelta | float | None = None, input: Any = None, timezone: str = "UTC",
-                        jitter: timedelta | float | None = None, start_at: datetime | None = None,
-                        end_at: datetime | None = None, overlap: str = "skip",
-                        catchup_window: timedelta | float | None = None, app_id: str | None = None,
-                        note: str = "", paused: bool = False, replace: bool = False) -> ScheduleInfo:
-        """A durable schedule starting ``workflow`` at each match of ``cron`` (in ``timezone``) or
-        ``every`` interval (a timedelta or seconds), between ``start_at`` and ``end_at``; see
-        docs/schedules.md for ``jitter``, ``overlap`` and ``catchup_window``. ``replace`` replaces
-        the spec of an existing schedule of that id (its runs so far stay its runs)."""
-        spec = self.schedules.spec(schedule_id, workflow, cron=cron, every=every,
-                                   input=self._payload(input, f"input of schedule {schedule_id!r}"),
-                                   timezone=timezone, jitter=jitter, start_at=start_at, end_at=end_at,
-                                   overlap=overlap, catchup_window=catchup_window, app_id=app_id, note=note)
-        return self.schedules.create(spec, paused=paused, replace_existing=replace)
-
-    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
-        return self.schedules.get(schedule_id)
-
-    def list_schedules(self, *, offset: int = 0, limit: int = 100) -> list[ScheduleInfo]:
-        return self.schedules.all(offset, limit)
-
-    @apilog.logged("schedule_pause")
-    def pause_schedule(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
-        return self.schedules.pause(schedule_id, note)
-
-    @apilog.logged("schedule_resume")
-    def resume_schedule(self, schedule_id: str) -> ScheduleInfo:
-        return self.schedules.resume(schedule_id)
-
-    @apilog.logged("schedule_delete")
-    def delete_schedule(self, schedule_id: str) -> None:
-        self.schedules.delete(schedule_id)
-
-    @apilog.logged("schedule_trigger")
-    def trigger_schedule(self, schedule_id: str, *, overlap: str | None = None) -> str | None:
-        return self.schedules.trigger(schedule_id, overlap)
-
-    @apilog.logged("schedule_backfill")
-    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> dict[str, list[str]]:
-        return self.schedules.backfill(schedule_id, start, end)
 
 
 DaprWorkflowClient = WorkflowClient

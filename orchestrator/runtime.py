@@ -7,6 +7,8 @@ registrations as separate processes with ``orchestrator worker MODULE`` (or plai
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 import time
@@ -14,8 +16,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .core.context import NAME_ATTRIBUTE
 from .core.flow import flow_policy
 from .core.registry import Registry
+from .logger import apply_logger_options, setting_options
 from .settings import Settings, load_settings, redact_url
 from .store.connection import STORE_UNREACHABLE, RedisAuthError
 from .store.redis_store import RedisStore
@@ -28,14 +32,38 @@ from .worker.pool import CeleryApp, InProcessWorker, run_pool
 log = logging.getLogger("orchestrator.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
 _RUNTIMES: weakref.WeakSet[WorkflowRuntime] = weakref.WeakSet()
+ALTERNATE_NAME = "_dapr_alternate_name"  # the attribute Dapr's decorators name a function by
 
 
 class WorkflowRuntime:
-    def __init__(self, host: str | None = None, port: str | None = None, *, redis_url: str | None = None,
-                 app_id: str | None = None, settings: Settings | None = None, **_dapr_options: Any) -> None:
-        """``host``/``port`` and other Dapr sidecar options are accepted for compatibility and unused:
-        this runtime talks to Redis directly (``redis_url``, default from ``REDIS_URL``)."""
-        self.settings = (settings or load_settings()).replace(redis_url=redis_url, app_id=app_id)
+    def __init__(self, host: str | None = None, port: str | None = None, logger_options: Any = None,
+                 interceptors: Any = None, maximum_concurrent_activity_work_items: int | None = None,
+                 maximum_concurrent_orchestration_work_items: int | None = None,
+                 maximum_thread_pool_workers: int | None = None, worker_ready_timeout: float | None = None, *,
+                 redis_url: str | None = None, app_id: str | None = None, settings: Settings | None = None,
+                 **options: Any) -> None:
+        """Dapr's ``WorkflowRuntime(...)`` arguments, as Dapr names them. ``host``/``port`` name the
+        Dapr sidecar, which this runtime does not use (it talks to Redis: ``redis_url``, default from
+        ``REDIS_URL``); ``logger_options`` sets the level/handler of the ``orchestrator`` loggers.
+        Activities and workflow steps share one pool of worker threads, so the concurrency options
+        map onto its size: the larger of ``maximum_concurrent_activity_work_items`` and
+        ``maximum_concurrent_orchestration_work_items``, else ``maximum_thread_pool_workers``, else the
+        setting ``concurrency``. ``worker_ready_timeout`` bounds ``start()``'s wait for the worker (30 s).
+        Other keywords name settings (``visibility_timeout=...``); an unknown one raises ``TypeError``."""
+        if interceptors:
+            raise TypeError("interceptors are not supported (docs/dapr-compat.md: interceptors); "
+                            "pass interceptors=None")
+        limits = [n for n in (maximum_concurrent_activity_work_items, maximum_concurrent_orchestration_work_items)
+                  if n is not None] or ([maximum_thread_pool_workers] if maximum_thread_pool_workers else [])
+        for limit in limits:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"concurrency options must be positive integers, got {limit!r}")
+        changes = setting_options(options, "WorkflowRuntime")
+        if limits:
+            changes["concurrency"] = max(limits)
+        self.settings = (settings or load_settings()).replace(redis_url=redis_url, app_id=app_id, **changes)
+        self.worker_ready_timeout = 30.0 if worker_ready_timeout is None else float(worker_ready_timeout)
+        apply_logger_options(logging.getLogger("orchestrator"), logger_options)
         self.registry = Registry()
         self._store: RedisStore | None = None
         self._celery: CeleryApp | None = None
@@ -48,16 +76,27 @@ class WorkflowRuntime:
 
     # -- registration (Dapr-compatible) ---------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None,
-                          version: str | None = None, **flow: Any) -> None:
-        """``version`` registers one named version of ``name``: new instances run the latest (highest,
-        in natural order), running ones keep the version they started with (README: Versioning).
+                          version: str | None = None, is_latest: bool | None = None, **flow: Any) -> None:
+        """Register a workflow under ``name`` (default: its ``alternate_name``, else its ``__name__``).
+        ``version`` registers one named version of ``name``: new instances run the latest (the one
+        registered ``is_latest``, else the highest in natural order), running ones keep the version
+        they started with (README: Versioning). A function or name registered twice raises
+        ``ValueError``. On a started runtime the name is announced at once, so it can be scheduled.
         ``flow``: the flow-control options of ``orchestrator.core.flow.FlowPolicy`` (docs/flow-control.md)."""
-        key = self.registry.add_workflow(fn, name, version)
+        key = self.registry.add_workflow(fn, _name_for(fn, name, "Workflow"), version, is_latest)
         if flow:
             self.registry.set_flow("workflow", key, flow_policy(**flow))
+        if self._thread is not None:
+            self.announce()
+
+    def register_versioned_workflow(self, fn: Callable[..., Any], *, name: str, version_name: str | None = None,
+                                    is_latest: bool) -> None:
+        """Dapr's named versions: ``version_name`` (default: the function's ``__name__``) of workflow
+        ``name``; the one registered ``is_latest=True`` is what new instances run."""
+        self.register_workflow(fn, name=name, version=version_name or fn.__name__, is_latest=is_latest)
 
     def register_activity(self, fn: Callable[..., Any], *, name: str | None = None, **flow: Any) -> None:
-        key = self.registry.add_activity(fn, name)
+        key = self.registry.add_activity(fn, _name_for(fn, name, "Activity"))
         if flow:
             self.registry.set_flow("activity", key, flow_policy(**flow))
 
@@ -65,17 +104,26 @@ class WorkflowRuntime:
                  **flow: Any) -> Any:
         """``@wfr.workflow``, ``@wfr.workflow(name="...")`` or ``@wfr.workflow(name="...", version="2")``;
         flow control: ``concurrency=``, ``concurrency_key=``, ``key_concurrency=``, ``rate=``, ``per=``,
-        ``rate_per_key=``, ``priority=`` (docs/flow-control.md)."""
+        ``rate_per_key=``, ``priority=`` (docs/flow-control.md). Returns the function wrapped as Dapr's
+        decorator does (carrying ``_dapr_alternate_name``); calling the wrapper calls the function."""
         def decorate(fn: F) -> F:
             self.register_workflow(fn, name=name, version=version, **flow)
-            return fn
+            return _wrapper(fn)
+        return decorate(__fn) if __fn is not None else decorate
+
+    def versioned_workflow(self, __fn: F | None = None, *, name: str, version_name: str | None = None,
+                           is_latest: bool) -> Any:
+        """``@wfr.versioned_workflow(name="order", is_latest=True)`` (Dapr's)."""
+        def decorate(fn: F) -> F:
+            self.register_versioned_workflow(fn, name=name, version_name=version_name, is_latest=is_latest)
+            return _wrapper(fn)
         return decorate(__fn) if __fn is not None else decorate
 
     def activity(self, __fn: F | None = None, *, name: str | None = None, **flow: Any) -> Any:
         """``@wfr.activity`` or ``@wfr.activity(name="...")``; the same flow-control options as ``workflow``."""
         def decorate(fn: F) -> F:
             self.register_activity(fn, name=name, **flow)
-            return fn
+            return _wrapper(fn)
         return decorate(__fn) if __fn is not None else decorate
 
     # -- the pieces, built on first use (after fork in prefork pools, redis-py reconnects) --------
@@ -131,18 +179,35 @@ class WorkflowRuntime:
 
     # -- in-process worker ----------------------------------------------------------------------
     def start(self, concurrency: int | None = None) -> None:
-        """Run a worker (threads) and the timer poller inside this process until ``shutdown()``."""
+        """Run a worker (threads) and the timer poller inside this process until ``shutdown()``.
+        Returns once the worker consumes its queue; ``RuntimeError`` if it is not ready within
+        ``worker_ready_timeout`` seconds."""
         if self._thread is not None:
             return
         self.announce()
         self._worker = InProcessWorker(self.celery_app, self.app_id, concurrency or self.settings.concurrency)
-        self._thread = self._worker.start()
+        self._thread = self._worker.start(timeout=self.worker_ready_timeout)
         if self._thread is None:
             raise RuntimeError(
                 f"the in-process worker did not connect to the broker {redact_url(self.settings.broker)}")
         become_pool_process(self.engine, kind="inproc")
         self._duties = BackgroundDuties(self.engine, self.settings.timer_poll_interval, self.settings.sweep_interval)
         self._duties.start()
+
+    @property
+    def is_worker_ready(self) -> bool:
+        """Is this runtime's in-process worker consuming its queue?"""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_for_worker_ready(self, timeout: float = 30.0) -> bool:
+        """True once the worker started by ``start()`` consumes its queue, False after ``timeout``
+        seconds without (Dapr's). ``start()`` itself returns only once the worker is ready."""
+        deadline = time.monotonic() + timeout
+        while not self.is_worker_ready:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def shutdown(self) -> None:
         if self._duties is not None:
@@ -170,6 +235,53 @@ class WorkflowRuntime:
         run_pool(self.celery_app, self.app_id, concurrency or self.settings.concurrency, queues, loglevel, pool,
                  json_logs=json_logs, details={"workflows": sorted(self.registry.workflows),
                                                "activities": sorted(self.registry.activities)})
+
+
+def _name_for(fn: Callable[..., Any], name: str | None, what: str) -> str | None:
+    """The name to register ``fn`` under: ``name``, else its ``alternate_name``; both, differing,
+    is Dapr's ValueError."""
+    alternate = getattr(fn, ALTERNATE_NAME, None)
+    if alternate and name is not None and name != alternate:
+        raise ValueError(f"{what} {getattr(fn, '__name__', fn)!r} already has an alternate name {alternate!r}")
+    return name or alternate or None
+
+
+def _wrapper(fn: F) -> F:
+    """What Dapr's decorators return: a function standing for ``fn`` that carries its registered
+    name (``_dapr_alternate_name``) and signature, so ``call_activity(wrapper)`` and
+    ``schedule_new_workflow(wrapper)`` find it. Calling it calls ``fn``."""
+    @functools.wraps(fn)
+    def registered(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    name = getattr(fn, NAME_ATTRIBUTE, None) or getattr(fn, "__name__", None)
+    registered.__dict__[ALTERNATE_NAME] = name
+    registered.__dict__[NAME_ATTRIBUTE] = name
+    try:
+        registered.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        pass
+    registered.__wrapped_function__ = fn  # type: ignore[attr-defined]
+    return registered  # type: ignore[return-value]
+
+
+def alternate_name(name: str | None = None) -> Callable[[F], F]:
+    """Dapr's ``@alternate_name("name")``: register the decorated workflow or activity under
+    ``name``. A function given two alternate names raises ``ValueError``."""
+    def decorate(fn: F) -> F:
+        if getattr(fn, ALTERNATE_NAME, None):
+            raise ValueError(f"Function {fn.__name__} already has an alternate name {getattr(fn, ALTERNATE_NAME)}")
+        chosen = name or fn.__name__
+        fn.__dict__[ALTERNATE_NAME] = chosen
+
+        @functools.wraps(fn)
+        def named(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        named.__dict__[ALTERNATE_NAME] = chosen
+        named.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        return named  # type: ignore[return-value]
+    return decorate
 
 
 def runtimes() -> list[WorkflowRuntime]:

@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import apilog
 from .core.context import registered_name, to_ms
 from .core.errors import OrchestratorError, ScheduleExistsError, ScheduleNotFoundError
 from .core.schedule import DEFAULT_CATCHUP_MS, ScheduleSpec, ScheduleState, initial_state, manual_run, run_instance_id
+from .store.flow import FlowStore
 from .store.redis_store import RedisStore
 from .store.schedules import ScheduleStore, StoredSchedule
 from .store.scripts import ScheduleCode
@@ -208,4 +210,71 @@ class Schedules:
         return out
 
 
-__all__ = ["ScheduleExistsError", "ScheduleInfo", "ScheduleNotFoundError", "Schedules"]
+class ScheduleCalls:
+    """The client's schedule and flow-control calls (a part of ``WorkflowClient``, kept here so the
+    client module stays readable); it uses the client's store, publisher, clock and payload check."""
+
+    store: RedisStore
+    _outgoing: Publisher
+    clock: Callable[[], int]
+    _payload: Callable[[Any, str], Any]
+
+    # -- flow control (docs/flow-control.md) -----------------------------------------------------------
+    def flow_control_status(self) -> list[dict[str, Any]]:
+        """Every limited workflow type and activity: slots running and work waiting, by key."""
+        flow = FlowStore.of(self.store)
+        return [flow.status(scope) for scope in flow.scopes()]
+
+    # -- schedules (docs/schedules.md) ------------------------------------
+    @property
+    def schedules(self) -> Schedules:
+        made: Schedules | None = getattr(self, "_schedules", None)
+        if made is None or made.store is not self.store:
+            made = self._schedules = Schedules(self.store, self._outgoing, self.clock)
+        return made
+
+    @apilog.logged("schedule_create")
+    def create_schedule(self, schedule_id: str, workflow: Callable[..., Any] | str, *, cron: str | None = None,
+                        every: timedelta | float | None = None, input: Any = None, timezone: str = "UTC",
+                        jitter: timedelta | float | None = None, start_at: datetime | None = None,
+                        end_at: datetime | None = None, overlap: str = "skip",
+                        catchup_window: timedelta | float | None = None, app_id: str | None = None,
+                        note: str = "", paused: bool = False, replace: bool = False) -> ScheduleInfo:
+        """A durable schedule starting ``workflow`` at each match of ``cron`` (in ``timezone``) or
+        ``every`` interval (a timedelta or seconds), between ``start_at`` and ``end_at``; see
+        docs/schedules.md for ``jitter``, ``overlap`` and ``catchup_window``. ``replace`` replaces
+        the spec of an existing schedule of that id (its runs so far stay its runs)."""
+        spec = self.schedules.spec(schedule_id, workflow, cron=cron, every=every,
+                                   input=self._payload(input, f"input of schedule {schedule_id!r}"),
+                                   timezone=timezone, jitter=jitter, start_at=start_at, end_at=end_at,
+                                   overlap=overlap, catchup_window=catchup_window, app_id=app_id, note=note)
+        return self.schedules.create(spec, paused=paused, replace_existing=replace)
+
+    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return self.schedules.get(schedule_id)
+
+    def list_schedules(self, *, offset: int = 0, limit: int = 100) -> list[ScheduleInfo]:
+        return self.schedules.all(offset, limit)
+
+    @apilog.logged("schedule_pause")
+    def pause_schedule(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
+        return self.schedules.pause(schedule_id, note)
+
+    @apilog.logged("schedule_resume")
+    def resume_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return self.schedules.resume(schedule_id)
+
+    @apilog.logged("schedule_delete")
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.schedules.delete(schedule_id)
+
+    @apilog.logged("schedule_trigger")
+    def trigger_schedule(self, schedule_id: str, *, overlap: str | None = None) -> str | None:
+        return self.schedules.trigger(schedule_id, overlap)
+
+    @apilog.logged("schedule_backfill")
+    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> dict[str, list[str]]:
+        return self.schedules.backfill(schedule_id, start, end)
+
+
+__all__ = ["ScheduleCalls", "ScheduleExistsError", "ScheduleInfo", "ScheduleNotFoundError", "Schedules"]

@@ -107,6 +107,14 @@ class Settings:
     # 0 turns it off. Off, like batching, when activity time limits are set.
     eager_activity_hops: int = 16
     max_payload_bytes: int = 1024 * 1024
+    # Client semantics, Dapr's by default (docs/dapr-compat.md). reuse_finished_ids: schedule_new_workflow
+    # with the id of a finished instance starts a new run under it (reuse_id_policy="error" refuses).
+    # strict_events: raising an event to a finished instance raises InstanceFinishedError instead of
+    # being discarded. strict_start: starting a workflow no pool has announced raises
+    # WorkflowNotRegisteredError instead of queueing it (PENDING) for the app until a pool serves it.
+    reuse_finished_ids: bool = True
+    strict_events: bool = False
+    strict_start: bool = False
     # A warning (log + orchestrator_history_warnings_total) each time an instance's history passes a
     # multiple of this many events; 0 turns it off. Long-lived instances should continue_as_new.
     history_warn_events: int = 10_000

@@ -68,6 +68,8 @@ class WorkflowState:
         self.app_id = meta.app
         known = meta.status != UNKNOWN_STATUS
         self.runtime_status = WorkflowStatus.parse(meta.status) if known else WorkflowStatus.UNKNOWN
+        if meta.stalled and not meta.is_terminal:
+            self.runtime_status = WorkflowStatus.STALLED  # its recorded version: no pool that tried has it
         self.created_at = _dt(meta.created)
         self.last_updated_at = _dt(meta.updated)
         self.completed_at = _dt(meta.completed)

@@ -205,6 +205,7 @@ def _copy_registry(source: Any) -> Registry:
     copy = Registry()  # a copy, so mock_activity never changes the runtime under test
     copy.workflows, copy.activities = dict(registry.workflows), dict(registry.activities)
     copy.workflow_versions = {name: dict(v) for name, v in registry.workflow_versions.items()}
+    copy.latest = dict(registry.latest)
     copy.flow = dict(registry.flow)
     return copy
 

@@ -70,7 +70,7 @@ def client() -> Any:
     """A WorkflowClient for the configured Redis; its calls are logged as made by the CLI."""
     from ..client import WorkflowClient
 
-    c = WorkflowClient(settings=settings())
+    c = WorkflowClient(settings=settings()).strict()  # an operator is told (WorkflowClient.strict)
     c.caller = "cli"
     return c
 

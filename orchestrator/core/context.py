@@ -8,6 +8,9 @@ here touches a clock, Redis or Celery: "now" is the timestamp recorded at the st
 
 from __future__ import annotations
 
+import hashlib
+import string
+import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +19,7 @@ from typing import Any
 from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
 from .identifiers import fit_instance_id, validate_instance_id, validate_name
 from .payload import to_json_compatible
+from .propagation import PropagatedHistory, PropagationScope, scope_of
 from .tasks import (
     ActivityTask,
     ChildWorkflowTask,
@@ -23,11 +27,13 @@ from .tasks import (
     ExternalEventTask,
     RetryableTask,
     Task,
+    TimedEventTask,
     TimerTask,
 )
 from .vocabulary import task_key, task_token
 
 NAME_ATTRIBUTE = "__orchestrator_name__"
+_UUID_NAMESPACE = uuid.UUID("9e952958-5e33-4daf-827f-2fa12937b875")  # fixed: new_uuid must never change
 
 
 def registered_name(fn_or_name: Callable[..., Any] | str) -> str:
@@ -79,6 +85,9 @@ class WorkflowContext:
         self._patches: dict[str, bool] = {}  # patch name -> what is_patched answered (first answer holds)
         self._recorded_patches: set[tuple[str, int]] = set()  # (name, position) of PatchMarkers in history
         self._markers: list[PatchMarker] = []  # markers this step records (not yet history)
+        self._propagation: dict[int, PropagationScope] = {}  # seq -> the scope its call propagates
+        self._propagated: Any = None  # what this instance's caller propagated to it (its ExecutionStarted)
+        self._uuids = 0  # new_uuid calls so far in this replay (replay-stable: code asks in the same order)
 
     # -- Dapr-compatible properties -------------------------------------------------------------
     @property
@@ -98,6 +107,7 @@ class WorkflowContext:
         retry_policy: Any = None,
         app_id: str | None = None,
         timeout: timedelta | None = None,
+        propagation: PropagationScope | None = None,
         heartbeat_timeout: timedelta | None = None,
         start_to_close_timeout: timedelta | None = None,
     ) -> Task[Any]:
@@ -110,7 +120,8 @@ class WorkflowContext:
         name = validate_name(registered_name(activity), "activity name")
         _check_app_id(app_id)
         payload = to_json_compatible(input, f"input of activity {name!r}")
-        request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id}
+        request = {"kind": "activity", "name": name, "input": payload, "app_id": app_id,
+                   "propagation": scope_of(propagation)}
         for field, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout),
                              ("start_to_close_timeout", start_to_close_timeout)):
             if value is not None:
@@ -125,13 +136,15 @@ class WorkflowContext:
         instance_id: str | None = None,
         retry_policy: Any = None,
         app_id: str | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         name = validate_name(registered_name(workflow), "child workflow name")
         _check_app_id(app_id)
         if instance_id is not None:
             validate_instance_id(instance_id, f"instance id of child workflow {name!r}")
         payload = to_json_compatible(input, f"input of child workflow {name!r}")
-        request = {"kind": "child", "name": name, "input": payload, "app_id": app_id, "instance_id": instance_id}
+        request = {"kind": "child", "name": name, "input": payload, "app_id": app_id, "instance_id": instance_id,
+                   "propagation": scope_of(propagation)}
         return self._schedule(request, retry_policy)
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
@@ -143,8 +156,62 @@ class WorkflowContext:
             raise TypeError(f"create_timer takes a datetime or a timedelta, got {type(fire_at).__name__}")
         return self._new_timer(due, purpose="")
 
-    def wait_for_external_event(self, name: str) -> Task[Any]:
-        return ExternalEventTask(validate_name(name, "event name"))
+    def wait_for_external_event(self, name: str, *, timeout: timedelta | float | None = None) -> Task[Any]:
+        """The next event ``name`` (case-insensitive). With ``timeout`` (a timedelta or seconds), the
+        task fails with ``TaskFailedError`` of type ``TimeoutError`` if no such event came in time
+        (a durable timer races the wait); the event's waiter is let go, so a later event of that
+        name waits for the next ``wait_for_external_event``."""
+        event: ExternalEventTask[Any] = ExternalEventTask(validate_name(name, "event name"))
+        if timeout is None:
+            return event
+        if isinstance(timeout, bool) or not isinstance(timeout, (timedelta, int, float)):
+            raise TypeError(f"timeout of wait_for_external_event({name!r}) must be a timedelta or seconds, "
+                            f"got {timeout!r}")
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        if not seconds >= 0:
+            raise ValueError(f"timeout of wait_for_external_event({name!r}) must be >= 0, got {timeout!r}")
+        timer = self._new_timer(self._now_ms + int(seconds * 1000), purpose="")
+        return TimedEventTask(event, timer, seconds)
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The history the caller propagated to this workflow (``propagation=`` on its
+        ``call_child_workflow``), or None."""
+        return PropagatedHistory.from_payload(self._propagated)
+
+    # -- deterministic helpers (Dapr's deterministic context mixin) ------------------------------
+    def new_uuid(self) -> str:
+        """A UUID that is the same on every replay: derived from the instance, its generation and
+        how many this run asked for before (durabletask's ``new_uuid``)."""
+        self._uuids += 1
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self._instance_id}:{self._generation}:{self._uuids}"))
+
+    def now(self) -> datetime:
+        """The step's time (``current_utc_datetime``)."""
+        return self.current_utc_datetime
+
+    def random(self) -> ReplayRandom:
+        """A PRNG seeded from the instance and the step's time: the same numbers on every replay
+        (Dapr's ``ctx.random()``; ``random()``, ``randrange``, ``randint``, ``uniform``, ``choice``,
+        ``shuffle``)."""
+        seed = hashlib.sha256(f"{self._instance_id}:{self._now_ms // 1000}".encode()).digest()
+        return ReplayRandom(int.from_bytes(seed[:8], "big"))
+
+    def uuid4(self) -> uuid.UUID:
+        """A random-looking UUID drawn from ``random()`` (replay-stable)."""
+        return uuid.UUID(bytes=bytes(self.random().randrange(256) for _ in range(16)), version=4)
+
+    def new_guid(self) -> uuid.UUID:
+        return self.uuid4()
+
+    def random_string(self, length: int, *, alphabet: str | None = None) -> str:
+        """``length`` characters of ``alphabet`` (default letters and digits), drawn from ``random()``."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"length must be a non-negative integer, got {length!r}")
+        chars = alphabet if alphabet is not None else string.ascii_letters + string.digits
+        if not chars:
+            raise ValueError("alphabet must not be empty")
+        rnd = self.random()
+        return "".join(chars[rnd.randrange(len(chars))] for _ in range(length))
 
     def continue_as_new(self, new_input: Any = None, *, save_events: bool = False) -> None:
         """Restart this instance with fresh history once the workflow function yields or returns."""
@@ -219,6 +286,8 @@ class WorkflowContext:
             )
             task = ChildWorkflowTask(seq, name, child_id, self._token(seq))
         self._open[seq] = task
+        if request.get("propagation") is not None:
+            self._propagation[seq] = request["propagation"]
         timeout_ms = request.get("timeout_ms")
         if timeout_ms and isinstance(task, ActivityTask):
             guard = self._new_timer(self._now_ms + timeout_ms, purpose="timeout")
@@ -243,6 +312,49 @@ class WorkflowContext:
         timer = TimerTask(seq, due, self._token(seq))
         self._open[seq] = timer
         return timer
+
+
+class ReplayRandom:
+    """A small deterministic PRNG (splitmix64; the core imports no ``random``, whose global state
+    replay could not reproduce) with the ``random.Random`` methods workflows use."""
+
+    def __init__(self, seed: int) -> None:
+        self._state = seed & _MASK64
+
+    def _next(self) -> int:
+        self._state = (self._state + 0x9E3779B97F4A7C15) & _MASK64
+        x = self._state
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return x ^ (x >> 31)
+
+    def random(self) -> float:
+        return (self._next() >> 11) * (1.0 / (1 << 53))
+
+    def randrange(self, start: int, stop: int | None = None) -> int:
+        low, high = (0, start) if stop is None else (start, stop)
+        if high <= low:
+            raise ValueError(f"empty range for randrange({low}, {high})")
+        return low + self._next() % (high - low)
+
+    def randint(self, a: int, b: int) -> int:
+        return self.randrange(a, b + 1)
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self.random()
+
+    def choice(self, seq: Any) -> Any:
+        if not seq:
+            raise IndexError("cannot choose from an empty sequence")
+        return seq[self.randrange(len(seq))]
+
+    def shuffle(self, items: list[Any]) -> None:
+        for i in range(len(items) - 1, 0, -1):
+            j = self.randrange(i + 1)
+            items[i], items[j] = items[j], items[i]
+
+
+_MASK64 = (1 << 64) - 1
 
 
 def _patch_name(name: Any, what: str) -> str:

@@ -75,9 +75,11 @@ class ExecutionStarted(HistoryEvent):
     """``version`` is the registered workflow version the instance runs (None: unversioned)."""
 
     KIND: ClassVar[int] = 2
+    OPTIONAL_TAIL: ClassVar[int] = 1
     name: str
     input: Any = None
     version: str | None = None
+    propagated: Any = None  # the history its caller propagated to it (core/propagation.py), if any
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -198,6 +198,12 @@ def coerce(annotation: Any, value: Any) -> Any:
     same at the workflow and activity input boundary (its ``pydantic_models`` example)."""
     if value is None:
         return value
+    origin = getattr(annotation, "__origin__", None)
+    args: tuple[Any, ...] = tuple(getattr(annotation, "__args__", ()))
+    if origin in (list, tuple, set) and isinstance(value, list) and args:  # list[Model], tuple[Model, ...]
+        return [coerce(args[0], item) for item in value]
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return {k: coerce(args[1], v) for k, v in value.items()}
     if not isinstance(annotation, type):
         members = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
         return coerce(members[0], value) if len(members) == 1 else value  # Optional[Model]

@@ -3,7 +3,12 @@
 A workflow name may have several named versions (``add_workflow(fn, name, version="2")``): new
 instances run the latest one, running instances keep the version recorded in their
 ``ExecutionStarted``. "Latest" is the highest version in natural order ("2" < "10", "v2" < "v10");
-a registration without a version is the oldest. ``workflows[name]`` is always the latest function.
+a registration without a version is the oldest, unless one registration says ``is_latest`` (Dapr's
+``versioned_workflow(name=..., is_latest=True)``): then that one. ``workflows[name]`` is always the
+latest function.
+
+Registering a function a second time (under any name) or a name twice raises ``ValueError``
+("already registered"), as Dapr's runtime does.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class Registry:
         self.workflows: dict[str, Callable[..., Any]] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self.workflow_versions: dict[str, dict[str, Callable[..., Any]]] = {}  # name -> {version: fn}
+        self.latest: dict[str, str] = {}  # name -> the version registered with is_latest=True
+        self._names: dict[int, tuple[str, str]] = {}  # id(fn) -> (what, name) it is registered as
         self.flow: dict[str, FlowPolicy] = {}  # core/flow.py scope ("w:<name>" / "a:<name>") -> its limits
 
     def set_flow(self, kind: str, name: str, policy: FlowPolicy | None) -> None:
@@ -46,7 +53,16 @@ class Registry:
     def activity_flow(self, name: str) -> FlowPolicy | None:
         return self.flow.get(activity_scope(name))
 
-    def add_workflow(self, fn: Callable[..., Any], name: str | None = None, version: str | None = None) -> str:
+    def _claim(self, fn: Callable[..., Any], what: str, key: str) -> None:
+        """Refuse a function registered before (Dapr: "Workflow f already registered as n")."""
+        seen = self._names.get(id(fn))
+        if seen is not None and seen[0] == what:
+            label = getattr(fn, "__name__", repr(fn))
+            raise ValueError(f"{what.capitalize()} {label} already registered as {seen[1]}")
+        self._names[id(fn)] = (what, key)
+
+    def add_workflow(self, fn: Callable[..., Any], name: str | None = None, version: str | None = None,
+                     is_latest: bool | None = None) -> str:
         if version is not None:
             if isinstance(version, bool) or not isinstance(version, (str, int)) or name_problem(str(version)):
                 raise ValueError(f"invalid workflow version {version!r}: use a non-empty string such as \"2\"")
@@ -54,13 +70,19 @@ class Registry:
         if not callable(fn):
             raise TypeError(f"a workflow must be a function, got {type(fn).__name__}")
         key = validate_name(name or registered_name(fn), "workflow name")
+        seen = self._names.get(id(fn))
+        if seen is not None and seen[0] == "workflow":
+            raise ValueError(f"Workflow {getattr(fn, '__name__', repr(fn))} already registered as {seen[1]}")
         versions = self.workflow_versions.setdefault(key, {})
         existing = versions.get(version or UNVERSIONED)
-        if existing is not None and existing is not fn:
+        if existing is not None:
             label = f"workflow {key!r} version {version!r}" if version else f"workflow name {key!r}"
             raise ValueError(f"{label} is already registered to {existing!r}")
+        self._claim(fn, "workflow", key)
         versions[version or UNVERSIONED] = fn
-        self.workflows[key] = versions[max(versions, key=version_key)]
+        if is_latest and version:
+            self.latest[key] = version
+        self.workflows[key] = versions[self._latest_key(key)]
         try:
             setattr(fn, NAME_ATTRIBUTE, key)
         except (AttributeError, TypeError):
@@ -69,11 +91,14 @@ class Registry:
 
     def latest_version(self, name: str) -> str | None:
         """The version new instances of ``name`` run (None: unversioned, or not registered)."""
-        versions = self.workflow_versions.get(name)
-        if not versions:
+        if not self.workflow_versions.get(name):
             return None
-        latest = max(versions, key=version_key)
-        return latest or None
+        return self._latest_key(name) or None
+
+    def _latest_key(self, name: str) -> str:
+        versions = self.workflow_versions[name]
+        chosen = self.latest.get(name)
+        return chosen if chosen in versions else max(versions, key=version_key)
 
     def workflow(self, name: str, version: str | None) -> Callable[..., Any] | None:
         """The function an instance of ``name`` recorded with ``version`` runs, or None."""
@@ -89,13 +114,25 @@ class Registry:
     def add_activity(self, fn: Callable[..., Any], name: str | None = None) -> str:
         return self._add(self.activities, "activity", fn, name)
 
+    def names_of(self, fn: Callable[..., Any]) -> str | None:
+        """The workflow name ``fn`` is registered under here, if any."""
+        seen = self._names.get(id(fn))
+        return seen[1] if seen is not None else None
+
+    @staticmethod
+    def _claim_in(table: dict[str, Callable[..., Any]], fn: Callable[..., Any], what: str, key: str) -> None:
+        taken = next((name for name, other in table.items() if other is fn), None)
+        if taken is not None:
+            raise ValueError(f"{what.capitalize()} {getattr(fn, '__name__', repr(fn))} already registered as {taken}")
+
     @staticmethod
     def _add(table: dict[str, Callable[..., Any]], what: str, fn: Callable[..., Any], name: str | None) -> str:
         if not callable(fn):
             raise TypeError(f"a {what} must be a function, got {type(fn).__name__}")
         key = validate_name(name or registered_name(fn), f"{what} name")
+        Registry._claim_in(table, fn, what, key)
         existing = table.get(key)
-        if existing is not None and existing is not fn:
+        if existing is not None:
             raise ValueError(f"{what} name {key!r} is already registered to {existing!r}")
         table[key] = fn
         try:

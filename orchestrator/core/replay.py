@@ -47,6 +47,7 @@ from .tasks import (
     ExternalEventTask,
     RetryableTask,
     Task,
+    TimedEventTask,
     TimerTask,
     WhenAllTask,
     WhenAnyTask,
@@ -71,6 +72,8 @@ class StepResult:
     custom_status: Any = None
     carryover: list[EventRaised] = field(default_factory=list)  # events kept across continue-as-new
     abandoned: list[int] = field(default_factory=list)  # seqs no longer awaited: drop their task keys
+    propagation: dict[int, Any] = field(default_factory=dict)  # seq of a new call -> the history scope it hands on
+    propagated: Any = None  # what this instance received (its ExecutionStarted's), for LINEAGE
     # The step's StepStarted stamped with what its yields received (``awaited``) and let go (``lost``):
     # the record to write in its place, so the execution picture is drawn from fact.
     step_started: StepStarted | None = None
@@ -109,6 +112,7 @@ class _Replayer:
     # -- driving the generator ------------------------------------------------------------------
     def start(self, event: ExecutionStarted) -> None:
         self.name = event.name
+        self.ctx._propagated = event.propagated
         try:
             params = inspect.signature(self.workflow).parameters
             if len(params) == 1:
@@ -377,7 +381,8 @@ class _Replayer:
 
     def _collect(self, task: Task[Any], got: list[int], lost: list[int]) -> None:
         if isinstance(task, WhenAnyTask):
-            winner = task._result if task.is_complete else None
+            winner = getattr(task, "winner", None) if isinstance(task, TimedEventTask) else \
+                task._result if task.is_complete else None
             if isinstance(winner, Task):
                 self._collect(winner, got, lost)
             for child in task.children:
@@ -494,6 +499,8 @@ class WorkflowExecution:
             carryover=carry,
             abandoned=list(ctx._abandoned),
             step_started=opened,
+            propagation={seq: ctx._propagation[seq] for seq in ctx._actions if seq in ctx._propagation},
+            propagated=ctx._propagated,
         )
 
     def committed(self) -> None:

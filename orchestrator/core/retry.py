@@ -350,8 +350,8 @@ class RetryPolicy:
             required = name == "first_retry_interval"
             if not isinstance(value, timedelta) and (value is not None or required):
                 raise TypeError(f"{name} must be a timedelta, got {value!r}")
-        if self.first_retry_interval <= timedelta(0):
-            raise ValueError("first_retry_interval must be positive")
+        if self.first_retry_interval < timedelta(0):  # zero is Dapr's "retry at once"
+            raise ValueError("first_retry_interval must be >= 0")
         _check_int(self.max_number_of_attempts, "max_number_of_attempts", minimum=1)
         coefficient = self.backoff_coefficient
         if coefficient is not None:
@@ -360,10 +360,10 @@ class RetryPolicy:
             if not coefficient >= 1:  # also rejects NaN
                 raise ValueError(f"backoff_coefficient must be >= 1, got {coefficient!r}")
         cap = self.max_retry_interval
-        if cap is not None and cap < self.first_retry_interval:
-            raise ValueError("max_retry_interval must be >= first_retry_interval")
-        if self.retry_timeout is not None and self.retry_timeout <= timedelta(0):
-            raise ValueError("retry_timeout must be positive")
+        if cap is not None and cap < timedelta(0):  # below first_retry_interval is accepted, as Dapr: it caps
+            raise ValueError("max_retry_interval must be >= 0")
+        if self.retry_timeout is not None and self.retry_timeout < timedelta(0):
+            raise ValueError("retry_timeout must be >= 0")
         from .tenacity_compat import adapt  # imported here: it builds on this module
 
         for name in ("wait", "stop", "retry"):
@@ -375,6 +375,11 @@ class RetryPolicy:
             raise TypeError("non_retryable_error_types must be an iterable of type names")
         names = tuple(_type_name(t, "non_retryable_error_types") for t in types)
         object.__setattr__(self, "non_retryable_error_types", names)
+
+    @property
+    def obj(self) -> RetryPolicy:
+        """Dapr's ``RetryPolicy.obj`` (the engine's own policy object): this policy itself."""
+        return self
 
     def is_non_retryable(self, error_type: str) -> bool:
         """NonRetryableError and the listed types fail at once (names only: subclasses of

@@ -207,6 +207,27 @@ class WhenAnyTask(CompositeTask[Task[Any]]):
         self._finish()
 
 
+class TimedEventTask(WhenAnyTask):
+    """``wait_for_external_event(name, timeout=...)``: the event, or a failure once the timer fires first."""
+
+    def __init__(self, event: ExternalEventTask[Any], timer: TimerTask, seconds: float) -> None:
+        self.event, self.timer, self.seconds = event, timer, seconds
+        self.winner: Task[Any] | None = None
+        super().__init__([event, timer])
+
+    def _on_child_done(self, child: Task[Any]) -> None:
+        if self._complete:
+            return
+        self.winner = child
+        if child is self.event:
+            self._result, self._exception = child._result, child._exception
+        else:
+            details = FailureDetails(f"no event {self.event.name!r} within {self.seconds:g} s", "TimeoutError")
+            self._exception = TaskFailedError(f"timed out waiting for external event {self.event.name!r} "
+                                              f"after {self.seconds:g} s", details)
+        self._finish()
+
+
 def when_all(tasks: list[Task[Any]]) -> WhenAllTask:
     """A task that completes when all ``tasks`` complete, with the list of their results."""
     return WhenAllTask(list(tasks))

@@ -215,7 +215,7 @@ async def _reply(scope: Scope, receive: Receive, send: Send, status: int, code: 
 def create_app(settings: Settings | None = None, client: WorkflowClient | None = None) -> FastAPI:
     """The API app. ``settings`` default to :func:`load_settings`; ``client`` to one built from them."""
     settings = settings or (client.settings if client is not None else load_settings())
-    client = client or WorkflowClient(settings=settings)
+    client = (client or WorkflowClient(settings=settings)).strict()  # operators are told (client.strict)
     client.caller = "http"  # whom the API log names for calls made through this app
     app = FastAPI(
         title="orchestrator",

@@ -30,6 +30,7 @@ SUMMARY_FIELDS = ("name", "app", "status", "created", "updated", "completed", "p
 VERSION_FIELDS = ("ver", "status", "updated")  # what changes on every step (live pages poll it)
 DURATION_FIELDS = ("name", "completed", "failure")
 FAILURE_FIELD = "failure"
+STALLED_FIELD = "stalled"  # set while no pool that received the step registers the recorded version
 
 
 def failure_of(raw: bytes | None) -> FailureDetails | None:
@@ -66,6 +67,7 @@ class InstanceMeta:
     rerun_of: str | None = None  # the instance this one reruns (client.rerun_workflow)
     parent_run: str | None = None  # the run id of the parent run that started this child
     run: str = ""  # the run id (core/vocabulary.py); "" for an instance created before run ids existed
+    stalled: str | None = None  # the recorded workflow version no pool that tried could run (Dapr's STALLED)
     priority: int | None = None  # its start's priority 0-9 (core/flow.py); None: the default
     flow_wait: str | None = None  # why it waits before its first step (flow control), while it does
     flow_scope: str | None = None  # the flow-control scope whose slot or queue it is in (core/flow.py)
@@ -107,6 +109,7 @@ class InstanceMeta:
             rerun_of=text("rerun_of"),
             parent_run=text("parent_run"),
             run=text("run") or "",
+            stalled=text(STALLED_FIELD),
             priority=int(get("prio") or 0) if get("prio") else None,
             flow_wait=text("flow_wait") or None,
             flow_scope=text("flow") or None,
@@ -287,7 +290,8 @@ def terminate_id(child: str) -> str:
 
 __all__ = ["ActivityBatch", "ActivityRecord", "ChildStart", "ChildTerminate", "DURATION_FIELDS", "Dispatch",
            "FAILURE_FIELD", "InstanceMeta", "failure_of",
-           "LIST_FIELDS", "PARENT_NOTICE_ID", "ParentNotice", "SUMMARY_FIELDS", "VERSION_FIELDS", "activity_record",
+           "LIST_FIELDS", "PARENT_NOTICE_ID", "STALLED_FIELD", "ParentNotice", "SUMMARY_FIELDS", "VERSION_FIELDS",
+           "activity_record",
            "activity_task_key", "child_start", "child_terminate", "custom_status_fields", "finished_fields",
            "input_fields", "new_run_id", "pack_dispatch", "rerun_fields", "terminate_id", "unpack_dispatch",
            "workflow_version_fields"]

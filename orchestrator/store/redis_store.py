@@ -36,7 +36,7 @@ from ..core.vocabulary import task_key as make_task_key
 from .connection import connect
 from .keys import DEFAULT_SHARDS, KeySchema, ShardKeys, check_shard_count, validate_instance_id
 from .liveness import ProcessRegistry
-from .records import ActivityRecord, InstanceMeta, activity_task_key, new_run_id
+from .records import STALLED_FIELD, ActivityRecord, InstanceMeta, activity_task_key, new_run_id
 from .scripts import CommitCode, CreateCode, DeliverCode, FireTimerCode, PurgeCode, ReleaseCode, Scripts
 
 # The deliver scripts' codes under the names callers have used (scripts.DeliverCode / FireTimerCode).
@@ -576,6 +576,24 @@ class RedisStore:
     def registered_workflows(self) -> dict[str, str]:
         """Workflow name -> the app id of the pools serving it, as they announced it."""
         return {_text(k): _text(v) for k, v in self.redis.hgetall(self.keys.workflows).items()}
+
+    def mark_stalled(self, instance_id: str, version: str) -> None:
+        """Record that a pool could not run the instance's step for want of its ``version``; only on
+        an instance that still exists (a purge meanwhile must not leave a stray metadata hash)."""
+        key = self.keys.instance(instance_id).meta
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if not pipe.exists(key):
+                    return
+                pipe.multi()
+                pipe.hset(key, STALLED_FIELD, version)
+                pipe.execute()
+            except redis.WatchError:
+                return  # changed meanwhile (a step ran, or it was purged): the next failing step marks it again
+
+    def clear_stalled(self, instance_id: str) -> None:
+        self.redis.hdel(self.keys.instance(instance_id).meta, STALLED_FIELD)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

@@ -36,6 +36,7 @@ from .. import metrics
 from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
 from ..core.payload import coerce, from_payload, input_annotation
+from ..core.propagation import PropagatedHistory
 from ..core.registry import Registry
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import member, task_token
@@ -100,6 +101,11 @@ class ActivityContext:
         (JSON-compatible) reach the next attempt if this one fails or its process dies."""
         if self._beat is not None:
             self._beat(details)
+    propagated: Any = field(default=None, repr=False)  # the history its workflow handed on (core/propagation.py)
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The calling workflow's history, when it called with ``propagation=`` (else None)."""
+        return PropagatedHistory.from_payload(self.propagated)
 
 
 @dataclass(frozen=True)
@@ -166,11 +172,16 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
     records = elsewhere(host, records)
     codes = take(host, records)
     awaited = [c in (TakeCode.TAKEN, TakeCode.LOST_LIMIT) for c in codes]
+    prerun = _run_async_together(host, [r for r, c in zip(records, codes) if c == TakeCode.TAKEN])
+    taken = [i for i, c in enumerate(codes) if c == TakeCode.TAKEN]
+    ran = {taken[j]: r for j, r in prerun.items()}  # by index in records
     done: list[Outcome] = []
     for i, (rec, ok) in enumerate(zip(records, awaited)):
         if i and host.budget.over():
+            # Async attempts already ran with the others: their outcomes are delivered, not requeued.
+            done.extend(execute(host, records[j], ran[j]) for j in range(i, len(records)) if j in ran)
             _deliver_many(host, done)  # before requeueing: the requeued may be needed by the same wake
-            rest = [r for r, still in zip(records[i:], awaited[i:]) if still]
+            rest = [r for j, (r, still) in enumerate(zip(records, awaited)) if j >= i and still and j not in ran]
             host.store.liveness.release([member(r["id"], task_key(r)) for r in rest])
             log.info("activity batch ran %.1f s; sent %d remaining attempts back to the queue singly",
                      host.budget.elapsed() or 0.0, len(rest))
@@ -179,7 +190,8 @@ def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome
                     host.outgoing.send_activity(r, r["app"])
             return done
         if ok:
-            done.append(lost_too_often(host, rec) if codes[i] == TakeCode.LOST_LIMIT else execute(host, rec))
+            lost = codes[i] == TakeCode.LOST_LIMIT
+            done.append(lost_too_often(host, rec) if lost else execute(host, rec, ran.get(i)))
     _deliver_many(host, done)
     heartbeats.disarm(host.store.liveness, records)
     return done
@@ -239,8 +251,9 @@ def lost_too_often(host: ActivityHost, rec: ActivityRecord) -> Outcome:
     return Outcome(rec, failure=failure)
 
 
-def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
-    """Run one attempt (unless unregistered or its circuit is open); failures become the outcome."""
+def execute(host: ActivityHost, rec: ActivityRecord, ran: _Ran | None = None) -> Outcome:
+    """Run one attempt (unless unregistered or its circuit is open); failures become the outcome.
+    ``ran``: an async attempt a batch already ran (``_run_async_together``): only its outcome is taken."""
     name, seq = rec["name"], rec["seq"]
     fn = host.registry.activities.get(name)
     outcome = Outcome(rec)
@@ -259,10 +272,12 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
                                     lambda d: check_payload(d, f"heartbeat details of activity {name!r}",
                                                             host.max_payload_bytes))
         try:
+            if ran is not None and ran.error is not None:
+                raise ran.error
             ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1),
-                                  heartbeats.previous_details(host.store.liveness, rec), beat)
-            outcome.result = check_payload(call_activity(fn, ctx, rec["input"]), f"output of activity {name!r}",
-                                           host.max_payload_bytes)
+                                  heartbeats.previous_details(host.store.liveness, rec), beat, propagated=rec.get("ph"))
+            value = ran.value if ran is not None else call_activity(fn, ctx, rec["input"])
+            outcome.result = check_payload(value, f"output of activity {name!r}", host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
             unhealthy = not isinstance(exc, NonRetryableError)
@@ -276,7 +291,7 @@ def execute(host: ActivityHost, rec: ActivityRecord) -> Outcome:
             beat.flush()  # the latest details, for the next attempt
         if breaker is not None and (unhealthy or outcome.failure is None):
             breaker.record(name, ok=outcome.failure is None, now_ms=host.clock())
-    seconds = time.perf_counter() - began
+    seconds = ran.seconds if ran is not None else time.perf_counter() - began
     outcome.run_ms = int(seconds * 1000)
     metrics.record_activity(host.store, name, seconds, failed=outcome.failure is not None)
     fields = {"instance_id": rec["id"], "workflow": rec.get("wf"), "activity": name, "task_id": task_key(rec),
@@ -376,8 +391,8 @@ _takes_input_cached = functools.lru_cache(maxsize=4096)(_takes_input)  # inspect
 _input_type_cached = functools.lru_cache(maxsize=4096)(input_annotation)
 
 
-def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
-    """Run ``fn`` with its input as Dapr hands it: objects with attributes (``from_payload``), or the
+def _invoke(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+    """Call ``fn`` with its input as Dapr hands it: objects with attributes (``from_payload``), or the
     model or dataclass its input parameter is annotated with (``coerce``)."""
     try:
         takes_input = _takes_input_cached(fn)
@@ -385,7 +400,12 @@ def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) ->
     except TypeError:  # an unhashable callable object
         takes_input = _takes_input(fn)
         annotation = input_annotation(fn) if takes_input else None
-    result = fn(ctx, coerce(annotation, from_payload(payload))) if takes_input else fn(ctx)
+    return fn(ctx, coerce(annotation, from_payload(payload))) if takes_input else fn(ctx)
+
+
+def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+    """Run ``fn`` (an ``async def`` one on an event loop of its own) and return its result."""
+    result = _invoke(fn, ctx, payload)
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     return result
@@ -393,6 +413,45 @@ def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) ->
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+@dataclass
+class _Ran:
+    """An ``async def`` attempt of a batch, already run with the others on one event loop."""
+
+    value: Any
+    error: Exception | None
+    seconds: float
+
+
+def _run_async_together(host: ActivityHost, records: list[ActivityRecord]) -> dict[int, _Ran]:
+    """The ``async def`` attempts of a batch message run at once on one event loop (``asyncio.gather``),
+    as Dapr's worker runs async activities; by their index in ``records``. The rest run in turn."""
+    jobs: list[tuple[int, Callable[..., Any], ActivityRecord]] = []
+    breaker = host.circuit if host.circuit is not None and host.circuit.enabled else None
+    for i, rec in enumerate(records):
+        fn = host.registry.activities.get(rec["name"])
+        watched = rec.get("hb") or rec.get("stc")  # heartbeats or a start-to-close limit: run one by one
+        is_async = fn is not None and inspect.iscoroutinefunction(getattr(fn, "__wrapped__", fn))
+        refused = breaker is not None and bool(breaker.blocked_for(rec["name"], host.clock()))
+        if fn is not None and is_async and not watched and not refused:
+            jobs.append((i, fn, rec))
+    if len(jobs) < 2:
+        return {}
+
+    async def one(fn: Callable[..., Any], rec: ActivityRecord) -> _Ran:
+        began = time.perf_counter()
+        try:
+            ctx = ActivityContext(rec["id"], rec["seq"], rec.get("attempt", 1), propagated=rec.get("ph"))
+            value = await _invoke(fn, ctx, rec["input"])
+            return _Ran(value, None, time.perf_counter() - began)
+        except Exception as exc:  # noqa: BLE001 - the attempt's failure, delivered by execute()
+            return _Ran(None, exc, time.perf_counter() - began)
+
+    async def together() -> list[_Ran]:
+        return list(await asyncio.gather(*(one(fn, rec) for _, fn, rec in jobs)))
+
+    return {i: ran for (i, _, _), ran in zip(jobs, asyncio.run(together()))}
 
 
 __all__ = ["ActivityContext", "ActivityHost", "Woken", "batches", "call_activity", "deliver", "execute", "is_shutdown",

@@ -123,7 +123,7 @@ class Dispatcher:
 
     def _start_child(self, rec: records.ChildStart) -> None:
         now = self.clock()
-        started = ExecutionStarted(ts=now, name=rec["name"], input=rec["input"])
+        started = ExecutionStarted(ts=now, name=rec["name"], input=rec["input"], propagated=rec.get("ph"))
         step = self.publisher.step_message(rec["child"], rec["app"])
         code, _status = self.store.create_instance(
             rec["child"], rec["name"], rec["app"], started, rec["input"], now,

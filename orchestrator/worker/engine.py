@@ -78,8 +78,8 @@ class Engine:
                                    activity_batch_size=s.effective_batch_size, may_run_eagerly=self._may_run_eagerly,
                                    wake=self.wake, apply_controls=self.apply_controls)
         self.planner = StepPlanner(registry, app_id, clock, s.max_payload_bytes, store.child_ids,
-                                   self.dispatch.route_activities, deadline=StepDeadline(s.step_deadline),
-                                   strict_determinism=s.strict_determinism)
+                                   self.dispatch.route_activities, history_of=store.get_history,
+                                   deadline=StepDeadline(s.step_deadline), strict_determinism=s.strict_determinism)
         self.liveness = LivenessHolder(lambda: ProcessLiveness(
             store.liveness, app_id, interval=s.heartbeat_interval, expiry=s.process_expiry,
             describe=self._describe, clock=clock))

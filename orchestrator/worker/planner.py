@@ -32,7 +32,9 @@ from ..core.history import (
     StepStarted,
     TaskScheduled,
     TimerCreated,
+    event_to_dict,
 )
+from ..core.propagation import propagated_payload
 from ..core.registry import Registry
 from ..core.replay import StepResult, WorkflowExecution
 from ..core.vocabulary import CONTROL_TOKEN, Status, belongs_to, event_token, member, token_task_key
@@ -68,6 +70,7 @@ class StepPlanner:
     def __init__(self, registry: Registry, app_id: str, clock: Callable[[], int], max_payload_bytes: int,
                  child_ids: Callable[[str], list[str]],
                  route_activities: Callable[[list[ActivityRecord], Commit], None], *,
+                 history_of: Callable[[str], list[HistoryEvent]] | None = None,
                  deadline: StepDeadline | None = None, strict_determinism: bool = False) -> None:
         self.deadline = deadline or StepDeadline(0)
         self.strict_determinism = strict_determinism
@@ -77,6 +80,7 @@ class StepPlanner:
         self.max_payload_bytes = max_payload_bytes
         self.child_ids = child_ids  # every child an instance started (recursive terminate)
         self.route_activities = route_activities
+        self.history_of = history_of  # an instance's whole history (only read for history propagation)
 
     def decide(self, snap: Snapshot, cached: CachedExecution | None) -> Decision | None:
         """The step's commit, or None when the inbox holds nothing this step may consume."""
@@ -88,6 +92,14 @@ class StepPlanner:
         if self._suspended(meta, events):
             commit = self.suspend(snap, now)
             return (commit, None) if commit is not None else None
+        if meta.status == Status.SUSPENDED and meta.name not in self.registry.workflows:
+            # A resume applied without the code (the client's controller): record it, so the instance
+            # reads RUNNING when resume_workflow returns (Dapr's), and leave the rest to the app's step.
+            commit = self.suspend(snap, now)
+            if commit is not None:
+                not_started = any(isinstance(e.event, ExecutionStarted) for e in snap.inbox)  # never stepped yet
+                commit.status = Status.PENDING if not_started else Status.RUNNING
+                return commit, None
         return self._run_code(snap, cached, events, now)
 
     @staticmethod
@@ -196,7 +208,7 @@ class StepPlanner:
             # Fresh history, same id: the new generation starts from the inbox, like a new instance.
             commit.reset = True
             commit.fields.update(records.input_fields(completion.input))
-            restart = ExecutionStarted(ts=now, name=meta.name, input=completion.input)
+            restart = ExecutionStarted(ts=now, name=meta.name, input=completion.input, propagated=outcome.propagated)
             commit.inbox_add = [(CONTROL_TOKEN, pack_event(restart))]
             commit.inbox_add += [(event_token(e.name), pack_event(e)) for e in outcome.carryover]
             return commit
@@ -209,6 +221,8 @@ class StepPlanner:
             policy = self.registry.activity_flow(record["name"])
             if policy is not None and policy.priority is not None:
                 record["pr"] = policy.priority
+        if outcome.propagation:
+            self._propagate(meta, commit, scheduled, outcome)
         self.route_activities(scheduled, commit)
         # Timed-out attempts and disarmed timeout timers: their late deliveries are dropped by the store.
         commit.drop_tasks = [meta.task_key(seq) for seq in outcome.abandoned]
@@ -254,6 +268,28 @@ class StepPlanner:
         return (f"workflow {meta.name!r} of instance {meta.instance_id!r} runs {wanted}, which is not "
                 f"registered in app {self.app_id!r} (registered: {self.registry.describe_versions(meta.name)}); "
                 "the step stays queued for a pool that registers it")
+
+    def _propagate(self, meta: InstanceMeta, commit: Commit, scheduled: list[ActivityRecord],
+                   outcome: StepResult) -> None:
+        """Attach the history the calls with ``propagation=`` hand on (core/propagation.py): this
+        instance's own history up to and including this step, after what it received for LINEAGE."""
+        past = self.history_of(meta.instance_id) if self.history_of is not None else []
+        events = []
+        for event in [*past, *commit.events]:
+            record = event_to_dict(event)
+            record.pop("propagated", None)  # its own received history travels as chunks of their own
+            events.append(record)
+        own = {"app_id": self.app_id, "instance_id": meta.instance_id, "workflow_name": meta.name, "events": events}
+        for rec in scheduled:
+            scope = outcome.propagation.get(rec["seq"])
+            if scope is not None:
+                rec["ph"] = propagated_payload(scope, own, outcome.propagated)  # type: ignore[typeddict-unknown-key]
+        for seq, scope in outcome.propagation.items():
+            key = meta.task_key(seq)
+            start = records.unpack_dispatch(commit.outbox[key]) if key in commit.outbox else None
+            if start is not None and start["k"] == "c":  # a child's start
+                start["ph"] = propagated_payload(scope, own, outcome.propagated)  # type: ignore[typeddict-unknown-key]
+                commit.outbox[key] = records.pack_dispatch(start)
 
     @staticmethod
     def _plan_action(meta: InstanceMeta, action: HistoryEvent, commit: Commit,

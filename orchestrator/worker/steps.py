@@ -141,7 +141,13 @@ class StepRunner:
         with that error: a step that raises would otherwise be retried forever, recording nothing."""
         try:
             return self.planner.decide(snap, cached)
-        except (WorkflowNotRegisteredError, StoreError):
+        except WorkflowNotRegisteredError:
+            if snap.meta.name in self.planner.registry.workflows and not snap.meta.stalled:
+                # The name is served here but not the version this instance recorded: Dapr's STALLED,
+                # until a pool with that version runs its step (the sweeper sends it on; see _committed).
+                self.store.mark_stalled(snap.meta.instance_id, snap.meta.workflow_version or "unversioned")
+            raise
+        except StoreError:
             raise
         except Exception as err:  # noqa: BLE001 - see the docstring
             return self._engine_failure(snap, err, "could not be decided"), None
@@ -193,6 +199,8 @@ class StepRunner:
         elif not (execution.finished or commit.reset):
             execution.committed()
             self.cache.put(instance_id, execution, result.version, history_events)
+        if snap.meta.stalled:
+            self.store.clear_stalled(instance_id)  # a pool with its version ran it
         log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
                                           "version": result.version, "status": commit.status})
         metrics.record_step(self.store, snap.meta.name, snap.meta.status, commit.status, seconds,

@@ -146,7 +146,7 @@ def test_changed_code_fails_instance_with_nondeterminism_and_keeps_history(clien
 def test_bad_calls_fail_at_the_call(client, start_pool):
     start_pool(APP)
     with pytest.raises(WorkflowNotRegisteredError, match="no_such_workflow"):
-        client.schedule_new_workflow("no_such_workflow", input=1)
+        client.strict().schedule_new_workflow("no_such_workflow", input=1)  # setting strict_start
     with pytest.raises(PayloadError, match="set"):
         client.schedule_new_workflow("chain", input={1, 2})
     with pytest.raises(InstanceNotFoundError, match="ghost"):

@@ -504,8 +504,8 @@ def test_browser_overview_filter_fan_out_terminate_and_api_log(client, start_poo
     row = page.wait_for_selector('#apilog-body tr[data-op="terminate"][data-instance="waiter-browser"]')
     assert "dashboard" in row.inner_text() and "ok" in row.inner_text()
     assert page.locator('#apilog-body tr[data-op="start"]').count() == 5
-    with pytest.raises(InstanceFinishedError):  # refused (the run has finished), and logged as such
-        client.raise_workflow_event("xss-browser", "late")
+    with pytest.raises(InstanceFinishedError):  # refused (the run has finished; strict_events), and logged
+        client.strict().raise_workflow_event("xss-browser", "late")
     late = page.wait_for_selector('#apilog-body tr[data-op="raise_event"][data-instance="xss-browser"]')
     assert "InstanceFinishedError" in late.inner_text()
     shot(page, "api-log")

@@ -141,7 +141,8 @@ def test_browser_times_carry_their_date_and_zone_and_toggle_to_utc(client, start
     assert DATED.search(fire) and re.search(r"\(in \d+ (s|m \d+ s)\)", fire), fire
     page.click("#zone")
     page.wait_for_function("() => document.getElementById('zone').dataset.zone === 'utc'")
-    page.wait_for_function("() => /UTC$/.test(document.querySelector('#run-facts .fact:nth-child(3) .v').textContent)")
+    # The facts are rebuilt on every refresh: the element may be between two renders when polled.
+    page.wait_for_function("() => /UTC$/.test(document.querySelector('#run-facts .fact:nth-child(3) .v')?.textContent)")
     assert page.inner_text("#run-facts .fact >> nth=2").endswith("UTC")
     page.wait_for_selector("#history-body tr.ev-row")
     assert DATED.search(page.inner_text("#history-body tr.ev-row >> nth=0"))

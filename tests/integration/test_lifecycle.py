@@ -328,8 +328,8 @@ def test_instance_id_reuse_policy(client, start_pool):
     start_pool(APP)
     first = client.schedule_new_workflow("doubler", input=2, instance_id="reused")
     assert finish(client, first).output == 4
-    with pytest.raises(InstanceAlreadyExistsError, match="reused"):
-        client.schedule_new_workflow("doubler", input=3, instance_id="reused")
+    with pytest.raises(InstanceAlreadyExistsError, match="reused"):  # setting reuse_finished_ids=False
+        client.strict().schedule_new_workflow("doubler", input=3, instance_id="reused")
     with pytest.raises(InstanceAlreadyExistsError):
         client.schedule_new_workflow("doubler", input=3, instance_id="reused", reuse_id_policy="error")
     with pytest.raises(ValueError, match="reuse_id_policy"):

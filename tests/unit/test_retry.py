@@ -122,18 +122,23 @@ def test_defaults_match_dapr():
     [
         ({"max_number_of_attempts": 0}, "max_number_of_attempts"),
         ({"max_number_of_attempts": -2}, "max_number_of_attempts"),
-        ({"first_retry_interval": ZERO}, "first_retry_interval must be positive"),
-        ({"first_retry_interval": -S}, "first_retry_interval must be positive"),
+        ({"first_retry_interval": -S}, "first_retry_interval must be >= 0"),
         ({"backoff_coefficient": 0.5}, "backoff_coefficient"),
         ({"backoff_coefficient": float("nan")}, "backoff_coefficient"),
-        ({"max_retry_interval": timedelta(milliseconds=500)}, "max_retry_interval"),
-        ({"retry_timeout": ZERO}, "retry_timeout"),
+        ({"max_retry_interval": -S}, "max_retry_interval"),
         ({"retry_timeout": -S}, "retry_timeout"),
     ],
 )
 def test_invalid_values_raise_value_error_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         policy(**kwargs)
+
+
+def test_what_dapr_accepts_is_accepted_zero_intervals_and_a_cap_below_the_first_interval():
+    p = policy(first_retry_interval=ZERO, max_retry_interval=ZERO, retry_timeout=ZERO)
+    assert p.obj is p  # Dapr's .obj
+    capped = policy(first_retry_interval=S, max_retry_interval=timedelta(milliseconds=500))
+    assert capped.next_delay(1, "ValueError", ZERO, 0) == timedelta(milliseconds=500)  # the cap wins
 
 
 @pytest.mark.parametrize(

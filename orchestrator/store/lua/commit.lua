@@ -78,9 +78,17 @@ for q, messages in ipairs(c.pushes or {}) do
 end
 for i = 1, #c.timers, 2 do redis.call('ZADD', timers, c.timers[i], c.timers[i + 1]) end
 for _, child in ipairs(c.children) do redis.call('SADD', children, child) end
+-- A continue-as-new's restart and carried-over events go ahead of what arrived during the step, so
+-- the new generation reads each event name in the order the events came (per-name FIFO).
+local later = {}
+if c.reset and #c.inbox_add > 0 then
+  later = redis.call('XRANGE', inbox, '-', '+')
+  for _, entry in ipairs(later) do redis.call('XDEL', inbox, entry[1]) end
+end
 for i = 1, #c.inbox_add, 2 do
   redis.call('XADD', inbox, '*', 't', c.inbox_add[i], 'f', '0', 'e', c.inbox_add[i + 1])
 end
+for _, entry in ipairs(later) do redis.call('XADD', inbox, '*', unpack(entry[2])) end
 if moves then reindex(id, {KEYS[12], KEYS[13]}, {KEYS[14], KEYS[15]}, cur[3]) end
 if is_terminal(c.status) then
   -- Retention (worker/retention.py purges it then, with its children): per workflow name as set
