@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from orchestrator.core.vocabulary import STEP_CLAIM, split_member
+from orchestrator.store.keys import KeySchema
 
 
 def victims(url: str, pid: int) -> tuple[int, set[str]]:
@@ -27,7 +28,8 @@ def victims(url: str, pid: int) -> tuple[int, set[str]]:
             rec = r.hmget(b"orch:proc:" + proc, "pid", "ppid")
             if str(pid).encode() in rec:
                 mine.add(proc)
-        held = {m.decode() for m, holder in r.hgetall("orch:claims").items() if holder in mine}
+        held = {m.decode() for s in KeySchema("orch").shards()
+                for m, holder in r.hgetall(s.claims).items() if holder in mine}
         return now, held
     except redis.RedisError:  # Redis is down (the other monkey): no sample for this kill
         return now, set()

@@ -7,6 +7,7 @@ import time
 
 from orchestrator import WorkflowStatus
 from tests.apps.heartbeat_app import runs
+from tests.support.store_keys import shard_total
 
 APP = "tests.apps.heartbeat_app"
 
@@ -22,7 +23,7 @@ def test_an_activity_heartbeating_for_three_heartbeat_timeouts_runs_once(client,
     assert state.runtime_status == WorkflowStatus.COMPLETED and state.serialized_output == '"worked"'
     assert runs(redis_client, iid) == 1
     assert [e["kind"] for e in client.get_workflow_history(iid)].count("TaskScheduled") == 1
-    assert redis_client.zcard("orch:deadlines") == 0
+    assert shard_total(redis_client, "deadlines") == 0
 
 
 def test_one_that_stops_heartbeating_is_retried_with_its_last_details(client, start_pool, redis_client):

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator import WorkflowStatus
 from tests.apps.poison_app import runs
+from tests.support.store_keys import KEYS
 
 APP = "tests.apps.poison_app"
 
@@ -65,7 +66,7 @@ def test_an_activity_killing_its_process_counts_as_failed_attempts_and_fails_the
     attempts = [e["attempt"] for e in client.get_workflow_history(iid) if e["kind"] == "TaskScheduled"]
     assert attempts == [1, 2]
     _still_serving(client, poison_pool, "after os._exit")
-    assert redis_client.hlen("orch:lost") == 0
+    assert all(redis_client.hlen(s.lost) == 0 for s in KEYS.shards())
 
 
 def test_workflow_code_killing_its_process_fails_the_instance_after_a_retry(client, poison_pool, redis_client):
