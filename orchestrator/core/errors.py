@@ -2,8 +2,9 @@
 
 Every error the package raises on purpose is an ``OrchestratorError``; the outer layers (store,
 worker, client, HTTP, CLI) raise and recognise these same types, and ``orchestrator.errors``
-gathers them. Every one survives a pickle round trip (Celery's result machinery and
-multiprocessing pass exceptions that way; the engine's own wire stays msgpack and JSON)::
+gathers them. Every one can be rebuilt from its constructor arguments (``__reduce__``), as
+Celery's result machinery and multiprocessing copy exceptions between processes; the engine's
+own wire stays msgpack and JSON::
 
     OrchestratorError
      +-- TaskFailedError              an awaited activity or child workflow failed (inside a workflow)
