@@ -14,6 +14,7 @@ from .core.interceptors import (
     CallActivityRequest,
     CallChildWorkflowRequest,
     ClientInterceptor,
+    ContinueAsNewRequest,
     ExecuteActivityRequest,
     ExecuteWorkflowRequest,
     RuntimeInterceptor,
@@ -27,7 +28,8 @@ from .core.interceptors import (
 
 __all__ = [
     "ActivityExecutionInfo", "BaseClientInterceptor", "BaseRuntimeInterceptor", "BaseWorkflowOutboundInterceptor",
-    "CallActivityRequest", "CallChildWorkflowRequest", "ClientInterceptor", "ExecuteActivityRequest",
+    "CallActivityRequest", "CallChildWorkflowRequest", "ClientInterceptor", "ContinueAsNewRequest",
+    "ExecuteActivityRequest",
     "ExecuteWorkflowRequest", "RuntimeInterceptor", "ScheduleWorkflowRequest", "WorkflowExecutionInfo",
     "WorkflowOutboundInterceptor", "compose_client_chain", "compose_runtime_chain", "compose_workflow_outbound_chain",
 ]

@@ -18,7 +18,13 @@ from typing import Any
 
 from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
 from .identifiers import fit_instance_id, validate_instance_id, validate_name
-from .interceptors import CallActivityRequest, CallChildWorkflowRequest, compose_workflow_outbound_chain, no_metadata
+from .interceptors import (
+    CallActivityRequest,
+    CallChildWorkflowRequest,
+    ContinueAsNewRequest,
+    compose_workflow_outbound_chain,
+    no_metadata,
+)
 from .payload import to_json_compatible
 from .propagation import PropagatedHistory, PropagationScope, scope_of
 from .tasks import (
@@ -224,7 +230,10 @@ class WorkflowContext:
         return "".join(chars[rnd.randrange(len(chars))] for _ in range(length))
 
     def continue_as_new(self, new_input: Any = None, *, save_events: bool = False) -> None:
-        """Restart this instance with fresh history once the workflow function yields or returns."""
+        """Restart this instance with fresh history once the workflow function yields or returns
+        (through the outbound interceptors' ``continue_as_new``, which may change the new input)."""
+        if self._outbound:
+            new_input = self._intercepted(ContinueAsNewRequest(new_input, self)).input
         self._continue_as_new = (to_json_compatible(new_input, "continue_as_new input"), save_events)
 
     def set_custom_status(self, custom_status: Any) -> None:

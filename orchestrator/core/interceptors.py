@@ -5,7 +5,8 @@ Three kinds, as in the Dapr SDK (``dapr.ext.workflow.interceptors``):
 - client interceptors wrap ``DaprWorkflowClient.schedule_new_workflow`` (``ScheduleWorkflowRequest``);
 - workflow outbound interceptors wrap ``ctx.call_activity`` / ``ctx.call_child_workflow`` inside a
   workflow (``CallActivityRequest`` / ``CallChildWorkflowRequest``): they may change the name, the
-  input and the retry policy of the call before it is recorded;
+  input and the retry policy of the call before it is recorded; and ``ctx.continue_as_new``
+  (``ContinueAsNewRequest``: the new input);
 - runtime interceptors wrap each execution of a workflow function (``ExecuteWorkflowRequest``) and of
   an activity (``ExecuteActivityRequest``).
 
@@ -68,6 +69,13 @@ class CallChildWorkflowRequest(Generic[TInput]):
 
 
 @dataclass
+class ContinueAsNewRequest(Generic[TInput]):
+    input: TInput
+    workflow_ctx: Any | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass
 class ExecuteWorkflowRequest(Generic[TInput]):
     ctx: Any  # the DaprWorkflowContext of this execution
     input: TInput
@@ -114,6 +122,8 @@ class WorkflowOutboundInterceptor(Protocol[TWorkflowInput, TActivityInput]):
 
     def call_child_workflow(self, input: CallChildWorkflowRequest[TWorkflowInput], next: Next) -> Any: ...
 
+    def continue_as_new(self, input: ContinueAsNewRequest[TWorkflowInput], next: Next) -> Any: ...
+
 
 class RuntimeInterceptor(Protocol[TWorkflowInput, TActivityInput]):
     def execute_workflow(self, input: ExecuteWorkflowRequest[TWorkflowInput], next: Next) -> Any: ...
@@ -137,6 +147,9 @@ class BaseWorkflowOutboundInterceptor(Generic[TWorkflowInput, TActivityInput]):
     def call_child_workflow(self, input: CallChildWorkflowRequest[TWorkflowInput], next: Next) -> Any:
         return next(input)
 
+    def continue_as_new(self, input: ContinueAsNewRequest[TWorkflowInput], next: Next) -> Any:
+        return next(input)
+
 
 class BaseRuntimeInterceptor(Generic[TWorkflowInput, TActivityInput]):
     """Subclass and override what you need; the rest passes the request on unchanged."""
@@ -153,6 +166,7 @@ _METHODS: dict[type, str] = {
     ScheduleWorkflowRequest: "schedule_new_workflow",
     CallActivityRequest: "call_activity",
     CallChildWorkflowRequest: "call_child_workflow",
+    ContinueAsNewRequest: "continue_as_new",
     ExecuteWorkflowRequest: "execute_workflow",
     ExecuteActivityRequest: "execute_activity",
 }
@@ -226,8 +240,8 @@ class Interceptors:
 
 __all__ = [
     "ActivityExecutionInfo", "BaseClientInterceptor", "BaseRuntimeInterceptor", "BaseWorkflowOutboundInterceptor",
-    "CallActivityRequest", "CallChildWorkflowRequest", "ClientInterceptor", "ExecuteActivityRequest",
-    "ExecuteWorkflowRequest", "Interceptors", "RuntimeInterceptor", "ScheduleWorkflowRequest",
+    "CallActivityRequest", "CallChildWorkflowRequest", "ClientInterceptor", "ContinueAsNewRequest",
+    "ExecuteActivityRequest", "ExecuteWorkflowRequest", "Interceptors", "RuntimeInterceptor", "ScheduleWorkflowRequest",
     "WorkflowExecutionInfo", "WorkflowOutboundInterceptor", "compose_client_chain", "compose_runtime_chain",
     "compose_workflow_outbound_chain",
 ]

@@ -14,6 +14,7 @@ from orchestrator.core.interceptors import (
     BaseWorkflowOutboundInterceptor,
     CallActivityRequest,
     CallChildWorkflowRequest,
+    ContinueAsNewRequest,
     ExecuteActivityRequest,
     ExecuteWorkflowRequest,
     Interceptors,
@@ -142,3 +143,18 @@ def test_metadata_is_refused_rather_than_dropped() -> None:
 def test_an_input_annotated_any_is_passed_as_it_is() -> None:
     step = replay(order_workflow, "i1", [], [ExecutionStarted(ts=0, name="wf", input={"id": 3})])
     assert step.completion is None and step.actions[0].input == {"id": 3}
+
+
+def test_continue_as_new_goes_through_the_outbound_chain() -> None:
+    class Carry(BaseWorkflowOutboundInterceptor[Any, Any]):
+        def continue_as_new(self, input: ContinueAsNewRequest[Any], next: Any) -> Any:
+            input.input = {**input.input, "tenant": "acme"}
+            return next(input)
+
+    def again(ctx: Any, n: Any) -> Any:
+        ctx.continue_as_new({"n": n["n"] + 1})
+        return None
+
+    step = replay(again, "i1", [], [ExecutionStarted(ts=0, name="wf", input={"n": 1})],
+                  interceptors=Interceptors(outbound=[Carry()]))
+    assert step.completion is not None and step.completion.input == {"n": 2, "tenant": "acme"}
