@@ -13,9 +13,10 @@ Three kinds, as in the Dapr SDK (``dapr.ext.workflow.interceptors``):
 Each interceptor method takes ``(request, next)`` and returns what ``next(request)`` returns (or
 something in its place); a chain runs interceptors in list order, the first is outermost.
 
-Replay: a workflow function is called again on every replay, so ``execute_workflow`` runs on every
-replay too (as in Dapr); code there that must happen once checks ``request.ctx.is_replaying`` or is
-idempotent. Outbound interceptors likewise run again for each recorded call on replay, and must
+Replay: a workflow function is called again each time its code is replayed from the start, so
+``execute_workflow`` runs then too (as in Dapr; a worker that keeps the live execution in its replay
+cache between steps calls neither again); code there that must happen once checks
+``request.ctx.is_replaying`` or is idempotent. Outbound interceptors likewise run again for each recorded call on replay, and must
 decide the same way each time (what they decide is checked against history like any other call).
 
 ``metadata``: Dapr carries a string map through an envelope around the payload. Here it is not
