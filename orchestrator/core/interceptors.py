@@ -16,8 +16,8 @@ something in its place); a chain runs interceptors in list order, the first is o
 Replay: a workflow function is called again each time its code is replayed from the start, so
 ``execute_workflow`` runs then too (as in Dapr; a worker that keeps the live execution in its replay
 cache between steps calls neither again); code there that must happen once checks
-``request.ctx.is_replaying`` or is idempotent. Outbound interceptors likewise run again for each recorded call on replay, and must
-decide the same way each time (what they decide is checked against history like any other call).
+``request.ctx.is_replaying`` or is idempotent. Outbound interceptors likewise run again for each
+recorded call on replay, and must decide the same way each time (history checks what they decide).
 
 ``metadata``: Dapr carries a string map through an envelope around the payload. Here it is not
 carried: inbound requests have ``metadata=None``, and a request that leaves a chain with metadata
