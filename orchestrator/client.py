@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from . import apilog
 from .codec import check_payload
@@ -36,6 +36,7 @@ from .core.history import (
     event_to_dict,
 )
 from .core.identifiers import validate_instance_id, validate_name
+from .core.interceptors import ScheduleWorkflowRequest, check_interceptors, compose_client_chain, no_metadata
 from .core.rerun import KEEP_INPUT, plan_rerun
 from .core.vocabulary import CONTROL_TOKEN, event_token
 from .history_export import export_document
@@ -87,9 +88,7 @@ class WorkflowClient(OperationsReads, ScheduleCalls):
         every timestamp this client writes comes from."""
         if isinstance(host, Settings):
             settings, host = host, None
-        if interceptors:
-            raise TypeError("interceptors are not supported (docs/dapr-compat.md: interceptors); "
-                            "pass interceptors=None")
+        self.interceptors = check_interceptors(interceptors, "client", "interceptors")
         self.settings = (settings or load_settings()).replace(redis_url=redis_url, **setting_options(options,
                                                                                                      "DaprWorkflowClient"))
         apply_logger_options(log, logger_options)
@@ -127,7 +126,27 @@ class WorkflowClient(OperationsReads, ScheduleCalls):
         Flow control (our extensions, docs/flow-control.md): ``priority`` 0 (first, the default) to 9 (last)
         orders its steps and activities in the queues; ``dedup_id``: while an instance of this
         workflow started with the same id is not finished, the start returns that instance's id and
-        starts nothing."""
+        starts nothing.
+
+        ``interceptors`` (Dapr's client interceptors, ``orchestrator.interceptors``) wrap this call: each
+        gets a ``ScheduleWorkflowRequest`` and ``next``; the extensions above pass through unchanged."""
+        if not self.interceptors:
+            return self._schedule_new(workflow, input=input, instance_id=instance_id, start_at=start_at,
+                                      reuse_id_policy=reuse_id_policy, app_id=app_id, version=version,
+                                      priority=priority, dedup_id=dedup_id)
+
+        def schedule(request: ScheduleWorkflowRequest[Any]) -> str:
+            no_metadata(request, f"start of workflow {request.workflow_name!r}")
+            return self._schedule_new(request.workflow_name, input=request.input, instance_id=request.instance_id,
+                                      start_at=request.start_at, reuse_id_policy=request.reuse_id_policy,
+                                      app_id=app_id, version=version, priority=priority, dedup_id=dedup_id)
+
+        request = ScheduleWorkflowRequest(registered_name(workflow), input, instance_id, start_at, reuse_id_policy)
+        return cast(str, compose_client_chain(self.interceptors, schedule)(request))
+
+    def _schedule_new(self, workflow: Callable[..., Any] | str, *, input: Any, instance_id: str | None,
+                      start_at: datetime | None, reuse_id_policy: str | None, app_id: str | None,
+                      version: str | None, priority: int | None, dedup_id: str | None) -> str:
         if priority is not None:
             validate_priority(priority)
         if dedup_id is not None:

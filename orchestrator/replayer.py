@@ -140,7 +140,8 @@ class Replayer:
             return ReplayResult(**base, problem="not_registered", message=(
                 f"workflow {exported.name!r} ({wanted}) is not registered in the code under test "
                 f"(registered versions: {self.registry.describe_versions(exported.name)})"))
-        execution = WorkflowExecution(fn, exported.instance_id, exported.generation)
+        execution = WorkflowExecution(fn, exported.instance_id, exported.generation,
+                                      interceptors=self.registry.interceptors)  # a runtime's, as its pools ran
         try:
             execution.catch_up(exported.events)
         except NonDeterminismError as err:

@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .core.context import NAME_ATTRIBUTE
 from .core.flow import flow_policy
+from .core.interceptors import Interceptors, check_interceptors
 from .core.registry import Registry
 from .logger import apply_logger_options, setting_options
 from .settings import Settings, load_settings, redact_url
@@ -41,7 +42,8 @@ class WorkflowRuntime:
                  maximum_concurrent_orchestration_work_items: int | None = None,
                  maximum_thread_pool_workers: int | None = None, worker_ready_timeout: float | None = None, *,
                  redis_url: str | None = None, app_id: str | None = None, settings: Settings | None = None,
-                 **options: Any) -> None:
+                 runtime_interceptors: Sequence[Any] | None = None,
+                 workflow_outbound_interceptors: Sequence[Any] | None = None, **options: Any) -> None:
         """Dapr's ``WorkflowRuntime(...)`` arguments, as Dapr names them. ``host``/``port`` name the
         Dapr sidecar, which this runtime does not use (it talks to Redis: ``redis_url``, default from
         ``REDIS_URL``); ``logger_options`` sets the level/handler of the ``orchestrator`` loggers.
@@ -49,10 +51,18 @@ class WorkflowRuntime:
         map onto its size: the larger of ``maximum_concurrent_activity_work_items`` and
         ``maximum_concurrent_orchestration_work_items``, else ``maximum_thread_pool_workers``, else the
         setting ``concurrency``. ``worker_ready_timeout`` bounds ``start()``'s wait for the worker (30 s).
-        Other keywords name settings (``visibility_timeout=...``); an unknown one raises ``TypeError``."""
-        if interceptors:
-            raise TypeError("interceptors are not supported (docs/dapr-compat.md: interceptors); "
-                            "pass interceptors=None")
+        Other keywords name settings (``visibility_timeout=...``); an unknown one raises ``TypeError``.
+        ``runtime_interceptors`` / ``workflow_outbound_interceptors``: Dapr's workflow interceptors
+        (``orchestrator.interceptors``); ``interceptors`` (in Dapr, gRPC channel interceptors) takes
+        workflow interceptors too, each put in the chain its methods name; a gRPC one raises ``TypeError``."""
+        runtime_chain = check_interceptors(runtime_interceptors, "runtime", "runtime_interceptors")
+        outbound_chain = check_interceptors(workflow_outbound_interceptors, "outbound",
+                                            "workflow_outbound_interceptors")
+        for item in check_interceptors(interceptors, "any", "interceptors"):
+            if hasattr(item, "execute_workflow") or hasattr(item, "execute_activity"):
+                runtime_chain.append(item)
+            if hasattr(item, "call_activity") or hasattr(item, "call_child_workflow"):
+                outbound_chain.append(item)
         limits = [n for n in (maximum_concurrent_activity_work_items, maximum_concurrent_orchestration_work_items)
                   if n is not None] or ([maximum_thread_pool_workers] if maximum_thread_pool_workers else [])
         for limit in limits:
@@ -65,6 +75,7 @@ class WorkflowRuntime:
         self.worker_ready_timeout = 30.0 if worker_ready_timeout is None else float(worker_ready_timeout)
         apply_logger_options(logging.getLogger("orchestrator"), logger_options)
         self.registry = Registry()
+        self.registry.interceptors = Interceptors(runtime_chain, outbound_chain)
         self._store: RedisStore | None = None
         self._celery: CeleryApp | None = None
         self._engine: Engine | None = None

@@ -18,6 +18,13 @@ from typing import Any
 
 from .history import ChildScheduled, EventRaised, HistoryEvent, PatchMarker, TaskScheduled, TimerCreated
 from .identifiers import fit_instance_id, validate_instance_id, validate_name
+from .interceptors import (
+    CallActivityRequest,
+    CallChildWorkflowRequest,
+    ContinueAsNewRequest,
+    compose_workflow_outbound_chain,
+    no_metadata,
+)
 from .payload import to_json_compatible
 from .propagation import PropagatedHistory, PropagationScope, scope_of
 from .tasks import (
@@ -88,6 +95,7 @@ class WorkflowContext:
         self._propagation: dict[int, PropagationScope] = {}  # seq -> the scope its call propagates
         self._propagated: Any = None  # what this instance's caller propagated to it (its ExecutionStarted)
         self._uuids = 0  # new_uuid calls so far in this replay (replay-stable: code asks in the same order)
+        self._outbound: list[Any] = []  # workflow outbound interceptors (core/interceptors.py)
 
     # -- Dapr-compatible properties -------------------------------------------------------------
     @property
@@ -117,6 +125,9 @@ class WorkflowContext:
         crashes). ``heartbeat_timeout`` (Temporal's): an attempt that goes that long without
         ``ctx.heartbeat()`` fails with ``ActivityHeartbeatTimeoutError``; ``start_to_close_timeout``:
         one running that long after it started fails with ``ActivityStartToCloseTimeoutError``."""
+        if self._outbound:
+            call = self._intercepted(CallActivityRequest(registered_name(activity), input, retry_policy, self))
+            activity, input, retry_policy = call.activity_name, call.input, call.retry_policy
         name = validate_name(registered_name(activity), "activity name")
         _check_app_id(app_id)
         payload = to_json_compatible(input, f"input of activity {name!r}")
@@ -138,6 +149,11 @@ class WorkflowContext:
         app_id: str | None = None,
         propagation: PropagationScope | None = None,
     ) -> Task[Any]:
+        if self._outbound:
+            child = self._intercepted(CallChildWorkflowRequest(registered_name(workflow), input, instance_id, self,
+                                                               retry_policy=retry_policy))
+            workflow, input, instance_id, retry_policy = (child.workflow_name, child.input, child.instance_id,
+                                                          child.retry_policy)
         name = validate_name(registered_name(workflow), "child workflow name")
         _check_app_id(app_id)
         if instance_id is not None:
@@ -214,7 +230,10 @@ class WorkflowContext:
         return "".join(chars[rnd.randrange(len(chars))] for _ in range(length))
 
     def continue_as_new(self, new_input: Any = None, *, save_events: bool = False) -> None:
-        """Restart this instance with fresh history once the workflow function yields or returns."""
+        """Restart this instance with fresh history once the workflow function yields or returns
+        (through the outbound interceptors' ``continue_as_new``, which may change the new input)."""
+        if self._outbound:
+            new_input = self._intercepted(ContinueAsNewRequest(new_input, self)).input
         self._continue_as_new = (to_json_compatible(new_input, "continue_as_new input"), save_events)
 
     def set_custom_status(self, custom_status: Any) -> None:
@@ -253,6 +272,15 @@ class WorkflowContext:
         return answer
 
     # -- internals used by replay ---------------------------------------------------------------
+    def _intercepted(self, request: Any) -> Any:
+        """``request`` as the outbound interceptors leave it (they return what ``next`` returned)."""
+        out = compose_workflow_outbound_chain(self._outbound, lambda last: last)(request)
+        if not isinstance(out, type(request)):
+            raise TypeError(f"a workflow outbound interceptor returned {type(out).__name__}, not the "
+                            f"{type(request).__name__} that next() returns")
+        no_metadata(out, f"{type(request).__name__} of workflow {self._instance_id!r}")
+        return out
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq

@@ -196,7 +196,7 @@ def coerce(annotation: Any, value: Any) -> Any:
     """``value`` as the type a parameter is annotated with, when that is a model class (Pydantic
     and the like: ``model_validate``) or a dataclass; anything else unchanged. Dapr's SDK does the
     same at the workflow and activity input boundary (its ``pydantic_models`` example)."""
-    if value is None:
+    if value is None or annotation is Any:  # Any is a class since Python 3.11, but not one to isinstance() with
         return value
     origin = getattr(annotation, "__origin__", None)
     args: tuple[Any, ...] = tuple(getattr(annotation, "__args__", ()))

@@ -20,6 +20,7 @@ from typing import Any
 from .context import NAME_ATTRIBUTE, registered_name
 from .flow import FlowPolicy, activity_scope, workflow_scope
 from .identifiers import name_problem, validate_name
+from .interceptors import Interceptors
 
 UNVERSIONED = ""
 
@@ -38,6 +39,7 @@ class Registry:
         self.latest: dict[str, str] = {}  # name -> the version registered with is_latest=True
         self._names: dict[int, tuple[str, str]] = {}  # id(fn) -> (what, name) it is registered as
         self.flow: dict[str, FlowPolicy] = {}  # core/flow.py scope ("w:<name>" / "a:<name>") -> its limits
+        self.interceptors = Interceptors()  # the runtime and outbound interceptors its code runs under
 
     def set_flow(self, kind: str, name: str, policy: FlowPolicy | None) -> None:
         """The limits of workflow (``kind`` "workflow") or activity ``name`` (None: none)."""

@@ -38,6 +38,7 @@ from .history import (
     TimerFired,
     task_ref,
 )
+from .interceptors import ExecuteWorkflowRequest, Interceptors, compose_runtime_chain, no_metadata
 from .payload import coerce, from_payload, input_annotation, to_json_compatible
 from .tasks import (
     ActivityTask,
@@ -93,9 +94,13 @@ def _describe(event: HistoryEvent) -> str:
 
 
 class _Replayer:
-    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int, run: str = "") -> None:
+    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int, run: str = "",
+                 interceptors: Interceptors | None = None) -> None:
         self.workflow = workflow
         self.ctx = WorkflowContext(instance_id, generation, run)
+        self.runtime_interceptors = list(interceptors.runtime) if interceptors is not None else []
+        if interceptors is not None:
+            self.ctx._outbound = list(interceptors.outbound)
         self.name = "?"
         self.gen: Generator[Task[Any], Any, Any] | None = None
         self.blocked_on: Task[Any] | None = None
@@ -114,11 +119,7 @@ class _Replayer:
         self.name = event.name
         self.ctx._propagated = event.propagated
         try:
-            params = inspect.signature(self.workflow).parameters
-            if len(params) == 1:
-                result = self.workflow(self.ctx)
-            else:
-                result = self.workflow(self.ctx, coerce(input_annotation(self.workflow), from_payload(event.input)))
+            result = self._execute(event)
         except BaseException as exc:  # noqa: BLE001 - the workflow's own failure (SystemExit too) is its outcome
             self._fail(exc)
             return
@@ -129,6 +130,23 @@ class _Replayer:
             self._advance(None, None)
         else:
             self._complete(result)
+
+    def _execute(self, event: ExecutionStarted) -> Any:
+        """Call the workflow function (through the runtime interceptors, on every replay as in Dapr)."""
+        takes_input = len(inspect.signature(self.workflow).parameters) != 1
+        if not self.runtime_interceptors:
+            if not takes_input:
+                return self.workflow(self.ctx)
+            return self.workflow(self.ctx, coerce(input_annotation(self.workflow), from_payload(event.input)))
+
+        def call(request: ExecuteWorkflowRequest[Any]) -> Any:
+            no_metadata(request, f"execution of workflow {self.name!r}")
+            if not takes_input:
+                return self.workflow(request.ctx)
+            return self.workflow(request.ctx, coerce(input_annotation(self.workflow), request.input))
+
+        chain = compose_runtime_chain(self.runtime_interceptors, call)
+        return chain(ExecuteWorkflowRequest(self.ctx, from_payload(event.input)))
 
     def _advance(self, value: Any, error: BaseException | None) -> None:
         """Resume the generator until it blocks on an incomplete task or finishes."""
@@ -441,9 +459,11 @@ class WorkflowExecution:
     and replays from the start, which gives the same result.
     """
 
-    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int = 0, run: str = "") -> None:
-        """``run``: the run id the wake tokens it decides carry (core/vocabulary.py; "" for none)."""
-        self._r = _Replayer(workflow, instance_id, generation, run)
+    def __init__(self, workflow: Callable[..., Any], instance_id: str, generation: int = 0, run: str = "",
+                 interceptors: Interceptors | None = None) -> None:
+        """``run``: the run id the wake tokens it decides carry (core/vocabulary.py; "" for none);
+        ``interceptors``: the runtime and outbound interceptors the code runs under."""
+        self._r = _Replayer(workflow, instance_id, generation, run, interceptors)
         self.generation = generation
         self.run = run
 
@@ -520,10 +540,11 @@ def replay(
     *,
     generation: int = 0,
     run: str = "",
+    interceptors: Interceptors | None = None,
 ) -> StepResult:
     """Run one orchestration step from scratch. Raises ``NonDeterminismError`` when code and
     history disagree."""
-    execution = WorkflowExecution(workflow, instance_id, generation, run)
+    execution = WorkflowExecution(workflow, instance_id, generation, run, interceptors)
     execution.catch_up(past)
     return execution.step(new)
 

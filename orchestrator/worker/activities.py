@@ -28,13 +28,14 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import metrics
 from ..core.errors import FailureDetails
 from ..core.history import TaskCompleted, TaskFailed
+from ..core.interceptors import ExecuteActivityRequest, compose_runtime_chain, no_metadata
 from ..core.payload import coerce, from_payload, input_annotation
 from ..core.propagation import PropagatedHistory
 from ..core.registry import Registry
@@ -276,7 +277,8 @@ def execute(host: ActivityHost, rec: ActivityRecord, ran: _Ran | None = None) ->
                 raise ran.error
             ctx = ActivityContext(rec["id"], seq, rec.get("attempt", 1),
                                   heartbeats.previous_details(host.store.liveness, rec), beat, propagated=rec.get("ph"))
-            value = ran.value if ran is not None else call_activity(fn, ctx, rec["input"])
+            chain = host.registry.interceptors.runtime
+            value = ran.value if ran is not None else call_activity(fn, ctx, rec["input"], chain)
             outcome.result = check_payload(value, f"output of activity {name!r}", host.max_payload_bytes)
         except Exception as exc:  # noqa: BLE001 - the activity's failure is delivered, not raised
             outcome.result, outcome.failure = None, FailureDetails.from_exception(exc)
@@ -391,21 +393,30 @@ _takes_input_cached = functools.lru_cache(maxsize=4096)(_takes_input)  # inspect
 _input_type_cached = functools.lru_cache(maxsize=4096)(input_annotation)
 
 
-def _invoke(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+def _invoke(fn: Callable[..., Any], ctx: ActivityContext, payload: Any, interceptors: Sequence[Any] = ()) -> Any:
     """Call ``fn`` with its input as Dapr hands it: objects with attributes (``from_payload``), or the
-    model or dataclass its input parameter is annotated with (``coerce``)."""
+    model or dataclass its input parameter is annotated with (``coerce``); through the runtime
+    interceptors' ``execute_activity`` when there are any (for an ``async def`` activity, ``next``
+    returns its coroutine, which the runner awaits)."""
     try:
         takes_input = _takes_input_cached(fn)
         annotation = _input_type_cached(fn) if takes_input else None
     except TypeError:  # an unhashable callable object
         takes_input = _takes_input(fn)
         annotation = input_annotation(fn) if takes_input else None
-    return fn(ctx, coerce(annotation, from_payload(payload))) if takes_input else fn(ctx)
+    if not interceptors:
+        return fn(ctx, coerce(annotation, from_payload(payload))) if takes_input else fn(ctx)
+
+    def call(request: ExecuteActivityRequest[Any]) -> Any:
+        no_metadata(request, "execution of an activity")
+        return fn(request.ctx, coerce(annotation, request.input)) if takes_input else fn(request.ctx)
+
+    return compose_runtime_chain(interceptors, call)(ExecuteActivityRequest(ctx, from_payload(payload)))
 
 
-def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any) -> Any:
+def call_activity(fn: Callable[..., Any], ctx: ActivityContext, payload: Any, interceptors: Sequence[Any] = ()) -> Any:
     """Run ``fn`` (an ``async def`` one on an event loop of its own) and return its result."""
-    result = _invoke(fn, ctx, payload)
+    result = _invoke(fn, ctx, payload, interceptors)
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     return result
@@ -443,7 +454,7 @@ def _run_async_together(host: ActivityHost, records: list[ActivityRecord]) -> di
         began = time.perf_counter()
         try:
             ctx = ActivityContext(rec["id"], rec["seq"], rec.get("attempt", 1), propagated=rec.get("ph"))
-            value = await _invoke(fn, ctx, rec["input"])
+            value = await _invoke(fn, ctx, rec["input"], host.registry.interceptors.runtime)
             return _Ran(value, None, time.perf_counter() - began)
         except Exception as exc:  # noqa: BLE001 - the attempt's failure, delivered by execute()
             return _Ran(None, exc, time.perf_counter() - began)

@@ -164,7 +164,8 @@ class StepPlanner:
                 log.error("%s; failing instance %s", failure.message, meta.instance_id,
                           extra={"instance_id": meta.instance_id, "workflow": meta.name})
                 return failed_commit(meta, now, failure), None
-            execution = WorkflowExecution(workflow, meta.instance_id, meta.generation, meta.run)
+            execution = WorkflowExecution(workflow, meta.instance_id, meta.generation, meta.run,
+                                          self.registry.interceptors)
         else:
             execution = cached.execution
         new: list[HistoryEvent] = [StepStarted(ts=now), *events]

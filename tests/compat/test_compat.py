@@ -107,3 +107,21 @@ def test_a_wide_async_fan_out_runs_a_message_s_attempts_at_once_on_one_thread(ru
     [line] = [ln for ln in lines(run_program("async_wide_fanout")) if ln.startswith("sum ")]
     assert line.startswith(f"sum {sum(range(400))}; ran 400;"), line
     assert int(line.split("at most ")[1].split()[0]) >= 2, line  # recorded spans overlap on a one-thread pool
+
+
+def test_client_runtime_and_outbound_interceptors_carry_a_tenant(run_program: Run) -> None:
+    out = lines(run_program("tenant_interceptors"))
+    assert "client: scheduling tenant_order for acme" in out
+    assert "runtime: workflow tenant-sync tenant=acme" in out
+    # the outbound interceptor put the tenant into the child's input; the runtime one saw the child run
+    assert any(line.startswith("runtime: workflow tenant-sync:") and line.endswith(" tenant=acme") for line in out), out
+    assert 'sync: COMPLETED {"workflow_tenant": "acme", "invoice": "invoice 15 for acme (child sees tenant acme)"}' \
+        in out
+    assert 'stored input: {"item": "lamp", "qty": 3, "tenant": "acme"}' in out  # rewritten before it was stored
+    assert any(line.startswith("runtime: activity task ") and "of tenant-sync" in line
+               and line.endswith("tenant=acme -> 5") for line in out), out
+    assert 'aio: COMPLETED {"workflow_tenant": "acme", "invoice": "invoice 5 for acme (child sees tenant acme)"}' \
+        in out  # the async client runs the same client interceptors
+    assert "lookups: 3" in out  # the first lookup failed and was retried by the policy the interceptor added
+    assert "TypeError: interceptors: object has none of execute_workflow, execute_activity, call_activity, " \
+           "call_child_workflow" in out
