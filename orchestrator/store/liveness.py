@@ -59,6 +59,9 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_EVERY_BEAT = 1 << 62  # a dead_before later than any heartbeat: the shard's copy cannot veto the reap
+
+
 class ProcessRegistry:
     def __init__(self, client: redis.Redis, keys: KeySchema, scripts: Scripts) -> None:
         self.redis, self.keys, self.scripts = client, keys, scripts
@@ -140,8 +143,10 @@ class ProcessRegistry:
             return None
         claims: list[tuple[str, int]] = []
         reaped = False
+        # The global heartbeat decides (mark_dead dates only it back): a shard's copy of a newer beat must
+        # not keep that shard's claims from being reaped, or they would outlive the process's record.
         for shard in self.keys.shards():  # each shard's claims reaped by one sweeper, however many race
-            reply = self.scripts.reap_process(shard, process_id, dead_before, graceful)
+            reply = self.scripts.reap_process(shard, process_id, _EVERY_BEAT, graceful)
             if reply is not None:
                 reaped = True
                 claims += reply

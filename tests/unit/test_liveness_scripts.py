@@ -69,3 +69,17 @@ def test_live_processes_lists_app_and_heartbeat_and_a_graceful_leave_counts_noth
     assert reg.processes()[0].work == [member("g", key)]
     assert reg.deregister("p1") == [(member("g", key), 0)]
     assert [p.process_id for p in reg.processes()] == ["p2"]
+
+
+def test_a_process_marked_dead_is_reaped_with_its_claims_although_its_shard_copies_are_fresh():
+    # mark_dead (a pool whose shutdown grace is over) dates back only the global heartbeat; each
+    # shard's copy still holds the last beat. The reap must still take the claims, not orphan them.
+    store = RedisStore(fake_redis(), "t")
+    reg = store.liveness
+    key = _instance_awaiting(store, "g")
+    reg.beat("a", {"app": "app"}, 100)
+    assert reg.take_attempts("a", [("g", key)], 100, alive_since=90, lost_limit=1) == [(TakeCode.TAKEN, "")]
+    reg.mark_dead("a")
+    taken = reg.reap("a", dead_before=50)  # the sweep's cutoff (now - expiry) predates its last beat
+    assert taken is not None and taken[1] == [(member("g", key), 1)]
+    assert not store.redis.hexists(store.keys.shard_of("g").claims, member("g", key))
