@@ -69,7 +69,7 @@ class StepRunner:
                     continue
                 return eager
             prefetched = None
-            if snap is None or self._parked(snap, cached, me):  # gone, or waits for flow control
+            if self._stops(instance_id, snap, cached, me) or snap is None:  # (None: for the type checker)
                 return eager
             started_ms = self.clock()
             tracing.begin_step(snap.meta)
@@ -88,6 +88,7 @@ class StepRunner:
             commit, execution, result = self._commit(snap, *decision)
             tracing.end_step(snap.meta, commit, started_ms, committed=result.ok)
             if result.gone:
+                self._let_go(instance_id, me)
                 return eager
             if not result.ok:
                 log.debug("step of %s lost the race at version %s; retrying", instance_id, commit.version)
@@ -102,15 +103,28 @@ class StepRunner:
                     instance_id, MAX_STEP_ROUNDS)
         return eager
 
+    def _stops(self, instance_id: str, snap: Snapshot | None, cached: CachedExecution | None,
+               me: str | None) -> bool:
+        """Does the step end here: the instance is gone (purged while the step was on its way: its
+        claim must not outlive it), or it waits for flow control?"""
+        if snap is None:
+            self._let_go(instance_id, me)
+            return True
+        return self._parked(snap, cached, me)
+
     def _parked(self, snap: Snapshot, cached: CachedExecution | None, me: str | None) -> bool:
         """Must the step wait for flow control (worker/flow.py)? Then its claim is let go."""
         if self.admit is None or not snap.inbox or snap.meta.is_terminal or self.admit(snap):
             return False
         instance_id = snap.meta.instance_id
         self.cache.put_back(instance_id, cached)
+        self._let_go(instance_id, me)
+        return True
+
+    def _let_go(self, instance_id: str, me: str | None) -> None:
+        """Drop this process's claim on the instance's step when the step ends without a commit."""
         if me and self.liveness is not None:
             self.store.liveness.release([member(instance_id, STEP_CLAIM)])
-        return True
 
     def _claim(self, instance_id: str) -> str | None:
         """Claim the instance's step for this process: its id ('' without liveness), or None when the
