@@ -21,7 +21,10 @@ def test_short_chaos_scenario_loses_nothing_and_commits_nothing_twice(tmp_path: 
     # Every activity attempt in history ran at least once; re-executions are counted, not hidden.
     assert v.executions == v.activity_attempts + v.duplicate_executions
     # Default settings (visibility_timeout 3600 s): a killed pool's work moves again within seconds.
-    assert report.resume_s and max(report.resume_s) < 30, report.resume_s
+    # This scenario's activities are short, so a kill often finds nothing claimed and some runs have
+    # no sample at all; the kill-mid-chain bound is proved deterministically in tests/integration/
+    # test_liveness.py, and here every sample there is must keep it.
+    assert all(seconds < 30 for seconds in report.resume_s), report.resume_s
 
 
 def test_a_channel_used_after_celery_collected_its_connection_keeps_working(redis_server, redis_client):
