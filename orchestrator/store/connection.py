@@ -21,6 +21,7 @@ redis-py's own URL features and work unchanged; see docs/security.md. The store 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -66,18 +67,23 @@ def describe(url: str, exc: BaseException) -> RedisUnavailableError:
     return RedisUnavailableError(f"{where} is unreachable: {detail}")
 
 
+def _naming(url: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, an unreachable Redis raised as the named error for ``url``."""
+    try:
+        return call(*args, **kwargs)
+    except RedisUnavailableError:
+        raise
+    except _UNREACHABLE as exc:
+        raise describe(url, exc) from exc
+
+
 class NamedRedis(redis.Redis):
     """``redis.Redis`` whose connection errors name the server (see the module docstring)."""
 
     described_url = ""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return super().execute_command(*args, **options)
-        except RedisUnavailableError:
-            raise
-        except _UNREACHABLE as exc:
-            raise describe(self.described_url, exc) from exc
+        return _naming(self.described_url, super().execute_command, *args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> NamedPipeline:
         pipe = NamedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -89,12 +95,7 @@ class NamedPipeline(redis.client.Pipeline):
     described_url = ""
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            return super().execute(raise_on_error)
-        except RedisUnavailableError:
-            raise
-        except _UNREACHABLE as exc:
-            raise describe(self.described_url, exc) from exc
+        return _naming(self.described_url, super().execute, raise_on_error)
 
 
 class NamedRedisCluster(redis.cluster.RedisCluster):
@@ -103,12 +104,7 @@ class NamedRedisCluster(redis.cluster.RedisCluster):
     described_url = ""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return super().execute_command(*args, **options)
-        except RedisUnavailableError:
-            raise
-        except _UNREACHABLE as exc:
-            raise describe(self.described_url, exc) from exc
+        return _naming(self.described_url, super().execute_command, *args, **options)
 
 
 def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tuple[str, int]]]:
