@@ -122,19 +122,24 @@ def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tup
     return unquote(user), unquote(password), found
 
 
+def _url_options(options: dict[str, Any], scheme: str, user: str, password: str) -> dict[str, Any]:
+    """``options`` with what a cluster or Sentinel URL says besides its hosts: TLS and the credentials."""
+    if scheme.startswith("rediss"):
+        options["ssl"] = True
+    if user:
+        options["username"] = user
+    if password:
+        options["password"] = password
+    return options
+
+
 def _cluster(url: str, **kwargs: Any) -> NamedRedisCluster:
     parts = urlsplit(url)
     user, password, hosts = _hosts(parts.netloc, url, 6379)
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): a Redis Cluster "
                          "has database 0 only")
-    options: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if parts.scheme.startswith("rediss"):
-        options["ssl"] = True
-    if user:
-        options["username"] = user
-    if password:
-        options["password"] = password
+    options = _url_options({k: v[-1] for k, v in parse_qs(parts.query).items()}, parts.scheme, user, password)
     nodes = [redis.cluster.ClusterNode(host, port) for host, port in hosts]
     client = NamedRedisCluster(startup_nodes=nodes, **options, **kwargs)
     client.described_url = url
@@ -150,13 +155,8 @@ def _sentinel(url: str, **kwargs: Any) -> NamedRedis:
                          "names its service and optionally a database: redis+sentinel://host:26379/mymaster/0")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     sentinel_kwargs = {"password": query.pop("sentinel_password")} if "sentinel_password" in query else {}
-    options: dict[str, Any] = {"db": int(path[1]) if len(path) == 2 else 0, **query, **kwargs}
-    if parts.scheme.startswith("rediss"):
-        options["ssl"] = True
-    if user:
-        options["username"] = user
-    if password:
-        options["password"] = password
+    options = _url_options({"db": int(path[1]) if len(path) == 2 else 0, **query, **kwargs}, parts.scheme, user,
+                           password)
     for name in ("socket_timeout", "socket_connect_timeout"):
         if name in options:
             options[name] = float(options[name])
