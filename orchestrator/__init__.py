@@ -15,6 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Loaded at once (the pure core's interceptors: dataclasses and typing, no transport): its __all__
+# names the interceptor exports below and, for type checkers, the star import at the end.
+from . import interceptors as _interceptors
+
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     "DaprWorkflowClient": "client",
@@ -36,23 +40,6 @@ _EXPORTS: dict[str, str] = {
     "PayloadTooLargeError": "core.errors",
     "TaskFailedError": "core.errors",
     "WorkflowNotRegisteredError": "core.errors",
-    "ActivityExecutionInfo": "core.interceptors",
-    "BaseClientInterceptor": "core.interceptors",
-    "BaseRuntimeInterceptor": "core.interceptors",
-    "BaseWorkflowOutboundInterceptor": "core.interceptors",
-    "CallActivityRequest": "core.interceptors",
-    "CallChildWorkflowRequest": "core.interceptors",
-    "ClientInterceptor": "core.interceptors",
-    "ContinueAsNewRequest": "core.interceptors",
-    "ExecuteActivityRequest": "core.interceptors",
-    "ExecuteWorkflowRequest": "core.interceptors",
-    "RuntimeInterceptor": "core.interceptors",
-    "ScheduleWorkflowRequest": "core.interceptors",
-    "WorkflowExecutionInfo": "core.interceptors",
-    "WorkflowOutboundInterceptor": "core.interceptors",
-    "compose_client_chain": "core.interceptors",
-    "compose_runtime_chain": "core.interceptors",
-    "compose_workflow_outbound_chain": "core.interceptors",
     "NonRetryableError": "core.retry",
     "RetryPolicy": "core.retry",
     "Task": "core.tasks",
@@ -72,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "RedisAuthError": "store.connection",
     "RedisUnavailableError": "store.connection",
     "ActivityContext": "worker.activities",
+    **dict.fromkeys(_interceptors.__all__, "core.interceptors"),  # Dapr's, as ``dapr.ext.workflow.interceptors``
 }
 _ALIASES = {"WorkflowActivityContext": "ActivityContext"}
 
@@ -112,28 +100,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         TaskFailedError,
         WorkflowNotRegisteredError,
     )
-    from .core.interceptors import (
-        ActivityExecutionInfo,
-        BaseClientInterceptor,
-        BaseRuntimeInterceptor,
-        BaseWorkflowOutboundInterceptor,
-        CallActivityRequest,
-        CallChildWorkflowRequest,
-        ClientInterceptor,
-        ContinueAsNewRequest,
-        ExecuteActivityRequest,
-        ExecuteWorkflowRequest,
-        RuntimeInterceptor,
-        ScheduleWorkflowRequest,
-        WorkflowExecutionInfo,
-        WorkflowOutboundInterceptor,
-        compose_client_chain,
-        compose_runtime_chain,
-        compose_workflow_outbound_chain,
-    )
     from .core.propagation import PropagatedHistory, PropagationNotFoundError, PropagationScope
     from .core.retry import NonRetryableError, RetryPolicy
     from .core.tasks import Task, when_all, when_any
+    from .interceptors import *  # noqa: F403  (its __all__: the interceptor names of _EXPORTS)
     from .logger import LoggerOptions
     from .runtime import WorkflowRuntime, alternate_name
     from .settings import Settings, load_settings

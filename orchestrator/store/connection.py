@@ -21,6 +21,7 @@ redis-py's own URL features and work unchanged; see docs/security.md. The store 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -66,18 +67,23 @@ def describe(url: str, exc: BaseException) -> RedisUnavailableError:
     return RedisUnavailableError(f"{where} is unreachable: {detail}")
 
 
+def _naming(url: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, an unreachable Redis raised as the named error for ``url``."""
+    try:
+        return call(*args, **kwargs)
+    except RedisUnavailableError:
+        raise
+    except _UNREACHABLE as exc:
+        raise describe(url, exc) from exc
+
+
 class NamedRedis(redis.Redis):
     """``redis.Redis`` whose connection errors name the server (see the module docstring)."""
 
     described_url = ""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return super().execute_command(*args, **options)
-        except RedisUnavailableError:
-            raise
-        except _UNREACHABLE as exc:
-            raise describe(self.described_url, exc) from exc
+        return _naming(self.described_url, super().execute_command, *args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> NamedPipeline:
         pipe = NamedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -89,12 +95,7 @@ class NamedPipeline(redis.client.Pipeline):
     described_url = ""
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            return super().execute(raise_on_error)
-        except RedisUnavailableError:
-            raise
-        except _UNREACHABLE as exc:
-            raise describe(self.described_url, exc) from exc
+        return _naming(self.described_url, super().execute, raise_on_error)
 
 
 class NamedRedisCluster(redis.cluster.RedisCluster):
@@ -103,12 +104,7 @@ class NamedRedisCluster(redis.cluster.RedisCluster):
     described_url = ""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return super().execute_command(*args, **options)
-        except RedisUnavailableError:
-            raise
-        except _UNREACHABLE as exc:
-            raise describe(self.described_url, exc) from exc
+        return _naming(self.described_url, super().execute_command, *args, **options)
 
 
 def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tuple[str, int]]]:
@@ -126,19 +122,24 @@ def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tup
     return unquote(user), unquote(password), found
 
 
+def _url_options(options: dict[str, Any], scheme: str, user: str, password: str) -> dict[str, Any]:
+    """``options`` with what a cluster or Sentinel URL says besides its hosts: TLS and the credentials."""
+    if scheme.startswith("rediss"):
+        options["ssl"] = True
+    if user:
+        options["username"] = user
+    if password:
+        options["password"] = password
+    return options
+
+
 def _cluster(url: str, **kwargs: Any) -> NamedRedisCluster:
     parts = urlsplit(url)
     user, password, hosts = _hosts(parts.netloc, url, 6379)
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): a Redis Cluster "
                          "has database 0 only")
-    options: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if parts.scheme.startswith("rediss"):
-        options["ssl"] = True
-    if user:
-        options["username"] = user
-    if password:
-        options["password"] = password
+    options = _url_options({k: v[-1] for k, v in parse_qs(parts.query).items()}, parts.scheme, user, password)
     nodes = [redis.cluster.ClusterNode(host, port) for host, port in hosts]
     client = NamedRedisCluster(startup_nodes=nodes, **options, **kwargs)
     client.described_url = url
@@ -154,13 +155,8 @@ def _sentinel(url: str, **kwargs: Any) -> NamedRedis:
                          "names its service and optionally a database: redis+sentinel://host:26379/mymaster/0")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     sentinel_kwargs = {"password": query.pop("sentinel_password")} if "sentinel_password" in query else {}
-    options: dict[str, Any] = {"db": int(path[1]) if len(path) == 2 else 0, **query, **kwargs}
-    if parts.scheme.startswith("rediss"):
-        options["ssl"] = True
-    if user:
-        options["username"] = user
-    if password:
-        options["password"] = password
+    options = _url_options({"db": int(path[1]) if len(path) == 2 else 0, **query, **kwargs}, parts.scheme, user,
+                           password)
     for name in ("socket_timeout", "socket_connect_timeout"):
         if name in options:
             options[name] = float(options[name])

@@ -8,6 +8,7 @@ import time
 from orchestrator import WorkflowStatus
 from tests.apps.heartbeat_app import runs
 from tests.support.store_keys import shard_total
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.heartbeat_app"
 
@@ -41,10 +42,7 @@ def test_a_killed_pool_s_heartbeating_activity_is_retried_after_the_heartbeat_ti
                                                                                        redis_client):
     pool = start_pool(APP)
     iid = client.schedule_new_workflow("hb_long_wf", input=4.0)
-    deadline = time.monotonic() + 30
-    while runs(redis_client, iid) == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: runs(redis_client, iid) != 0, timeout=30, what="the heartbeating activity to start")
     time.sleep(0.5)
     pool.kill()
     killed = time.monotonic()

@@ -42,6 +42,7 @@ from tests.apps.reliability_app import executions
 from tests.conftest import ROOT, Pool
 from tests.support.redis_proc import EmbeddedRedis, free_port, start_redis
 from tests.support.store_keys import index_total, key, score
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.reliability_app"
 LIMIT = 64 * 1024
@@ -68,12 +69,6 @@ def finished(client: WorkflowClient, instance_id: str, status: WorkflowStatus = 
     return state
 
 
-def wait_for(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
 KEYS = KeySchema("orch")  # the default prefix and shard count, as the stack runs them
 
 
@@ -99,7 +94,7 @@ def test_unknown_activity_name_fails_the_call_in_the_workflow(stack):
 def test_a_child_workflow_name_no_pool_registers_waits_visibly(stack):
     c = stack.client
     parent = c.schedule_new_workflow("rel_child_named", input="no_such_child", instance_id="orphan-parent")
-    wait_for(lambda: c.get_workflow_state(f"{parent}:1") is not None)
+    wait_until(lambda: c.get_workflow_state(f"{parent}:1") is not None, timeout=20, what="the child instance to exist")
     time.sleep(2.5)  # a sweep later (stale_after is 2 s here): still waiting, neither lost nor failed
     assert c.get_workflow_state(f"{parent}:1").runtime_status == WorkflowStatus.PENDING
     assert c.get_workflow_state(parent).runtime_status == WorkflowStatus.RUNNING
@@ -183,7 +178,8 @@ def test_oversized_values_decided_by_workflow_code_fail_the_instance(stack, work
 # -- malformed events ----------------------------------------------------------------------------------
 def _waiting_for_go(stack: SimpleNamespace, instance_id: str) -> list[Any]:
     stack.client.schedule_new_workflow("rel_event_then_echo", instance_id=instance_id)
-    wait_for(lambda: stack.client.get_workflow_state(instance_id).runtime_status == WorkflowStatus.RUNNING)
+    wait_until(lambda: stack.client.get_workflow_state(instance_id).runtime_status == WorkflowStatus.RUNNING,
+               timeout=20, what=f"{instance_id} to run and wait for 'go'")
     return raw_history(stack.redis, instance_id)
 
 
@@ -285,7 +281,8 @@ def test_an_invalid_retry_policy_in_workflow_code_fails_the_instance_before_any_
 def test_a_duplicate_instance_id_is_refused_and_the_instance_left_alone(stack):
     c = stack.client
     iid = c.schedule_new_workflow("rel_collect", input=1, instance_id="taken-id")
-    wait_for(lambda: c.get_workflow_state(iid).runtime_status == WorkflowStatus.RUNNING)
+    wait_until(lambda: c.get_workflow_state(iid).runtime_status == WorkflowStatus.RUNNING, timeout=20,
+               what="the first taken-id instance to run")
     history = c.get_workflow_history(iid)
     with pytest.raises(InstanceAlreadyExistsError, match="'taken-id' already exists \\(RUNNING\\)"):
         c.schedule_new_workflow("rel_one", input={"value": 1}, instance_id="taken-id")
@@ -391,7 +388,8 @@ def test_a_pool_started_before_redis_waits_for_it_then_works(tmp_path: Path):
     server = EmbeddedRedis(tmp_path / "redis")  # a fixed port, nothing listening yet
     pool = Pool(APP, server.url, "default", 1, tmp_path / "pool.log").start()
     try:
-        wait_for(lambda: f"Redis at {server.url}" in pool.log_path.read_text() and "retrying in" in pool.log_path.read_text())
+        wait_until(lambda: f"Redis at {server.url}" in pool.log_path.read_text() and "retrying in" in pool.log_path.read_text(),
+                   timeout=20, what="the pool to log that it retries Redis")
         assert pool.proc.poll() is None  # waiting, not exited
         server.start()
         pool.wait_ready(60)

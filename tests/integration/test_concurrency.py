@@ -12,7 +12,6 @@ test_racing_pollers_fire_each_due_timer_exactly_once``).
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -29,6 +28,7 @@ from orchestrator.worker.recovery import activity_record
 from tests.apps.reliability_app import executions
 from tests.support.defaults import API_CLIENT
 from tests.support.store_keys import shard_entries, shard_total
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.reliability_app"
 
@@ -43,28 +43,22 @@ def kinds(client: Any, instance_id: str, kind: str) -> list[dict[str, Any]]:
     return [e for e in client.get_workflow_history(instance_id) if e["kind"] == kind]
 
 
-def wait_until(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 # -- duplicated Celery messages -------------------------------------------------------------------
 def test_the_same_activity_message_delivered_again_records_one_completion(client, start_pool, redis_client):
     pool = start_pool(APP, concurrency=2)
     iid = client.schedule_new_workflow("rel_one", input={"value": 7, "sleep": 1.0}, instance_id="dup-msg")
-    wait_until(lambda: executions(redis_client, iid, 1) == 1)  # the first copy is running
+    wait_until(lambda: executions(redis_client, iid, 1) == 1, timeout=20, what="the first copy to run")
     meta = client.store.get_meta(iid)
     [scheduled] = [e for e in client.store.get_history(iid) if isinstance(e, TaskScheduled)]
     record = activity_record(meta, scheduled)  # byte for byte the message the step published
     client._publisher.send_activity(record, "default")  # a second copy, while the first runs
     assert completed(client, iid) == 7
     done = f"Task orchestrator.activity[{iid}|{meta.task_key(1)}|1] succeeded"
-    wait_until(lambda: pool.log_path.read_text().count(done) == 2)  # the second copy was handled too
+    wait_until(lambda: pool.log_path.read_text().count(done) == 2, timeout=20, what="the second copy to be handled too")
     assert "is running in live process" in pool.log_path.read_text()  # ...and skipped: the attempt is claimed
     client._publisher.send_activity(record, "default")  # a third copy, after the result is in
-    wait_until(lambda: f"activity rel_echo of {iid} is no longer awaited; skipped" in pool.log_path.read_text())
+    wait_until(lambda: f"activity rel_echo of {iid} is no longer awaited; skipped" in pool.log_path.read_text(),
+               timeout=20, what="the late copy to be skipped")
     # The copy that arrived while the first ran found it claimed by a live process; the late one found
     # it done: the activity ran once.
     assert executions(redis_client, iid, 1) == 1

@@ -17,6 +17,7 @@ from orchestrator import (
 from orchestrator.core.history import StepStarted
 from orchestrator.store.redis_store import Commit, RedisStore
 from tests.support.store_keys import shard_total
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.core_app"
 
@@ -127,10 +128,8 @@ def test_racing_engines_on_one_instance_never_duplicate_history(client, start_po
 def test_changed_code_fails_instance_with_nondeterminism_and_keeps_history(client, start_pool):
     pool = start_pool(APP, env={"CORE_APP_VERSION": "1"})
     instance_id = client.schedule_new_workflow("evolving")
-    deadline = time.monotonic() + 20
-    while not any(e["kind"] == "TaskCompleted" for e in client.get_workflow_history(instance_id)):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: any(e["kind"] == "TaskCompleted" for e in client.get_workflow_history(instance_id)),
+               timeout=20, what="the first activity's completion")
     time.sleep(0.3)  # let the step that consumed the result commit
     before = client.get_workflow_history(instance_id)
     pool.stop()

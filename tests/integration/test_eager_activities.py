@@ -10,6 +10,7 @@ import time
 
 from orchestrator import WorkflowStatus
 from orchestrator.core.history import TaskCompleted
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.core_app"
 # A generous budget, so a slow CI machine cannot end an eager run early and change the counts.
@@ -65,10 +66,8 @@ def test_a_process_killed_in_an_eager_activity_has_it_queued_by_the_redelivery(c
     the visibility timeout, here 300 s."""
     pool = start_pool(APP, env={**ROOMY, "ORCH_EAGER_ACTIVITY_HOPS": "16", "ORCH_VISIBILITY_TIMEOUT": "300"})
     iid = client.schedule_new_workflow("nap_chain", input={"n": 4, "nap": 1.0})
-    deadline = time.monotonic() + 30
-    while redis_client.hget("core:nap_pid", "2") is None:  # call 3 (i=2) runs eagerly
-        assert time.monotonic() < deadline, "call 3 did not start"
-        time.sleep(0.02)
+    wait_until(lambda: redis_client.hget("core:nap_pid", "2") is not None, timeout=30,
+               what="call 3 to start")  # call 3 (i=2) runs eagerly
     os.kill(int(redis_client.hget("core:nap_pid", "2")), signal.SIGKILL)
 
     began = time.monotonic()

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from orchestrator import WorkflowClient
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.flow_app"
 
@@ -44,10 +45,9 @@ def test_per_customer_limit_holds_and_is_fair(client: WorkflowClient, start_pool
     # Customer by customer: without round-robin between keys, the last customers would wait for the first.
     ids = {c: [client.schedule_new_workflow("customer_order", input={"customer": c, "n": i}) for i in range(10)]
            for c in customers}
-    deadline = time.monotonic() + 30
-    while not any((r := client.store.get_meta(i).flow_wait) and "per key" in r for c in customers for i in ids[c]):
-        assert time.monotonic() < deadline, "no run shows why it waits"  # waiting work is PENDING and says why
-        time.sleep(0.05)
+    # Waiting work is PENDING and says why.
+    wait_until(lambda: any((r := client.store.get_meta(i).flow_wait) and "per key" in r
+                           for c in customers for i in ids[c]), timeout=30, what="a run that shows why it waits")
     _wait_all(client, [i for c in customers for i in ids[c]], 180)
     spans = {c: [_span(client, i) for i in ids[c]] for c in customers}
     for c in customers:
@@ -70,10 +70,8 @@ def test_a_killed_pools_slots_are_freed_and_the_queued_work_continues(client: Wo
                                                                        start_pool: Any) -> None:
     doomed = start_pool(APP, concurrency=4, env={"FLOW_APP_WORK_SECONDS": "3"})
     ids = [client.schedule_new_workflow("customer_order", input={"customer": "kim", "n": i}) for i in range(5)]
-    deadline = time.monotonic() + 30
-    while sum(client.get_workflow_state(i).runtime_status.name == "RUNNING" for i in ids) < 2:
-        assert time.monotonic() < deadline, "two runs never started"
-        time.sleep(0.1)
+    wait_until(lambda: sum(client.get_workflow_state(i).runtime_status.name == "RUNNING" for i in ids) >= 2,
+               timeout=30, what="two runs to start")
     doomed.kill()  # SIGKILL while it holds both of kim's slots
     start_pool(APP, concurrency=4, env={"FLOW_APP_WORK_SECONDS": "0.1"})
     _wait_all(client, ids, 240)

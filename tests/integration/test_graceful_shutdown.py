@@ -11,17 +11,9 @@ from collections import Counter
 
 from orchestrator import WorkflowStatus
 from tests.apps.heartbeat_app import runs
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.heartbeat_app"
-
-
-def _wait(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sigterm_during_a_fan_out_of_200_hands_everything_back_to_the_next_pool(client, start_pool, redis_client):
@@ -31,7 +23,7 @@ def test_sigterm_during_a_fan_out_of_200_hands_everything_back_to_the_next_pool(
     def done() -> int:  # the results wait in the inbox until the fan-in: count the runs
         return runs(redis_client, iid)
 
-    _wait(lambda: done() >= 20, what="20 activities to run")
+    wait_until(lambda: done() >= 20, what="20 activities to run")
     os.killpg(first.proc.pid, signal.SIGTERM)
     stopped = time.monotonic()
     first.proc.wait(60)
@@ -57,7 +49,7 @@ def test_sigterm_during_a_fan_out_of_200_hands_everything_back_to_the_next_pool(
 def test_work_still_running_when_the_grace_is_over_is_handed_back_at_once(client, start_pool):
     first = start_pool(APP, concurrency=1, env={"ORCH_SHUTDOWN_GRACE": "2"})
     iid = client.schedule_new_workflow("hb_slow_wf", input=6.0)
-    _wait(lambda: _held_by(client, first.proc.pid), what="the first pool to take the activity")
+    wait_until(lambda: _held_by(client, first.proc.pid), what="the first pool to take the activity")
     start_pool(APP, concurrency=1)
     os.kill(first.proc.pid, signal.SIGTERM)  # to the pool process only (as Kubernetes stops PID 1): its child runs on
     stopped = time.monotonic()

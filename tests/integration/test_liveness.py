@@ -10,6 +10,7 @@ from collections import Counter
 from orchestrator import WorkflowStatus
 from tests.apps.reliability_app import executions
 from tests.support.store_keys import KEYS
+from tests.support.waiting import wait_until
 
 CORE = "tests.apps.core_app"
 REL = "tests.apps.reliability_app"
@@ -19,15 +20,6 @@ def _state(client, iid, timeout=60):
     return client.wait_for_workflow_completion(iid, timeout_in_seconds=timeout)
 
 
-def _wait(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_sigkilled_pool_s_chain_continues_within_15_s_of_a_new_pool(client, start_pool, redis_client):
     pool = start_pool(CORE, concurrency=2)
     iid = client.schedule_new_workflow("slow_chain", input=20)
@@ -35,7 +27,7 @@ def test_a_sigkilled_pool_s_chain_continues_within_15_s_of_a_new_pool(client, st
     def completions():
         return sum(e["kind"] == "TaskCompleted" for e in client.get_workflow_history(iid))
 
-    _wait(lambda: completions() >= 5, what="five completions")
+    wait_until(lambda: completions() >= 5, what="five completions")
     pool.kill()
     began = time.monotonic()
     new = start_pool(CORE, concurrency=2)
@@ -61,7 +53,7 @@ def test_a_sigkilled_pool_s_chain_continues_within_15_s_of_a_new_pool(client, st
 def test_a_long_activity_of_a_killed_pool_runs_again_after_the_process_expiry(client, start_pool, redis_client):
     pool = start_pool(REL, concurrency=2)
     iid = client.schedule_new_workflow("rel_one", input={"value": "done", "sleep": 4})
-    _wait(lambda: executions(redis_client, iid, 1) == 1, what="the activity to start")
+    wait_until(lambda: executions(redis_client, iid, 1) == 1, what="the activity to start")
     pool.kill()
     killed = time.monotonic()
     start_pool(REL, concurrency=2)
@@ -81,14 +73,14 @@ def test_a_copy_of_an_attempt_a_live_process_runs_is_skipped(client, start_pool,
 
     pool = start_pool(REL, concurrency=2)
     iid = client.schedule_new_workflow("rel_one", input={"value": "once", "sleep": 3}, instance_id="copied")
-    _wait(lambda: executions(redis_client, iid, 1) == 1, what="the activity to start")
+    wait_until(lambda: executions(redis_client, iid, 1) == 1, what="the activity to start")
     meta = client.store.get_meta(iid)
     record = records.activity_record(meta, 1, "rel_echo", {"value": "once", "sleep": 3}, None, 1)
     CeleryPublisher(create_celery_app(client.settings)).send_activity(record, "default")
     state = _state(client, iid)
     assert state.runtime_status == WorkflowStatus.COMPLETED and state.output == "once"
     assert executions(redis_client, iid, 1) == 1
-    _wait(lambda: "this copy is skipped" in pool.log_path.read_text(), what="the copy to be skipped")
+    wait_until(lambda: "this copy is skipped" in pool.log_path.read_text(), what="the copy to be skipped")
 
 
 def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_expiry(client, start_pool,
@@ -111,8 +103,8 @@ def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_
 
     doomed = start_pool(CORE, app_id="default", concurrency=2)
     keeper = start_pool(REL, app_id="rel", concurrency=1)
-    _wait(lambda: {p["pid"] for p in cli()["items"] if p["kind"] == "pool"} >= {doomed.proc.pid, keeper.proc.pid},
-          what="both pools to register")
+    wait_until(lambda: {p["pid"] for p in cli()["items"] if p["kind"] == "pool"} >= {doomed.proc.pid, keeper.proc.pid},
+               what="both pools to register")
     listed = cli()["items"]
     mine = next(p for p in listed if p["pid"] == doomed.proc.pid)
     assert mine["app_id"] == "default" and mine["alive"] and mine["queues"] == ["orchestrator.default"]
@@ -124,7 +116,7 @@ def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_
     assert any(p["pid"] == keeper.proc.pid for p in api.get("/dashboard/api/pools").json()["items"])
     # A second module on app 'default': the listing names what each of its pools lacks; --app filters.
     other = start_pool(REL, app_id="default", concurrency=1)
-    _wait(lambda: cli("--app", "default")["mismatches"], what="the mismatch to be listed")
+    wait_until(lambda: cli("--app", "default")["mismatches"], what="the mismatch to be listed")
     rel = cli("--app", "rel")
     assert {p["app_id"] for p in rel["items"]} == {"rel"} and rel["mismatches"] == []
     assert keeper.proc.pid in {p["pid"] for p in rel["items"]}
@@ -147,7 +139,7 @@ def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_
     doomed.kill()
     began = time.monotonic()
     # The keeper's sweeper reaps it: gone from the registry within the expiry (10 s) plus a sweep.
-    _wait(lambda: all(p["pid"] != pid for p in cli()["items"]), timeout=25, what="the killed pool to disappear")
+    wait_until(lambda: all(p["pid"] != pid for p in cli()["items"]), timeout=25, what="the killed pool to disappear")
     assert time.monotonic() - began < 16
     assert any(p["pid"] == keeper.proc.pid for p in cli()["items"])
     assert cli("--app", "default")["mismatches"] == []  # the other module's pool is alone in its app now
@@ -156,7 +148,7 @@ def test_pools_lists_the_live_processes_and_a_killed_pool_disappears_within_its_
 def test_two_modules_on_one_app_id_are_warned_of_and_every_run_lands_where_its_code_is(client, start_pool,
                                                                                          redis_client):
     first = start_pool(CORE, app_id="default", concurrency=2)
-    _wait(lambda: any(p.kind == "pool" for p in client.store.liveness.processes()), what="the first pool")
+    wait_until(lambda: any(p.kind == "pool" for p in client.store.liveness.processes()), what="the first pool")
     second = start_pool(REL, app_id="default", concurrency=2)
     log = second.log_path.read_text()
     assert "this pool joins app 'default', whose other pools (1) register a different set of names" in log
@@ -193,7 +185,7 @@ def test_an_in_process_runtime_registers_heartbeats_and_leaves_at_shutdown(clien
         iid = client.schedule_new_workflow("inproc_wf", input=3)
         assert _state(client, iid).output == 3
         first = inproc[0].heartbeat
-        _wait(lambda: client.store.liveness.processes()[0].heartbeat > first, what="a second heartbeat")
+        wait_until(lambda: client.store.liveness.processes()[0].heartbeat > first, what="a second heartbeat")
     finally:
         wfr.shutdown()
     assert not [p for p in client.store.liveness.processes() if p.kind == "inproc"]

@@ -3,10 +3,9 @@ real SIGKILL. Activities record each execution in Redis (``<key>:runs``), so cou
 
 from __future__ import annotations
 
-import time
-
 from orchestrator import WorkflowStatus
 from tests.support.store_keys import score
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.retry_app"
 
@@ -24,16 +23,6 @@ def runs(redis_client, key):
 
 def of_kind(history, kind, **fields):
     return [e for e in history if e["kind"] == kind and all(e.get(k) == v for k, v in fields.items())]
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def flaky_spec(key, fail_times=2, **policy):

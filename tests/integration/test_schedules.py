@@ -16,6 +16,7 @@ from orchestrator import WorkflowClient
 from orchestrator.core.schedule import run_instance_id
 from orchestrator.testing import skip_schedules
 from tests.conftest import ROOT
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.schedule_app"
 
@@ -25,28 +26,18 @@ def _nominal(instance_id: str, schedule_id: str) -> datetime:
     return datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_every_second_across_two_pools_and_a_redis_restart_fires_each_second_once(
         redis_server: Any, redis_client: Any, client: WorkflowClient, start_pool: Any) -> None:
     start_pool(APP, concurrency=2)
     start_pool(APP, concurrency=2)
     created = client.create_schedule("each-second", "tick", every=1, input="each-second", overlap="allow_all")
     first_nominal = created.upcoming[0]
-    _wait(lambda: client.get_schedule("each-second").state.fired >= 4, 30, "4 runs before the restart")
+    wait_until(lambda: client.get_schedule("each-second").state.fired >= 4, timeout=30, what="4 runs before the restart")
     redis_server.kill()  # a crash: the pools keep trying
     time.sleep(1.5)
     redis_server.start()
     time.sleep(0.5)
-    _wait(lambda: client.get_schedule("each-second").state.fired >= 12, 60, "runs after the restart")
+    wait_until(lambda: client.get_schedule("each-second").state.fired >= 12, timeout=60, what="runs after the restart")
     client.pause_schedule("each-second")
     info = client.get_schedule("each-second")
     last_nominal = info.state.last_nominal_ms
@@ -79,14 +70,14 @@ def test_overlap_policies_with_real_pools(client: WorkflowClient, start_pool: An
     start_pool(APP, concurrency=2)
     sid = f"overlap-{policy.replace('_', '-')}"
     client.create_schedule(sid, "slow_tick", every=1, input={"tag": sid, "seconds": 2.5}, overlap=policy)
-    _wait(lambda: client.get_schedule(sid).state.fired >= 3, 40, "three runs")
+    wait_until(lambda: client.get_schedule(sid).state.fired >= 3, timeout=40, what="three runs")
     client.pause_schedule(sid)
     info = client.get_schedule(sid).to_dict()
     runs = [s for s in _runs(client, "slow_tick") if s.instance_id.startswith(sid)]
     if policy == "terminate_other":
         # Each new run terminated the one before: at most the newest is not TERMINATED.
-        _wait(lambda: all(client.get_workflow_state(s.instance_id).runtime_status.name in ("TERMINATED", "COMPLETED")
-                          for s in runs[:-1]), 20, "earlier runs terminated")
+        wait_until(lambda: all(client.get_workflow_state(s.instance_id).runtime_status.name in ("TERMINATED", "COMPLETED")
+                               for s in runs[:-1]), timeout=20, what="earlier runs terminated")
         assert sum(client.get_workflow_state(s.instance_id).runtime_status.name == "TERMINATED"
                    for s in runs[:-1]) >= 2
         return
@@ -112,7 +103,7 @@ def test_backfill_trigger_and_time_skipping(client: WorkflowClient, start_pool: 
     # Time skipping: the next 06:00 Paris fires now, at the pools' next poll, under its own id.
     assert skip_schedules(client, "daily") == 1
     nxt = client.get_schedule("daily").upcoming[0]
-    first = _wait(lambda: client.get_schedule("daily").state.last_id, 20, "the skipped-to run")
+    first = wait_until(lambda: client.get_schedule("daily").state.last_id, timeout=20, what="the skipped-to run")
     assert first == run_instance_id("daily", nxt)
     assert client.wait_for_workflow_completion(first, timeout_in_seconds=30).runtime_status.name == "COMPLETED"
     # Backfill the last three days: three runs, each its own nominal time; again: nothing new.

@@ -30,6 +30,7 @@ from orchestrator.http.server import ExposureError, check_exposure
 from orchestrator.worker.celery_app import create_celery_app
 from tests.conftest import Pool
 from tests.support.redis_proc import EmbeddedRedis
+from tests.support.waiting import wait_until
 
 APP = "tests.apps.reliability_app"
 PASSWORD = "s3cret-redis-password-for-tests"
@@ -39,13 +40,6 @@ def finished(client: WorkflowClient, instance_id: str, timeout: float = 30) -> A
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=timeout)
     assert state.runtime_status == WorkflowStatus.COMPLETED, (state.runtime_status, state.failure_details)
     return state.output
-
-
-def wait_for(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 # -- no pickle -------------------------------------------------------------------------------------
@@ -77,11 +71,13 @@ def test_a_pickle_message_on_a_pool_queue_is_rejected_and_never_executed(client,
     attacker.send_task("orchestrator.step", args=[iid], queue="orchestrator.default", serializer="pickle")
     attacker.send_task("orchestrator.step", args=[Gadget(str(marker))], queue="orchestrator.default",
                        serializer="pickle")
-    wait_for(lambda: pool.log_path.read_text().count("Refusing to deserialize untrusted content of type pickle") >= 2)
+    wait_until(lambda: pool.log_path.read_text().count("Refusing to deserialize untrusted content of type pickle") >= 2,
+               timeout=20, what="the pool to refuse both pickle messages")
     assert not marker.exists()  # the payload was never unpickled
     assert client.get_workflow_state(iid).runtime_status == WorkflowStatus.PENDING  # the step never ran
     # Dropped, not requeued: the refusal is logged just before kombu removes the message.
-    wait_for(lambda: redis_client.llen("orchestrator.default") == 0 and redis_client.hlen("unacked") == 0)
+    wait_until(lambda: redis_client.llen("orchestrator.default") == 0 and redis_client.hlen("unacked") == 0,
+               timeout=20, what="the pickle messages to leave the queue and unacked")
     client._publisher.send_step(iid, "default")  # the same request as msgpack is served
     assert finished(client, iid) == 6
 

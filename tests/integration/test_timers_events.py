@@ -21,6 +21,7 @@ from orchestrator import InstanceFinishedError, InstanceNotFoundError, WorkflowS
 from orchestrator.testing import pending_timers, skip_timers, wait_for_timers
 from tests.conftest import store_env
 from tests.support.store_keys import shard_total
+from tests.support.waiting import wait_until
 from workers.order_approval import activities_run, request_escalation_workflow
 
 SEED = "workers.order_approval"
@@ -208,10 +209,7 @@ def test_events_of_one_name_are_taken_in_arrival_order(client, start_pool):
     # Waiting between events: the second wait takes the second event.
     paced = client.schedule_new_workflow("collect", input=2)
     client.raise_workflow_event(paced, "item", data="a")
-    deadline = time.monotonic() + 20
-    while not kinds(client, paced, "EventRaised"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: kinds(client, paced, "EventRaised"), timeout=20, what="the first event in the history")
     client.raise_workflow_event(paced, "item", data="b")
     assert completed(client, paced) == ["a", "b"]
 
@@ -222,10 +220,8 @@ def test_when_any_losers_do_not_disturb_later_waits(client, start_pool):
     client.raise_workflow_event(event_wins, "go", data=1)
     client.raise_workflow_event(event_wins, "go", data=2)
     timer_wins = client.schedule_new_workflow("mixed_race")
-    deadline = time.monotonic() + 20
-    while not kinds(client, timer_wins, "TimerFired"):  # the race is over, the event wait lost
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: kinds(client, timer_wins, "TimerFired"), timeout=20,
+               what="the timer to win the race")  # the race is over, the event wait lost
     client.raise_workflow_event(timer_wins, "go", data="late")
     assert completed(client, event_wins) == {"first_won": True, "first": 1, "second": 2, "after": "a"}
     assert completed(client, timer_wins) == {"first_won": False, "first": None, "second": "late", "after": "a"}
