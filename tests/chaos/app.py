@@ -88,6 +88,15 @@ def chain(ctx: DaprWorkflowContext, n: int):
     return total
 
 
+@wfr.workflow(name="chaos_paced_chain")
+def paced_chain(ctx: DaprWorkflowContext, spec: dict):
+    """``chain`` with every activity taking ``spec["ms"]``: a run long enough to fail something under it."""
+    total = 0
+    for i in range(spec["n"]):
+        total = yield ctx.call_activity(add, input=[total, i, spec["ms"]])
+    return total
+
+
 @wfr.workflow(name="chaos_fan_out")
 def fan_out(ctx: DaprWorkflowContext, spec: dict):
     results = yield when_all([ctx.call_activity(add, input=[i, spec["base"]]) for i in range(spec["width"])])
