@@ -58,12 +58,12 @@ class SentinelChannel(_RemembersConnection, kombu_redis.SentinelChannel):
 
     Kombu's Sentinel channel builds each new pool by asking the Sentinels for the master, and it
     reads the Sentinels' addresses from the transport's kombu connection (its ``alt`` URLs), which
-    ``collect()`` detaches too. Closing the old channel drops its pools first, so putting its
-    unacknowledged messages back needs a new pool: kombu raised ``AttributeError`` there and an
-    acknowledgement after the close did as well, after every failover or restart of the broker's
-    master (tests/integration/test_sentinel_broker.py). Here the channel remembers the kombu
-    connection it was built with and, once detached, asks the same Sentinels, which name the
-    promoted master."""
+    ``collect()`` detaches. Closing a channel drops its pools first, so a detached channel that
+    closes with unacknowledged messages needs a new pool to put them back, as does an
+    acknowledgement after such a close: kombu raised ``AttributeError`` for both, the error that
+    makes Celery exit the pool (test_sentinel_broker.py reproduces it). Here the channel remembers
+    the kombu connection it was built with and, once detached, asks the same Sentinels, which by
+    then name the promoted master."""
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
         transport = self.connection
