@@ -45,13 +45,11 @@ def test_a_sentinel_failover_of_the_broker_loses_and_repeats_nothing(tmp_path: P
             expected[iid] = sum(range(LENGTH))
         r = redis.Redis.from_url(store.url)
         wait_until(lambda: _executions(r) >= CHAINS * LENGTH // 4, timeout=30, what="the chains to be under way")
-        old = sentinel.master_port()
-        redis.Redis(port=old).execute_command("WAIT", 1, 5000)  # the replica holds every message so far
-        sentinel.master.kill()
+        old = sentinel.kill_master_in_sync()  # the replica holds every message the master took
         in_flight = CHAINS * LENGTH - _executions(r)
         assert in_flight > 0  # the failover falls mid-run
         wait_until(lambda: sentinel.master_port() != old, timeout=30, what="the replica to be promoted")
-        for i, iid in enumerate(waiting):  # raised once the broker is back: the step goes out at once
+        for i, iid in enumerate(waiting):  # raised once the broker has a master again
             client.raise_workflow_event(iid, "go", data=app.event_data(i))
         for iid, output in expected.items():
             state = client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
@@ -91,10 +89,8 @@ def test_a_sentinel_channel_used_after_celery_collected_its_connection_reaches_t
                 channel.basic_publish(channel.prepare_message(body), exchange="", routing_key="failover-probe")
             finished = channel.basic_get("failover-probe", no_ack=False)
             assert channel.basic_get("failover-probe", no_ack=False) is not None  # both received, neither acked
-            old = sentinel.master_port()
-            assert redis.Redis(port=old).hlen("unacked") == 2
-            redis.Redis(port=old).execute_command("WAIT", 1, 5000)
-            sentinel.master.kill()
+            assert redis.Redis(port=sentinel.master_port()).hlen("unacked") == 2
+            old = sentinel.kill_master_in_sync()
             conn.transport.client = None  # what Connection.collect() leaves behind
             wait_until(lambda: sentinel.discovered_port() not in (None, old), timeout=30,
                        what="the replica to be promoted")

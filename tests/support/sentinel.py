@@ -29,7 +29,11 @@ class Sentinel:
         self.master = EmbeddedRedis(tmp / "master").start()
         self.replica = EmbeddedRedis(tmp / "replica")
         self.replica.start()
-        redis.Redis(port=self.replica.port).replicaof("127.0.0.1", self.master.port)
+        redis.Redis(port=self.master.port).config_set("repl-diskless-sync-delay", 0)  # sync now, not in 5 s
+        replica = redis.Redis(port=self.replica.port)
+        replica.replicaof("127.0.0.1", self.master.port)
+        wait_until(lambda: replica.info("replication").get("master_link_status") == "up",
+                   what="the replica to sync")
         self.port = free_port()
         conf = tmp / "sentinel.conf"
         conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {tmp}\n"
@@ -48,6 +52,20 @@ class Sentinel:
 
     def master_port(self) -> int:
         return int(redis.Redis(port=self.port).sentinel_get_master_addr_by_name(SERVICE)[1])
+
+    def kill_master_in_sync(self) -> int:
+        """SIGKILL the master once its replica holds every write (returns the old master's port).
+
+        The master stops taking writes first (``CLIENT PAUSE WRITE``), so nothing written after the
+        check can be lost with it, as a ``WAIT`` alone would allow while clients keep writing."""
+        old = self.master_port()
+        master, replica = redis.Redis(port=old), redis.Redis(port=self.replica.port)
+        master.execute_command("CLIENT", "PAUSE", 30000, "WRITE")
+        offset = master.info("replication")["master_repl_offset"]
+        wait_until(lambda: replica.info("replication").get("slave_repl_offset", -1) >= offset,
+                   what="the replica to hold every write")
+        self.master.kill()
+        return old
 
     def discovered_port(self) -> int | None:
         """The master's port as a client finds it (redis-py checks the master is up), else None."""
