@@ -8,9 +8,10 @@ Cluster (tests/support/cluster.py) and the broker on a separate Redis (kombu has
 transport), every node with ``appendfsync always``. The monkey crashes a cluster master: restart k
 hits master k mod 3 (SIGKILL, then the same port, data and ``nodes.conf``). That is what the cluster
 adds: the engine's cluster clients (pools, client, the app's activities) losing one master while the
-others still answer, then the cluster client finding it again, every duty and step riding out its
-``CLUSTERDOWN``/connection errors. A crash of the broker would repeat the standalone run's (the same
-kombu transport against the same kind of plain Redis), so the broker stays up.
+others still answer, then finding it again, every duty and step riding out the errors meanwhile
+(with ``--outage`` longer than the nodes' 2 s timeout the cluster itself is marked failed). A crash
+of the broker would repeat the standalone run's (the same kombu transport against the same kind of
+plain Redis), so the broker stays up.
 """
 
 from __future__ import annotations
