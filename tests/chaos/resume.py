@@ -22,6 +22,7 @@ from orchestrator.store.keys import KeySchema
 def victims(url: str, pid: int) -> tuple[int, set[str]]:
     """(now in ms, the claims ``<id>|<task key>`` / ``<id>|step`` of the pool with Celery parent ``pid``)."""
     now = int(time.time() * 1000)
+    r = None
     try:
         r = connect(url, socket_timeout=1)  # a Redis, or the cluster's client
         mine = set()
@@ -34,6 +35,9 @@ def victims(url: str, pid: int) -> tuple[int, set[str]]:
         return now, held
     except (redis.RedisError, redis.exceptions.RedisClusterException):  # Redis is down (the other monkey): no sample
         return now, set()
+    finally:
+        if r is not None:
+            r.close()  # one client per kill: a cluster's holds a connection pool per node
 
 
 def resume_times(client: Any, kills: list[tuple[int, set[str]]]) -> list[float]:
