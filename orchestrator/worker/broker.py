@@ -45,8 +45,40 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class _DetachedTransport:
+    """What a detached Sentinel channel reads from its transport: the kombu connection it was made
+    for (which keeps its URLs after ``collect()``) and the transport's default port."""
+
+    def __init__(self, client: Any, default_port: int) -> None:
+        self.client, self.default_port = client, default_port
+
+
 class SentinelChannel(_RemembersConnection, kombu_redis.SentinelChannel):
-    pass
+    """The same fix for a Sentinel broker, where it needs one thing more.
+
+    Kombu's Sentinel channel builds each new pool by asking the Sentinels for the master, and it
+    reads the Sentinels' addresses from the transport's kombu connection (its ``alt`` URLs), which
+    ``collect()`` detaches. Closing a channel drops its pools first, so a detached channel that
+    closes with unacknowledged messages needs a new pool to put them back, as does an
+    acknowledgement after such a close: kombu raised ``AttributeError`` for both, the error that
+    makes Celery exit the pool (test_sentinel_broker.py reproduces it). Here the channel remembers
+    the kombu connection it was built with and, once detached, asks the same Sentinels, which by
+    then name the promoted master."""
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        transport = self.connection
+        client = getattr(transport, "client", None)
+        if client is not None:
+            self.__dict__["_sentinel_client"] = client
+            return super()._sentinel_managed_pool(asynchronous)
+        remembered = self.__dict__.get("_sentinel_client")
+        if remembered is None:
+            raise redis.exceptions.ConnectionError("the broker connection was closed")
+        self.connection = _DetachedTransport(remembered, transport.default_port)  # only while kombu reads it
+        try:
+            return super()._sentinel_managed_pool(asynchronous)
+        finally:
+            self.connection = transport
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):

@@ -7,7 +7,7 @@ in parallel), ``retry`` (an activity that fails its first attempts, under a retr
 alone, so the suite can check each instance's output without trusting the engine.
 
 Every activity execution increments ``chaos:exec`` field ``<instance>|<seq>|<attempt>`` in the store's
-Redis (``REDIS_URL``), before doing its work. A count above 1 is an at-least-once re-execution (a
+Redis (``REDIS_URL``, a cluster's client in a cluster run), before doing its work. A count above 1 is an at-least-once re-execution (a
 pool killed after the activity ran but before its result was recorded). The increment waits for
 Redis through restarts and outages, so an outage never turns into a spurious activity failure.
 """
@@ -19,8 +19,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import redis
-
 from orchestrator import (
     DaprWorkflowContext,
     RetryPolicy,
@@ -28,6 +26,7 @@ from orchestrator import (
     WorkflowRuntime,
     when_all,
 )
+from orchestrator.store.connection import STORE_RETRYABLE, connect
 
 wfr = WorkflowRuntime()
 celery_app = wfr.celery_app
@@ -36,14 +35,13 @@ KINDS = ("chain", "fan_out", "timer", "event", "parent", "retry", "mixed")
 FAN_OUT_WIDTH = 100
 _RETRY = RetryPolicy(first_retry_interval=timedelta(milliseconds=300), backoff_coefficient=1.5,
                      max_number_of_attempts=6)
-_redis: redis.Redis | None = None
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
+_redis: Any = None
 
 
-def _r() -> redis.Redis:
+def _r() -> Any:
     global _redis
     if _redis is None:
-        _redis = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2)
+        _redis = connect(os.environ["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2)
     return _redis
 
 
@@ -54,7 +52,7 @@ def _count_execution(ctx: WorkflowActivityContext) -> None:
         try:
             _r().hincrby(EXEC_KEY, field, 1)
             return
-        except _REDIS_DOWN:
+        except STORE_RETRYABLE:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -85,6 +83,15 @@ def chain(ctx: DaprWorkflowContext, n: int):
     total = 0
     for i in range(n):
         total = yield ctx.call_activity(add, input=[total, i, 5 if i % 3 == 0 else 0])
+    return total
+
+
+@wfr.workflow(name="chaos_paced_chain")
+def paced_chain(ctx: DaprWorkflowContext, spec: dict):
+    """``chain`` with every activity taking ``spec["ms"]``: a run long enough to fail something under it."""
+    total = 0
+    for i in range(spec["n"]):
+        total = yield ctx.call_activity(add, input=[total, i, spec["ms"]])
     return total
 
 

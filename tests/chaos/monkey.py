@@ -4,7 +4,8 @@ Both run as threads next to the driver. The pool monkey kills one random pool's 
 (Celery parent and every child, as a machine crash would) every ``kill_every`` seconds and starts a
 fresh pool in its place at once. The Redis monkey SIGKILLs the server at the planned moments and
 starts it again on the same port and data directory; with ``appendfsync always`` nothing it
-acknowledged is lost. An outage keeps it down for ``outage`` seconds first.
+acknowledged is lost. An outage keeps it down for ``outage`` seconds first. Given several servers
+(a cluster's masters), crash k hits server k mod their number.
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ class PoolMonkey(threading.Thread):
 class RedisMonkey(threading.Thread):
     """At each planned offset (seconds from start): a crash + restart, or a crash + outage + restart."""
 
-    def __init__(self, server: EmbeddedRedis, plan: list[tuple[float, str]], outage: float) -> None:
+    def __init__(self, servers: list[EmbeddedRedis], plan: list[tuple[float, str]], outage: float) -> None:
         super().__init__(name="redis-monkey", daemon=True)
-        self.server, self.plan, self.outage = server, sorted(plan), outage
+        self.servers, self.plan, self.outage = servers, sorted(plan), outage
         self.restarts = 0
         self.outages = 0
         self.down_seconds = 0.0
@@ -99,14 +100,15 @@ class RedisMonkey(threading.Thread):
         self.began = time.monotonic()
 
     def run(self) -> None:
-        for offset, action in self.plan:
+        for k, (offset, action) in enumerate(self.plan):
             if self.stopped.wait(max(0.0, self.began + offset - time.monotonic())):
                 return
+            server = self.servers[k % len(self.servers)]
             went = time.monotonic()
-            self.server.kill()  # SIGKILL: no chance to flush anything but what fsync already wrote
+            server.kill()  # SIGKILL: no chance to flush anything but what fsync already wrote
             if action == "outage":
                 time.sleep(self.outage)
-            self.server.start()
+            server.start()
             self.down_seconds += time.monotonic() - went
             if action == "outage":
                 self.outages += 1

@@ -15,14 +15,16 @@ from typing import Any
 import redis
 
 from orchestrator.core.vocabulary import STEP_CLAIM, split_member
+from orchestrator.store.connection import connect
 from orchestrator.store.keys import KeySchema
 
 
 def victims(url: str, pid: int) -> tuple[int, set[str]]:
     """(now in ms, the claims ``<id>|<task key>`` / ``<id>|step`` of the pool with Celery parent ``pid``)."""
     now = int(time.time() * 1000)
+    r = None
     try:
-        r = redis.Redis.from_url(url, socket_timeout=1)
+        r = connect(url, socket_timeout=1)  # a Redis, or the cluster's client
         mine = set()
         for proc in r.zrange("orch:procs", 0, -1):
             rec = r.hmget(b"orch:proc:" + proc, "pid", "ppid")
@@ -31,8 +33,11 @@ def victims(url: str, pid: int) -> tuple[int, set[str]]:
         held = {m.decode() for s in KeySchema("orch").shards()
                 for m, holder in r.hgetall(s.claims).items() if holder in mine}
         return now, held
-    except redis.RedisError:  # Redis is down (the other monkey): no sample for this kill
+    except (redis.RedisError, redis.exceptions.RedisClusterException):  # Redis is down (the other monkey): no sample
         return now, set()
+    finally:
+        if r is not None:
+            r.close()  # one client per kill: a cluster's holds a connection pool per node
 
 
 def resume_times(client: Any, kills: list[tuple[int, set[str]]]) -> list[float]:

@@ -3,13 +3,14 @@
     python -m tests.chaos.run --workflows 1000 --kill-every 2 --redis-restarts 2 --outage 30   # long
     python -m tests.chaos.run                                                                  # short (CI's)
 
-One private ``redis-server`` (AOF, ``appendfsync always``, never port 6379) and two real worker pools
-(``orchestrator worker tests.chaos.app``). The driver starts the workflows spread over a window,
+One private ``redis-server`` (AOF, ``appendfsync always``, never port 6379), or with ``--store
+cluster`` a private 3-master Redis Cluster and a separate broker Redis (tests/chaos/stack.py), and
+two real worker pools (``orchestrator worker tests.chaos.app``). The driver starts the workflows spread over a window,
 raises each event workflow's ``go`` event twice under one idempotency key, and retries every call
 that meets Redis down (an idempotency key, or an explicit instance id, makes a retry harmless).
 Meanwhile the pool monkey SIGKILLs a random pool every ``kill_every`` seconds and restarts it, and
-the Redis monkey crashes Redis (SIGKILL + restart on the same port and data) and takes it away for
-``outage`` seconds. When every instance has finished, ``verify`` checks the end state and the run
+the Redis monkey crashes Redis (SIGKILL + restart on the same port and data; on a cluster, one
+master) and takes it away for ``outage`` seconds. When every instance has finished, ``verify`` checks the end state and the run
 prints one summary line. It exits 1 (the test fails) on any problem.
 """
 
@@ -29,20 +30,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kombu.exceptions
-import redis
 
-from orchestrator import InstanceAlreadyExistsError, Settings, WorkflowClient
-from tests.support.redis_proc import EmbeddedRedis
+from orchestrator import InstanceAlreadyExistsError, WorkflowClient
+from orchestrator.store.connection import STORE_RETRYABLE
 from tests.support.store_keys import index_total
 
 from . import app
 from .monkey import PoolMonkey, PoolSet, RedisMonkey, redis_plan
 from .resume import percentile, resume_times
+from .stack import STORES, Stack
 from .verify import Verdict, leftovers_drained, verify
 
 T = TypeVar("T")
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
-             kombu.exceptions.OperationalError)
+# Redis (store or broker) unreachable or still loading, a cluster without one of its masters.
+TRANSIENT = (*STORE_RETRYABLE, kombu.exceptions.OperationalError)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Scenario:
     window: float | None = None  # seconds over which starts are spread (default: 0.1 s per workflow, >= 20 s)
     timeout: float = 900.0
     seed: int = 7
+    store: str = "standalone"  # or "cluster" (tests/chaos/stack.py)
 
     @property
     def start_window(self) -> float:
@@ -94,7 +96,7 @@ class Driver:
     def __init__(self, scenario: Scenario, workdir: Path, log: Callable[[str], None] = print) -> None:
         self.s, self.workdir, self.log = scenario, workdir, log
         self.rng = random.Random(scenario.seed)
-        self.server = EmbeddedRedis(workdir / "redis", appendfsync="always")
+        self.stack = Stack(scenario.store, workdir)
         self.expected: dict[str, Any] = {}
         self.event_ids: set[str] = set()
         self.retries = 0
@@ -174,7 +176,7 @@ class Driver:
                 self.persist(f"raise go to {instance_id}", lambda instance_id=instance_id, i=i: client.raise_workflow_event(
                     instance_id, "go", data=app.event_data(i), idempotency_key=f"go-{instance_id}"), deadline)
 
-    def wait_finished(self, r: redis.Redis, total: int, deadline: float) -> None:
+    def wait_finished(self, r: Any, total: int, deadline: float) -> None:
         done = 0
         while time.monotonic() < deadline:
             try:
@@ -186,7 +188,7 @@ class Driver:
             time.sleep(0.5)
         raise TimeoutError(f"only {done} of {total} instances finished in time")
 
-    def wait_drained(self, r: redis.Redis, seconds: float) -> None:
+    def wait_drained(self, r: Any, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not leftovers_drained(r):
             time.sleep(0.25)
@@ -196,21 +198,21 @@ class Driver:
         s = self.s
         began = time.monotonic()
         deadline = began + s.timeout
-        self.server.start()
-        url = self.server.url
+        self.stack.start()
+        url = self.stack.url
         (self.workdir / "pools").mkdir(parents=True, exist_ok=True)
-        pools = PoolSet(url, s.pools, s.concurrency, self.workdir / "pools", {})  # engine defaults
-        client = WorkflowClient(settings=Settings(redis_url=url))
-        r = redis.Redis.from_url(url)
+        pools = PoolSet(url, s.pools, s.concurrency, self.workdir / "pools", self.stack.pool_env)  # engine defaults
+        client = WorkflowClient(settings=self.stack.settings())
+        r = self.stack.client()
         pool_monkey: PoolMonkey | None = None
         redis_monkey: RedisMonkey | None = None
         try:
             pools.wait_ready()
-            self.log(f"chaos: redis {url} (appendfsync always), {s.pools} pools x {s.concurrency}; "
+            self.log(f"chaos: {self.stack.describe()}, {s.pools} pools x {s.concurrency}; "
                      f"{s.workflows} workflows over {s.start_window:.0f}s, a kill every {s.kill_every}s, "
                      f"{s.redis_restarts} redis restarts, outage {s.outage}s")
             pool_monkey = PoolMonkey(pools, s.kill_every, self.rng)
-            redis_monkey = RedisMonkey(self.server, redis_plan(s.redis_restarts, s.outage, s.start_window), s.outage)
+            redis_monkey = RedisMonkey(self.stack.victims, redis_plan(s.redis_restarts, s.outage, s.start_window), s.outage)
             threads = [threading.Thread(target=self._guarded(self.starter, client, deadline), daemon=True),
                        threading.Thread(target=self._guarded(self.eventer, client, deadline), daemon=True)]
             for t in (pool_monkey, redis_monkey, *threads):
@@ -239,7 +241,7 @@ class Driver:
             if redis_monkey is not None:
                 redis_monkey.stop()
             pools.stop()
-            self.server.stop()
+            self.stack.stop()
         report = Report(s, verdict, pool_monkey.kills, redis_monkey.restarts, redis_monkey.outages,
                         redis_monkey.down_seconds, self.retries, time.monotonic() - began, resumed)
         if not report.ok:
@@ -265,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="where Redis data and pool logs go")
+    parser.add_argument("--store", choices=STORES, default="standalone",
+                        help="cluster: the store on a 3-master Redis Cluster, the broker apart")
     args = parser.parse_args(argv)
     scenario = Scenario(workflows=args.workflows, kill_every=args.kill_every, redis_restarts=args.redis_restarts,
                         outage=args.outage, pools=args.pools, concurrency=args.concurrency, window=args.window,
-                        timeout=args.timeout, seed=args.seed)
+                        timeout=args.timeout, seed=args.seed, store=args.store)
     # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so the pools and Redis are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = run_scenario(scenario, args.workdir)

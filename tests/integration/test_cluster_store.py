@@ -5,8 +5,6 @@ is the CI's extra job)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from orchestrator.store.keys import KeySchema
 from orchestrator.store.redis_store import Commit, RedisStore
 from tests.conftest import Pool
 from tests.support.cluster import RedisClusterProc
+from tests.support.sentinel import Sentinel
 from tests.support.waiting import wait_until
 
 # The few global keys (none on a step's path) and each worker process's registry record (orch:proc:<id>).
@@ -150,43 +149,6 @@ def _pings(store: RedisStore) -> bool:
         return store.ping()
     except redis.exceptions.ConnectionError:
         return False
-
-
-class Sentinel:
-    """A master, its replica and one Sentinel watching them as ``mymaster`` (quorum 1)."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.master = EmbeddedRedis(tmp / "master").start()
-        self.replica = EmbeddedRedis(tmp / "replica")
-        self.replica.start()
-        redis.Redis(port=self.replica.port).replicaof("127.0.0.1", self.master.port)
-        self.port = free_port()
-        conf = tmp / "sentinel.conf"
-        conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {tmp}\n"
-                        f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
-                        "sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n")
-        self.proc = subprocess.Popen([find_redis_server(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(lambda: self._replicas() >= 1, what="the sentinel to see the replica")
-
-    def _replicas(self) -> int:
-        try:
-            return len(redis.Redis(port=self.port).sentinel_slaves("mymaster"))
-        except redis.exceptions.RedisError:
-            return 0
-
-    def master_port(self) -> int:
-        return int(redis.Redis(port=self.port).sentinel_get_master_addr_by_name("mymaster")[1])
-
-    @property
-    def url(self) -> str:
-        return f"redis+sentinel://127.0.0.1:{self.port}/mymaster/0"
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.master.stop()
-        self.replica.stop()
 
 
 def test_a_sentinel_failover_of_the_store_loses_nothing(tmp_path):

@@ -43,15 +43,19 @@ def cluster_ports(count: int, start: int = 30000) -> list[int]:
 class ClusterNode(EmbeddedRedis):
     def _command(self) -> list[str]:
         return [*super()._command(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "2000", "--appendonly", "no"]
+                "--cluster-node-timeout", "2000"]
 
 
 class RedisClusterProc:
-    """Three masters (and ``replicas`` replicas of each) serving every slot; ``url`` is the store URL."""
+    """Three masters (and ``replicas`` replicas of each) serving every slot; ``url`` is the store URL.
 
-    def __init__(self, base: Path, masters: int = 3, replicas: int = 0) -> None:
+    ``appendfsync`` turns AOF on with that policy, for a node killed and restarted on its data
+    (``always``: it loses nothing it acknowledged); without it the nodes keep no AOF."""
+
+    def __init__(self, base: Path, masters: int = 3, replicas: int = 0, appendfsync: str | None = None) -> None:
         ports = cluster_ports(masters * (1 + replicas))
-        self.nodes = [ClusterNode(base / f"node-{p}", port=p, appendonly=False) for p in ports]
+        self.nodes = [ClusterNode(base / f"node-{p}", port=p, appendonly=appendfsync is not None,
+                                  appendfsync=appendfsync or "everysec") for p in ports]
         self.masters, self.replicas = self.nodes[:masters], self.nodes[masters:]
 
     @property
