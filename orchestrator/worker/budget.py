@@ -3,8 +3,8 @@ activities it has run, so that a batch or a chain of eager activities yields in 
 
 A wide fan-out's batch that has run for ``message_budget_seconds`` sends what remains back to the
 queue as single messages; an eager chain stops at ``eager_activity_hops`` activities or at the
-budget, whichever comes first (worker/activities.py). Outside an activity message (a step message,
-a sweeper, a client) nothing runs eagerly.
+budget, whichever comes first (worker/activities.py). Outside a step or activity message (a sweeper,
+a client, the control plane) nothing runs eagerly.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class MessageBudget:
         self._message.started = None
 
     def elapsed(self) -> float | None:
-        """How long this thread has been running its current activity message; None outside one."""
+        """How long this thread has been running its current step or activity message; None outside one."""
         started = getattr(self._message, "started", None)
         return None if started is None else time.monotonic() - started
 

@@ -134,9 +134,11 @@ def _register_tasks(app: Celery, settings: Settings, engine: Callable[[], Engine
 
     patience = settings.redis_retry_seconds
 
-    @app.task(name=STEP_TASK, **retry_opts)
-    def step(instance_id: str) -> None:
-        ride_out(lambda: engine().run_step_message(instance_id), f"step of {instance_id}", patience)
+    @app.task(name=STEP_TASK, bind=True, **retry_opts)
+    def step(task: Any, instance_id: str) -> None:
+        redelivered = _redelivered(task)
+        ride_out(lambda: engine().run_step_message(instance_id, redelivered=redelivered), f"step of {instance_id}",
+                 patience)
 
     class ActivityTask(app.Task):  # type: ignore[name-defined, misc]
         """Celery's hard time limit kills the process running an attempt and acks its message: the

@@ -131,11 +131,14 @@ class Engine:
             mine = {""}
         return any(workflow in p.workflows and not set(p.workflows[workflow]) <= mine for p in self.peers())
 
-    def run_step_message(self, instance_id: str) -> None:
-        """A step message: ``run_step``; one for a workflow (or version) this process lacks but another
-        live process of the app registers goes back to the queue instead of failing."""
+    def run_step_message(self, instance_id: str, *, redelivered: bool = False) -> None:
+        """A step message: ``run_step``, under a message budget like an activity message's, so that the
+        step's one activity runs here (eager) and the chain goes on from it; one for a workflow (or
+        version) this process lacks but another live process of the app registers goes back to the
+        queue instead of failing."""
         try:
-            self.run_step(instance_id)
+            with self._handling([instance_id], redelivered):
+                self.run_step(instance_id)
         except WorkflowNotRegisteredError:
             meta = self.store.get_meta(instance_id)
             if meta is None or not self.workflow_served_elsewhere(meta.name):
@@ -251,7 +254,7 @@ class Engine:
     def run_activity(self, rec: ActivityRecord, *, redelivered: bool = False) -> list[FailureDetails]:
         """Run the attempt of one activity message and deliver its outcome; returns its failure, if
         it failed (delivered already: the message's task reports it to Celery)."""
-        with self._handling([rec], redelivered):
+        with self._handling([rec["id"]], redelivered):
             if self.flow.limits_activity(rec["name"]) and not self.flow.admit_activities([rec]):
                 return []  # over a limit: it waits in the store (worker/flow.py)
             try:
@@ -270,13 +273,13 @@ class Engine:
         if any(self.flow.limits_activity(rec["name"]) for rec in batch):
             # One at a time through the gate: a process holds at most one slot of a limit at once.
             return [failure for rec in batch for failure in self.run_activity(rec, redelivered=redelivered)]
-        with self._handling(batch, redelivered):
+        with self._handling([rec["id"] for rec in batch], redelivered):
             outcomes = activities.run_batch(self, batch)
         return [o.failure for o in outcomes if o.failure is not None]
 
     @contextmanager
-    def _handling(self, batch: list[ActivityRecord], redelivered: bool) -> Iterator[None]:
-        """While an activity message runs: the budget and hop count of its eager activities. A
+    def _handling(self, instance_ids: list[str], redelivered: bool) -> Iterator[None]:
+        """While a step or activity message runs: the budget and hop count of its eager activities. A
         redelivered message means the process that ran it before may have died mid-way through an
         eager activity, which had no message of its own: afterwards, queue those still awaited."""
         self.budget.begin()
@@ -285,11 +288,11 @@ class Engine:
         finally:
             self.budget.end()
         if redelivered and self.budget.eager_hops:
-            for instance_id in dict.fromkeys(rec["id"] for rec in batch):
+            for instance_id in dict.fromkeys(instance_ids):
                 self.duties.requeue_eager(instance_id)
 
     def message_seconds(self) -> float | None:
-        """How long this thread has been running its current activity message; None outside one."""
+        """How long this thread has been running its current step or activity message; None outside one."""
         return self.budget.elapsed()
 
     def over_budget(self) -> bool:
@@ -297,8 +300,8 @@ class Engine:
         return self.budget.over()
 
     def _may_run_eagerly(self, record: ActivityRecord) -> bool:
-        """Run this step's one activity here after the commit? Only inside an activity message of this
-        pool, for an activity it serves, within the hops and the budget (worker/budget.py)."""
+        """Run this step's one activity here after the commit? Only inside a step or activity message of
+        this pool, for an activity it serves, within the hops and the budget (worker/budget.py)."""
         if record["app"] != self.app_id or record["name"] not in self.registry.activities:
             return False
         if self.flow.limits_activity(record["name"]):

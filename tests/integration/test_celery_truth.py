@@ -25,7 +25,9 @@ def test_the_broker_connection_is_a_redis_url_served_by_our_transport() -> None:
 
 def test_a_failed_activity_attempt_is_a_failure_in_celery_events(redis_server: Any, client: WorkflowClient,
                                                                   start_pool: Any) -> None:
-    start_pool(APP)
+    # An eager activity runs inside the message of the step that scheduled it (docs/observability.md):
+    # each attempt is its own Celery task with eager activities off.
+    start_pool(APP, env={"ORCH_EAGER_ACTIVITY_HOPS": "0"})
     app = create_celery_app(client.settings)
     events: list[dict[str, Any]] = []
     receiver: list[Any] = []

@@ -45,7 +45,8 @@ def kinds(client: Any, instance_id: str, kind: str) -> list[dict[str, Any]]:
 
 # -- duplicated Celery messages -------------------------------------------------------------------
 def test_the_same_activity_message_delivered_again_records_one_completion(client, start_pool, redis_client):
-    pool = start_pool(APP, concurrency=2)
+    # Every attempt with its own message (no eager activities), so that there is a message to copy.
+    pool = start_pool(APP, concurrency=2, env={"ORCH_EAGER_ACTIVITY_HOPS": "0"})
     iid = client.schedule_new_workflow("rel_one", input={"value": 7, "sleep": 1.0}, instance_id="dup-msg")
     wait_until(lambda: executions(redis_client, iid, 1) == 1, timeout=20, what="the first copy to run")
     meta = client.store.get_meta(iid)
