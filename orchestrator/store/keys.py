@@ -10,14 +10,16 @@ key                        type        holds
 =========================  ==========  ===========================================================
 ``P:{sN}:i:<id>:meta``     hash        name, app, status, input, output, custom status, failure,
                                        times, parent link, history version ``ver``, generation
-                                       ``gen``, wait mode ``wmode`` / remaining ``wleft``
+                                       ``gen``, wait mode ``wmode`` / remaining ``wleft``, the
+                                       one token ``wtok`` of a wait of one token
 ``P:{sN}:i:<id>:hist``     stream      history, one entry per committed step (id ``<ver>-1``), field
                                        ``e`` = msgpack array of events
 ``P:{sN}:i:<id>:inbox``    stream      events delivered but not yet consumed by a step: field ``t``
                                        is the wake token, ``e`` the packed event
 ``P:{sN}:i:<id>:tasks``    hash        outstanding task keys ``<gen>.<seq>``; a delivery whose key is
                                        absent is a duplicate or late and is dropped
-``P:{sN}:i:<id>:wait``     set         wake tokens the blocked workflow waits on
+``P:{sN}:i:<id>:wait``     set         wake tokens the blocked workflow waits on (absent while
+                                       ``wtok`` holds a wait of one token)
 ``P:{sN}:i:<id>:outbox``   hash        dispatches committed but not yet published
 ``P:{sN}:i:<id>:children`` set         ids of child instances (for recursive terminate / purge)
 ``P:{sN}:i:<id>:ekeys``    hash        idempotency keys of the external events delivered (a second

@@ -584,12 +584,14 @@ class StoreQueries:
         """What the blocked workflow waits on: event names (tokens ``e:<name>``) and how many calls
         (``t:<seq>``), plus the mode (``all`` / ``any``) the engine recorded with its last step."""
         k = self.keys.instance(instance_id)
+        mode, single = self.redis.hmget(k.meta, ["wmode", "wtok"])
         tokens: list[str] = []
-        for token in self.redis.sscan_iter(k.wait, count=limit):
+        if single is not None:  # a wait of one token (commit.lua): '' once it arrived
+            tokens = [_text(single)] if single else []
+        for token in self.redis.sscan_iter(k.wait, count=limit) if single is None else ():
             tokens.append(token.decode(errors="replace"))
             if len(tokens) >= limit:
                 break
-        mode = self.redis.hget(k.meta, "wmode")
         events = sorted(t[len(EVENT_TOKEN_PREFIX):] for t in tokens if t.startswith(EVENT_TOKEN_PREFIX))
         return {"mode": _text(mode) if mode else None, "events": events,
                 "calls": sum(1 for t in tokens if t.startswith(TASK_TOKEN_PREFIX))}

@@ -2,7 +2,8 @@
 
 **Metadata hash** (``<prefix>:{id}:meta``): ``InstanceMeta`` reads it; the ``*_fields`` builders
 write the fields a step, a start or a rerun sets (the Lua scripts keep the bookkeeping ones: ``ver``,
-``gen``, ``status``, ``updated``, ``wmode`` / ``wleft``). Payload fields (``input``, ``output``,
+``gen``, ``status``, ``updated``, ``wmode`` / ``wleft``, and ``wtok``: the one token of a wait of one
+token, '' once it arrived, instead of the wait set). Payload fields (``input``, ``output``,
 ``custom``, ``failure``) are msgpack (``codec.pack_value``).
 
 **Dispatch records** say what must leave the engine after a step: an activity attempt (the Celery

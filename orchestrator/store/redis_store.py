@@ -94,6 +94,8 @@ class Commit:
     eager: ActivityRecord | None = None  # the activity attempt run in this process after the commit
     taker: str = ""  # the process that runs ``eager``: claimed for it in the commit ('' without liveness)
     completed: str = ""  # the task key of an activity result the step consumed without the inbox
+    run: str = ""  # with ``completed``: the run and generation the step was decided for (checked)
+    gen: int = 0
     claimer: str = ""  # the process committing: its claim of the step is dropped (worker/liveness.py)
     # The instance's name and the status the step read it in (its snapshot's): they name the index
     # keys a status change moves it between. Unset, the store finds them (one more round trip).
@@ -375,6 +377,7 @@ class RedisStore:
             "drop_tasks": c.drop_tasks, "activities": c.activities,
             "eager": activity_task_key(c.eager) if c.eager is not None else "",
             "claimer": c.claimer, "taker": c.taker, "completed": c.completed,
+            "run": c.run, "gen": c.gen,
             "retention": self.retention_ms,
         }
         push_queues = list(c.pushes)

@@ -113,7 +113,7 @@ class StepRunner:
         the activities the step kept to run eagerly, or None when the result must go the usual way
         (its delivery): nothing cached, or the instance moved on meanwhile. A process that dies
         before this commit loses the result with the attempt's claim, and the attempt runs again
-        (activities run at least once). A result no longer awaited is dropped, as a delivery drops it."""
+        (activities run at least once); one no longer awaited goes the usual way, and is dropped there."""
         instance_id = rec["id"]
         cached = self.cache.take(instance_id)
         meta = cached.meta if cached is not None else None
@@ -130,17 +130,15 @@ class StepRunner:
             tracing.end_step(meta, None, started_ms, committed=False)
             return None
         decision[0].consumed, decision[0].completed = [], key  # the result never was in the inbox
+        decision[0].run, decision[0].gen = meta.run, meta.generation
         commit, execution, result = self._commit(snap, *decision)
         tracing.end_step(meta, commit, started_ms, committed=result.ok)
         if result.ok:
             self._committed(instance_id, snap, cached, commit, execution, result, time.perf_counter() - began)
             kept = [commit.eager] if commit.eager is not None else []
             return kept + self.run(instance_id) if result.rerun else kept
-        # The replay went past what is stored: the execution is not put back.
-        if result.duplicate:
-            log.info("dropped the result of activity %s (task %s) of %s: no longer awaited", rec["name"], key,
-                     instance_id, extra={"instance_id": instance_id, "activity": rec["name"]})
-            return []
+        # The replay went past what is stored: the execution is not put back. A result no longer
+        # awaited goes the usual way too, whose delivery drops it (and says so).
         return [] if result.gone else None
 
     def _stops(self, instance_id: str, snap: Snapshot | None, cached: CachedExecution | None,

@@ -87,11 +87,11 @@ def test_an_eager_attempt_is_claimed_by_its_commit_and_its_result_is_committed_w
     store = RedisStore(fake_redis(), "t")
     _started(store, "e", "wf", 1)
     shard = store.keys.shard_of("e")
-    rec: ActivityRecord = {"k": "a", "id": "e", "gen": 0, "seq": 1, "run": "r1", "name": "act", "input": None,
-                           "app": "app", "wf": "wf", "wapp": "app", "attempt": 1}
-    key = activity_task_key(rec)
     meta = store.get_meta("e")
     assert meta is not None
+    rec: ActivityRecord = {"k": "a", "id": "e", "gen": 0, "seq": 1, "run": meta.run, "name": "act", "input": None,
+                           "app": "app", "wf": "wf", "wapp": "app", "attempt": 1}
+    key = activity_task_key(rec)
     kept = store.commit("e", Commit(version=meta.version, now=2, status="RUNNING", tasks=[key], eager=rec,
                                     taker="proc-1", wait_tokens=[task_token(key)]))
     assert kept.ok
@@ -99,10 +99,15 @@ def test_an_eager_attempt_is_claimed_by_its_commit_and_its_result_is_committed_w
     assert store.redis.zscore(shard.activities, member("e", key)) is None
     assert store.task_outstanding("e", key)
 
-    with_result = store.commit("e", Commit(version=kept.version, now=3, status="RUNNING", completed=key))
+    # Decided for another run (the instance was replaced meanwhile, its version came round again): refused.
+    other_run = store.commit("e", Commit(version=kept.version, now=3, status="RUNNING", completed=key, run="x"))
+    assert not other_run.ok and not other_run.duplicate and store.task_outstanding("e", key)
+    with_result = store.commit("e", Commit(version=kept.version, now=3, status="RUNNING", completed=key,
+                                           run=meta.run))
     assert with_result.ok and not store.task_outstanding("e", key)
     assert store.redis.hget(shard.claims, member("e", key)) is None
 
-    again = store.commit("e", Commit(version=with_result.version, now=4, status="RUNNING", completed=key))
+    again = store.commit("e", Commit(version=with_result.version, now=4, status="RUNNING", completed=key,
+                                     run=meta.run))
     assert again.duplicate and not again.ok
     assert store.get_meta("e").version == with_result.version  # nothing written

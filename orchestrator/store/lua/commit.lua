@@ -13,15 +13,20 @@ local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS
 local claims, lost, expire, retention = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
 local id = ARGV[1]
 local c = cmsgpack.unpack(ARGV[2])
-local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name')
+local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name', 'parent', 'wtok', 'run', 'gen')
 if not cur[1] then return {CODE.GONE, 0, 0} end
 local ver = tonumber(cur[1])
 if ver ~= c.ver then return {CODE.CONFLICT, ver, 0} end
+local completed = c.completed or ''
+-- A step decided from a cached replay without reading the store: the version alone could match a
+-- newer run's (replaced meanwhile), so its run and generation must match too.
+if completed ~= '' and ((cur[7] or '') ~= c.run or tonumber(cur[8] or '0') ~= c.gen) then
+  return {CODE.CONFLICT, ver, 0}
+end
 local moves = cur[2] ~= c.status
 if moves and (cur[2] ~= c.old_status or cur[4] ~= c.name) then return {CODE.NEEDS_KEYS, cur[2], cur[4]} end
 -- A step decided with an activity result in hand (c.completed: the task key), which skipped the
 -- inbox: the result counts iff the task is still awaited, else nothing is written.
-local completed = c.completed or ''
 if completed ~= '' then
   if redis.call('HDEL', tasks, completed) == 0 then return {CODE.DUPLICATE, ver, 0} end
   redis.call('HDEL', claims, member(id, completed))
@@ -38,10 +43,12 @@ if c.claimer and c.claimer ~= '' and redis.call('HGET', claims, member(id, STEP_
   redis.call('HDEL', claims, member(id, STEP_CLAIM))
 end
 if completed == '' then redis.call('HDEL', lost, member(id, STEP_CLAIM)) end
-if c.reset or is_terminal(c.status) then drop_claims(id, claims, lost, redis.call('HKEYS', tasks)) end
+local finishing = is_terminal(c.status)
+local open_tasks = (c.reset or finishing) and redis.call('HKEYS', tasks) or {}
+if c.reset or finishing then drop_claims(id, claims, lost, open_tasks) end
 if c.reset then
   -- Timers the old generation left pending would fire into the new one's task keys: drop them.
-  for _, key in ipairs(redis.call('HKEYS', tasks)) do
+  for _, key in ipairs(open_tasks) do
     redis.call('ZREM', timers, member(id, key))
     redis.call('ZREM', activities, member(id, key))
   end
@@ -50,15 +57,28 @@ if c.reset then
 end
 ver = ver + 1
 if c.batch ~= '' then redis.call('XADD', hist, ver .. '-1', 'e', c.batch) end
--- One HSET for the version, the fields and (unless it finishes or keeps its wait) the wait mode.
+-- One HSET for the version, the fields and (unless it finishes or keeps its wait) the wait mode,
+-- with a wait of one token that token (wtok: prelude.lua's take_token); one HDEL for what goes.
 local set = {'ver', ver, 'updated', c.now, 'status', c.status}
 for f, v in pairs(c.fields) do set[#set + 1] = f; set[#set + 1] = v end
-local new_wait = not c.keep_wait and not is_terminal(c.status)
+local new_wait = not c.keep_wait and not finishing
+local single = nil  -- the one token awaited from now on, when it is one
 if new_wait then
   for _, v in ipairs({'wmode', c.wait_mode, 'wleft', #c.wait}) do set[#set + 1] = v end
+  if #c.wait == 1 then
+    single = c.wait[1]
+    set[#set + 1] = 'wtok'; set[#set + 1] = single
+  end
 end
 redis.call('HSET', meta, unpack(set))
-for _, f in ipairs(c.drop_fields) do redis.call('HDEL', meta, f) end
+local drop = {}
+for _, f in ipairs(c.drop_fields) do drop[#drop + 1] = f end
+if finishing then
+  for _, f in ipairs({'wmode', 'wleft', 'wtok'}) do drop[#drop + 1] = f end
+elseif new_wait and not single and cur[6] then
+  drop[#drop + 1] = 'wtok'
+end
+if #drop > 0 then redis.call('HDEL', meta, unpack(drop)) end
 -- Tasks the step stopped waiting for (a timed-out attempt, a disarmed timeout timer): a late
 -- delivery for them is then dropped by deliver(), and a pending timer never fires.
 for _, key in ipairs(c.drop_tasks or {}) do
@@ -108,31 +128,38 @@ if moves then reindex(id, {KEYS[12], KEYS[13]}, {KEYS[14], KEYS[15]}, cur[3]) en
 if is_terminal(c.status) then
   -- Retention (worker/retention.py purges it then, with its children): per workflow name as set
   -- through the client, else the engine's default (c.retention ms; 0 keeps it).
-  if c.retention and redis.call('HEXISTS', meta, 'parent') == 0 then
+  if c.retention and not cur[5] then
     local ms = tonumber(redis.call('HGET', retention, cur[4] or c.name) or c.retention)
     if ms > 0 then redis.call('ZADD', expire, c.now + ms, id) else redis.call('ZREM', expire, id) end
   end
-  for _, key in ipairs(redis.call('HKEYS', tasks)) do
+  for _, key in ipairs(open_tasks) do
     redis.call('ZREM', timers, member(id, key))
     redis.call('ZREM', activities, member(id, key))
   end
-  redis.call('ZREM', timers, member(id, START_KEY))  -- terminated before its scheduled start
+  -- terminated before its scheduled start
+  if cur[2] == PENDING then redis.call('ZREM', timers, member(id, START_KEY)) end
   redis.call('DEL', wait, tasks)
-  redis.call('HDEL', meta, 'wmode', 'wleft')
   redis.call('ZREM', ready, id)
   return {CODE.COMMITTED, ver, 0}
 end
-if new_wait then
-  redis.call('DEL', wait)
+-- A wait set is written only for a wait of several tokens (or none); one of one token is wtok, and
+-- while wtok is set no wait set exists, so replacing one such wait by another writes nothing here.
+if new_wait and (not single or not cur[6]) then redis.call('DEL', wait) end
+if new_wait and not single then
   for i = 1, #c.wait, 500 do
     redis.call('SADD', wait, unpack(c.wait, i, math.min(i + 499, #c.wait)))
   end
 end
 -- Nothing can have arrived in an inbox this step just emptied (the script runs alone).
 local nothing_new = inbox_empty and #c.inbox_add == 0
-if not nothing_new and rescan(meta, inbox, wait, c.status, new_wait and c.wait_mode or nil) then
-  redis.call('ZADD', ready, c.now, id)
-  return {CODE.COMMITTED, ver, 1}
+if not nothing_new then
+  local satisfied, any = rescan(meta, inbox, wait, c.status, new_wait and c.wait_mode or nil, single)
+  if satisfied then
+    redis.call('ZADD', ready, c.now, id)
+    return {CODE.COMMITTED, ver, 1}
+  end
+  -- A step with its result in hand was woken by nobody: with an empty inbox it is in no ready set.
+  if completed ~= '' and not any then return {CODE.COMMITTED, ver, 0} end
 end
 redis.call('ZREM', ready, id)
 return {CODE.COMMITTED, ver, 0}

@@ -33,10 +33,22 @@ local function unindex(id, name, idx)
   if redis.call('EXISTS', idx[3]) == 0 then redis.call('SREM', idx[2], name) end
 end
 
+-- Take ``token`` off the blocked workflow's wait; true when it was awaited. A wait of one token is
+-- the meta field ``wtok`` (``single``: its value, '' once taken; the wait set is then absent), a
+-- wider one the wait set.
+local function take_token(meta, wait, single, token)
+  if single then
+    if single == '' or single ~= token then return false end
+    redis.call('HSET', meta, 'wtok', '')
+    return true
+  end
+  return redis.call('SREM', wait, token) == 1
+end
+
 -- Put a delivery in the inbox and wake the instance when the blocked workflow's wait is satisfied.
 -- ``k`` = {meta, inbox, tasks, wait, activities, ready, claims, lost}. Returns a DELIVERED code.
 local function deliver(id, k, task_key, token, packed, now, control, failure)
-  local m = redis.call('HMGET', k.meta, 'status', 'wmode')  -- one read for both
+  local m = redis.call('HMGET', k.meta, 'status', 'wmode', 'wtok')  -- one read for all
   local status, wmode = m[1], m[2]
   if not status then return DELIVERED.UNKNOWN end
   if is_terminal(status) then return DELIVERED.FINISHED end
@@ -52,7 +64,7 @@ local function deliver(id, k, task_key, token, packed, now, control, failure)
   local wake = false
   if control == '1' then
     wake = true
-  elseif status ~= SUSPENDED and status ~= PENDING and redis.call('SREM', k.wait, token) == 1 then
+  elseif status ~= SUSPENDED and status ~= PENDING and take_token(k.meta, k.wait, m[3], token) then
     if failure == '1' or wmode ~= WAIT_ALL then
       wake = true
     elseif redis.call('HINCRBY', k.meta, 'wleft', -1) <= 0 then
@@ -63,17 +75,23 @@ local function deliver(id, k, task_key, token, packed, now, control, failure)
   return DELIVERED.STORED
 end
 
--- After the wait set was replaced: do inbox events that arrived meanwhile satisfy it? ``mode``:
--- the wait mode when the caller knows it (it just wrote it), else nil (read here).
-local function rescan(meta, inbox, wait, status, mode)
-  mode = mode or redis.call('HGET', meta, 'wmode')
+-- After the wait was replaced: do inbox events that arrived meanwhile satisfy it? ``mode``: the wait
+-- mode, ``single``: the one awaited token (take_token), each when the caller knows it (it just wrote
+-- it), else nil (read here). Returns whether it is satisfied, and whether the inbox held anything.
+local function rescan(meta, inbox, wait, status, mode, single)
+  if not mode then
+    local m = redis.call('HMGET', meta, 'wmode', 'wtok')
+    mode, single = m[1], m[2]
+  end
   local satisfied = false
-  for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
+  local entries = redis.call('XRANGE', inbox, '-', '+')
+  for _, entry in ipairs(entries) do
     local f = entry[2]
     local token, failure = f[2], f[4]
     if token == CONTROL_TOKEN then
       satisfied = true
-    elseif status ~= SUSPENDED and redis.call('SREM', wait, token) == 1 then
+    elseif status ~= SUSPENDED and take_token(meta, wait, single, token) then
+      if single then single = '' end
       if failure == '1' or mode ~= WAIT_ALL then
         satisfied = true
       elseif redis.call('HINCRBY', meta, 'wleft', -1) <= 0 then
@@ -81,7 +99,7 @@ local function rescan(meta, inbox, wait, status, mode)
       end
     end
   end
-  return satisfied
+  return satisfied, #entries > 0
 end
 
 -- A finished instance's claims and lost counts: its step's and every outstanding task's.
