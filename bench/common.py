@@ -68,9 +68,9 @@ class Sizes:
     def named(cls, name: str) -> Sizes:
         presets = {
             "full": cls("full", 200, 10, 200, 1000, (10, 1000, 10000), 20, 1000, 20, g_fanout=1000,
-                        scale_workflows=400),
+                        scale_workflows=600),
             "quick": cls("quick", 40, 10, 50, 200, (10, 300, 1000), 10, 200, 5, g_fanout=200,
-                         scale_workflows=150),
+                         scale_workflows=300),
             "tiny": cls("tiny", 5, 3, 5, 10, (10, 60), 3, 10, 2, g_fanout=10, scale_workflows=5),
         }
         if name not in presets:
