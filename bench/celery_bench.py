@@ -17,7 +17,6 @@ from celery import chain, chord, group
 from .celery_app import make_app, queue_for
 from .census import take_census
 from .common import (
-    WORKERS,
     BenchEnv,
     CpuMeter,
     CpuUse,
@@ -43,14 +42,20 @@ class CeleryBench:
         self.cpu_use = CpuUse()
         self.app = make_app(self.mode, env.redis_url)
         self.noop, self.stamp, self.done = (self.app.tasks[f"bench.{n}"] for n in ("noop", "stamp", "done"))
+        self.nodes = [f"{system}-{i}@" for i in range(env.pools)]  # one Celery node name per pool
         self.workers = Workers(
             f"{system}-worker",
-            [python_cmd("-m", "celery", "-A", "bench.celery_app:app", "worker", "-c", str(WORKERS), "-P", "prefork",
-                        "-Q", queue_for(self.mode), "-l", "WARNING", "--without-gossip", "--without-mingle",
-                        f"--hostname={system}-%h")],
+            [python_cmd("-m", "celery", "-A", "bench.celery_app:app", "worker", "-c", str(env.concurrency),
+                        "-P", "prefork", "-Q", queue_for(self.mode), "-l", "WARNING", "--without-gossip",
+                        "--without-mingle", f"--hostname={node}%h") for node in self.nodes],
             {"REDIS_URL": env.redis_url, "BENCH_CELERY_MODE": self.mode},
             env.work_dir,
         )
+
+    def _all_answer(self) -> bool:
+        """Every one of this run's Celery nodes answers a remote-control ping (it consumes now)."""
+        answered = {name for reply in self.app.control.ping(timeout=0.5) for name in reply}
+        return all(any(name.startswith(node) for name in answered) for node in self.nodes)
 
     def _key(self, what: str) -> str:
         return f"bench:{self.system}:{what}:{uuid.uuid4().hex[:8]}"
@@ -79,7 +84,10 @@ class CeleryBench:
     def run(self) -> list[Row]:
         self.workers.start()
         try:
-            self._chains(4, 2)  # warm-up: both worker processes up and consuming
+            if self.env.pools > 1:  # one node consumes once the warm-up ran; several must all be up first
+                wait_until(self._all_answer, 60, "every Celery worker to answer a ping", interval=0.2)
+            # warm-up: every worker process up and consuming
+            self._chains(2 * self.env.pools * self.env.concurrency, 2)
             return self._workloads()
         finally:
             self.workers.stop()
@@ -109,7 +117,7 @@ class CeleryBench:
 
         (secs, tasks), f = self._metered(n * k, chains)
         rows = [Row("a", system, "activity steps/s", tasks / secs, "steps/s", "higher",
-                    extra={"seconds": secs, "chains": n, "tasks_each": k})]
+                    extra={"seconds": secs, "chains": n, "tasks_each": k, **self.cpu_use.extra()})]
         if env.wants("f"):
             rows += f_rows(system, "a", f) + self.cpu_use.rows(system, n * k)
         return rows

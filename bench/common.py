@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,30 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2  # worker processes per system, the same for everyone
+
+
+def port_range(spec: str) -> tuple[int, int]:
+    """``LO-HI`` (inclusive) as the (start, stop) half-open range the port pickers take."""
+    lo, sep, hi = spec.partition("-")
+    if not sep or not lo.strip().isdigit() or not hi.strip().isdigit() or not 0 < int(lo) <= int(hi) < 65536:
+        raise ValueError(f"a port range is LO-HI, e.g. 42000-42999, got {spec!r}")
+    return int(lo), int(hi) + 1
+
+
+def free_port_in(ports: tuple[int, int]) -> int:
+    """A port of ``ports`` (start, stop) that is free now, searched from a time-spread offset so that
+    concurrent runs sharing the range rarely pick the same one (the port is released on return)."""
+    start, stop = ports
+    offset = time.monotonic_ns() // 1000
+    for step in range(stop - start):
+        port = start + (offset + step) % (stop - start)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {start}-{stop - 1}")
 
 
 @dataclass(frozen=True)
@@ -37,13 +62,16 @@ class Sizes:
     e_starts: int
     rt_workflows: int  # round-trip census (MONITOR): a small run of workload (a)'s shape
     g_fanout: int = 200  # (g) flow control: a fan-out of a concurrency-limited activity
+    scale_workflows: int = 100  # --scaling: workload (a) with this many chains of a_steps each
 
     @classmethod
     def named(cls, name: str) -> Sizes:
         presets = {
-            "full": cls("full", 200, 10, 200, 1000, (10, 1000, 10000), 20, 1000, 20, g_fanout=1000),
-            "quick": cls("quick", 40, 10, 50, 200, (10, 300, 1000), 10, 200, 5, g_fanout=200),
-            "tiny": cls("tiny", 5, 3, 5, 10, (10, 60), 3, 10, 2, g_fanout=10),
+            "full": cls("full", 200, 10, 200, 1000, (10, 1000, 10000), 20, 1000, 20, g_fanout=1000,
+                        scale_workflows=600),
+            "quick": cls("quick", 40, 10, 50, 200, (10, 300, 1000), 10, 200, 5, g_fanout=200,
+                         scale_workflows=300),
+            "tiny": cls("tiny", 5, 3, 5, 10, (10, 60), 3, 10, 2, g_fanout=10, scale_workflows=5),
         }
         if name not in presets:
             raise ValueError(f"unknown size preset {name!r}; choose one of {', '.join(presets)}")
@@ -184,6 +212,11 @@ class CpuUse:
 
     workers: float = 0.0
     store: float | None = None
+    busy_cores: float | None = None  # the whole machine's average busy cores (other jobs included)
+
+    def extra(self) -> dict[str, float | None]:
+        """For (a)'s row: how much CPU the run had, so a throughput figure can be read against it."""
+        return {"worker_cpu_s": self.workers, "store_cpu_s": self.store, "machine_busy_cores": self.busy_cores}
 
     def rows(self, system: str, steps: int) -> list[Row]:
         """Workload (f) rows: CPU per completed step during (a)."""
@@ -200,13 +233,29 @@ class CpuMeter:
     def __init__(self, workers: Callable[[], float], store: Callable[[], float] | None = None) -> None:
         self.workers, self.store = workers, store
         self._w0, self._s0 = 0.0, 0.0
+        self._m0: tuple[int, int] | None = None
 
     def start(self) -> None:
         self._w0 = self.workers()
         self._s0 = self.store() if self.store else 0.0
+        self._m0 = machine_jiffies()
 
     def stop(self) -> CpuUse:
-        return CpuUse(self.workers() - self._w0, self.store() - self._s0 if self.store else None)
+        m1, busy = machine_jiffies(), None
+        if self._m0 is not None and m1 is not None and m1[1] > self._m0[1]:
+            busy = (m1[0] - self._m0[0]) / (m1[1] - self._m0[1]) * (os.cpu_count() or 1)
+        return CpuUse(self.workers() - self._w0, self.store() - self._s0 if self.store else None, busy)
+
+
+def machine_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far (/proc/stat; None elsewhere)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    total = sum(ticks[:8])  # guest time is already inside user time
+    return total - idle, total
 
 
 def python_cmd(*args: str) -> list[str]:
@@ -352,6 +401,8 @@ class BenchEnv:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     store: str = ""  # our store's URL when it is not redis_url (--store cluster)
     broker_url: str | None = None  # our broker then: redis_url, where raw Celery runs too
+    pools: int = 1  # worker commands (pools) per system; --scaling varies it
+    concurrency: int = WORKERS  # prefork processes of each pool
 
     @property
     def store_url(self) -> str:

@@ -17,7 +17,6 @@ from orchestrator import Settings, WorkflowClient
 
 from .census import take_census
 from .common import (
-    WORKERS,
     BenchEnv,
     CpuMeter,
     CpuUse,
@@ -47,15 +46,18 @@ class OursBench:
                                                        key_prefix=PREFIX))
         self.keys = self.client.store.keys
         broker_env = {"ORCH_BROKER_URL": env.broker_url} if env.broker_url else {}
-        self.pool = Workers(
-            "ours-pool",
-            [python_cmd("-m", "orchestrator", "worker", "bench.orch_app", "--app-id", APP_ID,
-                        "-c", str(WORKERS), "-l", "WARNING")],
-            {"REDIS_URL": env.store_url, "ORCH_KEY_PREFIX": PREFIX, **broker_env},
-            env.work_dir,
-        )
+        pool_cmd = python_cmd("-m", "orchestrator", "worker", "bench.orch_app", "--app-id", APP_ID,
+                              "-c", str(env.concurrency), "-l", "WARNING")
+        self.pool = Workers("ours-pool", [pool_cmd] * env.pools,
+                            {"REDIS_URL": env.store_url, "ORCH_KEY_PREFIX": PREFIX, **broker_env}, env.work_dir)
 
     # -- helpers --------------------------------------------------------------------------------
+    def _all_registered(self) -> bool:
+        """Each pool's consumer and every prefork child of this run are in the process registry."""
+        pids = set(self.pool.pids())
+        mine = [p for p in self.client.store.liveness.processes(app_id=APP_ID) if p.pid in pids]
+        return len(mine) >= self.env.pools * (1 + self.env.concurrency)
+
     def _count(self, status: str) -> int:
         return sum(int(n) for n in self._probe_shards(lambda pipe, shard: pipe.zcard(shard.status_index(status))))
 
@@ -111,7 +113,9 @@ class OursBench:
         self.pool.start()
         try:
             wait_until(lambda: self.client.store.workflow_app("bench_chain") == APP_ID, 60, "the pool to register")
-            self._run("bench_chain", [2] * 4)  # warm-up: both pool processes connected and imported
+            wait_until(self._all_registered, 60, "every pool process to register")
+            # warm-up: every pool process connected and imported
+            self._run("bench_chain", [2] * (2 * self.env.pools * self.env.concurrency))
             return self._workloads()
         finally:
             self.pool.stop()
@@ -132,7 +136,7 @@ class OursBench:
             with Profiler.maybe(profiler, "ours-a"):
                 (secs, _), f = self._metered(n * k, chains)
             rows.append(Row("a", SYSTEM, "activity steps/s", n * k / secs, "steps/s", "higher",
-                            extra={"seconds": secs, "workflows": n, "steps_each": k}))
+                            extra={"seconds": secs, "workflows": n, "steps_each": k, **self.cpu_use.extra()}))
             if env.wants("f"):
                 rows += f_rows(SYSTEM, "a", f) + self.cpu_use.rows(SYSTEM, n * k)
         if env.wants("b"):

@@ -1,4 +1,5 @@
-"""The benchmark keeps working: one tiny run of ``python -m bench.run`` over every system.
+"""The benchmark keeps working: one tiny run of ``python -m bench.run`` over every system, and one of
+its process scaling (``--scaling``).
 
 No timing is asserted (benchmarks are not tests); what is checked is that the one command runs end to
 end on real worker processes, reports every expected row with a figure or a stated reason, and writes
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +62,29 @@ def test_tiny_bench_run_reports_every_row_and_valid_json(tmp_path: Path) -> None
     assert doc["meta"]["worker_processes"] == 2
     for label in (LABELS[s] for s in SYSTEMS):
         assert label in proc.stdout
+
+
+def test_tiny_scaling_run_prints_a_row_of_figures_per_process_count(tmp_path: Path) -> None:
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--size", "tiny", "--scaling", "1,2", "--json", str(out),
+         "--work-dir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    assert f"os.cpu_count() = {os.cpu_count()}" in proc.stdout
+    header = next(line for line in proc.stdout.splitlines() if line.lstrip().startswith("processes"))
+    for column in ("ours steps/s", "celery steps/s", "ours/celery", "ours speed-up", "celery speed-up"):
+        assert column in header
+    number = r"[\d,]+(?:\.\d+)?"
+    for count in (1, 2):
+        row = rf"^\s*{count}\s+{number}\s+{number}\s+{number}x\s+{number}x\s+{number}x\s"
+        assert re.search(row, proc.stdout, re.MULTILINE), f"no figures for {count} processes:\n{proc.stdout}"
+
+    table = json.loads(out.read_text())["scaling"]
+    assert [r["processes"] for r in table] == [1, 2]
+    for r in table:
+        assert r["ours_steps_per_s"] > 0 and r["celery_steps_per_s"] > 0
+        assert math.isclose(r["ours_over_celery"], r["ours_steps_per_s"] / r["celery_steps_per_s"])
+    assert table[0]["ours_speedup"] == table[0]["celery_speedup"] == 1.0
+    assert math.isclose(table[1]["ours_speedup"], table[1]["ours_steps_per_s"] / table[0]["ours_steps_per_s"])

@@ -29,15 +29,21 @@ def _free(port: int) -> bool:
     return True
 
 
-def cluster_ports(count: int, start: int = 30000) -> list[int]:
-    """``count`` ports below 55535 whose bus ports (+10000) are free too."""
+def cluster_ports(count: int, start: int = 30000, stop: int = _MAX_PORT) -> list[int]:
+    """``count`` ports in [start, stop) (below 55535) whose bus ports (+10000) are free too."""
+    stop = min(stop, _MAX_PORT)
+    span = stop - start
+    if span < count:
+        raise ValueError(f"cannot pick {count} cluster ports in {start}-{stop - 1}")
     ports: list[int] = []
-    candidate = start + (time.monotonic_ns() // 1000) % 20000  # spread concurrent test runs apart
-    while len(ports) < count:
-        candidate = start if candidate >= _MAX_PORT - 1 else candidate + 1
+    offset = (time.monotonic_ns() // 1000) % span  # spread concurrent test runs apart
+    for step in range(span):
+        candidate = start + (offset + step) % span
         if _free(candidate) and _free(candidate + 10000):
             ports.append(candidate)
-    return ports
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"no {count} free cluster ports (with free bus ports) in {start}-{stop - 1}")
 
 
 class ClusterNode(EmbeddedRedis):
@@ -50,10 +56,12 @@ class RedisClusterProc:
     """Three masters (and ``replicas`` replicas of each) serving every slot; ``url`` is the store URL.
 
     ``appendfsync`` turns AOF on with that policy, for a node killed and restarted on its data
-    (``always``: it loses nothing it acknowledged); without it the nodes keep no AOF."""
+    (``always``: it loses nothing it acknowledged); without it the nodes keep no AOF. ``port_range``
+    (start, stop) keeps the node ports in [start, stop), for runs that must stay out of others' ports."""
 
-    def __init__(self, base: Path, masters: int = 3, replicas: int = 0, appendfsync: str | None = None) -> None:
-        ports = cluster_ports(masters * (1 + replicas))
+    def __init__(self, base: Path, masters: int = 3, replicas: int = 0, appendfsync: str | None = None,
+                 port_range: tuple[int, int] | None = None) -> None:
+        ports = cluster_ports(masters * (1 + replicas), *(port_range or ()))
         self.nodes = [ClusterNode(base / f"node-{p}", port=p, appendonly=appendfsync is not None,
                                   appendfsync=appendfsync or "everysec") for p in ports]
         self.masters, self.replicas = self.nodes[:masters], self.nodes[masters:]
