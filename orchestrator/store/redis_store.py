@@ -92,6 +92,8 @@ class Commit:
     activities: list[str] = field(default_factory=list)  # task keys of the activity attempts dispatched
     pushes: dict[str, list[bytes]] = field(default_factory=dict)  # queue key -> task messages to LPUSH
     eager: ActivityRecord | None = None  # the activity attempt run in this process after the commit
+    taker: str = ""  # the process that runs ``eager``: claimed for it in the commit ('' without liveness)
+    completed: str = ""  # the task key of an activity result the step consumed without the inbox
     claimer: str = ""  # the process committing: its claim of the step is dropped (worker/liveness.py)
     # The instance's name and the status the step read it in (its snapshot's): they name the index
     # keys a status change moves it between. Unset, the store finds them (one more round trip).
@@ -115,6 +117,7 @@ class CommitResult:
     version: int
     rerun: bool = False
     gone: bool = False
+    duplicate: bool = False  # the result the commit carried (``Commit.completed``) was not awaited any more
 
 
 def _text(value: Any) -> str:
@@ -371,7 +374,7 @@ class RedisStore:
             "inbox_add": [item for pair in c.inbox_add for item in pair],
             "drop_tasks": c.drop_tasks, "activities": c.activities,
             "eager": activity_task_key(c.eager) if c.eager is not None else "",
-            "claimer": c.claimer,
+            "claimer": c.claimer, "taker": c.taker, "completed": c.completed,
             "retention": self.retention_ms,
         }
         push_queues = list(c.pushes)
@@ -383,7 +386,7 @@ class RedisStore:
                                         old_status=old_status or c.status, status=c.status, push_queues=push_queues)
             if reply.code != CommitCode.NEEDS_KEYS:
                 return CommitResult(ok=reply.code == CommitCode.COMMITTED, version=reply.version, rerun=reply.rerun,
-                                    gone=reply.code == CommitCode.GONE)
+                                    gone=reply.code == CommitCode.GONE, duplicate=reply.code == CommitCode.DUPLICATE)
             name, old_status = reply.name, reply.status  # a caller that did not say: now with the right keys
 
     def task_outstanding(self, instance_id: str, task_key: str) -> bool:

@@ -70,6 +70,7 @@ class CreateCode(IntEnum):
 class CommitCode(IntEnum):
     NEEDS_KEYS = -4
     GONE = -1  # purged meanwhile
+    DUPLICATE = -2  # the activity result it carried is no longer awaited: nothing written
     CONFLICT = 0  # computed from a stale history version: nothing written
     COMMITTED = 1
 

@@ -160,11 +160,30 @@ def run_one(host: ActivityHost, rec: ActivityRecord) -> Outcome | None:
         return None
     outcome = lost_too_often(host, rec) if code == TakeCode.LOST_LIMIT else execute(host, rec)
     heartbeats.disarm(host.store.liveness, [rec])
-    # The result is in hand: keep it through Redis trouble rather than run the attempt again.
-    outcome.woken = ride_out(lambda: deliver(host, outcome.record, outcome.result, outcome.failure,
-                                             run_ms=outcome.run_ms),
-                             f"result of activity {rec['name']!r} of {rec['id']}", host.redis_retry_seconds)
+    deliver_outcome(host, outcome)
     return outcome
+
+
+def run_claimed(host: ActivityHost, rec: ActivityRecord) -> Outcome:
+    """Run an eager attempt, which the commit that kept it claimed for this process (no start
+    check: it was recorded a moment ago); its outcome is not delivered yet (Engine.run_step)."""
+    heartbeats.arm(host.store.liveness, [rec], host.clock())
+    outcome = execute(host, rec)
+    heartbeats.disarm(host.store.liveness, [rec])
+    return outcome
+
+
+def deliver_outcome(host: ActivityHost, outcome: Outcome) -> None:
+    """Deliver an attempt's outcome (``outcome.woken``: the step it woke, for the caller to run)."""
+    rec = outcome.record
+    # The result is in hand: keep it through Redis trouble rather than run the attempt again.
+    outcome.woken = ride_out(lambda: deliver(host, rec, outcome.result, outcome.failure, run_ms=outcome.run_ms),
+                             f"result of activity {rec['name']!r} of {rec['id']}", host.redis_retry_seconds)
+
+
+def result_event(outcome: Outcome, now: int) -> TaskCompleted | TaskFailed:
+    """The history event of an attempt's outcome."""
+    return _event(outcome.record, outcome.result, outcome.failure, now, outcome.run_ms)
 
 
 def run_batch(host: ActivityHost, records: list[ActivityRecord]) -> list[Outcome]:
@@ -465,5 +484,5 @@ def _run_async_together(host: ActivityHost, records: list[ActivityRecord]) -> di
     return {i: ran for (i, _, _), ran in zip(jobs, asyncio.run(together()))}
 
 
-__all__ = ["ActivityContext", "ActivityHost", "Woken", "batches", "call_activity", "deliver", "execute", "is_shutdown",
-           "run_batch", "run_one"]
+__all__ = ["ActivityContext", "ActivityHost", "Woken", "batches", "call_activity", "deliver", "deliver_outcome",
+           "execute", "is_shutdown", "result_event", "run_batch", "run_claimed", "run_one"]

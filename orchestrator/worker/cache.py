@@ -8,6 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..core.replay import WorkflowExecution
+from ..store.records import InstanceMeta
 
 
 @dataclass
@@ -15,6 +16,9 @@ class CachedExecution:
     execution: WorkflowExecution
     version: int
     events: int = 0  # history events up to ``version`` (the history size the metrics and warnings report)
+    # The instance's metadata as of ``version`` when the commit that made it changed nothing else:
+    # the next step may then be decided without reading the store (StepRunner.run_with_result).
+    meta: InstanceMeta | None = None
 
     @property
     def generation(self) -> int:
@@ -46,8 +50,9 @@ class ExecutionCache:
         with self._lock:
             return self._entries.pop(instance_id, None)
 
-    def put(self, instance_id: str, execution: WorkflowExecution, version: int, events: int = 0) -> None:
-        self.put_back(instance_id, CachedExecution(execution, version, events))
+    def put(self, instance_id: str, execution: WorkflowExecution, version: int, events: int = 0,
+            meta: InstanceMeta | None = None) -> None:
+        self.put_back(instance_id, CachedExecution(execution, version, events, meta))
 
     def put_back(self, instance_id: str, entry: CachedExecution | None) -> None:
         if entry is None or self.size <= 0:

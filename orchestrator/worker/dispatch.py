@@ -20,7 +20,7 @@ import kombu.exceptions
 from ..core.errors import FailureDetails
 from ..core.history import ChildCompleted, ChildFailed, ExecutionStarted, ExecutionTerminated, TaskFailed
 from ..core.text import safe_str
-from ..core.vocabulary import CONTROL_TOKEN, seq_of, task_token
+from ..core.vocabulary import CONTROL_TOKEN, member, seq_of, task_token
 from ..store import records
 from ..store.connection import StoreError
 from ..store.records import ActivityRecord
@@ -48,11 +48,27 @@ class Dispatcher:
         self.wake = wake  # (instance id, app or None): a delivery woke it
         self.apply_controls = apply_controls  # a terminate was delivered to a child
 
+    def hand_back_eager(self, kept: list[ActivityRecord]) -> None:
+        """Kept activities a step loop left unrun (it raised): their commit claimed them for this
+        process and indexed them nowhere, so they are let go and queued, as far as Redis allows."""
+        if not kept:
+            return
+        try:
+            self.store.liveness.release([member(rec["id"], records.activity_task_key(rec)) for rec in kept])
+            with self.publisher.batch():
+                for rec in kept:
+                    self.publisher.send_activity(rec, rec["app"])
+        except Exception as exc:  # noqa: BLE001 - the caller's error is the one raised
+            log.warning("could not queue %d kept activities (%s); they come back when this process is reaped",
+                        len(kept), exc)
+
     # -- in the commit ---------------------------------------------------------------------------------
     def route_activities(self, scheduled: list[ActivityRecord], commit: Commit) -> None:
         """Put a step's activity attempts in its commit: eager, pushed by the script, or in the outbox."""
         if len(scheduled) == 1 and self.may_run_eagerly(scheduled[0]):
             commit.eager = scheduled[0]  # run here after the commit (Engine.run_step), not queued
+            # Claimed for this process by the commit instead of indexed: no message can get lost.
+            commit.activities.remove(records.activity_task_key(scheduled[0]))
             return
         by_app: dict[str, list[ActivityRecord]] = {}
         for record in scheduled:

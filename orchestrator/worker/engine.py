@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import FailureDetails, WorkflowNotRegisteredError
 from ..core.registry import Registry
 from ..settings import Settings
+from ..store.connection import StoreError
 from ..store.liveness import ProcessInfo
 from ..store.records import ActivityRecord, Dispatch
 from ..store.redis_store import RedisStore, Snapshot
@@ -171,18 +172,38 @@ class Engine:
         may wake the next step here, which may keep the next activity, and so on. A kept activity
         the loop cannot take any further goes the usual way (its step's message)."""
         pending = self.steps.run(instance_id, prefetched)
-        while pending:
-            outcome = activities.run_one(self, pending.pop(0))
-            woken = outcome.woken if outcome is not None else None
-            if woken is None:
-                continue
-            if not self.runs_here(woken.app, woken.workflow):
-                self.outgoing.send_step(woken.instance_id, woken.app)
-                continue
+        try:
+            while pending:
+                pending[:0] = self._run_eager(pending.pop(0))
+        except BaseException:
+            self.dispatch.hand_back_eager(pending)
+            raise
+
+    def _run_eager(self, rec: ActivityRecord) -> list[ActivityRecord]:
+        """Run a kept activity, then its instance's next step with the result in hand when this process
+        can decide it without the store (StepRunner.run_with_result), else the usual way: deliver it,
+        and run the step it woke. Returns the activities that step kept in turn."""
+        outcome = activities.run_claimed(self, rec)
+        if self.runs_here(rec["wapp"], rec["wf"]):
             try:
-                pending[:0] = self.steps.run(woken.instance_id, woken.snapshot)
-            except WorkflowNotRegisteredError:  # a workflow version this pool lacks: another pool's step
-                self.outgoing.send_step(woken.instance_id, woken.app)
+                kept = self.steps.run_with_result(rec, activities.result_event(outcome, self.clock()))
+            except StoreError as exc:  # Redis trouble: the delivery below rides it out
+                log.info("step with the result of %s in hand failed (%s); delivering it", rec["id"], exc)
+                kept = None
+            if kept is not None:
+                return kept
+        activities.deliver_outcome(self, outcome)
+        woken = outcome.woken
+        if woken is None:
+            return []
+        if not self.runs_here(woken.app, woken.workflow):
+            self.outgoing.send_step(woken.instance_id, woken.app)
+            return []
+        try:
+            return self.steps.run(woken.instance_id, woken.snapshot)
+        except WorkflowNotRegisteredError:  # a workflow version this pool lacks: another pool's step
+            self.outgoing.send_step(woken.instance_id, woken.app)
+            return []
 
     def apply_controls(self, instance_id: str) -> None:
         """Apply a just-delivered terminate or suspend at once, here.

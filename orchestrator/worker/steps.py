@@ -12,19 +12,20 @@ which the engine runs next (Engine.run_step: the eager-activity loop).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
 from .. import metrics
 from ..core.errors import FailureDetails, WorkflowNotRegisteredError
-from ..core.history import HistoryFormatError
+from ..core.history import HistoryEvent, HistoryFormatError
 from ..core.replay import WorkflowExecution
 from ..core.text import clip_head, safe_str
-from ..core.vocabulary import STEP_CLAIM, TERMINAL, member
+from ..core.vocabulary import STEP_CLAIM, TERMINAL, member, task_token
 from ..store.connection import StoreError
-from ..store.records import ActivityRecord, InstanceMeta
-from ..store.redis_store import Commit, CommitResult, RedisStore, Snapshot
+from ..store.records import ActivityRecord, InstanceMeta, activity_task_key
+from ..store.redis_store import Commit, CommitResult, InboxEntry, RedisStore, Snapshot
 from . import recovery, tracing
 from .cache import CachedExecution, ExecutionCache
 from .liveness import LivenessHolder
@@ -103,6 +104,45 @@ class StepRunner:
                     instance_id, MAX_STEP_ROUNDS)
         return eager
 
+    def run_with_result(self, rec: ActivityRecord, event: HistoryEvent) -> list[ActivityRecord] | None:
+        """Decide the next step of an eager activity's instance with its result in hand, and commit
+        the result with the step in one script: no delivery into the inbox, no step claim, no load.
+
+        Only when this process holds the instance's replayed workflow with the metadata of its last
+        commit (``CachedExecution.meta``); the commit's version check stands for the reads. Returns
+        the activities the step kept to run eagerly, or None when the result must go the usual way
+        (its delivery): nothing cached, or the instance moved on meanwhile. A process that dies
+        before this commit loses the result with the attempt's claim, and the attempt runs again
+        (activities run at least once). A result no longer awaited is dropped, as a delivery drops it."""
+        instance_id = rec["id"]
+        cached = self.cache.take(instance_id)
+        meta = cached.meta if cached is not None else None
+        if cached is None or meta is None or meta.flow_scope or meta.flow_wait or self.liveness is None:
+            self.cache.put_back(instance_id, cached)
+            return None
+        began = time.perf_counter()
+        key = activity_task_key(rec)
+        snap = Snapshot(meta, [], [InboxEntry("", task_token(key), event)], cached.version)
+        started_ms = self.clock()
+        tracing.begin_step(meta)
+        decision = self._decide(snap, cached)
+        if decision is None:  # not for a running instance with a result to consume; for safety
+            tracing.end_step(meta, None, started_ms, committed=False)
+            return None
+        decision[0].consumed, decision[0].completed = [], key  # the result never was in the inbox
+        commit, execution, result = self._commit(snap, *decision)
+        tracing.end_step(meta, commit, started_ms, committed=result.ok)
+        if result.ok:
+            self._committed(instance_id, snap, cached, commit, execution, result, time.perf_counter() - began)
+            kept = [commit.eager] if commit.eager is not None else []
+            return kept + self.run(instance_id) if result.rerun else kept
+        # The replay went past what is stored: the execution is not put back.
+        if result.duplicate:
+            log.info("dropped the result of activity %s (task %s) of %s: no longer awaited", rec["name"], key,
+                     instance_id, extra={"instance_id": instance_id, "activity": rec["name"]})
+            return []
+        return [] if result.gone else None
+
     def _stops(self, instance_id: str, snap: Snapshot | None, cached: CachedExecution | None,
                me: str | None) -> bool:
         """Does the step end here: the instance is gone (purged while the step was on its way: its
@@ -170,6 +210,8 @@ class StepRunner:
                 execution: WorkflowExecution | None) -> tuple[Commit, WorkflowExecution | None, CommitResult]:
         """Commit the decision; one the store cannot encode fails the instance instead."""
         commit.name, commit.old_status = snap.meta.name, snap.meta.status
+        if commit.eager is not None and self.liveness is not None:
+            commit.taker = self.liveness.get().process_id  # claimed for this process by the commit
         try:
             return commit, execution, self.store.commit(snap.meta.instance_id, commit)
         except StoreError:
@@ -212,7 +254,8 @@ class StepRunner:
                 self.cache.put_back(instance_id, cached)  # code did not run: replay still holds
         elif not (execution.finished or commit.reset):
             execution.committed()
-            self.cache.put(instance_id, execution, result.version, history_events)
+            self.cache.put(instance_id, execution, result.version, history_events,
+                           _meta_after(snap.meta, commit, result))
         if snap.meta.stalled:
             self.store.clear_stalled(instance_id)  # a pool with its version ran it
         log.info("step committed", extra={"instance_id": instance_id, "workflow": snap.meta.name,
@@ -241,6 +284,14 @@ class StepRunner:
         if result.ok:
             self.publish_outbox(instance_id, commit.outbox)
         return not (result.ok or result.gone)
+
+
+def _meta_after(meta: InstanceMeta, commit: Commit, result: CommitResult) -> InstanceMeta | None:
+    """The instance's metadata after ``commit``, when the commit changed no field beyond its version
+    and status (else None: the next step reads it from the store)."""
+    if commit.fields or commit.drop_fields or commit.reset:
+        return None
+    return dataclasses.replace(meta, version=result.version, status=commit.status, updated=commit.now, stalled=None)
 
 
 __all__ = ["MAX_STEP_ROUNDS", "StepRunner"]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from orchestrator.codec import pack_value
 from orchestrator.core.history import ExecutionStarted
+from orchestrator.core.vocabulary import member, task_token
 from orchestrator.store import scripts
+from orchestrator.store.records import ActivityRecord, activity_task_key
 from orchestrator.store.redis_store import Commit, RedisStore
 from orchestrator.testing import fake_redis
 
@@ -30,7 +32,7 @@ def test_result_codes_are_named_per_script_and_written_into_the_script():
     assert scripts.DeliverCode.WAKE == 2 and scripts.FireTimerCode.ALREADY_FIRED == -3
     assert scripts.CommitCode.CONFLICT == 0 and scripts.PurgeCode.PUBLISHING == -3
     text = scripts.source("commit", scripts.CommitCode)
-    assert "local CODE = {NEEDS_KEYS = -4, GONE = -1, CONFLICT = 0, COMMITTED = 1}" in text
+    assert "local CODE = {NEEDS_KEYS = -4, GONE = -1, DUPLICATE = -2, CONFLICT = 0, COMMITTED = 1}" in text
     assert "local TERMINAL = {" in text and "local SUSPENDED = 'SUSPENDED'" in text
 
 
@@ -77,3 +79,30 @@ def test_purge_without_knowing_the_instance():
     assert store.purge("p", name="wrong", status="FAILED") == (scripts.PurgeCode.PURGED, [])
     assert store.get_meta("p") is None and store.list_instance_ids() == []
     assert not store.redis.exists(store.keys.shard_of("p").name_status_index("wf", "COMPLETED"))
+
+
+def test_an_eager_attempt_is_claimed_by_its_commit_and_its_result_is_committed_with_the_next_step():
+    """The fused eager hop (Engine.run_step): the commit that keeps an attempt claims it for its taker
+    and indexes it nowhere; the next step's commit consumes the result (``completed``) exactly once."""
+    store = RedisStore(fake_redis(), "t")
+    _started(store, "e", "wf", 1)
+    shard = store.keys.shard_of("e")
+    rec: ActivityRecord = {"k": "a", "id": "e", "gen": 0, "seq": 1, "run": "r1", "name": "act", "input": None,
+                           "app": "app", "wf": "wf", "wapp": "app", "attempt": 1}
+    key = activity_task_key(rec)
+    meta = store.get_meta("e")
+    assert meta is not None
+    kept = store.commit("e", Commit(version=meta.version, now=2, status="RUNNING", tasks=[key], eager=rec,
+                                    taker="proc-1", wait_tokens=[task_token(key)]))
+    assert kept.ok
+    assert store.redis.hget(shard.claims, member("e", key)) == b"proc-1"
+    assert store.redis.zscore(shard.activities, member("e", key)) is None
+    assert store.task_outstanding("e", key)
+
+    with_result = store.commit("e", Commit(version=kept.version, now=3, status="RUNNING", completed=key))
+    assert with_result.ok and not store.task_outstanding("e", key)
+    assert store.redis.hget(shard.claims, member("e", key)) is None
+
+    again = store.commit("e", Commit(version=with_result.version, now=4, status="RUNNING", completed=key))
+    assert again.duplicate and not again.ok
+    assert store.get_meta("e").version == with_result.version  # nothing written

@@ -5,8 +5,9 @@
 --       claims and lost, its expire index and retention hash, then the queues of c.pushes in order.
 -- ARGV: id, blob (msgpack: see RedisStore.commit).
 -- Returns {CODE.COMMITTED, version, rerun}, {CODE.CONFLICT, current version, 0} (a stale step,
--- nothing written), {CODE.GONE, 0, 0}, or {CODE.NEEDS_KEYS, status, name} when the status moves
--- but the caller's c.old_status / c.name are not the instance's (nothing written).
+-- nothing written), {CODE.GONE, 0, 0}, {CODE.DUPLICATE, version, 0} (c.completed is no longer
+-- awaited: nothing written), or {CODE.NEEDS_KEYS, status, name} when the status moves but the
+-- caller's c.old_status / c.name are not the instance's (nothing written).
 local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local claims, lost, expire, retention = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
@@ -18,16 +19,25 @@ local ver = tonumber(cur[1])
 if ver ~= c.ver then return {CODE.CONFLICT, ver, 0} end
 local moves = cur[2] ~= c.status
 if moves and (cur[2] ~= c.old_status or cur[4] ~= c.name) then return {CODE.NEEDS_KEYS, cur[2], cur[4]} end
+-- A step decided with an activity result in hand (c.completed: the task key), which skipped the
+-- inbox: the result counts iff the task is still awaited, else nothing is written.
+local completed = c.completed or ''
+if completed ~= '' then
+  if redis.call('HDEL', tasks, completed) == 0 then return {CODE.DUPLICATE, ver, 0} end
+  redis.call('HDEL', claims, member(id, completed))
+  redis.call('HDEL', lost, member(id, completed))
+end
 for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
 -- An emptied stream still holds a preallocated node; the next delivery recreates it.
 local inbox_empty = #c.consumed > 0 and redis.call('XLEN', inbox) == 0
 if inbox_empty then redis.call('DEL', inbox) end
 -- The step is done: the committing process lets go of its claim (worker/liveness.py), and the
 -- step's lost count starts again.
+-- (A step with its result in hand claimed nothing: the previous commit ended the last claim.)
 if c.claimer and c.claimer ~= '' and redis.call('HGET', claims, member(id, STEP_CLAIM)) == c.claimer then
   redis.call('HDEL', claims, member(id, STEP_CLAIM))
 end
-redis.call('HDEL', lost, member(id, STEP_CLAIM))
+if completed == '' then redis.call('HDEL', lost, member(id, STEP_CLAIM)) end
 if c.reset or is_terminal(c.status) then drop_claims(id, claims, lost, redis.call('HKEYS', tasks)) end
 if c.reset then
   -- Timers the old generation left pending would fire into the new one's task keys: drop them.
@@ -62,7 +72,12 @@ local awaited = {}
 for _, key in ipairs(c.tasks) do
   if key ~= c.eager then awaited[#awaited + 1] = key; awaited[#awaited + 1] = 1 end
 end
-if c.eager and c.eager ~= '' then awaited[#awaited + 1] = c.eager; awaited[#awaited + 1] = EAGER_MARK end
+if c.eager and c.eager ~= '' then
+  awaited[#awaited + 1] = c.eager; awaited[#awaited + 1] = EAGER_MARK
+  -- and claimed for that process here, as take_attempts would (it is in no activity index: the
+  -- claim brings it back if the process dies, worker/liveness.py)
+  if c.taker and c.taker ~= '' then redis.call('HSET', claims, member(id, c.eager), c.taker) end
+end
 for i = 1, #awaited, 1000 do redis.call('HSET', tasks, unpack(awaited, i, math.min(i + 999, #awaited))) end
 -- Activity attempts dispatched by this step: a sweeper publishes one again if it shows no sign of
 -- life for a visibility timeout (its message can be lost between a worker's fetch and its ack record).
