@@ -17,10 +17,18 @@ redis-py's own URL features and work unchanged; see docs/security.md. The store 
 * ``redis+sentinel://[user:password@]host:port[,host:port...]/<service>[/db]`` (also
   ``sentinel://``): the master Sentinel names for the service, followed across failovers; the
   credentials are the master's (``?sentinel_password=`` for the Sentinels' own).
+
+A Redis Cluster being resharded answers ASK (the key has moved on) and, for a command on several
+keys that the migration has split between two nodes (every script here), TRYAGAIN until the slot's
+last key has moved. redis-py follows ASK and MOVED itself, but gives a TRYAGAIN only its request
+TTL (16 attempts, about 0.4 s), then raises ``ClusterError("TTL exhausted.")``; a shard's slot takes
+longer than that to move. Such a command never ran, so ``NamedRedisCluster`` sends it again, backing
+off, for ``slot_migration_patience`` seconds; only then is it raised, as a retryable ``TryAgainError``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -99,12 +107,28 @@ class NamedPipeline(redis.client.Pipeline):
 
 
 class NamedRedisCluster(redis.cluster.RedisCluster):
-    """``redis.RedisCluster`` whose connection errors name the URL given (see the module docstring)."""
+    """``redis.RedisCluster`` whose connection errors name the URL given, and which rides out a slot
+    being migrated (see the module docstring)."""
 
     described_url = ""
+    slot_migration_patience = 5.0  # seconds a command on a slot being migrated is sent again
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        return _naming(self.described_url, super().execute_command, *args, **options)
+        return _naming(self.described_url, self._through_migrations, *args, **options)
+
+    def _through_migrations(self, *args: Any, **options: Any) -> Any:
+        deadline = time.monotonic() + self.slot_migration_patience
+        delay = 0.05
+        while True:
+            try:
+                return super().execute_command(*args, **options)
+            except (redis.exceptions.ClusterError, redis.exceptions.TryAgainError) as exc:
+                if isinstance(exc, redis.exceptions.ClusterDownError):  # redis-py's own retries handled it
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise redis.exceptions.TryAgainError(f"a slot is being migrated ({exc})") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
 
 def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tuple[str, int]]]:

@@ -30,6 +30,13 @@ def tick(ctx: WorkflowActivityContext, counter: str) -> int:
     return int(counters().incr(f"test:{counter}"))
 
 
+@wfr.activity(name="counted_double")
+def counted_double(ctx: WorkflowActivityContext, n: int) -> int:
+    """Doubles ``n`` and counts the run in ``test:runs:<instance>:<task>``, so a test sees a second run."""
+    counters().incr(f"test:runs:{ctx.workflow_id}:{ctx.task_id}")
+    return n * 2
+
+
 @wfr.activity(name="flaky_once")
 def flaky_once(ctx: WorkflowActivityContext, key: str) -> str:
     if counters().incr(f"test:{key}") == 1:
@@ -84,6 +91,17 @@ def same_child_twice(ctx: DaprWorkflowContext, n: int):
     if n < 100:
         ctx.continue_as_new(b)
     return [n, a, b]
+
+
+@wfr.workflow(name="paced_doubler")
+def paced_doubler(ctx: DaprWorkflowContext, spec: dict):
+    """Doubles ``spec['n']`` ``spec['rounds']`` times with a ``spec['pause_ms']`` timer after each:
+    a run whose steps, activities and timers keep coming for a while (the resharding test)."""
+    n = spec["n"]
+    for _ in range(spec["rounds"]):
+        n = yield ctx.call_activity(counted_double, input=n)
+        yield ctx.create_timer(timedelta(milliseconds=spec["pause_ms"]))
+    return n
 
 
 # -- long-running work, for terminate and pause --------------------------------------------------

@@ -21,7 +21,7 @@ from orchestrator.store.connection import connect
 from orchestrator.store.keys import KeySchema
 from orchestrator.store.redis_store import Commit, RedisStore
 from tests.conftest import Pool
-from tests.support.cluster import RedisClusterProc
+from tests.support.cluster import RedisClusterProc, spare_port
 from tests.support.sentinel import Sentinel
 from tests.support.waiting import wait_until
 
@@ -32,7 +32,7 @@ GLOBAL_KEYS = {"orch:shards", "orch:workflows", "orch:pools", "orch:metrics", "o
 @pytest.fixture
 def cluster(tmp_path: Path):
     with RedisClusterProc(tmp_path / "cluster") as proc:
-        broker = EmbeddedRedis(tmp_path / "broker").start()
+        broker = EmbeddedRedis(tmp_path / "broker", port=spare_port()).start()
         try:
             proc.broker = broker  # type: ignore[attr-defined]
             yield proc
@@ -218,7 +218,7 @@ def _cluster_ok(node: EmbeddedRedis) -> bool:
 
 def test_a_cluster_primary_failover_mid_run_loses_nothing(tmp_path):
     with RedisClusterProc(tmp_path / "cluster", masters=3, replicas=1) as proc:
-        broker = EmbeddedRedis(tmp_path / "broker").start()
+        broker = EmbeddedRedis(tmp_path / "broker", port=spare_port()).start()
         env = {"REDIS_URL": proc.url, "ORCH_BROKER_URL": broker.url}
         pool = Pool("tests.apps.lifecycle_app", proc.url, "default", 2, tmp_path / "pool.log", env).start()
         try:
@@ -242,3 +242,82 @@ def test_a_cluster_primary_failover_mid_run_loses_nothing(tmp_path):
         finally:
             pool.kill()
             broker.stop()
+
+
+def test_resharding_a_live_cluster_mid_run_loses_nothing(cluster, tmp_path):
+    """The busy shards of one master move to another while their runs take steps, run activities and
+    fire timers. Every script on a moving slot meets ASK, or TRYAGAIN until the slot's last key has
+    moved: each slot takes about a second here, longer than redis-py retries a TRYAGAIN."""
+    env = {"REDIS_URL": cluster.url, "ORCH_BROKER_URL": cluster.broker.url}
+    pool = Pool("tests.apps.lifecycle_app", cluster.url, "default", 2, tmp_path / "pool.log", env).start()
+    try:
+        pool.wait_ready()
+        client = WorkflowClient(settings=Settings(redis_url=cluster.url, broker_url=cluster.broker.url))
+        rounds = 4
+        ids = {f"reshard-{n}": n for n in range(40)}
+        for instance_id, n in ids.items():
+            client.schedule_new_workflow("paced_doubler", input={"n": n, "rounds": rounds, "pause_ms": 200},
+                                         instance_id=instance_id)
+        source, target = cluster.masters[0], cluster.masters[1]
+        shards = {client.store.keys.shard_of(i).base for i in ids}
+        slots = sorted(s for s in {redis.cluster.key_slot(b.encode()) for b in shards} if cluster.owner(s) is source)
+        assert slots, "no shard of the runs sits on the first master"
+        wait_until(lambda: any(_completed_tasks(client, i) for i in ids), timeout=30, what="the first activity")
+        moved = [cluster.move_slot(slot, target, batch=5, pause=0.25) for slot in slots]
+        assert all(n > 0 for n in moved), moved  # each slot held the keys of runs under way
+        for instance_id, n in ids.items():
+            state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=60)
+            assert state.runtime_status == WorkflowStatus.COMPLETED, (instance_id, state.failure_details)
+            assert state.output == n * 2 ** rounds
+            kinds = [e["kind"] for e in client.get_workflow_history(instance_id)]
+            counts = {k: kinds.count(k) for k in ("TaskScheduled", "TaskCompleted", "TimerCreated", "TimerFired")}
+            assert counts == dict.fromkeys(counts, rounds), (instance_id, kinds)
+    finally:
+        pool.kill()
+    errors = _error_replies(cluster)
+    assert errors.get("ASK", 0) > 0 and errors.get("TRYAGAIN", 0) > 0, errors  # the runs met the migration
+    # No step or activity failed on the way (none had to wait for a sweeper), and each activity ran once.
+    failed = [line for line in pool.log_path.read_text(errors="replace").splitlines() if "raised unexpected" in line]
+    assert failed == []
+    runs = _counters(cluster, "test:runs:")
+    assert len(runs) == len(ids) * rounds and set(runs.values()) == {1}, runs
+    for slot in slots:
+        assert all(_owner_seen_by(node, slot) == target.port for node in cluster.masters)
+    assert not [k for k in _keys_of(source) if redis.cluster.key_slot(k.encode()) in slots]
+
+
+def _completed_tasks(client: WorkflowClient, instance_id: str) -> int:
+    return sum(1 for e in client.get_workflow_history(instance_id) if e["kind"] == "TaskCompleted")
+
+
+def _owner_seen_by(node: EmbeddedRedis, slot: int) -> int | None:
+    """The port of the master that ``node``'s view of the cluster says serves ``slot``."""
+    client = redis.Redis(port=node.port)
+    try:
+        for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(master[1])
+        return None
+    finally:
+        client.close()
+
+
+def _error_replies(proc: RedisClusterProc) -> dict[str, int]:
+    """How many error replies of each kind (ASK, MOVED, TRYAGAIN...) the masters sent, summed."""
+    totals: dict[str, int] = {}
+    for node in proc.masters:
+        client = redis.Redis(port=node.port)
+        for name, stat in client.info("errorstats").items():
+            kind = name.removeprefix("errorstat_")
+            totals[kind] = totals.get(kind, 0) + int(stat["count"])
+        client.close()
+    return totals
+
+
+def _counters(proc: RedisClusterProc, prefix: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for node in proc.masters:
+        client = redis.Redis(port=node.port)
+        found.update({k.decode(): int(client.get(k)) for k in client.scan_iter(match=f"{prefix}*", count=1000)})
+        client.close()
+    return found
