@@ -85,6 +85,7 @@ START_KEY = "start"  # the task key of a scheduled start in the timer index
 MEMBER_SEPARATOR = "|"
 EAGER_MARK = "e"  # the task hash's value for an activity committed for eager execution
 STEP_CLAIM = "step"  # the claim of an instance's step in the claims index (``<id>|step``)
+LOST_SUFFIX = "#lost"  # a claim's field + this: how often its work's process died holding it (same hash)
 
 
 RUN_ID_PATTERN = re.compile(r"[0-9a-f]{1,32}")
@@ -145,7 +146,8 @@ def queue_name(app_id: str) -> str:
 
 
 __all__ = [
-    "CONTINUED_AS_NEW", "CONTROL_TOKEN", "EAGER_MARK", "EVENT_TOKEN_PREFIX", "MEMBER_SEPARATOR", "NOT_CREATED",
+    "CONTINUED_AS_NEW", "CONTROL_TOKEN", "EAGER_MARK", "EVENT_TOKEN_PREFIX", "LOST_SUFFIX", "MEMBER_SEPARATOR",
+    "NOT_CREATED",
     "PURGED", "QUEUE_PREFIX", "RUN_ID_PATTERN", "SELF_FINISHED", "START_KEY", "STEP_CLAIM", "STATUSES", "Status",
     "TASK_KEY_PATTERN", "TASK_TOKEN_PREFIX", "TERMINAL", "UNKNOWN_STATUS", "WAIT_ALL", "WAIT_ANY", "belongs_to",
     "event_key", "event_token", "generation_of", "is_task_key", "member", "queue_name", "run_of", "seq_of",

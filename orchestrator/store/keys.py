@@ -47,8 +47,9 @@ Liveness (worker/liveness.py): ``P:procs`` (zset: process id -> last heartbeat, 
 worker process; ``P:proc:<process id>`` (hash) is its record (app, host, pid, names it serves, the
 broker delivery tags it holds). ``P:{sN}:claims`` (hash, per shard: ``<id>|<run>.<gen>.<seq>`` of an
 activity attempt, or ``<id>|step``, -> the process running it) is written by the script that takes
-the work and cleared by the one that finishes it; ``P:{sN}:lost`` (hash, per shard, same fields) counts
-how often that work's process died holding it (poison protection). ``P:{sN}:procs`` copies
+the work and cleared by the one that finishes it; in the same hash, the claim's field + ``#lost``
+counts how often that work's process died holding it (poison protection), so that one HDEL clears
+both. ``P:{sN}:procs`` copies
 ``P:procs`` into each shard, so that the claim scripts read heartbeats in their own slot.
 ``P:{sN}:deadlines`` (zset, per shard: ``hb|<id>|<task key>`` / ``stc|<id>|<task key>`` -> when the
 attempt's heartbeat or start-to-close timeout runs out, ms) and ``P:{sN}:i:<id>:hbd`` (hash:
@@ -88,7 +89,6 @@ class ShardKeys:
     timers: str
     activities: str
     claims: str
-    lost: str
     procs: str  # the shard's copy of the process heartbeats, which its claim scripts read
     deadlines: str
     expire: str
@@ -101,7 +101,7 @@ class ShardKeys:
     def at(cls, prefix: str, number: int) -> ShardKeys:
         base = f"{prefix}:{{s{number}}}"
         return cls(number, base, f"{base}:ready", f"{base}:outbox", f"{base}:timers", f"{base}:activities",
-                   f"{base}:claims", f"{base}:lost", f"{base}:procs", f"{base}:deadlines", f"{base}:expire",
+                   f"{base}:claims", f"{base}:procs", f"{base}:deadlines", f"{base}:expire",
                    f"{base}:retention", f"{base}:idx:all", f"{base}:idx:names",
                    {status: f"{base}:idx:status:{status}" for status in STATUSES})
 

@@ -31,6 +31,7 @@ import redis
 from ..core.vocabulary import (
     CONTROL_TOKEN,
     EAGER_MARK,
+    LOST_SUFFIX,
     MEMBER_SEPARATOR,
     START_KEY,
     STEP_CLAIM,
@@ -106,6 +107,7 @@ def _vocabulary() -> str:
     return (f"{statuses}local TERMINAL = {{{terminal}}}\n"
             f"local CONTROL_TOKEN, WAIT_ALL, EAGER_MARK = '{CONTROL_TOKEN}', '{WAIT_ALL}', '{EAGER_MARK}'\n"
             f"local MEMBER_SEPARATOR, START_KEY, STEP_CLAIM = '{MEMBER_SEPARATOR}', '{START_KEY}', '{STEP_CLAIM}'\n"
+            f"local LOST_SUFFIX = '{LOST_SUFFIX}'\n"
             f"local DELIVERED = {_lua_table(DeliverCode)}\n")
 
 
@@ -186,7 +188,7 @@ class Scripts:
         With ``client`` a pipeline, queued on it (the caller reads the code from its results)."""
         return self._deliver(
             keys=[k.meta, k.inbox, k.tasks, k.wait, k.ekeys, k.hist, k.shard.activities, k.shard.ready,
-                  k.shard.claims, k.shard.lost],
+                  k.shard.claims],
             args=[instance_id, task_key, token, packed, now, "1" if control else "0", "1" if failure else "0",
                   idempotency_key, load, fingerprint],
             client=client)
@@ -194,7 +196,7 @@ class Scripts:
     def fire_timer(self, k: InstanceKeys, instance_id: str, *, member: str, task_key: str, token: str,
                    packed: bytes | str, now: int) -> FireTimerCode:
         reply = self._fire_timer(keys=[k.meta, k.inbox, k.tasks, k.wait, k.shard.timers, k.shard.activities,
-                                       k.shard.ready, k.shard.claims, k.shard.lost],
+                                       k.shard.ready, k.shard.claims],
                                  args=[instance_id, member, task_key, token, packed, now])
         return FireTimerCode(int(reply))
 
@@ -203,7 +205,7 @@ class Scripts:
         keys = [k.meta, k.hist, k.inbox, k.tasks, k.wait, k.outbox, k.children, k.shard.ready, k.shard.outbox,
                 k.shard.timers, k.shard.activities, k.shard.status_index(old_status),
                 k.shard.name_status_index(name, old_status), k.shard.status_index(status),
-                k.shard.name_status_index(name, status), k.shard.claims, k.shard.lost, k.shard.expire,
+                k.shard.name_status_index(name, status), k.shard.claims, k.shard.expire,
                 k.shard.retention, *push_queues]
         code, first, second = self._commit(keys=keys, args=[instance_id, blob])
         if int(code) == CommitCode.NEEDS_KEYS:
@@ -249,7 +251,7 @@ class Scripts:
         args: list[Any] = [me, now, alive_since, lost_limit]
         for instance_id, key in attempts:
             args += [instance_id, key]
-        keys = [shard.procs, shard.claims, shard.lost, shard.activities, *tasks_keys]
+        keys = [shard.procs, shard.claims, shard.activities, *tasks_keys]
         codes, holders = self._take_attempts(keys=keys, args=args)
         return [TakeCode(int(c)) for c in codes], [_text(h) for h in holders]
 
@@ -257,7 +259,7 @@ class Scripts:
                   force: bool) -> tuple[int, str]:
         """Claim the instance's step: (how many times in a row its process died holding it, the live
         process holding it when not ``force``: then it is not claimed, or '')."""
-        count, other = self._take_step(keys=[shard.procs, shard.claims, shard.lost],
+        count, other = self._take_step(keys=[shard.procs, shard.claims],
                                        args=[me, alive_since, instance_id, "1" if force else "0"])
         return int(count), _text(other)
 
@@ -265,7 +267,7 @@ class Scripts:
                      graceful: bool) -> list[tuple[str, int]] | None:
         """The work a dead (or departing) process held in one shard, with its lost counts; None if it
         is alive there (or that shard was reaped already)."""
-        reply = self._reap_process(keys=[shard.procs, shard.claims, shard.lost],
+        reply = self._reap_process(keys=[shard.procs, shard.claims],
                                    args=[process_id, dead_before, "1" if graceful else "0"])
         if not reply:
             return None

@@ -4,7 +4,7 @@ copy skipped, a dead holder's work counted as lost and given up on, reaping once
 from __future__ import annotations
 
 from orchestrator.core.history import ExecutionStarted, TaskCompleted
-from orchestrator.core.vocabulary import member, task_token
+from orchestrator.core.vocabulary import LOST_SUFFIX, member, task_token
 from orchestrator.store.redis_store import Commit, RedisStore
 from orchestrator.store.scripts import TakeCode
 from orchestrator.testing import fake_redis
@@ -29,7 +29,7 @@ def test_an_attempt_is_taken_once_a_live_holder_keeps_it_and_a_dead_one_counts_a
     assert reg.take_attempts("b", [("i", key)], 101, alive_since=91, lost_limit=1) == [(TakeCode.BUSY, "a")]
     # a stops heartbeating: b takes the attempt over, and it counts once as lost
     assert reg.take_attempts("b", [("i", key)], 200, alive_since=190, lost_limit=1) == [(TakeCode.TAKEN, "")]
-    assert store.redis.hget(store.keys.shard_of("i").lost, member("i", key)) == b"1"
+    assert store.redis.hget(store.keys.shard_of("i").claims, member("i", key) + LOST_SUFFIX) == b"1"
     # b dies too, and is reaped: lost twice, past the limit, the next taker must fail the attempt
     taken = reg.reap("b", dead_before=300)
     assert taken is not None and taken[1] == [(member("i", key), 2)]
@@ -39,7 +39,7 @@ def test_an_attempt_is_taken_once_a_live_holder_keeps_it_and_a_dead_one_counts_a
     # its delivery drops the claim and the count; a late copy finds it no longer awaited
     store.deliver("i", TaskCompleted(ts=301, seq=1, result=1), token=task_token(key), task_key=key, now=301)
     assert not store.redis.hexists(store.keys.shard_of("i").claims, member("i", key))
-    assert not store.redis.hexists(store.keys.shard_of("i").lost, member("i", key))
+    assert not store.redis.hexists(store.keys.shard_of("i").claims, member("i", key) + LOST_SUFFIX)
     assert reg.take_attempts("c", [("i", key)], 302, alive_since=292, lost_limit=1) == [(TakeCode.NOT_AWAITED, "")]
 
 
@@ -54,7 +54,7 @@ def test_a_step_claim_counts_a_dead_holder_and_the_commit_lets_go():
     assert reg.take_step("b", "s", alive_since=190) == (1, "")  # a's heartbeat expired: lost once
     meta = store.get_meta("s")
     assert store.commit("s", Commit(version=meta.version, now=3, status="RUNNING", claimer="b", keep_wait=True)).ok
-    assert not store.redis.hexists(store.keys.shard_of("s").claims, "s|step") and not store.redis.hexists(store.keys.shard_of("s").lost, "s|step")
+    assert store.redis.hkeys(store.keys.shard_of("s").claims) == []  # neither the claim nor its lost count
 
 
 def test_live_processes_lists_app_and_heartbeat_and_a_graceful_leave_counts_nothing_lost():

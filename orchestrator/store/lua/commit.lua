@@ -2,7 +2,7 @@
 -- KEYS: meta hist inbox tasks wait outbox children (the instance's), ready outbox-index timers
 --       activities (its shard's), the status index and name x status index of the status the
 --       caller read (c.old_status) and of the status it commits (c.status), then the shard's
---       claims and lost, its expire index and retention hash, then the queues of c.pushes in order.
+--       claims (with their lost counts), its expire index and retention hash, then the queues of c.pushes in order.
 -- ARGV: id, blob (msgpack: see RedisStore.commit).
 -- Returns {CODE.COMMITTED, version, rerun}, {CODE.CONFLICT, current version, 0} (a stale step,
 -- nothing written), {CODE.GONE, 0, 0}, {CODE.DUPLICATE, version, 0} (c.completed is no longer
@@ -10,7 +10,7 @@
 -- caller's c.old_status / c.name are not the instance's (nothing written).
 local meta, hist, inbox, tasks, wait, outbox, children = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ready, outbox_index, timers, activities = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local claims, lost, expire, retention = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
+local claims, expire, retention = KEYS[16], KEYS[17], KEYS[18]
 local id = ARGV[1]
 local c = cmsgpack.unpack(ARGV[2])
 local cur = redis.call('HMGET', meta, 'ver', 'status', 'created', 'name', 'parent', 'wtok', 'run', 'gen')
@@ -29,8 +29,7 @@ if moves and (cur[2] ~= c.old_status or cur[4] ~= c.name) then return {CODE.NEED
 -- inbox: the result counts iff the task is still awaited, else nothing is written.
 if completed ~= '' then
   if redis.call('HDEL', tasks, completed) == 0 then return {CODE.DUPLICATE, ver, 0} end
-  redis.call('HDEL', claims, member(id, completed))
-  redis.call('HDEL', lost, member(id, completed))
+  redis.call('HDEL', claims, member(id, completed), lost_of(member(id, completed)))
 end
 for _, xid in ipairs(c.consumed) do redis.call('XDEL', inbox, xid) end
 -- An emptied stream still holds a preallocated node; the next delivery recreates it.
@@ -39,13 +38,15 @@ if inbox_empty then redis.call('DEL', inbox) end
 -- The step is done: the committing process lets go of its claim (worker/liveness.py), and the
 -- step's lost count starts again.
 -- (A step with its result in hand claimed nothing: the previous commit ended the last claim.)
-if c.claimer and c.claimer ~= '' and redis.call('HGET', claims, member(id, STEP_CLAIM)) == c.claimer then
-  redis.call('HDEL', claims, member(id, STEP_CLAIM))
+local step = member(id, STEP_CLAIM)
+if c.claimer and c.claimer ~= '' and redis.call('HGET', claims, step) == c.claimer then
+  redis.call('HDEL', claims, step, lost_of(step))
+elseif completed == '' then
+  redis.call('HDEL', claims, lost_of(step))
 end
-if completed == '' then redis.call('HDEL', lost, member(id, STEP_CLAIM)) end
 local finishing = is_terminal(c.status)
 local open_tasks = (c.reset or finishing) and redis.call('HKEYS', tasks) or {}
-if c.reset or finishing then drop_claims(id, claims, lost, open_tasks) end
+if c.reset or finishing then drop_claims(id, claims, open_tasks) end
 if c.reset then
   -- Timers the old generation left pending would fire into the new one's task keys: drop them.
   for _, key in ipairs(open_tasks) do
@@ -108,7 +109,7 @@ if #c.outbox > 0 then
 end
 -- Task messages for the broker (when it is this Redis): queued iff the step is recorded, in order.
 for q, messages in ipairs(c.pushes or {}) do
-  local queue = KEYS[19 + q]
+  local queue = KEYS[18 + q]
   for j = 1, #messages, 500 do redis.call('LPUSH', queue, unpack(messages, j, math.min(j + 499, #messages))) end
 end
 for i = 1, #c.timers, 2 do redis.call('ZADD', timers, c.timers[i], c.timers[i + 1]) end

@@ -1,6 +1,6 @@
 -- DELIVER: an event for an instance (activity or child result, external event, control) into its
 -- inbox, waking it when its wait is satisfied (see prelude.lua's deliver()).
--- KEYS: meta inbox tasks wait ekeys hist (the instance's), activities ready claims lost (its shard's).
+-- KEYS: meta inbox tasks wait ekeys hist (the instance's), activities ready claims (its shard's).
 -- ARGV: id task_key token packed now control failure idempotency_key load fingerprint
 -- An external event raised with an idempotency key the instance has already received is dropped
 -- (CODE.DUPLICATE, like a duplicate task result) when it is the same event (its fingerprint: the
@@ -23,7 +23,7 @@ if idem ~= '' then
   end
 end
 local k = {meta = KEYS[1], inbox = KEYS[2], tasks = KEYS[3], wait = KEYS[4], activities = KEYS[7], ready = KEYS[8],
-  claims = KEYS[9], lost = KEYS[10]}
+  claims = KEYS[9]}
 local code = deliver(ARGV[1], k, ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7])
 if idem ~= '' and code > 0 then redis.call('HSET', KEYS[5], idem, fingerprint) end
 local load = ARGV[9] or ''

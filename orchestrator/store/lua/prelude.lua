@@ -33,6 +33,9 @@ local function unindex(id, name, idx)
   if redis.call('EXISTS', idx[3]) == 0 then redis.call('SREM', idx[2], name) end
 end
 
+-- The claims hash's field counting how often the work of claim ``m`` was lost (its process died).
+local function lost_of(m) return m .. LOST_SUFFIX end
+
 -- Take ``token`` off the blocked workflow's wait; true when it was awaited. A wait of one token is
 -- the meta field ``wtok`` (``single``: its value, '' once taken; the wait set is then absent), a
 -- wider one the wait set.
@@ -46,7 +49,7 @@ local function take_token(meta, wait, single, token)
 end
 
 -- Put a delivery in the inbox and wake the instance when the blocked workflow's wait is satisfied.
--- ``k`` = {meta, inbox, tasks, wait, activities, ready, claims, lost}. Returns a DELIVERED code.
+-- ``k`` = {meta, inbox, tasks, wait, activities, ready, claims}. Returns a DELIVERED code.
 local function deliver(id, k, task_key, token, packed, now, control, failure)
   local m = redis.call('HMGET', k.meta, 'status', 'wmode', 'wtok')  -- one read for all
   local status, wmode = m[1], m[2]
@@ -55,9 +58,9 @@ local function deliver(id, k, task_key, token, packed, now, control, failure)
   if task_key ~= '' then
     if redis.call('HDEL', k.tasks, task_key) == 0 then return DELIVERED.DUPLICATE end
     redis.call('ZREM', k.activities, member(id, task_key))  -- the attempt is accounted for
-    if k.claims then  -- and nobody runs it any more
-      redis.call('HDEL', k.claims, member(id, task_key))
-      redis.call('HDEL', k.lost, member(id, task_key))
+    if k.claims then  -- and nobody runs it any more, nor counts its losses
+      local m = member(id, task_key)
+      redis.call('HDEL', k.claims, m, lost_of(m))
     end
   end
   redis.call('XADD', k.inbox, '*', 't', token, 'f', failure, 'e', packed)
@@ -103,11 +106,12 @@ local function rescan(meta, inbox, wait, status, mode, single)
 end
 
 -- A finished instance's claims and lost counts: its step's and every outstanding task's.
-local function drop_claims(id, claims, lost, keys)
-  redis.call('HDEL', claims, member(id, STEP_CLAIM))
-  redis.call('HDEL', lost, member(id, STEP_CLAIM))
+local function drop_claims(id, claims, keys)
+  local step = member(id, STEP_CLAIM)
+  local fields = {step, lost_of(step)}
   for _, key in ipairs(keys) do
-    redis.call('HDEL', claims, member(id, key))
-    redis.call('HDEL', lost, member(id, key))
+    local m = member(id, key)
+    fields[#fields + 1] = m; fields[#fields + 1] = lost_of(m)
   end
+  for i = 1, #fields, 1000 do redis.call('HDEL', claims, unpack(fields, i, math.min(i + 999, #fields))) end
 end
