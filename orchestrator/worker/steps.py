@@ -126,7 +126,9 @@ class StepRunner:
         started_ms = self.clock()
         tracing.begin_step(meta)
         decision = self._decide(snap, cached)
-        if decision is None:  # not for a running instance with a result to consume; for safety
+        if decision is None or decision[1] is None:
+            # Nothing to decide (for safety), or deciding raised: the usual way records the result
+            # in the inbox, where the failing step leaves it (StepRunner._decide).
             tracing.end_step(meta, None, started_ms, committed=False)
             return None
         decision[0].consumed, decision[0].completed = [], key  # the result never was in the inbox
