@@ -190,7 +190,7 @@ class Engine:
         if self.runs_here(rec["wapp"], rec["wf"]):
             try:
                 kept = self.steps.run_with_result(rec, activities.result_event(outcome, self.clock()))
-            except StoreError as exc:  # Redis trouble: the delivery below rides it out
+            except (StoreError, WorkflowNotRegisteredError) as exc:  # the delivery below rides it out / routes it
                 log.info("step with the result of %s in hand failed (%s); delivering it", rec["id"], exc)
                 kept = None
             if kept is not None:
