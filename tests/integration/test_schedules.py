@@ -47,7 +47,7 @@ def test_every_second_across_two_pools_and_a_redis_restart_fires_each_second_onc
     expected = [run_instance_id("each-second", t) for t in range(first_nominal, last_nominal + 1, 1000)]
     for instance_id in expected:
         state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=60)
-        assert state is not None and state.runtime_status.name == "COMPLETED", instance_id
+        assert state is not None and state.runtime_status.name == "COMPLETED", (instance_id, state and state.failure_details)
     ids = sorted(s.instance_id for s in client.list_workflows(name="tick", limit=1000))
     assert ids == sorted(expected)
     executions = [v.decode().split("|")[0] for v in redis_client.lrange("test:runs:each-second", 0, -1)]
