@@ -160,6 +160,9 @@ def targets(rows: list[Row], sizes: Sizes) -> list[dict[str, Any]]:
         ),
         ("(f) Redis used_memory growth/step [a] <= 300 B", by.get(("ours", "f", "bytes/step [a]")), "<=", 300.0),
         ("(f) bytes held by keys/step [a] <= 300 B", by.get(("ours", "f", "key bytes/step [a]")), "<=", 300.0),
+        # Issue #15: the sharded layout's cost per activity step against raw Celery's, same run.
+        ("(f) cmds/step [a] <= 1.5x raw Celery", ratio(("f", "cmds/step [a]"), "celery"), "<=", 1.5),
+        ("(f) store CPU ms/step [a] <= 1.0x raw Celery", ratio(("f", "store CPU ms/step [a]"), "celery"), "<=", 1.0),
     ]
     out = []
     for name, value, op, bound in checks:
@@ -191,7 +194,7 @@ def render(rows: list[Row], systems: list[str], sizes: Sizes) -> str:
              f"(g) {sizes.g_fanout}", ""]
     lines += _figures(rows, systems, metrics, width)
     lines += _ratio_lines(rows, systems, metrics, width)
-    lines += ["", "targets (issue #8):"]
+    lines += ["", "targets (issues #8, #15):"]
     for t in targets(rows, sizes):
         mark = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
         lines.append(f"  {mark:>7}  {t['target']}: {_fmt(t['value'])}")

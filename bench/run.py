@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "workloads": ["a"], "sizes": sizes.__dict__,
                                                "concurrency_per_process": result.concurrency})
     else:
-        rows = complete(rows, args.systems, sizes, set(args.only), not args.no_census, failures)
+        rows = complete(rows, args.systems, sizes, set(args.only), env.census, failures)
         print(render(rows, args.systems, sizes))
         write_json(json_path, rows, sizes, {**meta, "systems": args.systems, "workloads": args.only,
                                             "worker_processes": WORKERS})
