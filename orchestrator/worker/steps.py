@@ -125,15 +125,24 @@ class StepRunner:
         snap = Snapshot(meta, [], [InboxEntry("", task_token(key), event)], cached.version)
         started_ms = self.clock()
         tracing.begin_step(meta)
-        decision = self._decide(snap, cached)
-        if decision is None or decision[1] is None:
-            # Nothing to decide (for safety), or deciding raised: the usual way records the result
-            # in the inbox, where the failing step leaves it (StepRunner._decide).
+        try:
+            decision = self._decide(snap, cached, fail_instance=False)
+            if decision is None or decision[1] is None:  # nothing to decide, or the code did not run
+                tracing.end_step(meta, None, started_ms, committed=False)
+                return None
+            decision[0].consumed, decision[0].completed = [], key  # the result never was in the inbox
+            decision[0].run, decision[0].gen = meta.run, meta.generation
+            commit, execution, result = self._commit(snap, *decision, fail_instance=False)
+        except (StoreError, WorkflowNotRegisteredError):
+            tracing.end_step(meta, None, started_ms, committed=False)
+            raise
+        except Exception as err:  # noqa: BLE001 - deciding or encoding raised: nothing was written
+            # The usual way delivers the result into the inbox and runs the step again, which fails
+            # the instance (and logs why, once) with the result in its history.
+            log.info("step of %s with the result of %s in hand raised %s; delivering it",
+                     instance_id, rec["name"], type(err).__name__)
             tracing.end_step(meta, None, started_ms, committed=False)
             return None
-        decision[0].consumed, decision[0].completed = [], key  # the result never was in the inbox
-        decision[0].run, decision[0].gen = meta.run, meta.generation
-        commit, execution, result = self._commit(snap, *decision)
         tracing.end_step(meta, commit, started_ms, committed=result.ok)
         if result.ok:
             self._committed(instance_id, snap, cached, commit, execution, result, time.perf_counter() - began)
@@ -189,10 +198,12 @@ class StepRunner:
         log.error("%s", failure.message, extra={"instance_id": meta.instance_id, "workflow": meta.name})
         return failed_commit(meta, self.clock(), failure)
 
-    def _decide(self, snap: Snapshot, cached: CachedExecution | None) -> Decision | None:
+    def _decide(self, snap: Snapshot, cached: CachedExecution | None, *,
+                fail_instance: bool = True) -> Decision | None:
         """The planner's decision, or, when deciding raised (anything but an unregistered workflow or
         the store being unavailable, which the caller retries), the commit that fails the instance
-        with that error: a step that raises would otherwise be retried forever, recording nothing."""
+        with that error: a step that raises would otherwise be retried forever, recording nothing.
+        With ``fail_instance`` False the error is raised instead (the fused hop's usual-way fallback)."""
         try:
             return self.planner.decide(snap, cached)
         except WorkflowNotRegisteredError:
@@ -204,11 +215,14 @@ class StepRunner:
         except StoreError:
             raise
         except Exception as err:  # noqa: BLE001 - see the docstring
+            if not fail_instance:
+                raise
             return self._engine_failure(snap, err, "could not be decided"), None
 
-    def _commit(self, snap: Snapshot, commit: Commit,
-                execution: WorkflowExecution | None) -> tuple[Commit, WorkflowExecution | None, CommitResult]:
-        """Commit the decision; one the store cannot encode fails the instance instead."""
+    def _commit(self, snap: Snapshot, commit: Commit, execution: WorkflowExecution | None, *,
+                fail_instance: bool = True) -> tuple[Commit, WorkflowExecution | None, CommitResult]:
+        """Commit the decision; one the store cannot encode fails the instance instead (or, with
+        ``fail_instance`` False, raises: the encoding fails before anything is written)."""
         commit.name, commit.old_status = snap.meta.name, snap.meta.status
         if commit.eager is not None and self.liveness is not None:
             commit.taker = self.liveness.get().process_id  # claimed for this process by the commit
@@ -217,6 +231,8 @@ class StepRunner:
         except StoreError:
             raise
         except Exception as err:  # noqa: BLE001 - see the docstring
+            if not fail_instance:
+                raise
             failed = self._engine_failure(snap, err, "could not be stored")
             return failed, None, self.store.commit(snap.meta.instance_id, failed)
 

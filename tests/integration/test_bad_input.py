@@ -129,6 +129,7 @@ def test_non_json_values_made_by_workflow_and_activity_code_fail_naming_them(sta
     failure = finished(c, iid, WorkflowStatus.FAILED).failure_details
     assert (failure.error_type, failure.qualified_type) == ("PayloadError", "orchestrator.core.errors.PayloadError")
     assert "output of workflow 'rel_return_set' is a builtins.set" in failure.message
+    assert [e["kind"] for e in c.get_workflow_history(iid)].count("TaskCompleted") == 1  # the result is kept
     iid = c.schedule_new_workflow("rel_set_input")
     failure = finished(c, iid, WorkflowStatus.FAILED).failure_details
     assert "input of activity 'rel_echo'['value'] is a builtins.set" in failure.message
@@ -173,6 +174,8 @@ def test_oversized_values_decided_by_workflow_code_fail_the_instance(stack, work
     assert sum(len(f[b"e"]) for _, f in raw_history(stack.redis, iid)) < LIMIT  # never stored
     if workflow == "rel_big_input":
         assert executions(stack.redis, iid, 1) == 0 and not [e for e in history if e["kind"] == "TaskScheduled"]
+    if workflow == "rel_return_big":  # the activity's result, which the failing step had in hand, is kept
+        assert [e["kind"] for e in history].count("TaskCompleted") == 1
 
 
 # -- malformed events ----------------------------------------------------------------------------------

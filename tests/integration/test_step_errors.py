@@ -120,3 +120,7 @@ def test_an_engine_failure_keeps_history_and_inbox_as_they_were(stack):
     assert [e["kind"] for e in history].count("TaskFailed") == 0
     entries, total = c.queries.inbox(iid)
     assert [e["kind"] for e in entries] == ["TaskFailed"] and total == 1
+    # The pool logs the failure once, though the failed attempt ran eagerly and its step was first
+    # tried with the failure in hand (that try falls back to the delivery and the usual step).
+    logged = stack.pool.log_path.read_text(errors="replace")
+    assert logged.count(f"(instance '{iid}') could not be decided") == 1, stack.pool.log_tail()
