@@ -51,7 +51,8 @@ from .store.connection import StoreError, StoreUnavailable
 from .store.flow import FlowStore
 from .store.queries import StoreQueries
 from .store.records import InstanceMeta
-from .store.redis_store import FINISHED, KEY_REUSED, UNKNOWN, WAKE, RedisStore, Seed
+from .store.redis_store import FINISHED, KEY_REUSED, UNKNOWN, WAKE, RedisStore
+from .store.step_io import Seed
 from .worker.celery_app import PUBLISH_ERRORS, CeleryPublisher, create_celery_app
 from .worker.control import Controller
 from .worker.publisher import SendingPublisher, full_publisher

@@ -42,8 +42,9 @@ from ..core.registry import Registry
 from ..core.retry import NonRetryableError
 from ..core.vocabulary import member, task_token
 from ..store.records import ActivityRecord, activity_task_key
-from ..store.redis_store import RedisStore, Snapshot
+from ..store.redis_store import RedisStore
 from ..store.scripts import DeliverCode, TakeCode
+from ..store.step_io import Snapshot
 from . import heartbeats, tracing
 from .budget import MessageBudget
 from .cache import ExecutionCache

@@ -24,8 +24,9 @@ from ..core.vocabulary import CONTROL_TOKEN, member, seq_of, task_token
 from ..store import records
 from ..store.connection import StoreError
 from ..store.records import ActivityRecord
-from ..store.redis_store import Commit, RedisStore
+from ..store.redis_store import RedisStore
 from ..store.scripts import CreateCode, DeliverCode
+from ..store.step_io import Commit
 from .activities import batches
 from .publisher import Publisher
 

@@ -26,7 +26,8 @@ from ..settings import Settings
 from ..store.connection import StoreError
 from ..store.liveness import ProcessInfo
 from ..store.records import ActivityRecord, Dispatch
-from ..store.redis_store import RedisStore, Snapshot
+from ..store.redis_store import RedisStore
+from ..store.step_io import Snapshot
 from . import activities
 from .budget import MessageBudget
 from .cache import CachedExecution, ExecutionCache

@@ -37,8 +37,9 @@ from ..core.registry import Registry
 from ..core.vocabulary import CONTROL_TOKEN, TERMINAL
 from ..store.flow import FlowStore
 from ..store.records import ActivityRecord, InstanceMeta, activity_task_key
-from ..store.redis_store import RedisStore, Snapshot
+from ..store.redis_store import RedisStore
 from ..store.scripts import FlowCode
+from ..store.step_io import Snapshot
 from .liveness import on_process_lost
 from .publisher import Publisher
 

@@ -40,7 +40,7 @@ from ..core.replay import StepResult, WorkflowExecution
 from ..core.vocabulary import CONTROL_TOKEN, Status, belongs_to, event_token, member, token_task_key
 from ..store import records
 from ..store.records import ActivityRecord, InstanceMeta
-from ..store.redis_store import Commit, InboxEntry, Snapshot
+from ..store.step_io import Commit, InboxEntry, Snapshot
 from .cache import CachedExecution
 from .deadline import StepDeadline, check_determinism
 from .guards import unstorable_decision

@@ -25,7 +25,8 @@ from ..core.text import clip_head, safe_str
 from ..core.vocabulary import STEP_CLAIM, TERMINAL, member, task_token
 from ..store.connection import StoreError
 from ..store.records import ActivityRecord, InstanceMeta, activity_task_key
-from ..store.redis_store import Commit, CommitResult, InboxEntry, RedisStore, Snapshot
+from ..store.redis_store import RedisStore
+from ..store.step_io import Commit, CommitResult, InboxEntry, Snapshot
 from . import recovery, tracing
 from .cache import CachedExecution, ExecutionCache
 from .liveness import LivenessHolder

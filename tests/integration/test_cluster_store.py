@@ -19,7 +19,8 @@ from orchestrator.embedded import EmbeddedRedis, find_redis_server, free_port
 from orchestrator.errors import RedisUnavailableError
 from orchestrator.store.connection import connect
 from orchestrator.store.keys import KeySchema
-from orchestrator.store.redis_store import Commit, RedisStore
+from orchestrator.store.redis_store import RedisStore
+from orchestrator.store.step_io import Commit
 from tests.conftest import Pool
 from tests.support.cluster import RedisClusterProc, spare_port
 from tests.support.sentinel import Sentinel

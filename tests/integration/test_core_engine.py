@@ -15,7 +15,8 @@ from orchestrator import (
     WorkflowStatus,
 )
 from orchestrator.core.history import StepStarted
-from orchestrator.store.redis_store import Commit, RedisStore
+from orchestrator.store.redis_store import RedisStore
+from orchestrator.store.step_io import Commit
 from tests.support.store_keys import shard_total
 from tests.support.waiting import wait_until
 

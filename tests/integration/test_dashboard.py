@@ -27,7 +27,8 @@ from orchestrator import InstanceFinishedError, WorkflowStatus
 from orchestrator.core.history import ExecutionStarted, StepStarted, TaskCompleted, TaskScheduled
 from orchestrator.dashboard import mount
 from orchestrator.embedded import free_port
-from orchestrator.store.redis_store import Commit, RedisStore
+from orchestrator.store.redis_store import RedisStore
+from orchestrator.store.step_io import Commit
 from tests.support.waiting import wait_until
 
 APP = "tests.apps.dashboard_app"

@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator import WorkflowStatus
 from orchestrator.core.history import ExecutionStarted
-from orchestrator.store.redis_store import Commit
+from orchestrator.store.step_io import Commit
 
 BASE = 1_700_000_000_000  # creation time of instance 0 (ms); instance i is created i seconds later
 NAMES = ("alpha", "beta", "gamma", "delta")

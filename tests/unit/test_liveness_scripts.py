@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from orchestrator.core.history import ExecutionStarted, TaskCompleted
 from orchestrator.core.vocabulary import LOST_SUFFIX, member, task_token
-from orchestrator.store.redis_store import Commit, RedisStore
+from orchestrator.store.redis_store import RedisStore
 from orchestrator.store.scripts import TakeCode
+from orchestrator.store.step_io import Commit
 from orchestrator.testing import fake_redis
 
 

@@ -9,7 +9,8 @@ from orchestrator.core.history import ExecutionStarted
 from orchestrator.core.vocabulary import member, task_token
 from orchestrator.store import scripts
 from orchestrator.store.records import ActivityRecord, activity_task_key
-from orchestrator.store.redis_store import Commit, RedisStore
+from orchestrator.store.redis_store import RedisStore
+from orchestrator.store.step_io import Commit
 from orchestrator.testing import fake_redis
 
 LUA = Path(scripts.__file__).parent / "lua"
