@@ -127,7 +127,10 @@ _flusher: threading.Thread | None = None
 def _flush_loop() -> None:
     while True:
         time.sleep(FLUSH_INTERVAL_S)
-        flush()
+        try:
+            flush()
+        except Exception:  # noqa: BLE001 - the thread must outlive any one flush, or metrics stop for good
+            log.warning("metrics flush failed; trying again in %s s", FLUSH_INTERVAL_S, exc_info=True)
 
 
 def flush() -> None:

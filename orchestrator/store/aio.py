@@ -6,18 +6,38 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
 
-from .connection import url_problem
+from .connection import cluster_options, is_cluster_url, is_sentinel_url, redact_url, sentinel_options, url_problem
 from .keys import KeySchema, validate_instance_id
 from .records import InstanceMeta
+
+
+def async_client(url: str) -> Any:
+    """redis-py's asyncio client for any store URL the sync client takes: a Redis, a Redis Cluster
+    (its startup nodes; commands go to their key's node) or the master a Sentinel names."""
+    if is_cluster_url(url):
+        hosts, options = cluster_options(url)
+        nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in hosts]
+        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **options)
+    if is_sentinel_url(url):
+        hosts, service, sentinel_kwargs, options = sentinel_options(url)
+        sentinel = redis.asyncio.sentinel.Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None,
+                                                   socket_timeout=options.get("socket_timeout", 5.0))
+        return sentinel.master_for(service, **options)
+    try:
+        return aioredis.Redis.from_url(url)
+    except ValueError as exc:  # redis-py's message for a bad scheme lists the valid ones
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {exc}") from exc
 
 
 class AsyncStoreReader:
     def __init__(self, url: str, prefix: str = "orch") -> None:
         problem = url_problem(url)
         if problem is not None:
-            raise ValueError(f"invalid Redis URL (setting redis_url / REDIS_URL): {problem}")
-        self.redis: Any = aioredis.Redis.from_url(url)
+            raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {problem}")
+        self.redis: Any = async_client(url)
         self.keys = KeySchema(prefix)
 
     async def get_meta(self, instance_id: str) -> InstanceMeta | None:
@@ -28,4 +48,4 @@ class AsyncStoreReader:
         await self.redis.aclose()
 
 
-__all__ = ["AsyncStoreReader"]
+__all__ = ["AsyncStoreReader", "async_client"]

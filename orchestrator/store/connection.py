@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -83,6 +83,12 @@ def _naming(url: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) ->
         raise
     except _UNREACHABLE as exc:
         raise describe(url, exc) from exc
+    except redis.exceptions.RedisClusterException as exc:
+        # redis-py's cluster client raises this plain Exception (no RedisError, so no StoreError) when
+        # it finds no reachable node: the store is unavailable, and callers retry it as such.
+        if isinstance(exc.__cause__, _UNREACHABLE) or str(exc).startswith("Redis Cluster cannot be connected"):
+            raise describe(url, exc) from exc
+        raise
 
 
 class NamedRedis(redis.Redis):
@@ -116,6 +122,15 @@ class NamedRedisCluster(redis.cluster.RedisCluster):
     def execute_command(self, *args: Any, **options: Any) -> Any:
         return _naming(self.described_url, self._through_migrations, *args, **options)
 
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> NamedClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        # redis-py builds its pipeline from a dozen arguments that vary by version: keep them all and
+        # only name the errors.
+        pipe.__class__ = NamedClusterPipeline
+        named = cast(NamedClusterPipeline, pipe)
+        named.described_url = self.described_url
+        return named
+
     def _through_migrations(self, *args: Any, **options: Any) -> Any:
         deadline = time.monotonic() + self.slot_migration_patience
         delay = 0.05
@@ -129,6 +144,15 @@ class NamedRedisCluster(redis.cluster.RedisCluster):
                     raise redis.exceptions.TryAgainError(f"a slot is being migrated ({exc})") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+
+class NamedClusterPipeline(redis.cluster.ClusterPipeline):
+    """A cluster pipeline whose unreachable nodes raise the named error (``NamedRedisCluster.pipeline``)."""
+
+    described_url = ""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        return _naming(self.described_url, super().execute, raise_on_error)
 
 
 def _hosts(netloc: str, url: str, default_port: int) -> tuple[str, str, list[tuple[str, int]]]:
@@ -157,20 +181,19 @@ def _url_options(options: dict[str, Any], scheme: str, user: str, password: str)
     return options
 
 
-def _cluster(url: str, **kwargs: Any) -> NamedRedisCluster:
+def cluster_options(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """(startup nodes, client options) of a Redis Cluster URL: for the sync client and the async reader."""
     parts = urlsplit(url)
     user, password, hosts = _hosts(parts.netloc, url, 6379)
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): a Redis Cluster "
                          "has database 0 only")
-    options = _url_options({k: v[-1] for k, v in parse_qs(parts.query).items()}, parts.scheme, user, password)
-    nodes = [redis.cluster.ClusterNode(host, port) for host, port in hosts]
-    client = NamedRedisCluster(startup_nodes=nodes, **options, **kwargs)
-    client.described_url = url
-    return client
+    return hosts, _url_options({k: v[-1] for k, v in parse_qs(parts.query).items()}, parts.scheme, user, password)
 
 
-def _sentinel(url: str, **kwargs: Any) -> NamedRedis:
+def sentinel_options(url: str, **kwargs: Any) -> tuple[list[tuple[str, int]], str, dict[str, Any], dict[str, Any]]:
+    """(Sentinels, service name, the Sentinels' own options, the master's client options) of a
+    Sentinel URL: for the sync client and the async reader."""
     parts = urlsplit(url)
     user, password, hosts = _hosts(parts.netloc, url, 26379)
     path = [p for p in parts.path.split("/") if p]
@@ -184,9 +207,22 @@ def _sentinel(url: str, **kwargs: Any) -> NamedRedis:
     for name in ("socket_timeout", "socket_connect_timeout"):
         if name in options:
             options[name] = float(options[name])
+    return hosts, path[0], sentinel_kwargs, options
+
+
+def _cluster(url: str, **kwargs: Any) -> NamedRedisCluster:
+    hosts, options = cluster_options(url)
+    nodes = [redis.cluster.ClusterNode(host, port) for host, port in hosts]
+    client = NamedRedisCluster(startup_nodes=nodes, **options, **kwargs)
+    client.described_url = url
+    return client
+
+
+def _sentinel(url: str, **kwargs: Any) -> NamedRedis:
+    hosts, service, sentinel_kwargs, options = sentinel_options(url, **kwargs)
     sentinel = redis.sentinel.Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None,
                                        socket_timeout=options.get("socket_timeout", 5.0))
-    client: NamedRedis = sentinel.master_for(path[0], redis_class=NamedRedis, **options)
+    client: NamedRedis = sentinel.master_for(service, redis_class=NamedRedis, **options)
     client.described_url = url
     return client
 
@@ -240,6 +276,10 @@ def is_cluster_url(url: str) -> bool:
     return url.partition("://")[0].lower() in CLUSTER_SCHEMES
 
 
+def is_sentinel_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in SENTINEL_SCHEMES
+
+
 __all__ = ["STORE_RETRYABLE", "STORE_UNREACHABLE", "NamedRedis", "NamedRedisCluster", "Probe", "RedisAuthError",
-           "RedisUnavailableError", "StoreError", "StoreUnavailable", "connect", "describe", "is_cluster_url",
-           "redact_url"]
+           "RedisUnavailableError", "StoreError", "StoreUnavailable", "cluster_options", "connect", "describe",
+           "is_cluster_url", "is_sentinel_url", "redact_url", "sentinel_options"]

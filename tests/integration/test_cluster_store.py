@@ -5,6 +5,7 @@ is the CI's extra job)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import redis
 import redis.cluster
 
 from orchestrator import Settings, WorkflowClient, WorkflowStatus
+from orchestrator.aio import DaprWorkflowClient as AsyncWorkflowClient
 from orchestrator.core.history import ExecutionStarted
 from orchestrator.embedded import EmbeddedRedis, find_redis_server, free_port
 from orchestrator.errors import RedisUnavailableError
@@ -178,6 +180,56 @@ def test_a_sentinel_failover_of_the_store_loses_nothing(tmp_path):
             pool.kill()
         broker.stop()
         sentinel.stop()
+
+
+def _run_through_the_async_client(url: str, broker_url: str, tmp_path: Path) -> None:
+    """A pool on ``url``; the asyncio client starts a workflow there and waits for it on redis-py's
+    asyncio client for that kind of store."""
+    env = {"REDIS_URL": url, "ORCH_BROKER_URL": broker_url}
+    pool = Pool("tests.apps.lifecycle_app", url, "default", 2, tmp_path / "pool.log", env).start()
+
+    async def run() -> tuple[object, object]:
+        async with AsyncWorkflowClient(settings=Settings(redis_url=url, broker_url=broker_url)) as client:
+            iid = await client.schedule_new_workflow("doubler", input=21)
+            state = await client.wait_for_workflow_completion(iid, timeout_in_seconds=60)
+            return state, await client.get_workflow_state("never-started")
+
+    try:
+        pool.wait_ready()
+        state, missing = asyncio.run(run())
+        assert state is not None and state.runtime_status == WorkflowStatus.COMPLETED, pool.log_tail()
+        assert state.output == 42 and missing is None
+    finally:
+        pool.kill()
+
+
+def test_the_async_client_runs_on_a_cluster_store(cluster, tmp_path):
+    _run_through_the_async_client(cluster.url, cluster.broker.url, tmp_path)
+
+
+def test_the_async_client_runs_on_a_sentinel_store(tmp_path):
+    sentinel = Sentinel(tmp_path / "sentinel")
+    broker = EmbeddedRedis(tmp_path / "broker").start()
+    try:
+        _run_through_the_async_client(sentinel.url, broker.url, tmp_path)
+    finally:
+        broker.stop()
+        sentinel.stop()
+
+
+def test_a_cluster_that_cannot_be_reached_raises_the_named_store_error_from_pipelines_too(cluster):
+    """redis-py's cluster client raises a plain RedisClusterException when no node answers; the store
+    names it as unavailable (a StoreError the engine retries) for commands and pipelines alike."""
+    store = RedisStore(connect(cluster.url))
+    store.redis.set("{s0}probe", 1)
+    for node in cluster.nodes:
+        node.kill()
+    with pytest.raises(RedisUnavailableError, match=r"Redis at redis\+cluster://.* is unreachable"):
+        store.redis.get("{s0}probe")
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.hincrbyfloat("{s0}probe-hash", "f", 1)
+    with pytest.raises(RedisUnavailableError, match=r"Redis at redis\+cluster://.* is unreachable"):
+        pipe.execute()
 
 
 def _raised(client: WorkflowClient, iid: str) -> bool:
