@@ -17,6 +17,9 @@ from .records import InstanceMeta
 def async_client(url: str) -> Any:
     """redis-py's asyncio client for any store URL the sync client takes: a Redis, a Redis Cluster
     (its startup nodes; commands go to their key's node) or the master a Sentinel names."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {problem}")
     if is_cluster_url(url):
         hosts, options = cluster_options(url)
         nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in hosts]
@@ -34,9 +37,6 @@ def async_client(url: str) -> Any:
 
 class AsyncStoreReader:
     def __init__(self, url: str, prefix: str = "orch") -> None:
-        problem = url_problem(url)
-        if problem is not None:
-            raise ValueError(f"invalid Redis URL {redact_url(url)!r} (setting redis_url / REDIS_URL): {problem}")
         self.redis: Any = async_client(url)
         self.keys = KeySchema(prefix)
 
